@@ -1,0 +1,124 @@
+// Package cli is llmlab's command-line front end: one file per subcommand,
+// each parsing its flags into the same typed configs the GUI builds, then
+// calling into core, lora and rlhf. Exit codes: 0 done, 1 failed, 2 bad
+// usage or bad input.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Env is what a command gets: its arguments and its output streams.
+type Env struct {
+	Ctx    context.Context
+	Args   []string
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+type command struct {
+	summary string
+	run     func(e *Env) error
+}
+
+// commands is the dispatch table. It is built on each call: no globals.
+func commands() map[string]command {
+	return map[string]command{
+		"version": {"print the version", runVersion},
+	}
+}
+
+// Version is llmlab's version string.
+const Version = "0.1.0"
+
+// UsageError marks bad usage or bad input: exit code 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef returns a UsageError with a formatted message.
+func Usagef(format string, a ...any) error { return &UsageError{fmt.Errorf(format, a...)} }
+
+// BadInput wraps err (a file that does not parse, a config that does not
+// fit) so that it exits with code 2.
+func BadInput(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UsageError{err}
+}
+
+// Run executes one subcommand and returns the exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		Usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmds := commands()
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "llmlab: unknown command %q\n", args[0])
+		Usage(stderr)
+		return 2
+	}
+	err := c.run(&Env{Ctx: ctx, Args: args[1:], Stdout: stdout, Stderr: stderr})
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "llmlab %s: %v\n", args[0], err)
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// Usage prints the list of subcommands.
+func Usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: llmlab <command> [flags]   (no command: the desktop app)")
+	fmt.Fprintln(w, "\ncommands:")
+	cmds := commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nrun 'llmlab <command> -h' for its flags")
+}
+
+// newFlags returns a FlagSet that reports errors instead of exiting.
+func newFlags(e *Env, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("llmlab "+name, flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	return fs
+}
+
+// parse parses flags, turning flag errors into usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &UsageError{err}
+	}
+	if fs.NArg() > 0 {
+		return Usagef("unexpected argument %q", strings.Join(fs.Args(), " "))
+	}
+	return nil
+}

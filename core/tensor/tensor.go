@@ -1,0 +1,272 @@
+// Package tensor holds the engine's one data type, Tensor, and the Backend
+// interface: a small set of coarse, fused kernels (matmul, norms, activations,
+// RoPE, attention, cross-entropy, AdamW), each with its backward pass.
+//
+// A Tensor is a concrete struct with flat row-major storage, like image.RGBA:
+// float32 for compute, and float16/bfloat16 for frozen weights, which kernels
+// widen as they read them (never up front). Shapes are plain []int; kernels
+// view a tensor as a matrix of Rows() x Cols() (the last dimension is Cols).
+//
+// The CPU backend (cpu*.go) is always available. It parallelises over rows,
+// heads or tiles with a fixed split that does not depend on the number of
+// threads, so every result is bit-identical whatever GOMAXPROCS is.
+package tensor
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"unsafe"
+
+	"github.com/x448/float16"
+)
+
+// DType is the element type of a tensor's storage.
+type DType uint8
+
+const (
+	F32  DType = iota // float32, the compute type
+	F16               // IEEE half, storage only
+	BF16              // bfloat16, storage only
+)
+
+// Size is the number of bytes of one element.
+func (d DType) Size() int {
+	if d == F32 {
+		return 4
+	}
+	return 2
+}
+
+// String returns the safetensors name of the type ("F32", "F16", "BF16").
+func (d DType) String() string {
+	switch d {
+	case F32:
+		return "F32"
+	case F16:
+		return "F16"
+	case BF16:
+		return "BF16"
+	}
+	return fmt.Sprintf("DType(%d)", uint8(d))
+}
+
+// ParseDType accepts the safetensors names, case-insensitively.
+func ParseDType(s string) (DType, error) {
+	switch strings.ToUpper(s) {
+	case "F32", "FLOAT32":
+		return F32, nil
+	case "F16", "FLOAT16":
+		return F16, nil
+	case "BF16", "BFLOAT16":
+		return BF16, nil
+	}
+	return 0, fmt.Errorf("unsupported dtype %q (want F32, F16 or BF16)", s)
+}
+
+// Shape lists a tensor's dimensions, outermost first.
+type Shape []int
+
+// Numel is the number of elements (1 for a scalar shape).
+func (s Shape) Numel() int {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	return n
+}
+
+// Equal reports whether two shapes are identical.
+func (s Shape) Equal(o Shape) bool {
+	if len(s) != len(o) {
+		return false
+	}
+	for i := range s {
+		if s[i] != o[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s Shape) String() string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = fmt.Sprint(d)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// Tensor is a dense row-major array. Exactly one of F32 or Half holds the
+// data, according to DType.
+type Tensor struct {
+	Shape Shape
+	DType DType
+	F32   []float32 // data when DType == F32
+	Half  []uint16  // raw bits when DType == F16 or BF16
+}
+
+// New returns a zeroed float32 tensor.
+func New(shape ...int) *Tensor {
+	s := Shape(append([]int(nil), shape...))
+	return &Tensor{Shape: s, DType: F32, F32: make([]float32, s.Numel())}
+}
+
+// NewOf returns a zeroed tensor of the given type.
+func NewOf(dt DType, shape ...int) *Tensor {
+	if dt == F32 {
+		return New(shape...)
+	}
+	s := Shape(append([]int(nil), shape...))
+	return &Tensor{Shape: s, DType: dt, Half: make([]uint16, s.Numel())}
+}
+
+// FromF32 wraps data (not copied) as a float32 tensor of the given shape.
+// It panics if the sizes disagree: that is a programming error.
+func FromF32(data []float32, shape ...int) *Tensor {
+	s := Shape(append([]int(nil), shape...))
+	if s.Numel() != len(data) {
+		panic(fmt.Sprintf("tensor.FromF32: %d values for shape %v", len(data), s))
+	}
+	return &Tensor{Shape: s, DType: F32, F32: data}
+}
+
+// Numel is the number of elements.
+func (t *Tensor) Numel() int { return t.Shape.Numel() }
+
+// Cols is the size of the last dimension.
+func (t *Tensor) Cols() int {
+	if len(t.Shape) == 0 {
+		return 1
+	}
+	return t.Shape[len(t.Shape)-1]
+}
+
+// Rows is the product of all dimensions but the last.
+func (t *Tensor) Rows() int {
+	c := t.Cols()
+	if c == 0 {
+		return 0
+	}
+	return t.Numel() / c
+}
+
+// At returns element i (flat index), widened to float32.
+func (t *Tensor) At(i int) float32 {
+	switch t.DType {
+	case F16:
+		return float16.Frombits(t.Half[i]).Float32()
+	case BF16:
+		return BF16ToF32(t.Half[i])
+	}
+	return t.F32[i]
+}
+
+// Float32s returns the data widened to float32: the tensor's own slice when
+// it is already F32, else a new copy.
+func (t *Tensor) Float32s() []float32 {
+	if t.DType == F32 {
+		return t.F32
+	}
+	out := make([]float32, len(t.Half))
+	WidenRow(out, t, 0)
+	return out
+}
+
+// WidenRow writes len(dst) elements of t starting at flat offset off into
+// dst as float32. It is how kernels read half-precision weights.
+func WidenRow(dst []float32, t *Tensor, off int) {
+	switch t.DType {
+	case F32:
+		copy(dst, t.F32[off:off+len(dst)])
+	case F16:
+		src := t.Half[off : off+len(dst)]
+		for i, h := range src {
+			dst[i] = float16.Frombits(h).Float32()
+		}
+	case BF16:
+		src := t.Half[off : off+len(dst)]
+		for i, h := range src {
+			dst[i] = math.Float32frombits(uint32(h) << 16)
+		}
+	}
+}
+
+// BF16ToF32 widens one bfloat16 value.
+func BF16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// F32ToBF16 narrows with round-to-nearest-even (NaN stays NaN).
+func F32ToBF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40
+	}
+	b += 0x7fff + (b>>16)&1
+	return uint16(b >> 16)
+}
+
+// Convert returns a copy of t stored as dt.
+func (t *Tensor) Convert(dt DType) *Tensor {
+	if dt == t.DType {
+		return t.Clone()
+	}
+	src := t.Float32s()
+	out := NewOf(dt, t.Shape...)
+	switch dt {
+	case F32:
+		copy(out.F32, src)
+	case F16:
+		for i, f := range src {
+			out.Half[i] = float16.Fromfloat32(f).Bits()
+		}
+	case BF16:
+		for i, f := range src {
+			out.Half[i] = F32ToBF16(f)
+		}
+	}
+	return out
+}
+
+// Clone returns a deep copy.
+func (t *Tensor) Clone() *Tensor {
+	out := &Tensor{Shape: append(Shape(nil), t.Shape...), DType: t.DType}
+	if t.F32 != nil {
+		out.F32 = append([]float32(nil), t.F32...)
+	}
+	if t.Half != nil {
+		out.Half = append([]uint16(nil), t.Half...)
+	}
+	return out
+}
+
+// Zero sets every element to 0.
+func (t *Tensor) Zero() {
+	clear(t.F32)
+	clear(t.Half)
+}
+
+// Bytes returns the storage as little-endian bytes, without copying.
+func (t *Tensor) Bytes() []byte {
+	if t.DType == F32 {
+		if len(t.F32) == 0 {
+			return nil
+		}
+		return unsafe.Slice((*byte)(unsafe.Pointer(&t.F32[0])), 4*len(t.F32))
+	}
+	if len(t.Half) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&t.Half[0])), 2*len(t.Half))
+}
+
+// Reshape returns a tensor sharing t's storage with a new shape of the same
+// number of elements.
+func (t *Tensor) Reshape(shape ...int) *Tensor {
+	s := Shape(append([]int(nil), shape...))
+	if s.Numel() != t.Numel() {
+		panic(fmt.Sprintf("tensor.Reshape: %v to %v", t.Shape, s))
+	}
+	return &Tensor{Shape: s, DType: t.DType, F32: t.F32, Half: t.Half}
+}
+
+func (t *Tensor) String() string { return fmt.Sprintf("Tensor(%v %v)", t.DType, t.Shape) }

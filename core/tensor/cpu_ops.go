@@ -21,5 +21,3 @@ func (c *CPU) AddBias(dst, x, bias *Tensor)           { panic("not implemented")
 func (c *CPU) SumRows(dst, x *Tensor)                 { panic("not implemented") }
 func (c *CPU) SplitCols(dsts []*Tensor, x *Tensor)    { panic("not implemented") }
 func (c *CPU) ConcatCols(dst *Tensor, srcs []*Tensor) { panic("not implemented") }
-func (c *CPU) AdamW(p, g, m, v *Tensor, o AdamWOpts)  { panic("not implemented") }
-func (c *CPU) SumSquares(x *Tensor) float64           { panic("not implemented") }

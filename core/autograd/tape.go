@@ -1,0 +1,193 @@
+package autograd
+
+import (
+	"fmt"
+
+	"llmlab/core/tensor"
+)
+
+// Var is a value on the tape: a tensor and, once backward reaches it, its
+// gradient. Vars that wrap a trainable Param send their gradient into
+// Param.Grad, which persists across steps (the optimizer zeroes it).
+type Var struct {
+	Value *tensor.Tensor
+	Grad  *tensor.Tensor // nil until a gradient arrives
+	param  *Param
+	viewOf *Var // a reshaped view shares its parent's storage and gradient
+	needs  bool // some trainable input lies upstream
+}
+
+// NeedsGrad reports whether a gradient will be computed for v.
+func (v *Var) NeedsGrad() bool { return v.needs }
+
+// Node is one recorded op. Core ops use a plain function and the fixed
+// fields (no closure, so recording allocates nothing); Custom ops use Fn.
+type Node struct {
+	back func(t *Tape, n *Node)
+	Fn   func() // Custom backward
+	Out  *Var
+	In   [6]*Var
+	Outs [4]*Var // extra outputs of multi-output ops (SplitCols)
+	Save [4]*tensor.Tensor
+	Ints []int32
+	F    float32
+	Att  tensor.AttentionOpts
+	Rope *tensor.RoPETable
+}
+
+// Tape records ops for the backward pass. A Tape is reused across steps:
+// Reset releases all activations and gradients back to its arena.
+type Tape struct {
+	B     tensor.Backend
+	arena Arena
+	nodes []Node
+	vars  [][]Var // blocks of varBlock; pointers into them stay valid
+	nvars int
+	// NoGrad disables recording: the forward runs, nothing is kept for
+	// backward (inference, reference models).
+	NoGrad bool
+}
+
+// NewTape returns a tape computing on b.
+func NewTape(b tensor.Backend) *Tape { return &Tape{B: b} }
+
+// Reset forgets every op and releases all step tensors.
+func (t *Tape) Reset() {
+	for i := range t.nodes {
+		t.nodes[i] = Node{}
+	}
+	t.nodes = t.nodes[:0]
+	for i := 0; i < t.nvars; i++ {
+		t.vars[i/varBlock][i%varBlock] = Var{}
+	}
+	t.nvars = 0
+	t.arena.Reset()
+}
+
+// ArenaFloats reports the activation arena's size in float32 values.
+func (t *Tape) ArenaFloats() int { return t.arena.Floats() }
+
+// Alloc returns a step tensor with unspecified contents.
+func (t *Tape) Alloc(shape ...int) *tensor.Tensor { return t.arena.Alloc(shape...) }
+
+// AllocZero returns a zeroed step tensor.
+func (t *Tape) AllocZero(shape ...int) *tensor.Tensor { return t.arena.AllocZero(shape...) }
+
+const varBlock = 256
+
+func (t *Tape) newVar(v *tensor.Tensor, needs bool) *Var {
+	if t.nvars == len(t.vars)*varBlock {
+		t.vars = append(t.vars, make([]Var, varBlock))
+	}
+	x := &t.vars[t.nvars/varBlock][t.nvars%varBlock]
+	t.nvars++
+	x.Value, x.needs = v, needs && !t.NoGrad
+	return x
+}
+
+// Const wraps a tensor that needs no gradient.
+func (t *Tape) Const(v *tensor.Tensor) *Var { return t.newVar(v, false) }
+
+// Leaf wraps a step tensor whose gradient is wanted (tests, custom inputs).
+func (t *Tape) Leaf(v *tensor.Tensor) *Var { return t.newVar(v, true) }
+
+// Param wraps a parameter; its gradient accumulates into p.Grad unless it
+// is Frozen.
+func (t *Tape) Param(p *Param) *Var {
+	x := t.newVar(p.Value, !p.Frozen)
+	x.param = p
+	return x
+}
+
+// record appends a node if any input needs a gradient and returns the
+// output Var.
+func (t *Tape) record(out *tensor.Tensor, back func(*Tape, *Node), in ...*Var) (*Var, *Node) {
+	needs := false
+	for _, v := range in {
+		if v != nil && v.needs {
+			needs = true
+		}
+	}
+	o := t.newVar(out, needs)
+	if !o.needs {
+		return o, nil
+	}
+	t.nodes = append(t.nodes, Node{back: back, Out: o})
+	n := &t.nodes[len(t.nodes)-1]
+	copy(n.In[:], in)
+	return o, n
+}
+
+// Custom records an op computed by the caller: out is its result, fn its
+// backward, which reads out.Grad and adds into the inputs' gradients via
+// t.GradOf. It returns the output Var.
+func (t *Tape) Custom(out *tensor.Tensor, fn func(), in ...*Var) *Var {
+	o, n := t.record(out, nil, in...)
+	if n != nil {
+		n.Fn = fn
+	}
+	return o
+}
+
+// GradOf returns v's gradient buffer, allocating it (zeroed) on first use:
+// from the arena for activations, persistently for parameters.
+func (t *Tape) GradOf(v *Var) *tensor.Tensor {
+	if v.Grad != nil {
+		return v.Grad
+	}
+	if v.viewOf != nil {
+		pg := t.GradOf(v.viewOf)
+		v.Grad = t.arena.header(pg, v.Value.Shape)
+		return v.Grad
+	}
+	if v.param != nil {
+		p := v.param
+		if p.Grad == nil {
+			p.Grad = tensor.New(p.Value.Shape...)
+		}
+		v.Grad = p.Grad
+		return v.Grad
+	}
+	v.Grad = t.arena.AllocZero(v.Value.Shape...)
+	return v.Grad
+}
+
+// Backward runs the tape backwards from loss, seeding its gradient with
+// ones (a scalar loss gets d loss = 1). Gradients of parameters accumulate
+// across calls until zeroed, which is how gradient accumulation works.
+func (t *Tape) Backward(loss *Var) error {
+	if !loss.needs {
+		return fmt.Errorf("autograd: loss does not depend on any trainable parameter")
+	}
+	g := t.GradOf(loss)
+	for i := range g.F32 {
+		g.F32[i] = 1
+	}
+	for i := len(t.nodes) - 1; i >= 0; i-- {
+		n := &t.nodes[i]
+		if !n.hasGrad() {
+			continue // nothing downstream used it
+		}
+		if n.Fn != nil {
+			n.Fn()
+		} else {
+			n.back(t, n)
+		}
+	}
+	return nil
+}
+
+func (n *Node) hasGrad() bool {
+	if n.Out.Grad != nil {
+		return true
+	}
+	for _, o := range n.Outs {
+		if o != nil && o.Grad != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// want reports whether input i of n needs a gradient.
+func (n *Node) want(i int) bool { return n.In[i] != nil && n.In[i].needs }

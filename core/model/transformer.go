@@ -1,0 +1,459 @@
+package model
+
+import (
+	"fmt"
+	"iter"
+	"math"
+	"math/rand/v2"
+
+	"llmlab/core/autograd"
+	"llmlab/core/tensor"
+)
+
+// Projection is the seam PEFT plugs into: a linear map applied to
+// activations x (N, in) giving (N, out). Base projections are *Linear;
+// LoRA and friends wrap the slot's Projection without copying its weight.
+type Projection interface {
+	Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var
+}
+
+// Linear is y = x·Wᵀ + b with W (out, in) as in torch.nn.Linear (GPT-2's
+// Conv1D weights are transposed into this layout on load).
+type Linear struct {
+	Name string          // HF module name, e.g. model.layers.0.self_attn.q_proj
+	W    *autograd.Param // (out, in)
+	B    *autograd.Param // (out) or nil
+}
+
+var _ Projection = (*Linear)(nil)
+
+// Forward applies the projection.
+func (l *Linear) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
+	var b *autograd.Var
+	if l.B != nil {
+		b = t.Param(l.B)
+	}
+	return t.Linear(x, t.Param(l.W), b)
+}
+
+// In and Out are the projection's input and output sizes.
+func (l *Linear) In() int  { return l.W.Value.Cols() }
+func (l *Linear) Out() int { return l.W.Value.Rows() }
+
+// Norm is a LayerNorm (W, B) or an RMSNorm (W only).
+type Norm struct {
+	W, B *autograd.Param // (C)
+}
+
+// Block is one transformer layer. GPT-2 uses QKV, O, FC and Proj; the
+// Llama family uses Q, K, V, O, Gate, Up and Down.
+type Block struct {
+	Norm1, Norm2             Norm
+	QKV, Q, K, V, O          Projection
+	FC, Proj, Gate, Up, Down Projection
+}
+
+// PrefixSource supplies learned attention prefixes (prefix tuning): keys
+// and values of shape (KVH, P, D) for a layer, or nils.
+type PrefixSource interface {
+	Prefix(t *autograd.Tape, layer int) (k, v *autograd.Var)
+}
+
+// Transformer is the model: configuration, parameters and the forward pass.
+type Transformer struct {
+	Cfg    Config
+	Embed  *autograd.Param // (V, C) wte / embed_tokens
+	PosEmb *autograd.Param // (MaxPos, C) wpe, GPT-2 only
+	Blocks []Block
+	NormF  Norm
+	Head   *autograd.Param // (V, C) lm_head, nil when tied
+
+	// Prefix, when set, adds learned prefixes to every layer's attention.
+	Prefix PrefixSource
+
+	rope   *tensor.RoPETable
+	params []*autograd.Param // in HF order
+}
+
+// Names of the canonical HF parameter keys.
+func (c Config) prefix() string {
+	if c.Arch == GPT2 {
+		return "transformer."
+	}
+	return "model."
+}
+
+// New builds a randomly initialised model for c: normal(0, 0.02) weights,
+// residual output projections scaled by 1/sqrt(2L) (GPT-2's scheme), norm
+// weights 1 and biases 0.
+func New(c Config, seed uint64) (*Transformer, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := newShell(c)
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	resid := 0.02 / math.Sqrt(2*float64(c.Layers))
+	for _, p := range m.params {
+		v := p.Value.F32
+		switch {
+		case len(p.Value.Shape) == 1 && isNormWeight(p.Name):
+			for i := range v {
+				v[i] = 1
+			}
+		case len(p.Value.Shape) == 1:
+			// biases start at zero
+		default:
+			std := 0.02
+			if isResidualOut(p.Name) {
+				std = resid
+			}
+			for i := range v {
+				v[i] = float32(r.NormFloat64() * std)
+			}
+		}
+	}
+	return m, nil
+}
+
+// newShell allocates every parameter (zeroed, F32) with its HF name.
+func newShell(c Config) *Transformer {
+	m := &Transformer{Cfg: c}
+	pre := c.prefix()
+	C, V, D := c.Hidden, c.VocabSize, c.HeadDim
+	param := func(name string, shape ...int) *autograd.Param {
+		p := &autograd.Param{Name: name, Value: tensor.New(shape...)}
+		m.params = append(m.params, p)
+		return p
+	}
+	linear := func(name string, out, in int, bias bool) *Linear {
+		l := &Linear{Name: name, W: param(name+".weight", out, in)}
+		if bias {
+			l.B = param(name+".bias", out)
+		}
+		return l
+	}
+	if c.Arch == GPT2 {
+		m.Embed = param(pre+"wte.weight", V, C)
+		m.PosEmb = param(pre+"wpe.weight", c.MaxPos, C)
+	} else {
+		m.Embed = param(pre+"embed_tokens.weight", V, C)
+	}
+	m.Blocks = make([]Block, c.Layers)
+	for i := range m.Blocks {
+		b := &m.Blocks[i]
+		if c.Arch == GPT2 {
+			n := fmt.Sprintf("%sh.%d.", pre, i)
+			b.Norm1 = Norm{param(n+"ln_1.weight", C), param(n+"ln_1.bias", C)}
+			b.QKV = linear(n+"attn.c_attn", 3*C, C, true)
+			b.O = linear(n+"attn.c_proj", C, C, true)
+			b.Norm2 = Norm{param(n+"ln_2.weight", C), param(n+"ln_2.bias", C)}
+			b.FC = linear(n+"mlp.c_fc", c.Intermediate, C, true)
+			b.Proj = linear(n+"mlp.c_proj", C, c.Intermediate, true)
+		} else {
+			n := fmt.Sprintf("%slayers.%d.", pre, i)
+			b.Norm1 = Norm{W: param(n+"input_layernorm.weight", C)}
+			b.Q = linear(n+"self_attn.q_proj", c.Heads*D, C, c.AttentionBias)
+			b.K = linear(n+"self_attn.k_proj", c.KVHeads*D, C, c.AttentionBias)
+			b.V = linear(n+"self_attn.v_proj", c.KVHeads*D, C, c.AttentionBias)
+			b.O = linear(n+"self_attn.o_proj", C, c.Heads*D, c.OutputBias)
+			b.Norm2 = Norm{W: param(n+"post_attention_layernorm.weight", C)}
+			b.Gate = linear(n+"mlp.gate_proj", c.Intermediate, C, false)
+			b.Up = linear(n+"mlp.up_proj", c.Intermediate, C, false)
+			b.Down = linear(n+"mlp.down_proj", C, c.Intermediate, false)
+		}
+	}
+	if c.Arch == GPT2 {
+		m.NormF = Norm{param(pre+"ln_f.weight", C), param(pre+"ln_f.bias", C)}
+	} else {
+		m.NormF = Norm{W: param(pre+"norm.weight", C)}
+		m.rope = tensor.NewRoPETable(D, c.MaxPos, c.RopeTheta)
+	}
+	if !c.TieEmbeddings {
+		m.Head = param("lm_head.weight", V, C)
+	}
+	return m
+}
+
+func isNormWeight(name string) bool {
+	for _, s := range []string{"ln_1.weight", "ln_2.weight", "ln_f.weight", "layernorm.weight", "norm.weight"} {
+		if len(name) >= len(s) && name[len(name)-len(s):] == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isResidualOut(name string) bool {
+	for _, s := range []string{"attn.c_proj.weight", "mlp.c_proj.weight", "o_proj.weight", "down_proj.weight"} {
+		if len(name) >= len(s) && name[len(name)-len(s):] == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Params yields every parameter in HF order (a tied head is not repeated).
+func (m *Transformer) Params() iter.Seq[*autograd.Param] {
+	return func(yield func(*autograd.Param) bool) {
+		for _, p := range m.params {
+			if !yield(p) {
+				return
+			}
+		}
+	}
+}
+
+// ParamList returns the parameters as a slice, in HF order.
+func (m *Transformer) ParamList() []*autograd.Param { return m.params }
+
+// NumParams counts the parameters' elements.
+func (m *Transformer) NumParams() int {
+	n := 0
+	for _, p := range m.params {
+		n += p.Value.Numel()
+	}
+	return n
+}
+
+// Projections yields every projection slot with its HF module name, so a
+// PEFT method can replace *slot with a wrapper around it.
+func (m *Transformer) Projections() iter.Seq2[string, *Projection] {
+	return func(yield func(string, *Projection) bool) {
+		for i := range m.Blocks {
+			b := &m.Blocks[i]
+			for _, s := range []*Projection{&b.QKV, &b.Q, &b.K, &b.V, &b.O, &b.FC, &b.Proj, &b.Gate, &b.Up, &b.Down} {
+				if *s == nil {
+					continue
+				}
+				if !yield(baseName(*s), s) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Named is implemented by projections that know their HF module name;
+// wrappers forward it so names survive wrapping.
+type Named interface{ ModuleName() string }
+
+// ModuleName returns the HF module name.
+func (l *Linear) ModuleName() string { return l.Name }
+
+func baseName(p Projection) string {
+	if n, ok := p.(Named); ok {
+		return n.ModuleName()
+	}
+	return fmt.Sprintf("%T", p)
+}
+
+// Freeze marks every base parameter frozen (or trainable).
+func (m *Transformer) Freeze(frozen bool) {
+	for _, p := range m.params {
+		p.Frozen = frozen
+	}
+}
+
+// Inputs is one forward pass's input: B rows of T tokens.
+type Inputs struct {
+	B, T int
+	IDs  []int32 // (B*T)
+	// Pos are the positions (B*T); nil means 0..T-1 for each row (after
+	// any cached tokens).
+	Pos []int32
+	// Seg are segment ids (B*T) for packed rows or left padding; a token
+	// attends only to earlier tokens of its own segment. nil: one segment.
+	Seg []int32
+	// Cache, when set, is the KV cache to read and extend (inference).
+	Cache *Cache
+}
+
+// Cache is the KV cache for inference: per layer keys and values of
+// (B, Cap, KVH, D), the first Len rows of each sequence filled.
+type Cache struct {
+	B, Cap, Len int
+	K, V        []*tensor.Tensor
+	Seg         []int32 // (B*Cap) segment id of each cached key
+}
+
+// NewCache allocates a cache for b sequences of up to capacity tokens.
+func (m *Transformer) NewCache(b, capacity int) *Cache {
+	c := m.Cfg
+	kc := &Cache{B: b, Cap: capacity}
+	for range c.Layers {
+		kc.K = append(kc.K, tensor.New(b, capacity, c.KVHeads, c.HeadDim))
+		kc.V = append(kc.V, tensor.New(b, capacity, c.KVHeads, c.HeadDim))
+	}
+	kc.Seg = make([]int32, b*capacity)
+	return kc
+}
+
+// Reset empties the cache for reuse.
+func (kc *Cache) Reset() { kc.Len = 0 }
+
+// positions returns the position ids to use: in.Pos, or a buffer of
+// past+t for each row.
+func (m *Transformer) positions(t *autograd.Tape, in Inputs, past int) []int32 {
+	if in.Pos != nil {
+		return in.Pos
+	}
+	pos := make([]int32, in.B*in.T)
+	for b := 0; b < in.B; b++ {
+		for i := 0; i < in.T; i++ {
+			pos[b*in.T+i] = int32(past + i)
+		}
+	}
+	return pos
+}
+
+// Hidden runs the model up to and including the final norm: (B*T, C).
+func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error) {
+	c := m.Cfg
+	N := in.B * in.T
+	if len(in.IDs) != N {
+		return nil, fmt.Errorf("model: %d ids for batch %dx%d", len(in.IDs), in.B, in.T)
+	}
+	past := 0
+	if in.Cache != nil {
+		past = in.Cache.Len
+		if in.Cache.B != in.B || past+in.T > in.Cache.Cap {
+			return nil, fmt.Errorf("model: cache holds %d of %d tokens for %d rows; cannot add %d tokens for %d rows",
+				past, in.Cache.Cap, in.Cache.B, in.T, in.B)
+		}
+	}
+	for i, id := range in.IDs {
+		if id < 0 || int(id) >= c.VocabSize {
+			return nil, fmt.Errorf("model: token %d at index %d is outside the vocabulary (size %d)", id, i, c.VocabSize)
+		}
+	}
+	pos := m.positions(t, in, past)
+	for _, p := range pos {
+		if p < 0 || int(p) >= c.MaxPos {
+			return nil, fmt.Errorf("model: position %d is beyond the context length %d", p, c.MaxPos)
+		}
+	}
+	x := t.Embedding(in.IDs, t.Param(m.Embed)) // (N, C)
+	if m.PosEmb != nil {
+		x = t.Add(x, t.Embedding(pos, t.Param(m.PosEmb)))
+	}
+	H, KVH, D := c.Heads, c.KVHeads, c.HeadDim
+	opts := tensor.AttentionOpts{
+		Batch: in.B, Heads: H, KVHeads: KVH, HeadDim: D,
+		Queries: in.T, Keys: past + in.T, KStride: in.T, Offset: past,
+	}
+	if in.Seg != nil {
+		opts.QSeg, opts.KSeg = in.Seg, in.Seg
+	}
+	if in.Cache != nil {
+		opts.KStride = in.Cache.Cap
+		if in.Seg != nil {
+			for b := 0; b < in.B; b++ {
+				copy(in.Cache.Seg[b*in.Cache.Cap+past:], in.Seg[b*in.T:(b+1)*in.T])
+			}
+			opts.QSeg, opts.KSeg = in.Seg, in.Cache.Seg
+		}
+	}
+	for l := range m.Blocks {
+		blk := &m.Blocks[l]
+		var h *autograd.Var
+		if c.Arch == GPT2 {
+			h = t.LayerNorm(x, t.Param(blk.Norm1.W), t.Param(blk.Norm1.B), c.NormEps)
+		} else {
+			h = t.RMSNorm(x, t.Param(blk.Norm1.W), c.NormEps)
+		}
+		var q, k, v *autograd.Var
+		if c.Arch == GPT2 {
+			qkv := t.SplitCols(blk.QKV.Forward(t, h), H*D, KVH*D, KVH*D)
+			q, k, v = qkv[0], qkv[1], qkv[2]
+		} else {
+			q = blk.Q.Forward(t, h)
+			k = blk.K.Forward(t, h)
+			v = blk.V.Forward(t, h)
+			q = t.RoPE(t.View(q, N, H, D), pos, m.rope)
+			k = t.RoPE(t.View(k, N, KVH, D), pos, m.rope)
+		}
+		if in.Cache != nil {
+			kc, vc := in.Cache.K[l], in.Cache.V[l]
+			storeRows(kc, k.Value, in.B, in.T, past, in.Cache.Cap)
+			storeRows(vc, v.Value, in.B, in.T, past, in.Cache.Cap)
+			k, v = t.Const(kc), t.Const(vc)
+		} else {
+			k = t.View(k, in.B, in.T, KVH, D)
+			v = t.View(v, in.B, in.T, KVH, D)
+		}
+		var pk, pv *autograd.Var
+		if m.Prefix != nil {
+			pk, pv = m.Prefix.Prefix(t, l)
+		}
+		a := t.Attention(t.View(q, in.B, in.T, H, D), k, v, pk, pv, opts)
+		x = t.Add(x, blk.O.Forward(t, t.View(a, N, H*D)))
+		if c.Arch == GPT2 {
+			h = t.LayerNorm(x, t.Param(blk.Norm2.W), t.Param(blk.Norm2.B), c.NormEps)
+			h = blk.Proj.Forward(t, t.GELU(blk.FC.Forward(t, h)))
+		} else {
+			h = t.RMSNorm(x, t.Param(blk.Norm2.W), c.NormEps)
+			h = blk.Down.Forward(t, t.SwiGLU(blk.Gate.Forward(t, h), blk.Up.Forward(t, h)))
+		}
+		x = t.Add(x, h)
+	}
+	if in.Cache != nil {
+		in.Cache.Len += in.T
+	}
+	if c.Arch == GPT2 {
+		return t.LayerNorm(x, t.Param(m.NormF.W), t.Param(m.NormF.B), c.NormEps), nil
+	}
+	return t.RMSNorm(x, t.Param(m.NormF.W), c.NormEps), nil
+}
+
+// storeRows copies new keys or values src (B*T, KVH*D) into the cache
+// dst (B, cap, KVH, D) at rows past..past+T of each sequence.
+func storeRows(dst, src *tensor.Tensor, B, T, past, capacity int) {
+	w := src.Cols()
+	if len(src.Shape) > 2 {
+		w = src.Numel() / (B * T)
+	}
+	for b := 0; b < B; b++ {
+		copy(dst.F32[(b*capacity+past)*w:(b*capacity+past+T)*w], src.F32[b*T*w:(b+1)*T*w])
+	}
+}
+
+// Logits projects hidden states h (N, C) onto the vocabulary: (N, V).
+func (m *Transformer) Logits(t *autograd.Tape, h *autograd.Var) *autograd.Var {
+	head := m.Head
+	if head == nil {
+		head = m.Embed
+	}
+	return t.Linear(h, t.Param(head), nil)
+}
+
+// Forward returns the logits (B*T, V) for in.
+func (m *Transformer) Forward(t *autograd.Tape, in Inputs) (*autograd.Var, error) {
+	h, err := m.Hidden(t, in)
+	if err != nil {
+		return nil, err
+	}
+	return m.Logits(t, h), nil
+}
+
+// Loss returns the mean next-token cross-entropy over targets that are
+// not negative (targets[i] is the token that should follow position i),
+// and the number of tokens it averages over.
+func (m *Transformer) Loss(t *autograd.Tape, in Inputs, targets []int32) (*autograd.Var, int, error) {
+	logits, err := m.Forward(t, in)
+	if err != nil {
+		return nil, 0, err
+	}
+	n := 0
+	for _, y := range targets {
+		if y >= 0 {
+			if int(y) >= m.Cfg.VocabSize {
+				return nil, 0, fmt.Errorf("model: target %d is outside the vocabulary (size %d)", y, m.Cfg.VocabSize)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, 0, fmt.Errorf("model: the batch has no target tokens")
+	}
+	return t.SumScaled(t.CrossEntropy(logits, targets), 1/float32(n)), n, nil
+}

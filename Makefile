@@ -24,8 +24,10 @@ demo: build
 	./bin/llmlab demo
 
 # Regenerate golden files (needs python3-torch, python3-numpy; not in CI).
+PYTHON ?= /usr/bin/python3
+
 golden:
-	python3 tools/golden/gen.py
+	$(PYTHON) tools/golden/gen.py
 
 bench: build
 	./bin/llmlab bench

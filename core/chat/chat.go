@@ -129,6 +129,16 @@ func (t Template) StopStrings() []string {
 	return nil
 }
 
+// IncludesBOS reports whether t's text starts with the BOS token's text
+// (<s>, <|begin_of_text|>, <bos>), so that encoders must not add another.
+func (t Template) IncludesBOS() bool {
+	switch t {
+	case Llama2, Llama3, Mistral, Gemma:
+		return true
+	}
+	return false
+}
+
 // RoleError reports a conversation the template cannot render: roles that
 // do not alternate where the template requires it, a misplaced system
 // prompt, or an unknown role.

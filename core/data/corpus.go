@@ -23,7 +23,7 @@ type CorpusOpts struct {
 	StrictUTF8 bool
 	EvalFrac   float64 // fraction of documents held out (by a hash of Seed and the document's index)
 	Seed       uint64
-	Workers    int                              // encoding goroutines; 0: GOMAXPROCS
+	Workers    int                               // encoding goroutines; 0: GOMAXPROCS
 	Progress   func(doneBytes, totalBytes int64) // called after each block; may be nil
 }
 

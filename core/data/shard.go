@@ -103,6 +103,9 @@ func (sw *ShardWriter) Close() error {
 		_, err = sw.f.WriteAt(h[:], 0)
 	}
 	if err == nil {
+		err = sw.f.Chmod(0o644)
+	}
+	if err == nil {
 		err = sw.f.Sync()
 	}
 	if cerr := sw.f.Close(); err == nil {

@@ -64,7 +64,7 @@ type plot struct {
 var plots = []plot{
 	{ // lost toy
 		objs:     []string{"ball", "teddy bear", "toy car", "doll", "kite", "little boat", "toy robot", "yo-yo"},
-		want:     []string{"{He} [loved|liked] {his} {color} {obj} more than anything.", "{Name} had a {color} {obj}. It was {his} favorite toy.", "{Name} got a {color} {obj} for {his} birthday."},
+		want:     []string{"{He} [loved|liked] {his} {color} {obj} more than anything.", "{Name} had {acolor} {obj}. It was {his} favorite toy.", "{Name} got {acolor} {obj} for {his} birthday."},
 		problem:  []string{"One day, {name} took the {obj} to the {place}. [After playing for a long time|When it was time to go home], {he} could not find it [anywhere|at all].", "But when {name} went to the {place}, the {obj} [fell into a deep hole|rolled under a big bush|was lost in the tall grass].", "Then a strong wind came, and the {obj} [was gone|flew far away]."},
 		idea:     []string{"{Name} took a deep breath and looked [under every bush|behind every tree|very carefully]. At last, {he} saw something {color} in the grass. It was the {obj}!"},
 		help:     []string{"{Hname} [looked under the bushes|looked behind the big tree|walked all around the {place}] with {name}. Soon {shehe} found the {obj} [under a pile of leaves|next to a rock|in the tall grass].", "{Hname} said, \"Let's look together.\" They searched and searched. Then {name} saw the {obj} [behind a bench|near the water|under a flower]."},
@@ -105,7 +105,7 @@ var plots = []plot{
 	},
 	{ // new friend / sharing
 		objs:     []string{"swing", "slide", "sandbox", "bike", "crayons", "blocks"},
-		want:     []string{"{Name} wanted to play on the {obj} at the {place}.", "At the {place}, {name} saw a {color} {obj} and wanted to play with it."},
+		want:     []string{"{Name} wanted to play on the {obj} at the {place}.", "At the {place}, {name} saw {acolor} {obj} and wanted to play with it."},
 		problem:  []string{"But another [kid|child], {other}, was already [playing there|using it]. {Name} felt [angry|grumpy|sad] and said, \"It's mine!\"", "But {other} wanted the {obj} too, and they started to argue."},
 		idea:     []string{"Then {name} had an idea. \"Let's take turns,\" {he} said. {Other} smiled and said, \"Okay!\""},
 		help:     []string{"{Hname} came over and said, \"Why don't you share? You can take turns.\" {Name} and {other} tried it.", "{Hname} said softly, \"Playing together is more fun than playing alone.\""},
@@ -221,6 +221,7 @@ func storyVars(r *rng) (map[string]string, character) {
 		hero.kind = pick(r, animalKinds)
 	}
 	v := map[string]string{"name": hero.name, "kind": hero.kind, "place": pick(r, places), "color": pick(r, colors), "num": pick(r, numbers)}
+	v["acolor"] = article(v["color"]) + " " + v["color"]
 	if hero.she {
 		v["he"], v["him"], v["his"] = "she", "her", "her"
 	} else {
@@ -277,6 +278,14 @@ func storyVars(r *rng) (map[string]string, character) {
 		v["hname"] = sh
 	}
 	return v, hero
+}
+
+// article returns "an" before a vowel sound (for the words used here), else "a".
+func article(w string) string {
+	if w != "" && strings.ContainsRune("aeiou", rune(w[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 // shortHelper turns "her friend Sam" into "Sam", "Tim, a kind fox" into

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"llmlab/core/data/datatest"
 )
@@ -165,4 +166,16 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+func TestTextProgress(t *testing.T) {
+	var b strings.Builder
+	p := TextProgress(&b, "encoding", time.Hour)
+	p(0, 100)
+	p(50, 100) // throttled
+	p(100, 100)
+	want := "\rencoding [....................]   0%  0.0/0.0 MB\rencoding [####################] 100%  0.0/0.0 MB\n"
+	if b.String() != want {
+		t.Errorf("got %q\nwant %q", b.String(), want)
+	}
 }

@@ -31,6 +31,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"version": {"print the version", runVersion},
+		"data":    {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}
 }
 

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"llmlab/core/data"
+)
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestDataGen(t *testing.T) {
+	dir := t.TempDir()
+	train := filepath.Join(dir, "instruct_train.jsonl")
+	code, out, errs := runCLI("data", "gen", "--kind", "instruct", "--out", train, "--seed", "3", "--n", "50", "--n-eval", "10")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "instruct_eval.jsonl") {
+		t.Errorf("output %q does not name the eval file", out)
+	}
+	ds, err := data.LoadJSONL(train)
+	if err != nil || ds.Shape != data.ShapeChat || len(ds.Records) != 50 {
+		t.Fatalf("train: %v, %+v", err, ds)
+	}
+	prefs := filepath.Join(dir, "prefs_train.jsonl")
+	if code, _, errs := runCLI("data", "gen", "--kind", "prefs", "--out", prefs, "--seed", "3", "--n", "50", "--n-eval", "10", "--json"); code != 0 {
+		t.Fatalf("prefs exit %d: %s", code, errs)
+	}
+	for name, shape := range map[string]data.Shape{"prefs_train.jsonl": data.ShapePreference, "prefs_eval.jsonl": data.ShapePreference, "kto_train.jsonl": data.ShapeKTO} {
+		ds, err := data.LoadJSONL(filepath.Join(dir, name))
+		if err != nil || ds.Shape != shape {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	st := filepath.Join(dir, "s.txt")
+	if code, _, errs := runCLI("data", "gen", "--kind", "stories", "--out", st, "--bytes", "5000"); code != 0 {
+		t.Fatalf("stories exit %d: %s", code, errs)
+	}
+	if b, _ := os.ReadFile(st); len(b) < 5000 || !strings.Contains(string(b), "\n\n") {
+		t.Errorf("stories file %d bytes", len(b))
+	}
+}
+
+func TestDataGenBadUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"data"},
+		{"data", "gen", "--kind", "poems", "--out", "x"},
+		{"data", "gen", "--kind", "stories"},
+		{"data", "gen", "--kind", "instruct", "--out", "a.jsonl", "--eval", "a.jsonl"},
+		{"data", "gen", "--kind", "stories", "--out", "x", "extra"},
+	} {
+		if code, _, _ := runCLI(args...); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 )
@@ -20,6 +21,7 @@ type Env struct {
 	Args   []string
 	Stdout io.Writer
 	Stderr io.Writer
+	Stdin  io.Reader // nil: os.Stdin
 }
 
 type command struct {
@@ -122,4 +124,11 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return Usagef("unexpected argument %q", strings.Join(fs.Args(), " "))
 	}
 	return nil
+}
+
+func stdinOf(e *Env) io.Reader {
+	if e.Stdin != nil {
+		return e.Stdin
+	}
+	return os.Stdin
 }

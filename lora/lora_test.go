@@ -1,0 +1,153 @@
+package lora
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"llmlab/core/autograd"
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+	"llmlab/core/tensor/tensortest"
+)
+
+func tinyModel(t *testing.T, arch model.Arch) *model.Transformer {
+	t.Helper()
+	js := `{"model_type":"llama","vocab_size":61,"hidden_size":16,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":24,"max_position_embeddings":16}`
+	if arch == model.GPT2 {
+		js = `{"model_type":"gpt2","vocab_size":61,"n_embd":16,"n_layer":2,"n_head":4,"n_positions":16}`
+	}
+	cfg, err := model.ParseConfig([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(cfg, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+var (
+	ids     = []int32{1, 5, 9, 33, 2, 60, 7, 7, 3, 12}
+	targets = []int32{5, 9, 33, 2, 60, 7, 7, 3, 12, -100}
+)
+
+func loss(t *testing.T, m *model.Transformer, tp *autograd.Tape) *autograd.Var {
+	l, _, err := m.Loss(tp, model.Inputs{B: 2, T: 5, IDs: ids}, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestLoRAGradients checks the adapter's gradients against central
+// differences, and that the base receives none.
+func TestLoRAGradients(t *testing.T) {
+	for _, arch := range []model.Arch{model.Llama, model.GPT2} {
+		t.Run(arch.String(), func(t *testing.T) {
+			m := tinyModel(t, arch)
+			targets := []string{"q_proj", "v_proj", "down_proj"}
+			if arch == model.GPT2 {
+				targets = []string{"c_attn", "c_proj"}
+			}
+			a, err := Apply(m, Config{Rank: 4, Alpha: 8, Targets: targets, Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Non-zero B so gradients of A are non-trivial.
+			for i, l := range a.Layers {
+				copy(l.B.Value.F32, tensortest.Rand(uint64(i+10), l.B.Value.Numel(), 0.1))
+			}
+			b := tensor.NewCPU(1)
+			tp := autograd.NewTape(b)
+			if err := tp.Backward(loss(t, m, tp)); err != nil {
+				t.Fatal(err)
+			}
+			for p := range m.Params() {
+				if p.Grad != nil {
+					t.Fatalf("frozen base parameter %s received a gradient", p.Name)
+				}
+			}
+			f := func() float64 {
+				tp := autograd.NewTape(b)
+				tp.NoGrad = true
+				return float64(loss(t, m, tp).Value.F32[0])
+			}
+			for _, p := range a.Params()[:4] {
+				tensortest.GradCheck(t, p.Name, p.Value.F32, p.Grad.F32, f, 1e-2, 1e-4, 2e-2, 24)
+			}
+		})
+	}
+}
+
+// TestDisabledAndMergedEqualBase: B = 0 at init gives the base exactly;
+// merging gives base+adapter; saving and loading gives identical logits.
+func TestSaveLoadMerge(t *testing.T) {
+	m := tinyModel(t, model.Llama)
+	b := tensor.NewCPU(1)
+	logits := func() []float32 {
+		tp := autograd.NewTape(b)
+		tp.NoGrad = true
+		l, err := m.Forward(tp, model.Inputs{B: 2, T: 5, IDs: ids})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), l.Value.F32...)
+	}
+	base := logits()
+	a, err := Apply(m, Config{Rank: 2, Alpha: 4, Targets: []string{"all-linear"}, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensortest.Close(t, "fresh adapter vs base", logits(), base, 0)
+	for i, l := range a.Layers {
+		copy(l.B.Value.F32, tensortest.Rand(uint64(i+20), l.B.Value.Numel(), 0.2))
+	}
+	tuned := logits()
+	if d, _ := tensortest.MaxDiff(tuned, base); d < 1e-4 {
+		t.Fatal("adapter does not change the logits")
+	}
+	a.SetEnabled(false)
+	tensortest.Close(t, "disabled adapter vs base", logits(), base, 0)
+	a.SetEnabled(true)
+
+	dir := filepath.Join(t.TempDir(), "adapter")
+	if err := a.Save(dir, "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	a.Remove()
+	tensortest.Close(t, "removed adapter vs base", logits(), base, 0)
+	a2, err := Load(m, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensortest.Close(t, "loaded adapter", logits(), tuned, 0)
+	if err := a2.Merge(); err != nil {
+		t.Fatal(err)
+	}
+	tensortest.Close(t, "merged", logits(), tuned, 1e-5)
+}
+
+func TestBadConfigs(t *testing.T) {
+	m := tinyModel(t, model.Llama)
+	for _, tc := range []struct {
+		name string
+		c    Config
+	}{
+		{"unknown target", Config{Rank: 2, Targets: []string{"qkv"}}},
+		{"rank too large", Config{Rank: 64, Targets: []string{"q_proj"}}},
+		{"zero rank", Config{Rank: 0, Targets: []string{"q_proj"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Apply(m, tc.c); err == nil {
+				t.Fatal("no error")
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+	if math.IsNaN(float64(Config{Rank: 4, Alpha: 8, RSLoRA: true}.Scale())) {
+		t.Fatal("nan scale")
+	}
+}

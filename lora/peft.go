@@ -1,0 +1,200 @@
+package lora
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"llmlab/core/checkpoint"
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+)
+
+// peftPrefix is what PEFT puts before every module name in its files.
+const peftPrefix = "base_model.model."
+
+// peftConfig is adapter_config.json as HF PEFT writes it (the fields we use).
+type peftConfig struct {
+	PeftType      string         `json:"peft_type"`
+	TaskType      string         `json:"task_type"`
+	R             int            `json:"r"`
+	LoraAlpha     float64        `json:"lora_alpha"`
+	LoraDropout   float64        `json:"lora_dropout"`
+	TargetModules any            `json:"target_modules"`
+	Bias          string         `json:"bias"`
+	FanInFanOut   bool           `json:"fan_in_fan_out"`
+	UseRSLoRA     bool           `json:"use_rslora"`
+	UseDoRA       bool           `json:"use_dora"`
+	InferenceMode bool           `json:"inference_mode"`
+	BaseModel     string         `json:"base_model_name_or_path"`
+	ModulesToSave []string       `json:"modules_to_save"`
+	RankPattern   map[string]any `json:"rank_pattern"`
+	AlphaPattern  map[string]any `json:"alpha_pattern"`
+}
+
+// Save writes the adapter to dir in PEFT's layout.
+func (a *Adapter) Save(dir, baseModel string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var targets []string
+	seen := map[string]bool{}
+	for _, l := range a.Layers {
+		s := shortName(l.Name)
+		if !seen[s] {
+			seen[s] = true
+			targets = append(targets, s)
+		}
+	}
+	sort.Strings(targets)
+	pc := peftConfig{
+		PeftType: "LORA", TaskType: "CAUSAL_LM", R: a.Cfg.Rank, LoraAlpha: a.Cfg.Alpha,
+		LoraDropout: a.Cfg.Dropout, TargetModules: targets, Bias: "none",
+		FanInFanOut: a.model.Cfg.Arch == model.GPT2, UseRSLoRA: a.Cfg.RSLoRA,
+		UseDoRA: a.Cfg.Method == DoRA, InferenceMode: true, BaseModel: baseModel,
+	}
+	js, err := json.MarshalIndent(pc, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.WriteFileAtomic(filepath.Join(dir, "adapter_config.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	var ts []checkpoint.Named
+	for _, l := range a.Layers {
+		ts = append(ts,
+			checkpoint.Named{Name: peftPrefix + l.Name + ".lora_A.weight", T: l.A.Value},
+			checkpoint.Named{Name: peftPrefix + l.Name + ".lora_B.weight", T: l.B.Value})
+	}
+	return checkpoint.Write(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"})
+}
+
+// Load reads a PEFT LoRA adapter from dir and applies it to m. Every key in
+// the file must match a projection of m with the right shape, and every
+// wrapped projection must get its weights: mismatches are listed.
+func Load(m *model.Transformer, dir string) (*Adapter, error) {
+	cpath := filepath.Join(dir, "adapter_config.json")
+	data, err := os.ReadFile(cpath)
+	if err != nil {
+		return nil, err
+	}
+	var pc peftConfig
+	if err := json.Unmarshal(data, &pc); err != nil {
+		return nil, fmt.Errorf("%s: %w", cpath, err)
+	}
+	if pc.PeftType != "LORA" {
+		return nil, fmt.Errorf("%s: peft_type %q is not supported here (supported: LORA)", cpath, pc.PeftType)
+	}
+	if len(pc.RankPattern) > 0 || len(pc.AlphaPattern) > 0 {
+		return nil, fmt.Errorf("%s: rank_pattern/alpha_pattern are not supported", cpath)
+	}
+	if pc.Bias != "" && pc.Bias != "none" {
+		return nil, fmt.Errorf("%s: bias %q is not supported (only \"none\")", cpath, pc.Bias)
+	}
+	f, err := checkpoint.Open(filepath.Join(dir, "adapter_model.safetensors"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Which modules does the file cover?
+	modules := map[string]bool{}
+	for _, n := range f.Names() {
+		k := strings.TrimPrefix(n, peftPrefix)
+		k = strings.TrimSuffix(strings.TrimSuffix(k, ".lora_A.weight"), ".lora_B.weight")
+		modules[normalizeModule(m, k)] = true
+	}
+	var targets []string
+	for k := range modules {
+		targets = append(targets, k)
+	}
+	cfg := Config{Method: LoRA, Rank: pc.R, Alpha: pc.LoraAlpha, Dropout: pc.LoraDropout, RSLoRA: pc.UseRSLoRA, Targets: targets}
+	if pc.UseDoRA {
+		return nil, fmt.Errorf("%s: DoRA adapters are not supported by this loader yet", cpath)
+	}
+	// Apply to exactly the modules present in the file.
+	a, err := applyExact(m, cfg, modules)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	var unexpected []string
+	used := map[string]bool{}
+	for _, l := range a.Layers {
+		for _, p := range []struct {
+			key string
+			dst *tensor.Tensor
+		}{{".lora_A.weight", l.A.Value}, {".lora_B.weight", l.B.Value}} {
+			name := findKey(f, l.Name+p.key)
+			if name == "" {
+				a.Remove()
+				return nil, fmt.Errorf("%s: missing tensor %s%s%s", dir, peftPrefix, l.Name, p.key)
+			}
+			used[name] = true
+			t, err := f.Tensor(name)
+			if err != nil {
+				a.Remove()
+				return nil, err
+			}
+			if !t.Shape.Equal(p.dst.Shape) {
+				a.Remove()
+				return nil, fmt.Errorf("%s: tensor %q has shape %v, the base model needs %v (an adapter for another base?)", dir, name, t.Shape, p.dst.Shape)
+			}
+			copy(p.dst.F32, t.Float32s())
+		}
+	}
+	for _, n := range f.Names() {
+		if !used[n] {
+			unexpected = append(unexpected, n)
+		}
+	}
+	if len(unexpected) > 0 {
+		a.Remove()
+		return nil, fmt.Errorf("%s: unexpected tensors that match no module of the base model: %s", dir, strings.Join(unexpected, ", "))
+	}
+	return a, nil
+}
+
+// normalizeModule maps a PEFT module name to ours (GPT-2 names may lack
+// the "transformer." prefix).
+func normalizeModule(m *model.Transformer, k string) string {
+	if m.Cfg.Arch == model.GPT2 && !strings.HasPrefix(k, "transformer.") {
+		return "transformer." + k
+	}
+	return k
+}
+
+func findKey(f *checkpoint.File, module string) string {
+	for _, cand := range []string{peftPrefix + module, peftPrefix + strings.TrimPrefix(module, "transformer."), module} {
+		if _, _, ok := f.Info(cand); ok {
+			return cand
+		}
+	}
+	return ""
+}
+
+// applyExact applies LoRA to exactly the named modules, failing on names
+// the model does not have.
+func applyExact(m *model.Transformer, c Config, modules map[string]bool) (*Adapter, error) {
+	have := map[string]bool{}
+	for name := range m.Projections() {
+		have[name] = true
+	}
+	var unknown []string
+	for k := range modules {
+		if !have[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("adapter modules not in the base model: %s", strings.Join(unknown, ", "))
+	}
+	var full []string
+	for k := range modules {
+		full = append(full, k)
+	}
+	c.Targets = full
+	return Apply(m, c)
+}

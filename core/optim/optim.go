@@ -1,0 +1,232 @@
+// Package optim holds the optimizer (AdamW with decoupled weight decay and
+// bias correction, as torch.optim.AdamW), learning-rate schedules, global
+// gradient-norm clipping, and saving and restoring optimizer state.
+package optim
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"llmlab/core/autograd"
+	"llmlab/core/checkpoint"
+	"llmlab/core/tensor"
+)
+
+// AdamWConfig holds AdamW's hyper-parameters.
+type AdamWConfig struct {
+	LR          float32 `json:"lr"`
+	Beta1       float32 `json:"beta1"`
+	Beta2       float32 `json:"beta2"`
+	Eps         float32 `json:"eps"`
+	WeightDecay float32 `json:"weight_decay"`
+}
+
+// DefaultAdamW is a common starting point.
+func DefaultAdamW() AdamWConfig {
+	return AdamWConfig{LR: 3e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}
+}
+
+// Decays reports whether p gets weight decay by default: matrices and
+// embeddings do; norm weights and biases (1-D) do not.
+func Decays(p *autograd.Param) bool { return len(p.Value.Shape) >= 2 }
+
+// AdamW keeps first and second moments for every trainable parameter.
+type AdamW struct {
+	Cfg    AdamWConfig
+	Params []*autograd.Param // trainable ones, in a fixed order
+	Decay  func(*autograd.Param) bool
+	Step   int
+	m, v   []*tensor.Tensor
+}
+
+// NewAdamW returns an optimizer over the non-frozen parameters of ps.
+func NewAdamW(c AdamWConfig, ps []*autograd.Param) *AdamW {
+	o := &AdamW{Cfg: c, Decay: Decays}
+	for _, p := range ps {
+		if !p.Frozen {
+			o.Params = append(o.Params, p)
+		}
+	}
+	return o
+}
+
+func (o *AdamW) ensureState() {
+	if o.m != nil {
+		return
+	}
+	for _, p := range o.Params {
+		o.m = append(o.m, tensor.New(p.Value.Shape...))
+		o.v = append(o.v, tensor.New(p.Value.Shape...))
+	}
+}
+
+// Update applies one step with learning rate lr to every parameter with
+// a gradient.
+func (o *AdamW) Update(b tensor.Backend, lr float32) {
+	o.ensureState()
+	o.Step++
+	for i, p := range o.Params {
+		if p.Grad == nil {
+			continue
+		}
+		if p.Value.DType != tensor.F32 {
+			panic(fmt.Sprintf("optim: trainable parameter %s is %v, not F32", p.Name, p.Value.DType))
+		}
+		wd := o.Cfg.WeightDecay
+		if !o.Decay(p) {
+			wd = 0
+		}
+		b.AdamW(p.Value, p.Grad, o.m[i], o.v[i], tensor.AdamWOpts{
+			LR: lr, Beta1: o.Cfg.Beta1, Beta2: o.Cfg.Beta2, Eps: o.Cfg.Eps, WeightDecay: wd, Step: o.Step,
+		})
+	}
+}
+
+// ZeroGrad clears every gradient.
+func (o *AdamW) ZeroGrad() {
+	for _, p := range o.Params {
+		if p.Grad != nil {
+			p.Grad.Zero()
+		}
+	}
+}
+
+// ClipGradNorm scales gradients so their global L2 norm is at most
+// maxNorm (no-op when maxNorm <= 0) and returns the norm before clipping.
+func ClipGradNorm(b tensor.Backend, ps []*autograd.Param, maxNorm float64) float64 {
+	var ss float64
+	for _, p := range ps {
+		if p.Grad != nil && !p.Frozen {
+			ss += b.SumSquares(p.Grad)
+		}
+	}
+	norm := math.Sqrt(ss)
+	if maxNorm > 0 && norm > maxNorm {
+		ScaleGrads(b, ps, float32(maxNorm/(norm+1e-6)))
+	}
+	return norm
+}
+
+// ScaleGrads multiplies every gradient by s.
+func ScaleGrads(b tensor.Backend, ps []*autograd.Param, s float32) {
+	for _, p := range ps {
+		if p.Grad != nil && !p.Frozen {
+			b.AddScaled(p.Grad, p.Grad, s-1)
+		}
+	}
+}
+
+// Save writes the moments and the step count to dir/optimizer.safetensors.
+func (o *AdamW) Save(dir string) error {
+	o.ensureState()
+	var ts []checkpoint.Named
+	for i, p := range o.Params {
+		ts = append(ts, checkpoint.Named{Name: "m." + p.Name, T: o.m[i]}, checkpoint.Named{Name: "v." + p.Name, T: o.v[i]})
+	}
+	return checkpoint.Write(filepath.Join(dir, "optimizer.safetensors"), ts, map[string]string{"step": strconv.Itoa(o.Step)})
+}
+
+// Load restores what Save wrote; every trainable parameter must have state
+// of its shape.
+func (o *AdamW) Load(dir string) error {
+	path := filepath.Join(dir, "optimizer.safetensors")
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	step, err := strconv.Atoi(f.Metadata()["step"])
+	if err != nil {
+		return fmt.Errorf("%s: bad step in metadata: %v", path, err)
+	}
+	o.ensureState()
+	var problems []string
+	for i, p := range o.Params {
+		for _, k := range []struct {
+			key string
+			dst *tensor.Tensor
+		}{{"m." + p.Name, o.m[i]}, {"v." + p.Name, o.v[i]}} {
+			t, err := f.Tensor(k.key)
+			if err != nil {
+				problems = append(problems, "missing "+k.key)
+				continue
+			}
+			if !t.Shape.Equal(k.dst.Shape) || t.DType != tensor.F32 {
+				problems = append(problems, fmt.Sprintf("%s has %v %v, want F32 %v", k.key, t.DType, t.Shape, k.dst.Shape))
+				continue
+			}
+			copy(k.dst.F32, t.F32)
+		}
+	}
+	if n := len(f.Names()); n != 2*len(o.Params) {
+		problems = append(problems, fmt.Sprintf("%d tensors for %d parameters", n, len(o.Params)))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s does not fit the trainable parameters: %s", path, strings.Join(problems, "; "))
+	}
+	o.Step = step
+	return nil
+}
+
+// ScheduleKind names a learning-rate schedule.
+type ScheduleKind int
+
+const (
+	Cosine ScheduleKind = iota
+	Linear
+	Constant
+)
+
+func (k ScheduleKind) String() string {
+	return [...]string{"cosine", "linear", "constant"}[k]
+}
+
+// ParseScheduleKind accepts cosine, linear and constant.
+func ParseScheduleKind(s string) (ScheduleKind, error) {
+	for i, n := range []string{"cosine", "linear", "constant"} {
+		if strings.EqualFold(s, n) {
+			return ScheduleKind(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown schedule %q (want cosine, linear or constant)", s)
+}
+
+// MarshalText and UnmarshalText keep the kind readable in run.json.
+func (k ScheduleKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses a kind name.
+func (k *ScheduleKind) UnmarshalText(b []byte) error {
+	v, err := ParseScheduleKind(string(b))
+	*k = v
+	return err
+}
+
+// Schedule is linear warmup then decay to MinRatio of the base rate.
+type Schedule struct {
+	Kind     ScheduleKind `json:"kind"`
+	Warmup   int          `json:"warmup"`
+	Total    int          `json:"total"`
+	MinRatio float64      `json:"min_ratio"`
+}
+
+// LR returns the rate for step (counted from 1).
+func (s Schedule) LR(base float64, step int) float64 {
+	if s.Warmup > 0 && step <= s.Warmup {
+		return base * float64(step) / float64(s.Warmup)
+	}
+	if s.Kind == Constant || s.Total <= s.Warmup {
+		return base
+	}
+	frac := float64(step-s.Warmup) / float64(s.Total-s.Warmup)
+	frac = min(max(frac, 0), 1)
+	lo := base * s.MinRatio
+	switch s.Kind {
+	case Linear:
+		return lo + (base-lo)*(1-frac)
+	default:
+		return lo + (base-lo)*0.5*(1+math.Cos(math.Pi*frac))
+	}
+}

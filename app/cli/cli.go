@@ -32,8 +32,16 @@ type command struct {
 // commands is the dispatch table. It is built on each call: no globals.
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print the version", runVersion},
-		"data":    {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
+		"version":   {"print the version", runVersion},
+		"init":      {"write a randomly initialised HF model folder from a preset", runInit},
+		"devices":   {"list compute backends found and chosen", runDevices},
+		"generate":  {"continue a prompt with a model", runGenerate},
+		"chat":      {"chat with a model on the terminal", runChat},
+		"serve":     {"serve a model over an OpenAI-compatible HTTP API", runServe},
+		"bench":     {"print headline speed figures (GEMM, training, generation)", runBench},
+		"tokenize":  {"print the token ids of a text", runTokenize},
+		"tokenizer": {"train a BPE tokenizer (tokenizer train)", runTokenizer},
+		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}
 }
 
@@ -131,4 +139,15 @@ func stdinOf(e *Env) io.Reader {
 		return e.Stdin
 	}
 	return os.Stdin
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

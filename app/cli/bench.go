@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"time"
+
+	"llmlab/core/autograd"
+	"llmlab/core/generate"
+	"llmlab/core/model"
+	"llmlab/core/optim"
+	"llmlab/core/tensor"
+)
+
+// benchResult is one line of `llmlab bench --json`.
+type benchResult map[string]any
+
+// runBench prints the headline speed figures: GEMM GFLOP/s, training
+// tokens/s and generation tokens/s.
+func runBench(e *Env) error {
+	fs := newFlags(e, "bench")
+	threads := fs.Int("threads", 0, "threads (0: all cores)")
+	only := fs.String("only", "", "run only one group: gemm, train or generate")
+	presets := fs.String("presets", "tiny,stories15m,gpt2-124m", "comma-separated presets for train and generate")
+	quick := fs.Bool("quick", false, "fewer repetitions (for tests)")
+	jsonOut := fs.Bool("json", false, "one JSON object per line")
+	if err := parse(fs, e.Args); err != nil {
+		return err
+	}
+	switch *only {
+	case "", "gemm", "train", "generate":
+	default:
+		return Usagef("--only must be gemm, train or generate, got %q", *only)
+	}
+	n := *threads
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
+	emit := func(r benchResult) error {
+		if *jsonOut {
+			return json.NewEncoder(e.Stdout).Encode(r)
+		}
+		switch r["bench"] {
+		case "gemm":
+			fmt.Fprintf(e.Stdout, "gemm     m=%-5v n=%-5v k=%-5v threads=%d  %7.1f GFLOP/s\n", r["m"], r["n"], r["k"], r["threads"], r["gflops"])
+		case "train":
+			fmt.Fprintf(e.Stdout, "train    %-12v batch=%vx%v threads=%d  %9.0f tokens/s\n", r["preset"], r["batch"], r["ctx"], r["threads"], r["tokens_per_s"])
+		case "generate":
+			fmt.Fprintf(e.Stdout, "generate %-12v threads=%d  %9.1f tokens/s\n", r["preset"], r["threads"], r["tokens_per_s"])
+		}
+		return nil
+	}
+	reps := 3
+	if *quick {
+		reps = 1
+	}
+	if *only == "" || *only == "gemm" {
+		shapes := [][3]int{{1024, 768, 768}, {1024, 3072, 768}, {1024, 768, 3072}, {256, 288, 288}}
+		if *quick {
+			shapes = shapes[3:]
+		}
+		for _, th := range uniqueInts(1, n) {
+			for _, s := range shapes {
+				gf := benchGEMM(tensor.NewCPU(th), s[0], s[1], s[2], reps)
+				if err := emit(benchResult{"bench": "gemm", "m": s[0], "n": s[1], "k": s[2], "threads": th, "gflops": gf}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for _, p := range splitList(*presets) {
+		shape, ok := trainShapes[p]
+		if !ok {
+			shape = [2]int{4, 128}
+		}
+		cfg, err := model.Preset(model.Llama, p)
+		if p == "gpt2-124m" {
+			cfg, err = model.Preset(model.GPT2, p)
+		}
+		if err != nil {
+			return BadInput(err)
+		}
+		if *only == "" || *only == "train" {
+			steps := 3
+			if *quick {
+				steps = 1
+				shape = [2]int{2, 32}
+			}
+			tps, allocs, err := benchTrain(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps)
+			if err != nil {
+				return err
+			}
+			if err := emit(benchResult{"bench": "train", "preset": p, "batch": shape[0], "ctx": shape[1], "threads": n, "tokens_per_s": tps, "allocs_per_step": allocs}); err != nil {
+				return err
+			}
+		}
+		if *only == "" || *only == "generate" {
+			ntok := 64
+			if *quick {
+				ntok = 4
+			}
+			tps, err := benchGenerate(e.Ctx, cfg, tensor.NewCPU(n), ntok)
+			if err != nil {
+				return err
+			}
+			if err := emit(benchResult{"bench": "generate", "preset": p, "threads": n, "tokens_per_s": tps}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// trainShapes are the issue's batch x context per preset.
+var trainShapes = map[string][2]int{"tiny": {16, 128}, "stories15m": {8, 256}, "gpt2-124m": {4, 256}, "smollm-135m": {4, 256}}
+
+func uniqueInts(a, b int) []int {
+	if a == b {
+		return []int{a}
+	}
+	return []int{a, b}
+}
+
+// benchGEMM returns the best GFLOP/s of reps runs of an (m,k)·(n,k)ᵀ product.
+func benchGEMM(b tensor.Backend, m, n, k, reps int) float64 {
+	x := tensor.FromF32(randFloats(m*k, 1), m, k)
+	w := tensor.FromF32(randFloats(n*k, 2), n, k)
+	y := tensor.New(m, n)
+	b.MatMul(y, x, w, tensor.MatMulOpts{TransB: true}) // warm up
+	best := 0.0
+	for range reps {
+		iters := 0
+		start := time.Now()
+		for time.Since(start) < 300*time.Millisecond || iters == 0 {
+			b.MatMul(y, x, w, tensor.MatMulOpts{TransB: true})
+			iters++
+		}
+		gf := 2 * float64(m) * float64(n) * float64(k) * float64(iters) / time.Since(start).Seconds() / 1e9
+		best = max(best, gf)
+	}
+	return best
+}
+
+func randFloats(n int, seed uint64) []float32 {
+	out := make([]float32, n)
+	x := seed*0x9e3779b97f4a7c15 + 1
+	for i := range out {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		out[i] = float32(int64(x>>40)-(1<<23)) / float32(1<<23)
+	}
+	return out
+}
+
+// benchTrain times full training steps (forward, backward, AdamW) on
+// random tokens and reports tokens/s and heap allocations per step.
+func benchTrain(ctx context.Context, cfg model.Config, b tensor.Backend, batch, seq, steps int) (float64, float64, error) {
+	seq = min(seq, cfg.MaxPos)
+	m, err := model.New(cfg, 1)
+	if err != nil {
+		return 0, 0, err
+	}
+	ids := make([]int32, batch*seq)
+	targets := make([]int32, batch*seq)
+	for i := range ids {
+		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
+		targets[i] = int32((i*104729 + 7) % cfg.VocabSize)
+	}
+	opt := optim.NewAdamW(optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, m.ParamList())
+	tp := autograd.NewTape(b)
+	step := func() error {
+		tp.Reset()
+		loss, _, err := m.Loss(tp, model.Inputs{B: batch, T: seq, IDs: ids}, targets)
+		if err != nil {
+			return err
+		}
+		if err := tp.Backward(loss); err != nil {
+			return err
+		}
+		opt.Update(b, 1e-4)
+		opt.ZeroGrad()
+		return nil
+	}
+	if err := step(); err != nil { // warm up: arena and optimizer state
+		return 0, 0, err
+	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	start := time.Now()
+	for range steps {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		if err := step(); err != nil {
+			return 0, 0, err
+		}
+	}
+	el := time.Since(start)
+	runtime.ReadMemStats(&ms1)
+	return float64(batch*seq*steps) / el.Seconds(), float64(ms1.Mallocs-ms0.Mallocs) / float64(steps), nil
+}
+
+// benchGenerate times greedy decoding of ntok tokens at batch 1.
+func benchGenerate(ctx context.Context, cfg model.Config, b tensor.Backend, ntok int) (float64, error) {
+	m, err := model.New(cfg, 1)
+	if err != nil {
+		return 0, err
+	}
+	g := generate.New(m, b, nil)
+	prompt := []int32{1, 2, 3, 4}
+	if _, err := g.Generate(ctx, generate.Request{Prompts: [][]int32{prompt}, MaxTokens: 2}); err != nil {
+		return 0, err
+	}
+	res, err := g.Generate(ctx, generate.Request{Prompts: [][]int32{prompt}, MaxTokens: ntok})
+	if err != nil {
+		return 0, err
+	}
+	return res.TokensPerSecond(), nil
+}

@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+
+	"llmlab/core/tensor"
+)
+
+// runDevices lists the compute backends found and which one is chosen.
+func runDevices(e *Env) error {
+	fs := newFlags(e, "devices")
+	jsonOut := fs.Bool("json", false, "one JSON object per backend")
+	if err := parse(fs, e.Args); err != nil {
+		return err
+	}
+	type row struct {
+		Backend  string   `json:"backend"`
+		OK       bool     `json:"ok"`
+		Chosen   bool     `json:"chosen"`
+		Detail   string   `json:"detail"`
+		Features []string `json:"features,omitempty"`
+	}
+	rows := []row{{
+		Backend: "cpu", OK: true, Chosen: true,
+		Detail:   fmt.Sprintf("%s/%s, %d cores, GEMM kernel %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), tensor.GEMMKernel()),
+		Features: tensor.CPUFeatures(),
+	}}
+	for _, r := range rows {
+		if *jsonOut {
+			if err := json.NewEncoder(e.Stdout).Encode(r); err != nil {
+				return err
+			}
+			continue
+		}
+		mark := " "
+		if r.Chosen {
+			mark = "*"
+		}
+		fmt.Fprintf(e.Stdout, "%s %-8s %s  features: %v\n", mark, r.Backend, r.Detail, r.Features)
+	}
+	return nil
+}

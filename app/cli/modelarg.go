@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+	"llmlab/core/tokenizer"
+	"llmlab/lora"
+)
+
+// modelFlags are the flags every command that runs a model shares.
+type modelFlags struct {
+	model, adapter, device string
+	threads                int
+}
+
+func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
+	fs.StringVar(&f.model, "model", "", "model folder (HF layout), or 'demo' for the embedded demo model")
+	if withAdapter {
+		fs.StringVar(&f.adapter, "adapter", "", "PEFT adapter folder to apply")
+	}
+	fs.StringVar(&f.device, "device", "auto", "compute device: auto or cpu")
+	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
+}
+
+// backend returns the compute backend for --device and --threads.
+func (f *modelFlags) backend() (tensor.Backend, error) {
+	switch f.device {
+	case "", "auto", "cpu":
+		n := f.threads
+		if n <= 0 {
+			n = runtime.NumCPU()
+		}
+		return tensor.NewCPU(n), nil
+	}
+	return nil, Usagef("--device %q is not available in this build (have: auto, cpu)", f.device)
+}
+
+// resolveModelDir maps --model to a folder: 'demo' is the embedded demo
+// model, unpacked once into the user cache.
+func resolveModelDir(arg string) (string, error) {
+	if arg == "" {
+		return "", Usagef("--model is required (a model folder, or demo)")
+	}
+	if arg == "demo" {
+		return demoModelDir()
+	}
+	st, err := os.Stat(arg)
+	if err != nil {
+		return "", BadInput(fmt.Errorf("--model %s: %w", arg, err))
+	}
+	if !st.IsDir() {
+		return "", BadInput(fmt.Errorf("--model %s: not a folder", arg))
+	}
+	return arg, nil
+}
+
+// loaded is a model with its tokenizer and optional adapter.
+type loaded struct {
+	Dir     string
+	M       *model.Transformer
+	Tok     *tokenizer.Tokenizer
+	Adapter *lora.Adapter
+}
+
+// load resolves and loads --model (and --adapter).
+func (f *modelFlags) load(o model.LoadOptions) (*loaded, error) {
+	dir, err := resolveModelDir(f.model)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(dir, o)
+	if err != nil {
+		return nil, BadInput(err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, BadInput(fmt.Errorf("%s: %w", dir, err))
+	}
+	if tok.VocabSize() > m.Cfg.VocabSize {
+		return nil, BadInput(fmt.Errorf("%s: the tokenizer has %d tokens but the model's vocab_size is %d", dir, tok.VocabSize(), m.Cfg.VocabSize))
+	}
+	l := &loaded{Dir: dir, M: m, Tok: tok}
+	if f.adapter != "" {
+		adir := f.adapter
+		if adir == "demo" {
+			if adir, err = demoAdapterDir(); err != nil {
+				return nil, err
+			}
+		}
+		a, err := lora.Load(m, adir)
+		if err != nil {
+			return nil, BadInput(err)
+		}
+		l.Adapter = a
+	}
+	return l, nil
+}
+
+// cacheDir is where embedded assets are unpacked.
+func cacheDir(name string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil || base == "" {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "llmlab", name), nil
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"llmlab/core/tokenizer"
+)
+
+// runTokenize prints the token ids of a text (with --json, the pieces too).
+func runTokenize(e *Env) error {
+	fs := newFlags(e, "tokenize")
+	modelArg := fs.String("model", "", "model folder whose tokenizer to use, or demo")
+	tokFile := fs.String("tokenizer", "", "a tokenizer.json file or folder (instead of --model)")
+	text := fs.String("text", "", "text to encode")
+	file := fs.String("file", "", "file to encode")
+	special := fs.Bool("special", false, "add BOS/EOS as the tokenizer's post-processor says")
+	jsonOut := fs.Bool("json", false, "print {\"ids\":[...],\"pieces\":[...]}")
+	if err := parse(fs, e.Args); err != nil {
+		return err
+	}
+	if (*modelArg == "") == (*tokFile == "") {
+		return Usagef("give exactly one of --model or --tokenizer")
+	}
+	if (*text == "") == (*file == "") {
+		return Usagef("give exactly one of --text or --file")
+	}
+	var tk *tokenizer.Tokenizer
+	var err error
+	if *modelArg != "" {
+		dir, err := resolveModelDir(*modelArg)
+		if err != nil {
+			return err
+		}
+		tk, err = tokenizer.Load(dir)
+		if err != nil {
+			return BadInput(err)
+		}
+	} else if tk, err = loadTokenizerArg(*tokFile); err != nil {
+		return BadInput(err)
+	}
+	s := *text
+	if *file != "" {
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return BadInput(err)
+		}
+		s = string(b)
+	}
+	ids := tk.Encode(s, *special)
+	if *jsonOut {
+		pieces := make([]string, len(ids))
+		for i, id := range ids {
+			pieces[i] = tk.Decode([]int32{id})
+		}
+		return json.NewEncoder(e.Stdout).Encode(map[string]any{"ids": ids, "pieces": pieces, "tokens": len(ids)})
+	}
+	w := bufio.NewWriter(e.Stdout)
+	for i, id := range ids {
+		if i > 0 {
+			w.WriteByte(' ')
+		}
+		fmt.Fprint(w, id)
+	}
+	w.WriteByte('\n')
+	return w.Flush()
+}
+
+// runTokenizer handles `tokenizer train`.
+func runTokenizer(e *Env) error {
+	if len(e.Args) == 0 || e.Args[0] != "train" {
+		return Usagef("usage: llmlab tokenizer train --data FILE... --vocab N --out DIR")
+	}
+	fs := newFlags(e, "tokenizer train")
+	var data stringList
+	fs.Var(&data, "data", "training text file (repeatable)")
+	vocab := fs.Int("vocab", 4096, "vocabulary size (bytes + merges + special tokens)")
+	out := fs.String("out", "", "output folder for tokenizer.json (required)")
+	specials := fs.String("special", "<|endoftext|>", "comma-separated special tokens; the first is EOS")
+	jsonOut := fs.Bool("json", false, "print a JSON summary")
+	if err := parse(fs, e.Args[1:]); err != nil {
+		return err
+	}
+	if len(data) == 0 || *out == "" {
+		return Usagef("--data and --out are required")
+	}
+	var texts []string
+	for _, f := range data {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return BadInput(err)
+		}
+		if len(b) == 0 {
+			return BadInput(fmt.Errorf("%s: empty file", f))
+		}
+		texts = append(texts, strings.ToValidUTF8(string(b), "\uFFFD"))
+	}
+	start := time.Now()
+	tk, err := tokenizer.Train(chunks(texts), tokenizer.TrainOptions{VocabSize: *vocab, Special: splitList(*specials)})
+	if err != nil {
+		return BadInput(err)
+	}
+	if sp := splitList(*specials); len(sp) > 0 {
+		eos, _ := tk.TokenID(sp[0])
+		tk.SetSpecial(-1, eos, -1)
+	}
+	if err := tk.Save(*out); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	if *jsonOut {
+		return json.NewEncoder(e.Stdout).Encode(map[string]any{"out": *out, "vocab": tk.VocabSize(), "seconds": el.Seconds()})
+	}
+	fmt.Fprintf(e.Stdout, "wrote %s/tokenizer.json: %d tokens in %.1fs\n", *out, tk.VocabSize(), el.Seconds())
+	return nil
+}
+
+// chunks yields texts in pieces of about 64 KiB cut at line ends, so
+// pre-tokenisation runs in parallel.
+func chunks(texts []string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for _, t := range texts {
+			for len(t) > 0 {
+				n := min(len(t), 1<<16)
+				if n < len(t) {
+					if i := strings.LastIndexByte(t[:n], '\n'); i > 0 {
+						n = i + 1
+					}
+				}
+				if !yield(t[:n]) {
+					return
+				}
+				t = t[n:]
+			}
+		}
+	}
+}

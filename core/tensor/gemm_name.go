@@ -1,0 +1,3 @@
+package tensor
+
+const gemmKernelName = "generic Go"

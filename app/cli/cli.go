@@ -41,6 +41,7 @@ func commands() map[string]command {
 		"bench":     {"print headline speed figures (GEMM, training, generation)", runBench},
 		"tokenize":  {"print the token ids of a text", runTokenize},
 		"tokenizer": {"train a BPE tokenizer (tokenizer train)", runTokenizer},
+		"pretrain":  {"train a model on raw text", runPretrain},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}
 }

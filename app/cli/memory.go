@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+)
+
+type tensorDType = tensor.DType
+
+const (
+	dtF32  = tensor.F32
+	dtF16  = tensor.F16
+	dtBF16 = tensor.BF16
+)
+
+// memEstimate is a run's memory need in bytes, by part.
+type memEstimate struct {
+	Weights, Grads, Optimizer, Activations int64
+}
+
+func (m memEstimate) total() int64 { return m.Weights + m.Grads + m.Optimizer + m.Activations }
+
+// estimateMemory sizes a training step: trainable parameters carry a
+// gradient and two AdamW moments; activations are what the tape keeps per
+// token (norm inputs and outputs, q/k/v, attention output, MLP
+// intermediates, logits and their gradient), doubled for gradients.
+func estimateMemory(m *model.Transformer, batch, ctx int, trainable int64) memEstimate {
+	c := m.Cfg
+	P := int64(m.NumParams())
+	N := int64(batch * ctx)
+	perLayer := int64(12*c.Hidden + 4*c.Intermediate + 2*c.KVHeads*c.HeadDim)
+	act := N * (int64(c.Layers)*perLayer + 3*int64(c.VocabSize)) * 4
+	return memEstimate{Weights: P * 4, Grads: trainable * 4, Optimizer: trainable * 8, Activations: act}
+}
+
+// availableMemory reads MemAvailable from /proc/meminfo (0 if unknown).
+func availableMemory() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// checkMemory refuses a run that will not fit, with the numbers.
+func checkMemory(m *model.Transformer, batch, ctx int, peft bool) error {
+	trainable := int64(m.NumParams())
+	if peft {
+		trainable = int64(m.NumParams()) / 100
+	}
+	est := estimateMemory(m, batch, ctx, trainable)
+	avail := availableMemory()
+	if avail > 0 && est.total() > avail {
+		return BadInput(fmt.Errorf("this run needs about %s (weights %s, gradients %s, optimizer %s, activations %s) but %s is available; lower --batch or --ctx",
+			bytesHuman(est.total()), bytesHuman(est.Weights), bytesHuman(est.Grads), bytesHuman(est.Optimizer), bytesHuman(est.Activations), bytesHuman(avail)))
+	}
+	return nil
+}
+
+func bytesHuman(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+}

@@ -27,4 +27,4 @@ func CPUFeatures() []string {
 }
 
 // GEMMKernel names the matrix-multiply kernel in use.
-func GEMMKernel() string { return gemmKernelName }
+func GEMMKernel() string { return gemmKernelFor(gemmNR()) }

@@ -1,3 +1,0 @@
-package tensor
-
-const gemmKernelName = "generic Go"

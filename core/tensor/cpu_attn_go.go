@@ -90,51 +90,75 @@ func (o *AttentionOpts) visible(b, i, j, T, stride int) bool {
 	return true
 }
 
+// keyRows returns, for query i of sequence b, the prefix and key rows it
+// sees, as offsets into the prefix (kh*P+j)*D and k ((b*stride+j)*KVH+kh)*D,
+// appended to idx (prefix entries are encoded as -1-j).
+func (o *AttentionOpts) keyRows(idx []int32, b, i, T, S, stride, P int) []int32 {
+	idx = idx[:0]
+	for j := 0; j < P; j++ {
+		idx = append(idx, int32(-1-j))
+	}
+	last := min(S-1, o.Offset+i)
+	for j := 0; j <= last; j++ {
+		if o.QSeg != nil && o.QSeg[b*T+i] != o.KSeg[b*stride+j] {
+			continue
+		}
+		idx = append(idx, int32(j))
+	}
+	return idx
+}
+
+// Attention computes, per (sequence, head, query), the scores against the
+// visible keys, a softmax and the weighted sum of values. Memory is one
+// score row per worker, O(S); nothing of size T×S is materialised.
 func (c *CPU) Attention(out, lse, q, k, v *Tensor, o *AttentionOpts) {
 	B, H, KVH, D, T, S, stride, P, scale := o.dims()
 	g := H / KVH
 	c.parallel(B*H, 1, func(lo, hi int) {
-		acc := make([]float32, D)
+		sp := scratch(S + P)
+		defer widenPool.Put(sp)
+		sc := *sp
+		idx := make([]int32, 0, S+P)
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/H, bh%H
 			kh := h / g
 			for i := 0; i < T; i++ {
 				qi := q.F32[((b*T+i)*H+h)*D:][:D]
-				m := float32(math.Inf(-1))
-				var l float32
-				clear(acc)
-				add := func(kr, vr []float32) {
-					s := dot(qi, kr) * scale
-					if s > m {
-						corr := float32(math.Exp(float64(m - s)))
-						l *= corr
-						for d := range acc {
-							acc[d] *= corr
-						}
-						m = s
-					}
-					p := float32(math.Exp(float64(s - m)))
-					l += p
-					axpy(acc, vr, p)
-				}
-				for j := 0; j < P; j++ {
-					add(o.PrefixK.F32[(kh*P+j)*D:][:D], o.PrefixV.F32[(kh*P+j)*D:][:D])
-				}
-				for j := 0; j < S; j++ {
-					if !o.visible(b, i, j, T, stride) {
-						continue
-					}
-					add(k.F32[((b*stride+j)*KVH+kh)*D:][:D], v.F32[((b*stride+j)*KVH+kh)*D:][:D])
-				}
 				oi := out.F32[((b*T+i)*H+h)*D:][:D]
-				if l == 0 {
+				idx = o.keyRows(idx, b, i, T, S, stride, P)
+				if len(idx) == 0 {
 					clear(oi)
 					lse.F32[(b*H+h)*T+i] = float32(math.Inf(-1))
 					continue
 				}
+				m := float32(math.Inf(-1))
+				for n, j := range idx {
+					var kr []float32
+					if j < 0 {
+						kr = o.PrefixK.F32[(kh*P+int(-1-j))*D:][:D]
+					} else {
+						kr = k.F32[((b*stride+int(j))*KVH+kh)*D:][:D]
+					}
+					s := dotAsm(qi, kr) * scale
+					sc[n] = s
+					m = max(m, s)
+				}
+				var l float32
+				for n := range idx {
+					p := expf(sc[n] - m)
+					sc[n] = p
+					l += p
+				}
+				clear(oi)
 				inv := 1 / l
-				for d := range oi {
-					oi[d] = acc[d] * inv
+				for n, j := range idx {
+					var vr []float32
+					if j < 0 {
+						vr = o.PrefixV.F32[(kh*P+int(-1-j))*D:][:D]
+					} else {
+						vr = v.F32[((b*stride+int(j))*KVH+kh)*D:][:D]
+					}
+					axpyAsm(oi, vr, sc[n]*inv)
 				}
 				lse.F32[(b*H+h)*T+i] = m + float32(math.Log(float64(l)))
 			}
@@ -142,15 +166,21 @@ func (c *CPU) Attention(out, lse, q, k, v *Tensor, o *AttentionOpts) {
 	})
 }
 
+// AttentionBackward recomputes each query's probabilities from q, k and
+// lse, then dv += p·dout, ds = p·(dout·v − dout·out), dq += ds·k·scale,
+// dk += ds·q·scale. Work is split by (sequence, kv head) so each worker
+// owns the dk, dv rows it writes; prefix gradients go to per-worker
+// partials summed in a fixed order.
 func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, o *AttentionOpts) {
 	B, H, KVH, D, T, S, stride, P, scale := o.dims()
 	g := H / KVH
-	var pk, pv []float32 // per-(b,kvh) prefix gradient partials
+	var pk, pv []float32
 	if P > 0 && o.DPrefixK != nil {
 		pk = make([]float32, B*KVH*P*D)
 		pv = make([]float32, B*KVH*P*D)
 	}
 	c.parallel(B*KVH, 1, func(lo, hi int) {
+		idx := make([]int32, 0, S+P)
 		for bk := lo; bk < hi; bk++ {
 			b, kh := bk/KVH, bk%KVH
 			for h := kh * g; h < (kh+1)*g; h++ {
@@ -163,36 +193,32 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, o *
 					doi := dout.F32[((b*T+i)*H+h)*D:][:D]
 					oi := out.F32[((b*T+i)*H+h)*D:][:D]
 					dqi := dq.F32[((b*T+i)*H+h)*D:][:D]
-					di := dot(doi, oi)
-					visit := func(kr, vr, dkr, dvr []float32) {
-						p := float32(math.Exp(float64(dot(qi, kr)*scale - l)))
+					di := dotAsm(doi, oi)
+					idx = o.keyRows(idx, b, i, T, S, stride, P)
+					for _, j := range idx {
+						var kr, vr, dkr, dvr []float32
+						if j < 0 {
+							jj := int(-1 - j)
+							kr, vr = o.PrefixK.F32[(kh*P+jj)*D:][:D], o.PrefixV.F32[(kh*P+jj)*D:][:D]
+							if pk != nil {
+								dkr, dvr = pk[((b*KVH+kh)*P+jj)*D:][:D], pv[((b*KVH+kh)*P+jj)*D:][:D]
+							}
+						} else {
+							off := ((b*stride+int(j))*KVH + kh) * D
+							kr, vr = k.F32[off:][:D], v.F32[off:][:D]
+							if dk != nil {
+								dkr, dvr = dk.F32[off:][:D], dv.F32[off:][:D]
+							}
+						}
+						p := expf(dotAsm(qi, kr)*scale - l)
 						if dvr != nil {
-							axpy(dvr, doi, p)
+							axpyAsm(dvr, doi, p)
 						}
-						ds := p * (dot(doi, vr) - di) * scale
-						axpy(dqi, kr, ds)
+						ds := p * (dotAsm(doi, vr) - di) * scale
+						axpyAsm(dqi, kr, ds)
 						if dkr != nil {
-							axpy(dkr, qi, ds)
+							axpyAsm(dkr, qi, ds)
 						}
-					}
-					for j := 0; j < P; j++ {
-						var dkr, dvr []float32
-						if pk != nil {
-							dkr = pk[((b*KVH+kh)*P+j)*D:][:D]
-							dvr = pv[((b*KVH+kh)*P+j)*D:][:D]
-						}
-						visit(o.PrefixK.F32[(kh*P+j)*D:][:D], o.PrefixV.F32[(kh*P+j)*D:][:D], dkr, dvr)
-					}
-					for j := 0; j < S; j++ {
-						if !o.visible(b, i, j, T, stride) {
-							continue
-						}
-						off := ((b*stride+j)*KVH + kh) * D
-						var dkr, dvr []float32
-						if dk != nil {
-							dkr, dvr = dk.F32[off:][:D], dv.F32[off:][:D]
-						}
-						visit(k.F32[off:][:D], v.F32[off:][:D], dkr, dvr)
 					}
 				}
 			}
@@ -201,8 +227,7 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, o *
 	if pk != nil {
 		for b := 0; b < B; b++ {
 			for kh := 0; kh < KVH; kh++ {
-				src := pk[(b*KVH+kh)*P*D:][:P*D]
-				axpy(o.DPrefixK.F32[kh*P*D:][:P*D], src, 1)
+				axpy(o.DPrefixK.F32[kh*P*D:][:P*D], pk[(b*KVH+kh)*P*D:][:P*D], 1)
 				axpy(o.DPrefixV.F32[kh*P*D:][:P*D], pv[(b*KVH+kh)*P*D:][:P*D], 1)
 			}
 		}

@@ -242,7 +242,7 @@ func (c *CPU) SwiGLU(dst, gate, up *Tensor) {
 	c.parallel(gate.Numel(), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g := gate.F32[i]
-			s := 1 / (1 + float32(math.Exp(float64(-g))))
+			s := 1 / (1 + expf(-g))
 			dst.F32[i] = g * s * up.F32[i]
 		}
 	})
@@ -252,7 +252,7 @@ func (c *CPU) SwiGLUBackward(dgate, dup, dy, gate, up *Tensor) {
 	c.parallel(gate.Numel(), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g, u, d := gate.F32[i], up.F32[i], dy.F32[i]
-			s := 1 / (1 + float32(math.Exp(float64(-g))))
+			s := 1 / (1 + expf(-g))
 			dup.F32[i] += d * g * s
 			dgate.F32[i] += d * u * s * (1 + g*(1-s))
 		}
@@ -273,7 +273,7 @@ func (c *CPU) CrossEntropy(loss, lse, logits *Tensor, targets []int32) {
 			}
 			var s float64
 			for _, v := range row {
-				s += math.Exp(float64(v - mx))
+				s += float64(expf(v - mx))
 			}
 			l := float32(math.Log(s)) + mx
 			lse.F32[r] = l
@@ -298,7 +298,7 @@ func (c *CPU) CrossEntropyBackward(dlogits, dloss, logits, lse *Tensor, targets 
 			row, d := logits.F32[r*V:(r+1)*V], dlogits.F32[r*V:(r+1)*V]
 			l := lse.F32[r]
 			for i, v := range row {
-				d[i] += g * float32(math.Exp(float64(v-l)))
+				d[i] += g * expf(v-l)
 			}
 			d[y] -= g
 		}

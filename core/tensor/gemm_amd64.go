@@ -52,3 +52,14 @@ func dotAsm(a, b []float32) float32 {
 	}
 	return dotAVX2(&a[0], &b[0], len(a))
 }
+
+//go:noescape
+func axpyAVX2(d, x *float32, n int, s float32)
+
+func axpyAsm(d, x []float32, s float32) {
+	if len(d) == 0 {
+		return
+	}
+	_ = x[len(d)-1]
+	axpyAVX2(&d[0], &x[0], len(d), s)
+}

@@ -198,3 +198,58 @@ func applyExact(m *model.Transformer, c Config, modules map[string]bool) (*Adapt
 	c.Targets = full
 	return Apply(m, c)
 }
+
+// SaveWeights implements train.Weights: the adapter in PEFT layout.
+func (a *Adapter) SaveWeights(dir string) error { return a.Save(dir, "") }
+
+// LoadWeights implements train.Weights: values from a saved adapter with
+// exactly this adapter's keys and shapes.
+func (a *Adapter) LoadWeights(dir string) error {
+	path := filepath.Join(dir, "adapter_model.safetensors")
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if n := len(f.Names()); n != 2*len(a.Layers) {
+		return fmt.Errorf("%s: %d tensors, the adapter has %d", path, n, 2*len(a.Layers))
+	}
+	for _, l := range a.Layers {
+		for _, p := range []struct {
+			key string
+			dst *tensor.Tensor
+		}{{peftPrefix + l.Name + ".lora_A.weight", l.A.Value}, {peftPrefix + l.Name + ".lora_B.weight", l.B.Value}} {
+			t, err := f.Tensor(p.key)
+			if err != nil {
+				return err
+			}
+			if !t.Shape.Equal(p.dst.Shape) {
+				return fmt.Errorf("%s: tensor %q has shape %v, want %v", path, p.key, t.Shape, p.dst.Shape)
+			}
+			copy(p.dst.F32, t.Float32s())
+		}
+	}
+	return nil
+}
+
+// TrainableSummary is "trainable 0.52M of 124M, 0.42%".
+func (a *Adapter) TrainableSummary() string {
+	n := 0
+	for _, p := range a.Params() {
+		n += p.Value.Numel()
+	}
+	total := a.model.NumParams()
+	return fmt.Sprintf("trainable %s of %s, %.2f%%", count(n), count(total), 100*float64(n)/float64(total))
+}
+
+func count(n int) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}

@@ -42,6 +42,8 @@ func commands() map[string]command {
 		"tokenize":  {"print the token ids of a text", runTokenize},
 		"tokenizer": {"train a BPE tokenizer (tokenizer train)", runTokenizer},
 		"pretrain":  {"train a model on raw text", runPretrain},
+		"sft":       {"instruction-tune a model (full or LoRA)", runSFT},
+		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}
 }

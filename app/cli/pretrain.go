@@ -20,10 +20,10 @@ import (
 // trainFlags are the flags every training command shares.
 type trainFlags struct {
 	steps, batch, ctx, accum, warmup, saveEvery, evalEvery, keep int
-	lr, minLR, clip, wd                                         float64
-	seed                                                        uint64
-	resume, jsonOut                                             bool
-	out, schedule                                               string
+	lr, minLR, clip, wd                                          float64
+	seed                                                         uint64
+	resume, jsonOut                                              bool
+	out, schedule                                                string
 }
 
 func (f *trainFlags) register(fs interface {

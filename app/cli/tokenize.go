@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"llmlab/core/chat"
 	"llmlab/core/tokenizer"
 )
 
@@ -81,6 +82,7 @@ func runTokenizer(e *Env) error {
 	vocab := fs.Int("vocab", 4096, "vocabulary size (bytes + merges + special tokens)")
 	out := fs.String("out", "", "output folder for tokenizer.json (required)")
 	specials := fs.String("special", "<|endoftext|>", "comma-separated special tokens; the first is EOS")
+	tmpl := fs.String("chat-template", "", "write this built-in chat template into tokenizer_config.json (chatml)")
 	jsonOut := fs.Bool("json", false, "print a JSON summary")
 	if err := parse(fs, e.Args[1:]); err != nil {
 		return err
@@ -107,6 +109,17 @@ func runTokenizer(e *Env) error {
 	if sp := splitList(*specials); len(sp) > 0 {
 		eos, _ := tk.TokenID(sp[0])
 		tk.SetSpecial(-1, eos, -1)
+	}
+	if *tmpl != "" {
+		tm, err := chat.Parse(*tmpl)
+		if err != nil {
+			return BadInput(err)
+		}
+		src, err := tm.Jinja()
+		if err != nil {
+			return BadInput(err)
+		}
+		tk.SetChatTemplate(src)
 	}
 	if err := tk.Save(*out); err != nil {
 		return err

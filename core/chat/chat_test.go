@@ -207,3 +207,16 @@ func TestText(t *testing.T) {
 		t.Errorf("Text = %q, %v; want %q", got, err, want)
 	}
 }
+
+func TestJinjaDetectsItself(t *testing.T) {
+	for _, tm := range []Template{ChatML} {
+		src, err := tm.Jinja()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Detect(src)
+		if err != nil || got != tm {
+			t.Errorf("Detect(%s.Jinja()) = %v, %v", tm, got, err)
+		}
+	}
+}

@@ -248,6 +248,10 @@ func Write(path string, ts []Named, meta map[string]string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Abort()
+		return err
+	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	var lenBuf [8]byte
 	binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(hj)))

@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"llmlab/core/chat"
+	"llmlab/core/data"
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+	"llmlab/core/train"
+	"llmlab/lora"
+)
+
+// peftFlags configure the PEFT method of a fine-tune.
+type peftFlags struct {
+	method  string
+	rank    int
+	alpha   float64
+	targets string
+	rslora  bool
+}
+
+func (p *peftFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	IntVar(*int, string, int, string)
+	Float64Var(*float64, string, float64, string)
+	BoolVar(*bool, string, bool, string)
+}) {
+	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune) or lora")
+	fs.IntVar(&p.rank, "rank", 8, "LoRA rank r")
+	fs.Float64Var(&p.alpha, "alpha", 16, "LoRA alpha (scale alpha/r)")
+	fs.StringVar(&p.targets, "targets", "all-linear", "comma-separated modules to adapt (q_proj,v_proj,c_attn,... or all-linear)")
+	fs.BoolVar(&p.rslora, "rslora", false, "scale by alpha/sqrt(r) (rsLoRA)")
+}
+
+// sftJob is one supervised fine-tune, shared by `sft` and `demo`.
+type sftJob struct {
+	L          *loaded
+	Train      []data.Example
+	Eval       []data.Example
+	PEFT       peftFlags
+	Cfg        train.Config
+	Batch, Ctx int
+	Pack       bool
+	Backend    tensor.Backend
+	On         func(train.Event)
+	Log        io.Writer
+}
+
+// run applies the PEFT method, trains, and returns the adapter (nil for a
+// full fine-tune).
+func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
+	m := j.L.M
+	params := m.ParamList()
+	var weights train.Weights = train.ModelWeights{M: m}
+	var adapter *lora.Adapter
+	switch strings.ToLower(j.PEFT.method) {
+	case "none", "full":
+		m.Freeze(false)
+		fmt.Fprintf(j.Log, "full fine-tune: trainable %s parameters\n", human(m.NumParams()))
+	case "lora":
+		var err error
+		adapter, err = lora.Apply(m, lora.Config{Method: lora.LoRA, Rank: j.PEFT.rank, Alpha: j.PEFT.alpha,
+			RSLoRA: j.PEFT.rslora, Targets: splitList(j.PEFT.targets), Seed: j.Cfg.Seed})
+		if err != nil {
+			return nil, BadInput(err)
+		}
+		params, weights = adapter.Params(), adapter
+		fmt.Fprintf(j.Log, "LoRA r=%d alpha=%g on %s: %s\n", j.PEFT.rank, j.PEFT.alpha, j.PEFT.targets, adapter.TrainableSummary())
+	default:
+		if _, err := lora.ParseMethod(j.PEFT.method); err == nil {
+			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora)", j.PEFT.method))
+		}
+		return nil, BadInput(fmt.Errorf("--peft %q: want none or lora", j.PEFT.method))
+	}
+	pad := j.L.Tok.PAD()
+	if pad < 0 {
+		pad = max(j.L.Tok.EOS(), 0)
+	}
+	src := &train.ExampleSource{Examples: j.Train, Rows: j.Batch, Seed: j.Cfg.Seed, Pad: pad, Pack: j.Pack, Ctx: j.Ctx}
+	var ev train.EvalSource
+	if len(j.Eval) > 0 {
+		var bs []data.Batch
+		for i := 0; i < len(j.Eval); i += j.Batch {
+			chunk := j.Eval[i:min(i+j.Batch, len(j.Eval))]
+			longest := 0
+			for _, e := range chunk {
+				longest = max(longest, len(e.IDs))
+			}
+			b, err := data.Collate(chunk, longest, pad)
+			if err != nil {
+				return nil, err
+			}
+			bs = append(bs, b)
+		}
+		ev = train.Batches(bs)
+	}
+	err := train.Run(ctx, j.Cfg, j.Backend, train.LM{M: m}, src, ev, params, weights, j.On)
+	return adapter, err
+}
+
+// loadSFTExamples reads a JSONL file of any SFT shape, renders it through
+// the template and splits off a held-out part.
+func loadSFTExamples(l *loaded, path string, tmpl chat.Template, ctxLen int, trainAll bool, evalFrac float64, seed uint64, log io.Writer) (tr, ev []data.Example, err error) {
+	ds, err := data.LoadJSONL(path)
+	if err != nil {
+		return nil, nil, BadInput(err)
+	}
+	if ds.Shape.Pairwise() || ds.Shape == data.ShapeKTO {
+		return nil, nil, BadInput(fmt.Errorf("%s holds %s records; sft wants text, prompt/completion, Alpaca or chat records", path, ds.Shape))
+	}
+	exs, rep, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: ctxLen, TrainAll: trainAll})
+	if err != nil {
+		return nil, nil, BadInput(err)
+	}
+	for _, d := range rep.NoLoss {
+		fmt.Fprintf(log, "%s:%d: skipped: %s\n", path, d.Line, d.Why)
+	}
+	if len(exs) == 0 {
+		return nil, nil, BadInput(fmt.Errorf("%s: no example has tokens to train on", path))
+	}
+	if rep.Truncated > 0 {
+		fmt.Fprintf(log, "%d examples were cut to the context of %d tokens\n", rep.Truncated, ctxLen)
+	}
+	ti, ei := data.SplitIndices(len(exs), evalFrac, seed)
+	for _, i := range ti {
+		tr = append(tr, exs[i])
+	}
+	for _, i := range ei {
+		ev = append(ev, exs[i])
+	}
+	return tr, ev, nil
+}
+
+// runSFT is `llmlab sft`: instruction tuning, full or with a PEFT method.
+func runSFT(e *Env) error {
+	fs := newFlags(e, "sft")
+	var mf modelFlags
+	mf.register(fs, false)
+	dataPath := fs.String("data", "", "JSONL of text, prompt/completion, Alpaca or chat records (required)")
+	tmplName := fs.String("template", "", "chat template (default: the model's own): "+chat.Names())
+	trainAll := fs.Bool("train-on-all", false, "train on prompts too, not only on completions")
+	pack := fs.Bool("pack", false, "pack several examples per row")
+	evalFrac := fs.Float64("eval-frac", 0.05, "fraction held out for evaluation")
+	var pf peftFlags
+	pf.register(fs)
+	var tf trainFlags
+	tf.register(fs, 200, 8, 256, 2e-4)
+	if err := parse(fs, e.Args); err != nil {
+		return err
+	}
+	if tf.out == "" || *dataPath == "" {
+		return Usagef("--data and --out are required")
+	}
+	cfg, err := tf.config()
+	if err != nil {
+		return err
+	}
+	b, err := mf.backend()
+	if err != nil {
+		return err
+	}
+	l, err := mf.load(model.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	if tf.ctx > l.M.Cfg.MaxPos {
+		tf.ctx = l.M.Cfg.MaxPos
+	}
+	tmpl, err := chooseTemplate(l, *tmplName)
+	if err != nil {
+		return err
+	}
+	if err := checkMemory(l.M, tf.batch, tf.ctx, pf.method != "none"); err != nil {
+		return err
+	}
+	rec := runRecord{Command: "sft", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
+		Extra: map[string]any{"peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String(), "train_on_all": *trainAll, "pack": *pack}}
+	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
+		return err
+	}
+	cfg.Hash = train.Hash(rec)
+	trEx, evEx, err := loadSFTExamples(l, *dataPath, tmpl, tf.ctx, *trainAll, *evalFrac, tf.seed, e.Stderr)
+	if err != nil {
+		return err
+	}
+	rep, err := newReporter(e, tf.jsonOut, tf.out)
+	if err != nil {
+		return err
+	}
+	defer rep.close()
+	log := e.Stdout
+	if tf.jsonOut {
+		log = e.Stderr
+	}
+	fmt.Fprintf(log, "%d training and %d held-out examples, template %s\n", len(trEx), len(evEx), tmpl)
+	job := &sftJob{L: l, Train: trEx, Eval: evEx, PEFT: pf, Cfg: cfg, Batch: tf.batch, Ctx: tf.ctx, Pack: *pack, Backend: b, On: rep.event, Log: log}
+	adapter, err := job.run(e.Ctx)
+	if e.Ctx.Err() != nil && errors.Is(err, e.Ctx.Err()) {
+		fmt.Fprintln(e.Stderr, "stopped; resume with the same command and --resume")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	final := filepath.Join(tf.out, "final")
+	if adapter != nil {
+		if err := adapter.Save(final, l.Dir); err != nil {
+			return err
+		}
+	} else {
+		if err := l.M.Save(final, model.SaveOptions{}); err != nil {
+			return err
+		}
+		if err := l.Tok.Save(final); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(log, "saved %s (held-out loss %.4f)\n", final, rep.evalLoss)
+	return nil
+}

@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"tokenizer": {"train a BPE tokenizer (tokenizer train)", runTokenizer},
 		"pretrain":  {"train a model on raw text", runPretrain},
 		"sft":       {"instruction-tune a model (full or LoRA)", runSFT},
+		"eval":      {"loss and perplexity of a model on a file", runEval},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}

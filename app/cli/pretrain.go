@@ -225,6 +225,15 @@ func runPretrain(e *Env) error {
 	if err := checkMemory(m, tf.batch, tf.ctx, false); err != nil {
 		return err
 	}
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return BadInput(err)
+		}
+		if st.Size() == 0 {
+			return BadInput(fmt.Errorf("%s: empty file", f))
+		}
+	}
 	rec := runRecord{Command: "pretrain", Model: srcDir, Init: *initPreset, Data: files, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
 		Extra: map[string]any{"arch": *arch, "eval_frac": *evalFrac, "doc_sep": *docSep, "tokenizer": *tokArg}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {

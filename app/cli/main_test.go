@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets tests run the CLI in a child process (re-executing the
+// test binary), so they can kill it like a user's Ctrl-C or a crash.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("LLMLAB_CLI_ARGS"); args != "" {
+		var a []string
+		if err := json.Unmarshal([]byte(args), &a); err != nil {
+			os.Exit(3)
+		}
+		os.Exit(Run(context.Background(), a, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// child starts the CLI with args in a subprocess.
+func child(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	js, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LLMLAB_CLI_ARGS="+string(js))
+	return cmd
+}
+
+// run runs the CLI in-process and returns its exit code and output.
+func run(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, &out, &errb)
+	return code, out.String() + errb.String()
+}
+
+func corpus(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < 400; i++ {
+		b.WriteString("Once upon a time a little fox found a red ball. The fox was happy and played all day.\n\n")
+	}
+	path := filepath.Join(t.TempDir(), "stories.txt")
+	os.WriteFile(path, []byte(b.String()), 0o644)
+	return path
+}
+
+func pretrainArgs(data, out string, extra ...string) []string {
+	return append([]string{"pretrain", "--init", "tiny", "--data", data, "--out", out, "--steps", "12",
+		"--batch", "2", "--ctx", "32", "--save-every", "2", "--eval-every", "6", "--json"}, extra...)
+}
+
+func finalBytes(t *testing.T, run string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(run, "final", "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestResumeAfterKillIsBitExact: a run killed with SIGKILL mid-way and
+// resumed ends with the same weights, bit for bit, as an uninterrupted
+// run; a checkpoint cut short on disk is skipped for the previous one.
+func TestResumeAfterKillIsBitExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow end-to-end test")
+	}
+	data := corpus(t)
+	tmp := t.TempDir()
+	straight := filepath.Join(tmp, "straight")
+	if code, out := run(t, pretrainArgs(data, straight)...); code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	want := finalBytes(t, straight)
+
+	killed := filepath.Join(tmp, "killed")
+	cmd := child(t, pretrainArgs(data, killed)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(killed, "checkpoints", "step-6", "state.json")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no checkpoint at step 6 within a minute")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(killed, "final")); err == nil {
+		t.Skip("the run finished before it could be killed")
+	}
+	// Cut the newest checkpoint short: resume must fall back to the one before.
+	steps, _ := filepath.Glob(filepath.Join(killed, "checkpoints", "step-*"))
+	newest := ""
+	for _, s := range steps {
+		if !strings.HasSuffix(s, ".tmp") && s > newest {
+			newest = s
+		}
+	}
+	opt := filepath.Join(newest, "optimizer.safetensors")
+	if b, err := os.ReadFile(opt); err == nil && len(steps) > 1 {
+		os.WriteFile(opt, b[:len(b)/2], 0o644)
+	}
+	code, out := run(t, pretrainArgs(data, killed, "--resume")...)
+	if code != 0 {
+		t.Fatalf("resume exit %d: %s", code, out)
+	}
+	if len(steps) > 1 && !strings.Contains(out, "skipping checkpoint") {
+		t.Errorf("a truncated checkpoint was not reported:\n%s", out)
+	}
+	if !bytes.Equal(finalBytes(t, killed), want) {
+		t.Fatal("resumed run ends with different weights than the uninterrupted run")
+	}
+}
+
+// TestThreadInvariance: the same run on 1 and 2 threads gives identical weights.
+func TestThreadInvariance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow end-to-end test")
+	}
+	data := corpus(t)
+	tmp := t.TempDir()
+	a, b := filepath.Join(tmp, "t1"), filepath.Join(tmp, "t2")
+	if code, out := run(t, pretrainArgs(data, a, "--threads", "1")...); code != 0 {
+		t.Fatal(out)
+	}
+	if code, out := run(t, pretrainArgs(data, b, "--threads", "2")...); code != 0 {
+		t.Fatal(out)
+	}
+	if !bytes.Equal(finalBytes(t, a), finalBytes(t, b)) {
+		t.Fatal("1 and 2 threads give different weights")
+	}
+}
+
+func TestResumeWithOtherConfigRefused(t *testing.T) {
+	data := corpus(t)
+	out := filepath.Join(t.TempDir(), "r")
+	if code, msg := run(t, "pretrain", "--init", "tiny", "--data", data, "--out", out, "--steps", "1", "--batch", "1", "--ctx", "16"); code != 0 {
+		t.Fatal(msg)
+	}
+	code, msg := run(t, "pretrain", "--init", "tiny", "--data", data, "--out", out, "--steps", "1", "--batch", "2", "--ctx", "16", "--resume")
+	if code != 2 || !strings.Contains(msg, "different configuration") || !strings.Contains(msg, "batch") {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+}
+
+func TestBadInputExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"text\":\"ok\"}\nnot json\n"), 0o644)
+	cfg := filepath.Join(dir, "config.json")
+	os.WriteFile(cfg, []byte(`{"model_type":"bert"}`), 0o644)
+	model := filepath.Join(dir, "m")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", model); code != 0 {
+		t.Fatal(msg)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"init", "--config", cfg, "--out", filepath.Join(dir, "x")}, "unknown model_type"},
+		{[]string{"eval", "--model", model, "--data", bad}, "bad.jsonl:2"},
+		{[]string{"pretrain", "--model", model, "--data", filepath.Join(dir, "missing.txt"), "--ctx", "32", "--out", filepath.Join(dir, "r")}, "missing.txt"},
+		{[]string{"generate", "--model", filepath.Join(dir, "nope"), "--prompt", "x"}, "nope"},
+		{[]string{"nosuchcommand"}, "unknown command"},
+	} {
+		code, msg := run(t, tc.args...)
+		if code != 2 || !strings.Contains(msg, tc.want) {
+			t.Errorf("%v: exit %d, output %q (want 2 and %q)", tc.args, code, msg, tc.want)
+		}
+	}
+}
+
+func TestNoPartialRunOnBadData(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "run")
+	code, _ := run(t, "pretrain", "--init", "tiny", "--data", filepath.Join(dir, "missing.txt"), "--ctx", "32", "--out", out)
+	if code != 2 {
+		t.Fatalf("exit %d", code)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("a run folder was left behind")
+	}
+}

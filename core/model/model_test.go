@@ -8,6 +8,7 @@ import (
 
 	"llmlab/core/autograd"
 	"llmlab/core/checkpoint"
+	"llmlab/core/optim"
 	"llmlab/core/tensor"
 	"llmlab/core/tensor/tensortest"
 )
@@ -99,6 +100,30 @@ func checkGolden(t *testing.T, dir string) {
 				g = transpose2D(g)
 			}
 			tensortest.Close(t, "grad "+p.Name, g.F32, get(name), 1e-3)
+		}
+		// One AdamW step from the golden gradients (so the optimizer is
+		// checked on its own) must give PyTorch's parameters.
+		if threads == 2 {
+			continue
+		}
+		before := map[*autograd.Param]*tensor.Tensor{}
+		for _, p := range m.ParamList() {
+			before[p] = p.Value.Clone()
+			g := tensor.FromF32(append([]float32(nil), get(goldenName(has, "grad.", p.Name))...), p.Value.Shape...)
+			if m.Cfg.Arch == GPT2 && isConv1D(p.Name) {
+				g = transpose2D(tensor.FromF32(g.F32, p.Value.Shape[1], p.Value.Shape[0]))
+			}
+			p.Grad = g
+		}
+		opt := optim.NewAdamW(optim.AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, m.ParamList())
+		opt.Update(tensor.NewCPU(1), 1e-3)
+		for _, p := range m.ParamList() {
+			v := p.Value
+			if m.Cfg.Arch == GPT2 && isConv1D(p.Name) {
+				v = transpose2D(v)
+			}
+			tensortest.Close(t, "adamw "+p.Name, v.F32, get(goldenName(has, "adamw.", p.Name)), 1e-6)
+			p.Value = before[p]
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"llmlab/core/model"
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
+	"llmlab/gpu/blas"
 )
 
 // benchResult is one line of `llmlab bench --json`.
@@ -44,7 +45,11 @@ func runBench(e *Env) error {
 		}
 		switch r["bench"] {
 		case "gemm":
-			fmt.Fprintf(e.Stdout, "gemm     m=%-5v n=%-5v k=%-5v threads=%d  %7.1f GFLOP/s\n", r["m"], r["n"], r["k"], r["threads"], r["gflops"])
+			fmt.Fprintf(e.Stdout, "gemm     m=%-5v n=%-5v k=%-5v threads=%d  %7.1f GFLOP/s", r["m"], r["n"], r["k"], r["threads"], r["gflops"])
+			if ref, ok := r["ref"]; ok {
+				fmt.Fprintf(e.Stdout, "   %s %7.1f GFLOP/s   ratio %.2f", ref, r["ref_gflops"], r["ratio"])
+			}
+			fmt.Fprintln(e.Stdout)
 		case "train":
 			fmt.Fprintf(e.Stdout, "train    %-12v batch=%vx%v threads=%d  %9.0f tokens/s\n", r["preset"], r["batch"], r["ctx"], r["threads"], r["tokens_per_s"])
 		case "generate":
@@ -61,10 +66,17 @@ func runBench(e *Env) error {
 		if *quick {
 			shapes = shapes[3:]
 		}
+		ref, refErr := blas.Open()
 		for _, th := range uniqueInts(1, n) {
 			for _, s := range shapes {
 				gf := benchGEMM(tensor.NewCPU(th), s[0], s[1], s[2], reps)
-				if err := emit(benchResult{"bench": "gemm", "m": s[0], "n": s[1], "k": s[2], "threads": th, "gflops": gf}); err != nil {
+				r := benchResult{"bench": "gemm", "m": s[0], "n": s[1], "k": s[2], "threads": th, "gflops": gf}
+				if refErr == nil {
+					ref.SetThreads(th)
+					rg := benchBLAS(ref, s[0], s[1], s[2], reps)
+					r["ref"], r["ref_gflops"], r["ratio"] = ref.Name(), rg, gf/rg
+				}
+				if err := emit(r); err != nil {
 					return err
 				}
 			}
@@ -139,6 +151,23 @@ func benchGEMM(b tensor.Backend, m, n, k, reps int) float64 {
 		}
 		gf := 2 * float64(m) * float64(n) * float64(k) * float64(iters) / time.Since(start).Seconds() / 1e9
 		best = max(best, gf)
+	}
+	return best
+}
+
+// benchBLAS times the reference library's sgemm on the same product.
+func benchBLAS(l *blas.Lib, m, n, k, reps int) float64 {
+	x, w, y := randFloats(m*k, 1), randFloats(n*k, 2), make([]float32, m*n)
+	l.Sgemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)
+	best := 0.0
+	for range reps {
+		iters := 0
+		start := time.Now()
+		for time.Since(start) < 300*time.Millisecond || iters == 0 {
+			l.Sgemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)
+			iters++
+		}
+		best = max(best, 2*float64(m)*float64(n)*float64(k)*float64(iters)/time.Since(start).Seconds()/1e9)
 	}
 	return best
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,5 +196,54 @@ func TestNoPartialRunOnBadData(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Fatal("a run folder was left behind")
+	}
+}
+
+// TestSFTMergeEval: a LoRA SFT run, its adapter on eval and generate, and
+// the merged model giving the same loss as base+adapter.
+func TestSFTMergeEval(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	var b strings.Builder
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"say %d\"},{\"role\":\"assistant\",\"content\":\"%d\"}]}\n", i, i)
+	}
+	dataPath := filepath.Join(dir, "sft.jsonl")
+	os.WriteFile(dataPath, []byte(b.String()), 0o644)
+	runDir := filepath.Join(dir, "run")
+	code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--template", "chatml", "--out", runDir,
+		"--steps", "4", "--batch", "4", "--ctx", "64", "--rank", "4", "--targets", "q_proj,v_proj", "--json")
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	adapter := filepath.Join(runDir, "final")
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors"} {
+		if _, err := os.Stat(filepath.Join(adapter, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, withAdapter := run(t, "eval", "--model", base, "--adapter", adapter, "--data", dataPath, "--template", "chatml", "--json")
+	if code != 0 {
+		t.Fatal(withAdapter)
+	}
+	merged := filepath.Join(dir, "merged")
+	if code, msg := run(t, "merge", "--model", base, "--adapter", adapter, "--out", merged); code != 0 {
+		t.Fatal(msg)
+	}
+	code, mergedOut := run(t, "eval", "--model", merged, "--data", dataPath, "--template", "chatml", "--json")
+	if code != 0 {
+		t.Fatal(mergedOut)
+	}
+	var a, m struct{ Loss float64 }
+	json.Unmarshal([]byte(withAdapter), &a)
+	json.Unmarshal([]byte(mergedOut), &m)
+	if a.Loss == 0 || math.Abs(a.Loss-m.Loss) > 1e-4 {
+		t.Fatalf("base+adapter loss %v, merged %v", a.Loss, m.Loss)
+	}
+	if code, msg := run(t, "generate", "--model", base, "--adapter", adapter, "--prompt", "say 3", "--max-tokens", "4", "--temperature", "0", "--json"); code != 0 {
+		t.Fatal(msg)
 	}
 }

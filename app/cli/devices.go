@@ -6,6 +6,7 @@ import (
 	"runtime"
 
 	"llmlab/core/tensor"
+	"llmlab/gpu/blas"
 )
 
 // runDevices lists the compute backends found and which one is chosen.
@@ -27,6 +28,14 @@ func runDevices(e *Env) error {
 		Detail:   fmt.Sprintf("%s/%s, %d cores, GEMM kernel %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), tensor.GEMMKernel()),
 		Features: tensor.CPUFeatures(),
 	}}
+	if l, err := blas.Open(); err == nil {
+		rows = append(rows, row{Backend: "blas", OK: true, Detail: l.Name() + " found (used by bench as the GEMM reference; not a compute backend yet)"})
+	} else {
+		rows = append(rows, row{Backend: "blas", Detail: err.Error()})
+	}
+	rows = append(rows,
+		row{Backend: "cuda", Detail: "not built into this version"},
+		row{Backend: "vulkan", Detail: "not built into this version"})
 	for _, r := range rows {
 		if *jsonOut {
 			if err := json.NewEncoder(e.Stdout).Encode(r); err != nil {
@@ -38,7 +47,11 @@ func runDevices(e *Env) error {
 		if r.Chosen {
 			mark = "*"
 		}
-		fmt.Fprintf(e.Stdout, "%s %-8s %s  features: %v\n", mark, r.Backend, r.Detail, r.Features)
+		fmt.Fprintf(e.Stdout, "%s %-8s %s", mark, r.Backend, r.Detail)
+		if len(r.Features) > 0 {
+			fmt.Fprintf(e.Stdout, "  features: %v", r.Features)
+		}
+		fmt.Fprintln(e.Stdout)
 	}
 	return nil
 }

@@ -247,3 +247,33 @@ func TestSFTMergeEval(t *testing.T) {
 		t.Fatal(msg)
 	}
 }
+
+// TestDemoRuns: the main job's plumbing end to end on the embedded model
+// (a few steps; the full run's figures are in the README).
+func TestDemoRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow end-to-end test")
+	}
+	out := filepath.Join(t.TempDir(), "demo")
+	code, msg := run(t, "demo", "--steps", "3", "--eval", "10", "--out", out, "--json")
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	var last struct {
+		Before  *float64 `json:"accuracy_before"`
+		After   *float64 `json:"accuracy_after"`
+		Adapter string   `json:"adapter"`
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "accuracy_before") {
+			json.Unmarshal([]byte(l), &last)
+		}
+	}
+	if last.Before == nil || last.After == nil || last.Adapter == "" {
+		t.Fatalf("no summary line:\n%s", msg)
+	}
+	if _, err := os.Stat(filepath.Join(last.Adapter, "adapter_model.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -58,7 +58,11 @@ type Config struct {
 	Dropout float64  // lora_dropout (applied to the adapter's input while training)
 	RSLoRA  bool     // scale alpha/sqrt(r) instead of alpha/r
 	Targets []string // module short names (q_proj, c_attn, ...) or "all-linear"
-	Seed    uint64
+	// ModulesToSave are base modules trained in full next to the low-rank
+	// layers (PEFT's modules_to_save): "embed_tokens" (or GPT-2's "wte").
+	// The adapter trains a copy; the base weight is never changed.
+	ModulesToSave []string
+	Seed          uint64
 }
 
 // Scale is the factor applied to B·A·x.
@@ -133,9 +137,44 @@ func (l *Linear) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 type Adapter struct {
 	Cfg     Config
 	Layers  []*Linear
+	Saved   []*SavedModule
 	enabled bool
 	model   *model.Transformer
 	slots   []*model.Projection
+}
+
+// SavedModule is a base parameter trained in full: a copy that replaces
+// the original while the adapter is enabled.
+type SavedModule struct {
+	Module string // HF module name, e.g. model.embed_tokens
+	Copy   *autograd.Param
+	orig   *autograd.Param
+	slot   **autograd.Param
+}
+
+// saveSlot finds the parameter slot of a modules_to_save name.
+func saveSlot(m *model.Transformer, name string) (**autograd.Param, string, error) {
+	switch name {
+	case "embed_tokens", "wte", "model.embed_tokens", "transformer.wte":
+		mod := "model.embed_tokens"
+		if m.Cfg.Arch == model.GPT2 {
+			mod = "transformer.wte"
+		}
+		return &m.Embed, mod, nil
+	}
+	return nil, "", fmt.Errorf("lora: modules_to_save %q is not supported (have: embed_tokens)", name)
+}
+
+func (a *Adapter) addSaved(m *model.Transformer, name string) error {
+	slot, mod, err := saveSlot(m, name)
+	if err != nil {
+		return err
+	}
+	orig := *slot
+	cp := &autograd.Param{Name: orig.Name, Value: orig.Value.Convert(tensor.F32)}
+	a.Saved = append(a.Saved, &SavedModule{Module: mod, Copy: cp, orig: orig, slot: slot})
+	*slot = cp
+	return nil
 }
 
 // Apply wraps every targeted projection of m with a fresh LoRA layer. The
@@ -190,6 +229,12 @@ func Apply(m *model.Transformer, c Config) (*Adapter, error) {
 	if len(a.Layers) == 0 {
 		return nil, fmt.Errorf("lora: targets %v match no projection (valid: %s)", c.Targets, strings.Join(valid, ", "))
 	}
+	for _, name := range c.ModulesToSave {
+		if err := a.addSaved(m, name); err != nil {
+			a.Remove()
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -204,7 +249,16 @@ func anySuffix(m *model.Transformer, t string) bool {
 
 // SetEnabled switches the adapter on or off; off gives the base model
 // exactly (the reference policy in alignment).
-func (a *Adapter) SetEnabled(on bool) { a.enabled = on }
+func (a *Adapter) SetEnabled(on bool) {
+	a.enabled = on
+	for _, s := range a.Saved {
+		if on {
+			*s.slot = s.Copy
+		} else {
+			*s.slot = s.orig
+		}
+	}
+}
 
 // Enabled reports the switch.
 func (a *Adapter) Enabled() bool { return a.enabled }
@@ -215,6 +269,9 @@ func (a *Adapter) Params() []*autograd.Param {
 	for _, l := range a.Layers {
 		ps = append(ps, l.A, l.B)
 	}
+	for _, s := range a.Saved {
+		ps = append(ps, s.Copy)
+	}
 	return ps
 }
 
@@ -222,6 +279,9 @@ func (a *Adapter) Params() []*autograd.Param {
 func (a *Adapter) Remove() {
 	for i, s := range a.slots {
 		*s = a.Layers[i].Base
+	}
+	for _, s := range a.Saved {
+		*s.slot = s.orig
 	}
 }
 
@@ -252,6 +312,11 @@ func (a *Adapter) Merge() error {
 			}
 		}
 	}
-	a.Remove()
+	for i, s := range a.slots {
+		*s = a.Layers[i].Base
+	}
+	for _, s := range a.Saved { // the trained copy becomes the base weight
+		*s.slot = s.Copy
+	}
 	return nil
 }

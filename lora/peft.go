@@ -56,6 +56,9 @@ func (a *Adapter) Save(dir, baseModel string) error {
 		FanInFanOut: a.model.Cfg.Arch == model.GPT2, UseRSLoRA: a.Cfg.RSLoRA,
 		UseDoRA: a.Cfg.Method == DoRA, InferenceMode: true, BaseModel: baseModel,
 	}
+	for _, s := range a.Saved {
+		pc.ModulesToSave = append(pc.ModulesToSave, shortName(s.Module))
+	}
 	js, err := json.MarshalIndent(pc, "", "  ")
 	if err != nil {
 		return err
@@ -68,6 +71,9 @@ func (a *Adapter) Save(dir, baseModel string) error {
 		ts = append(ts,
 			checkpoint.Named{Name: peftPrefix + l.Name + ".lora_A.weight", T: l.A.Value},
 			checkpoint.Named{Name: peftPrefix + l.Name + ".lora_B.weight", T: l.B.Value})
+	}
+	for _, s := range a.Saved {
+		ts = append(ts, checkpoint.Named{Name: peftPrefix + s.Module + ".weight", T: s.Copy.Value})
 	}
 	return checkpoint.Write(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"})
 }
@@ -101,7 +107,26 @@ func Load(m *model.Transformer, dir string) (*Adapter, error) {
 	defer f.Close()
 	// Which modules does the file cover?
 	modules := map[string]bool{}
+	saved := map[string]string{} // module -> key
+	for _, ms := range pc.ModulesToSave {
+		_, mod, err := saveSlot(m, ms)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cpath, err)
+		}
+		saved[mod] = peftPrefix + mod + ".weight"
+	}
+	isSaved := func(n string) bool {
+		for _, k := range saved {
+			if k == n {
+				return true
+			}
+		}
+		return false
+	}
 	for _, n := range f.Names() {
+		if isSaved(n) {
+			continue
+		}
 		k := strings.TrimPrefix(n, peftPrefix)
 		k = strings.TrimSuffix(strings.TrimSuffix(k, ".lora_A.weight"), ".lora_B.weight")
 		modules[normalizeModule(m, k)] = true
@@ -143,6 +168,26 @@ func Load(m *model.Transformer, dir string) (*Adapter, error) {
 			}
 			copy(p.dst.F32, t.Float32s())
 		}
+	}
+	for _, ms := range pc.ModulesToSave {
+		if err := a.addSaved(m, ms); err != nil {
+			a.Remove()
+			return nil, err
+		}
+	}
+	for _, s := range a.Saved {
+		key := peftPrefix + s.Module + ".weight"
+		t, err := f.Tensor(key)
+		if err != nil {
+			a.Remove()
+			return nil, fmt.Errorf("%s: missing tensor %s (listed in modules_to_save)", dir, key)
+		}
+		if !t.Shape.Equal(s.Copy.Value.Shape) {
+			a.Remove()
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, the base model needs %v", dir, key, t.Shape, s.Copy.Value.Shape)
+		}
+		copy(s.Copy.Value.F32, t.Float32s())
+		used[key] = true
 	}
 	for _, n := range f.Names() {
 		if !used[n] {
@@ -211,8 +256,18 @@ func (a *Adapter) LoadWeights(dir string) error {
 		return err
 	}
 	defer f.Close()
-	if n := len(f.Names()); n != 2*len(a.Layers) {
-		return fmt.Errorf("%s: %d tensors, the adapter has %d", path, n, 2*len(a.Layers))
+	if n := len(f.Names()); n != 2*len(a.Layers)+len(a.Saved) {
+		return fmt.Errorf("%s: %d tensors, the adapter has %d", path, n, 2*len(a.Layers)+len(a.Saved))
+	}
+	for _, s := range a.Saved {
+		t, err := f.Tensor(peftPrefix + s.Module + ".weight")
+		if err != nil {
+			return err
+		}
+		if !t.Shape.Equal(s.Copy.Value.Shape) {
+			return fmt.Errorf("%s: %s has shape %v, want %v", path, s.Module, t.Shape, s.Copy.Value.Shape)
+		}
+		copy(s.Copy.Value.F32, t.Float32s())
 	}
 	for _, l := range a.Layers {
 		for _, p := range []struct {

@@ -23,6 +23,7 @@ type peftFlags struct {
 	alpha   float64
 	targets string
 	rslora  bool
+	save    string
 }
 
 func (p *peftFlags) register(fs interface {
@@ -36,6 +37,7 @@ func (p *peftFlags) register(fs interface {
 	fs.Float64Var(&p.alpha, "alpha", 16, "LoRA alpha (scale alpha/r)")
 	fs.StringVar(&p.targets, "targets", "all-linear", "comma-separated modules to adapt (q_proj,v_proj,c_attn,... or all-linear)")
 	fs.BoolVar(&p.rslora, "rslora", false, "scale by alpha/sqrt(r) (rsLoRA)")
+	fs.StringVar(&p.save, "modules-to-save", "", "base modules trained in full beside LoRA (PEFT modules_to_save): embed_tokens")
 }
 
 // sftJob is one supervised fine-tune, shared by `sft` and `demo`.
@@ -66,7 +68,7 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 	case "lora":
 		var err error
 		adapter, err = lora.Apply(m, lora.Config{Method: lora.LoRA, Rank: j.PEFT.rank, Alpha: j.PEFT.alpha,
-			RSLoRA: j.PEFT.rslora, Targets: splitList(j.PEFT.targets), Seed: j.Cfg.Seed})
+			RSLoRA: j.PEFT.rslora, Targets: splitList(j.PEFT.targets), ModulesToSave: splitList(j.PEFT.save), Seed: j.Cfg.Seed})
 		if err != nil {
 			return nil, BadInput(err)
 		}

@@ -143,12 +143,7 @@ func (c *CPU) Attention(out, lse, q, k, v *Tensor, o *AttentionOpts) {
 					sc[n] = s
 					m = max(m, s)
 				}
-				var l float32
-				for n := range idx {
-					p := expf(sc[n] - m)
-					sc[n] = p
-					l += p
-				}
+				l := expStore(sc[:len(idx)], sc[:len(idx)], m)
 				clear(oi)
 				inv := 1 / l
 				for n, j := range idx {

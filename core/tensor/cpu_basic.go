@@ -271,10 +271,7 @@ func (c *CPU) CrossEntropy(loss, lse, logits *Tensor, targets []int32) {
 			for _, v := range row {
 				mx = max(mx, v)
 			}
-			var s float64
-			for _, v := range row {
-				s += float64(expf(v - mx))
-			}
+			s := float64(expSum(row, mx))
 			l := float32(math.Log(s)) + mx
 			lse.F32[r] = l
 			if y := targets[r]; y >= 0 {
@@ -296,10 +293,7 @@ func (c *CPU) CrossEntropyBackward(dlogits, dloss, logits, lse *Tensor, targets 
 			}
 			g := dloss.F32[r]
 			row, d := logits.F32[r*V:(r+1)*V], dlogits.F32[r*V:(r+1)*V]
-			l := lse.F32[r]
-			for i, v := range row {
-				d[i] += g * expf(v-l)
-			}
+			softmaxGrad(d, row, lse.F32[r], g)
 			d[y] -= g
 		}
 	})

@@ -48,6 +48,9 @@ func (c *CPU) gemmPacked(D, A []float32, b *Tensor, bOff, M, N, K int, o MatMulO
 	// packed), not once per K block: fewer allocations.
 	var k0, kb int
 	var packed []float32
+	apBuf := scratch(rowBlocks * mr * kc)
+	defer widenPool.Put(apBuf)
+	var apAll []float32
 	packPanels := func(lo, hi int) {
 		var row []float32
 		if o.TransB && b.DType != F32 {
@@ -59,18 +62,26 @@ func (c *CPU) gemmPacked(D, A []float32, b *Tensor, bOff, M, N, K int, o MatMulO
 			packB(packed[p*kb*nr:(p+1)*kb*nr], b, bOff, p*nr, k0, kb, N, K, nr, o.TransB, row)
 		}
 	}
+	packRows := func(lo, hi int) {
+		for rb := lo; rb < hi; rb++ {
+			i0 := rb * mr
+			packA(apAll[rb*mr*kb:(rb+1)*mr*kb], A, i0, min(mr, M-i0), k0, kb, M, K, o.TransA)
+		}
+	}
 	compute := func(lo, hi int) {
-		var ap [mr * kcBlock]float32
 		var tile [mr * 32]float32
 		for it := lo; it < hi; it++ {
 			cb, rb := it/rowBlocks, it%rowBlocks
 			i0 := rb * mr
 			rows := min(mr, M-i0)
-			packA(ap[:kb*mr], A, i0, rows, k0, kb, M, K, o.TransA)
+			ap := apAll[rb*mr*kb : (rb+1)*mr*kb]
 			for p := cb * panPerItem; p < min(npan, (cb+1)*panPerItem); p++ {
-				microKernel(nr, ap[:kb*mr], packed[p*kb*nr:], kb, tile[:mr*nr])
 				j0 := p * nr
 				cols := min(nr, N-j0)
+				if rows == mr && cols == nr && microKernelAcc(nr, ap, packed[p*kb*nr:], kb, D[i0*N+j0:], N) {
+					continue
+				}
+				microKernel(nr, ap, packed[p*kb*nr:], kb, tile[:mr*nr])
 				for r := 0; r < rows; r++ {
 					d := D[(i0+r)*N+j0 : (i0+r)*N+j0+cols]
 					t := tile[r*nr : r*nr+cols]
@@ -84,7 +95,9 @@ func (c *CPU) gemmPacked(D, A []float32, b *Tensor, bOff, M, N, K int, o MatMulO
 	for k0 = 0; k0 < K; k0 += kcBlock {
 		kb = min(kcBlock, K-k0)
 		packed = (*bp)[:kb*npan*nr]
+		apAll = (*apBuf)[:rowBlocks*mr*kb]
 		c.parallel(npan, 4, packPanels)
+		c.parallel(rowBlocks, 8, packRows)
 		c.parallel(rowBlocks*colBlocks, 1, compute)
 	}
 }

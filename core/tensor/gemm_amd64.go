@@ -11,6 +11,9 @@ func kern6x16(ap, bp *float32, kc int, c *float32)
 func kern6x32(ap, bp *float32, kc int, c *float32)
 
 //go:noescape
+func kern6x32acc(ap, bp *float32, kc int, c *float32, ldc int)
+
+//go:noescape
 func dotAVX2(a, b *float32, n int) float32
 
 // gemmNR is the micro-kernel's tile width, chosen once from the CPU:
@@ -42,6 +45,17 @@ func microKernel(nr int, ap, bp []float32, kc int, c []float32) {
 	} else {
 		kern6x16(&ap[0], &bp[0], kc, &c[0])
 	}
+}
+
+// microKernelAcc adds a full 6 x nr tile straight into C (row stride
+// ldc); it reports false when only the tile-buffer path exists.
+func microKernelAcc(nr int, ap, bp []float32, kc int, c []float32, ldc int) bool {
+	if nr != 32 {
+		return false
+	}
+	_ = c[5*ldc+31]
+	kern6x32acc(&ap[0], &bp[0], kc, &c[0], ldc)
+	return true
 }
 
 func hasDotAsm() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }

@@ -11,3 +11,5 @@ func microKernel(nr int, ap, bp []float32, kc int, c []float32) {
 	panic("tensor: no micro-kernel on this platform")
 }
 func axpyAsm(d, x []float32, s float32) { axpy(d, x, s) }
+
+func microKernelAcc(nr int, ap, bp []float32, kc int, c []float32, ldc int) bool { return false }

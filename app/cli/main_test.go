@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -275,5 +276,21 @@ func TestDemoRuns(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(last.Adapter, "adapter_model.safetensors")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestServePortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	model := filepath.Join(t.TempDir(), "m")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", model); code != 0 {
+		t.Fatal(msg)
+	}
+	code, msg := run(t, "serve", "--model", model, "--addr", l.Addr().String())
+	if code != 2 || !strings.Contains(msg, "already in use") {
+		t.Fatalf("exit %d: %s", code, msg)
 	}
 }

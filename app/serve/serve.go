@@ -170,7 +170,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request) (*completionRequ
 		return nil, false
 	}
 	if req.Model != "" && req.Model != s.cfg.ModelID {
-		apiError(w, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("the model %q does not exist (this server has %q)", req.Model, s.cfg.ModelID))
+		apiError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("the model %q does not exist (this server has %q)", req.Model, s.cfg.ModelID))
 		return nil, false
 	}
 	if req.N != nil && *req.N != 1 {

@@ -194,7 +194,7 @@ func TestBadRequests(t *testing.T) {
 		status           int
 	}{
 		{"bad json", "/v1/completions", `{"prompt":`, 400},
-		{"unknown model", "/v1/completions", `{"model":"gpt-9","prompt":"x"}`, 404},
+		{"unknown model", "/v1/completions", `{"model":"gpt-9","prompt":"x"}`, 400},
 		{"prompt not a string", "/v1/completions", `{"prompt":{"a":1}}`, 400},
 		{"empty messages", "/v1/chat/completions", `{"messages":[]}`, 400},
 		{"bad temperature", "/v1/completions", `{"prompt":"x","temperature":-1}`, 400},

@@ -10,6 +10,28 @@ import (
 // Threads, so results are bit-identical for any thread count.
 type CPU struct {
 	Threads int
+
+	once  sync.Once
+	tasks chan task // served by Threads-1 long-lived workers
+}
+
+// task is one chunk of a parallel loop, sent by value (no allocation).
+type task struct {
+	fn     func(lo, hi int)
+	lo, hi int
+	wg     *sync.WaitGroup
+}
+
+func (c *CPU) start() {
+	c.tasks = make(chan task, 64)
+	for range c.threads() - 1 {
+		go func() {
+			for t := range c.tasks {
+				t.fn(t.lo, t.hi)
+				t.wg.Done()
+			}
+		}()
+	}
 }
 
 var _ Backend = (*CPU)(nil)
@@ -49,15 +71,14 @@ func (c *CPU) parallel(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
+	c.once.Do(c.start)
 	var wg sync.WaitGroup
 	chunk := (n + t - 1) / t
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
+	// The caller runs the first chunk itself; workers take the rest.
+	for lo := chunk; lo < n; lo += chunk {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
+		c.tasks <- task{fn: fn, lo: lo, hi: min(lo+chunk, n), wg: &wg}
 	}
+	fn(0, min(chunk, n))
 	wg.Wait()
 }

@@ -44,43 +44,48 @@ func (c *CPU) gemmPacked(D, A []float32, b *Tensor, bOff, M, N, K int, o MatMulO
 	rowBlocks := (M + mr - 1) / mr
 	panPerItem := ncBlock / nr
 	colBlocks := (npan + panPerItem - 1) / panPerItem
-	for k0 := 0; k0 < K; k0 += kcBlock {
-		kb := min(kcBlock, K-k0)
-		packed := (*bp)[:kb*npan*nr]
-		c.parallel(npan, 4, func(lo, hi int) {
-			var row []float32
-			if o.TransB && b.DType != F32 {
-				rp := scratch(kb)
-				defer widenPool.Put(rp)
-				row = *rp
-			}
-			for p := lo; p < hi; p++ {
-				packB(packed[p*kb*nr:(p+1)*kb*nr], b, bOff, p*nr, k0, kb, N, K, nr, o.TransB, row)
-			}
-		})
-		items := rowBlocks * colBlocks
-		c.parallel(items, 1, func(lo, hi int) {
-			var ap [mr * kcBlock]float32
-			var tile [mr * 32]float32
-			for it := lo; it < hi; it++ {
-				cb, rb := it/rowBlocks, it%rowBlocks
-				i0 := rb * mr
-				rows := min(mr, M-i0)
-				packA(ap[:kb*mr], A, i0, rows, k0, kb, M, K, o.TransA)
-				for p := cb * panPerItem; p < min(npan, (cb+1)*panPerItem); p++ {
-					microKernel(nr, ap[:kb*mr], packed[p*kb*nr:], kb, tile[:mr*nr])
-					j0 := p * nr
-					cols := min(nr, N-j0)
-					for r := 0; r < rows; r++ {
-						d := D[(i0+r)*N+j0 : (i0+r)*N+j0+cols]
-						t := tile[r*nr : r*nr+cols]
-						for j := range d {
-							d[j] += t[j]
-						}
+	// The two loop bodies are made once per call (closures over k0, kb and
+	// packed), not once per K block: fewer allocations.
+	var k0, kb int
+	var packed []float32
+	packPanels := func(lo, hi int) {
+		var row []float32
+		if o.TransB && b.DType != F32 {
+			rp := scratch(kb)
+			defer widenPool.Put(rp)
+			row = *rp
+		}
+		for p := lo; p < hi; p++ {
+			packB(packed[p*kb*nr:(p+1)*kb*nr], b, bOff, p*nr, k0, kb, N, K, nr, o.TransB, row)
+		}
+	}
+	compute := func(lo, hi int) {
+		var ap [mr * kcBlock]float32
+		var tile [mr * 32]float32
+		for it := lo; it < hi; it++ {
+			cb, rb := it/rowBlocks, it%rowBlocks
+			i0 := rb * mr
+			rows := min(mr, M-i0)
+			packA(ap[:kb*mr], A, i0, rows, k0, kb, M, K, o.TransA)
+			for p := cb * panPerItem; p < min(npan, (cb+1)*panPerItem); p++ {
+				microKernel(nr, ap[:kb*mr], packed[p*kb*nr:], kb, tile[:mr*nr])
+				j0 := p * nr
+				cols := min(nr, N-j0)
+				for r := 0; r < rows; r++ {
+					d := D[(i0+r)*N+j0 : (i0+r)*N+j0+cols]
+					t := tile[r*nr : r*nr+cols]
+					for j := range d {
+						d[j] += t[j]
 					}
 				}
 			}
-		})
+		}
+	}
+	for k0 = 0; k0 < K; k0 += kcBlock {
+		kb = min(kcBlock, K-k0)
+		packed = (*bp)[:kb*npan*nr]
+		c.parallel(npan, 4, packPanels)
+		c.parallel(rowBlocks*colBlocks, 1, compute)
 	}
 }
 

@@ -15,7 +15,7 @@ func expf(x float32) float32 {
 		return float32(math.Inf(1))
 	}
 	t := float64(x) * 1.4426950408889634 // in float64: float32 would cost 5e-6 at |x| ~ 80
-	n := float64(int64(t+256.5)) - 256 // floor(t+0.5) for t > -256, without a call
+	n := float64(int64(t+256.5)) - 256   // floor(t+0.5) for t > -256, without a call
 	f := float32(t - n)
 	// 2^f on [-0.5, 0.5]: the Taylor series of exp(f·ln 2) to degree 7.
 	p := float32(1.525273380405984e-05)

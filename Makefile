@@ -33,6 +33,7 @@ demo-model: build
 # Regenerate golden files (needs python3-torch and python3-numpy; not in CI).
 golden:
 	$(PYTHON) tools/golden/gen.py
+	$(PYTHON) tools/golden/rlhf.py
 
 bench: build
 	./bin/llmlab bench

@@ -10,8 +10,8 @@ import (
 // gradient. Vars that wrap a trainable Param send their gradient into
 // Param.Grad, which persists across steps (the optimizer zeroes it).
 type Var struct {
-	Value *tensor.Tensor
-	Grad  *tensor.Tensor // nil until a gradient arrives
+	Value  *tensor.Tensor
+	Grad   *tensor.Tensor // nil until a gradient arrives
 	param  *Param
 	viewOf *Var // a reshaped view shares its parent's storage and gradient
 	needs  bool // some trainable input lies upstream

@@ -45,6 +45,7 @@ func commands() map[string]command {
 		"sft":       {"instruction-tune a model (full or LoRA)", runSFT},
 		"eval":      {"loss and perplexity of a model on a file", runEval},
 		"merge":     {"fold a LoRA adapter into its base model", runMerge},
+		"dpo":       {"align a model on preference pairs (DPO, cDPO, IPO, hinge, robust)", runDPO},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}

@@ -294,3 +294,41 @@ func TestServePortInUse(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, msg)
 	}
 }
+
+// TestDPOLearnsPreference: DPO with a LoRA policy starts at log 2 (policy
+// equals reference) and lowers the loss on pairs it trains on.
+func TestDPOLearnsPreference(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	var b strings.Builder
+	for i := 0; i < 24; i++ {
+		fmt.Fprintf(&b, "{\"prompt\":\"q%d\",\"chosen\":\"yes\",\"rejected\":\"no way\"}\n", i)
+	}
+	dataPath := filepath.Join(dir, "prefs.jsonl")
+	os.WriteFile(dataPath, []byte(b.String()), 0o644)
+	code, msg := run(t, "dpo", "--model", base, "--data", dataPath, "--template", "chatml", "--out", filepath.Join(dir, "run"),
+		"--steps", "12", "--batch", "4", "--ctx", "64", "--lr", "1e-2", "--rank", "4", "--eval-frac", "0", "--json")
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	var first, last float64
+	for _, line := range strings.Split(msg, "\n") {
+		var ev struct {
+			Event string
+			Step  int
+			Loss  float64
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Event == "step" {
+			if ev.Step == 1 {
+				first = ev.Loss
+			}
+			last = ev.Loss
+		}
+	}
+	if math.Abs(first-math.Ln2) > 1e-4 || last >= first {
+		t.Fatalf("loss %v -> %v: want log 2 at the start, then lower", first, last)
+	}
+}

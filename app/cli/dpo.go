@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"llmlab/core/chat"
+	"llmlab/core/data"
+	"llmlab/core/model"
+	"llmlab/core/train"
+	"llmlab/lora"
+	"llmlab/rlhf"
+)
+
+// runDPO aligns a model on preference pairs with the DPO family of losses
+// (sigmoid/cDPO, IPO, hinge, robust), with full weights or a LoRA policy
+// whose reference is the base with the adapter switched off.
+func runDPO(e *Env) error {
+	fs := newFlags(e, "dpo")
+	var mf modelFlags
+	mf.register(fs, false)
+	dataPath := fs.String("data", "", "JSONL of {\"prompt\",\"chosen\",\"rejected\"} records (required)")
+	tmplName := fs.String("template", "", "chat template (default: the model's own): "+chat.Names())
+	lossName := fs.String("loss", "sigmoid", "sigmoid (cDPO with --label-smoothing), ipo, hinge or robust")
+	beta := fs.Float64("beta", 0.1, "β: strength of the KL leash to the reference")
+	smoothing := fs.Float64("label-smoothing", 0, "ε: assumed fraction of flipped labels (cDPO, robust)")
+	evalFrac := fs.Float64("eval-frac", 0.05, "fraction of pairs held out")
+	var pf peftFlags
+	pf.register(fs)
+	var tf trainFlags
+	tf.register(fs, 200, 4, 256, 5e-4)
+	if err := parse(fs, e.Args); err != nil {
+		return err
+	}
+	if tf.out == "" || *dataPath == "" {
+		return Usagef("--data and --out are required")
+	}
+	lossKind, err := rlhf.ParseDPOLoss(*lossName)
+	if err != nil {
+		return BadInput(err)
+	}
+	dcfg := rlhf.DPOConfig{Loss: lossKind, Beta: float32(*beta), LabelSmoothing: float32(*smoothing)}
+	if err := dcfg.Validate(); err != nil {
+		return BadInput(err)
+	}
+	cfg, err := tf.config()
+	if err != nil {
+		return err
+	}
+	b, err := mf.backend()
+	if err != nil {
+		return err
+	}
+	l, err := mf.load(model.LoadOptions{})
+	if err != nil {
+		return err
+	}
+	tf.ctx = min(tf.ctx, l.M.Cfg.MaxPos)
+	tmpl, err := chooseTemplate(l, *tmplName)
+	if err != nil {
+		return err
+	}
+	ds, err := data.LoadJSONL(*dataPath)
+	if err != nil {
+		return BadInput(err)
+	}
+	if !ds.Shape.Pairwise() {
+		return BadInput(fmt.Errorf("%s holds %s records; dpo wants {\"prompt\",\"chosen\",\"rejected\"}", *dataPath, ds.Shape))
+	}
+	pairs, rep, err := data.BuildPairs(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: tf.ctx})
+	if err != nil {
+		return BadInput(err)
+	}
+	for _, d := range rep.NoLoss {
+		fmt.Fprintf(e.Stderr, "%s:%d: skipped: %s\n", *dataPath, d.Line, d.Why)
+	}
+	if len(pairs) == 0 {
+		return BadInput(fmt.Errorf("%s: no usable pairs", *dataPath))
+	}
+	ti, ei := data.SplitIndices(len(pairs), *evalFrac, tf.seed)
+	var trainP, evalP []data.Pair
+	for _, i := range ti {
+		trainP = append(trainP, pairs[i])
+	}
+	for _, i := range ei {
+		evalP = append(evalP, pairs[i])
+	}
+	rec := runRecord{Command: "dpo", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
+		Extra: map[string]any{"dpo": dcfg, "peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String()}}
+	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
+		return err
+	}
+	cfg.Hash = train.Hash(rec)
+
+	// The policy and its reference.
+	m := l.M
+	params := m.ParamList()
+	var weights train.Weights = train.ModelWeights{M: m}
+	var ref rlhf.Reference
+	var adapter *lora.Adapter
+	switch pf.method {
+	case "lora":
+		adapter, err = lora.Apply(m, lora.Config{Method: lora.LoRA, Rank: pf.rank, Alpha: pf.alpha, RSLoRA: pf.rslora,
+			Targets: splitList(pf.targets), Seed: tf.seed})
+		if err != nil {
+			return BadInput(err)
+		}
+		params, weights = adapter.Params(), adapter
+		frozen := rlhf.NewFrozenModel(m, b)
+		ref = rlhf.ReferenceFunc(func(ctx context.Context, bt data.Batch, dst []float32) error {
+			adapter.SetEnabled(false)
+			defer adapter.SetEnabled(true)
+			return frozen.LogProbs(ctx, bt, dst)
+		})
+	case "none":
+		m.Freeze(false)
+		refModel, err := model.Load(l.Dir, model.LoadOptions{KeepStored: true})
+		if err != nil {
+			return BadInput(err)
+		}
+		ref = rlhf.NewFrozenModel(refModel, b)
+	default:
+		return BadInput(fmt.Errorf("--peft %q: dpo supports none and lora", pf.method))
+	}
+	cached := rlhf.NewCachedReference(ref)
+	pad := max(l.Tok.PAD(), max(l.Tok.EOS(), 0))
+	src := &rlhf.PairSource{Pairs: trainP, Rows: tf.batch, Seed: tf.seed, Pad: pad}
+	var ev train.EvalSource
+	if len(evalP) > 0 {
+		es := &rlhf.PairSource{Pairs: evalP, Rows: min(tf.batch, len(evalP)), Seed: tf.seed, Pad: pad}
+		var bs []data.Batch
+		for range (len(evalP) + es.Rows - 1) / es.Rows {
+			bt, err := es.Next()
+			if err != nil {
+				return err
+			}
+			bs = append(bs, bt)
+		}
+		ev = train.Batches(bs)
+	}
+	obj := &rlhf.DPOObjective{M: m, Cfg: dcfg, Ref: cached, Ctx: e.Ctx}
+	repo, err := newReporter(e, tf.jsonOut, tf.out)
+	if err != nil {
+		return err
+	}
+	defer repo.close()
+	log := e.Stdout
+	if tf.jsonOut {
+		log = e.Stderr
+	}
+	fmt.Fprintf(log, "DPO (%s, β=%g) on %d pairs (%d held out), %s\n", dcfg.Loss, dcfg.Beta, len(trainP), len(evalP), pf.method)
+	err = train.Run(e.Ctx, cfg, b, obj, src, ev, params, weights, repo.event)
+	if e.Ctx.Err() != nil && errors.Is(err, e.Ctx.Err()) {
+		fmt.Fprintln(e.Stderr, "stopped; resume with the same command and --resume")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	final := filepath.Join(tf.out, "final")
+	if adapter != nil {
+		err = adapter.Save(final, l.Dir)
+	} else if err = m.Save(final, model.SaveOptions{}); err == nil {
+		err = l.Tok.Save(final)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "saved %s (reference log-probs cached for %d rows)\n", final, cached.Len())
+	return nil
+}

@@ -3,7 +3,6 @@ module llmlab
 go 1.26.0
 
 require (
-	github.com/google/go-cmp v0.7.0 // indirect
-	github.com/x448/float16 v0.8.4 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	github.com/x448/float16 v0.8.4
+	golang.org/x/sys v0.50.0
 )

@@ -61,7 +61,9 @@ func gemmBlocking(kern *gemmKernel, n, k int) (kc, nc int) {
 type gemmScratch struct {
 	a    []float32 // (KC, MR) packed micro-panel
 	tile []float32 // (MR, NR) edge tile
-	row  []float32 // one widened row of a half-precision b
+	row  []float32    // one widened row of a half-precision b (M = 1 path)
+	rows [8][]float32 // widened rows of a transposed half-precision b
+	zero []float32    // padding, always zero
 }
 
 // gemmShared is the state shared by the workers of one call: the packed
@@ -191,7 +193,7 @@ func (st *gemmStep) computeTask(s *gemmScratch, t int) {
 	for pi := p0; pi < p1; pi++ {
 		i0 := pi * mr
 		h := min(mr, p.m-i0)
-		packA(s.a, p, st.pc, kc, i0, h, mr)
+		packA(s.a, p, st.pc, kc, i0, h, mr, s)
 		for q := q0; q < q1; q++ {
 			j0 := st.jc + q*nr
 			w := min(nr, p.n-j0)
@@ -220,24 +222,29 @@ func (st *gemmStep) computeTask(s *gemmScratch, t int) {
 
 // packA packs rows [i0, i0+h) and reduction [pc, pc+kc) of op(a) into dst
 // as (kc, mr), zero padding rows h..mr.
-func packA(dst []float32, p *gemmProblem, pc, kc, i0, h, mr int) {
+func packA(dst []float32, p *gemmProblem, pc, kc, i0, h, mr int, s *gemmScratch) {
 	dst = dst[:kc*mr]
-	if h < mr {
-		clear(dst)
-	}
 	if p.transA { // a (K, M): each k gives h contiguous values
+		if h < mr {
+			clear(dst)
+		}
 		for k := range kc {
 			copy(dst[k*mr:k*mr+h], p.a[(pc+k)*p.m+i0:])
 		}
 		return
 	}
-	// a (M, K): transpose h rows.
-	for r := range h {
-		src := p.a[(i0+r)*p.k+pc : (i0+r)*p.k+pc+kc]
-		d := dst[r:]
-		for k, v := range src {
-			d[k*mr] = v
+	// a (M, K): interleave h rows.
+	var rows [8][]float32
+	for r0 := 0; r0 < mr; r0 += 8 {
+		g := min(8, mr-r0)
+		for r := range g {
+			if i := r0 + r; i < h {
+				rows[r] = p.a[(i0+i)*p.k+pc : (i0+i)*p.k+pc+kc]
+			} else {
+				rows[r] = s.zeros(kc)
+			}
 		}
+		interleave(dst[r0:], mr, rows[:g], kc)
 	}
 }
 
@@ -245,10 +252,10 @@ func packA(dst []float32, p *gemmProblem, pc, kc, i0, h, mr int) {
 // dst as (kc, nr), widening half types and zero padding columns w..nr.
 func packB(dst []float32, p *gemmProblem, pc, kc, j0, w, nr int, s *gemmScratch) {
 	b := p.b
-	if w < nr {
-		clear(dst)
-	}
 	if !p.transB { // b (K, N): each k gives w contiguous values
+		if w < nr {
+			clear(dst)
+		}
 		for k := range kc {
 			off := p.bOff + (pc+k)*p.n + j0
 			d := dst[k*nr : k*nr+w]
@@ -260,22 +267,59 @@ func packB(dst []float32, p *gemmProblem, pc, kc, j0, w, nr int, s *gemmScratch)
 		}
 		return
 	}
-	// b (N, K): transpose w rows of kc values.
-	for c := range w {
-		off := p.bOff + (j0+c)*p.k + pc
-		var src []float32
-		if b.DType == F32 {
-			src = b.F32[off : off+kc]
-		} else {
-			s.row = grow(s.row, kc)
-			p.widen(s.row, off)
-			src = s.row
+	// b (N, K): interleave w rows of kc values, 8 at a time.
+	var rows [8][]float32
+	for c0 := 0; c0 < nr; c0 += 8 {
+		g := min(8, nr-c0)
+		for r := range g {
+			c := c0 + r
+			if c >= w {
+				rows[r] = s.zeros(kc)
+				continue
+			}
+			off := p.bOff + (j0+c)*p.k + pc
+			if b.DType == F32 {
+				rows[r] = b.F32[off : off+kc]
+			} else {
+				s.rows[r] = grow(s.rows[r], kc)
+				p.widen(s.rows[r], off)
+				rows[r] = s.rows[r]
+			}
 		}
-		d := dst[c:]
-		for k, v := range src {
-			d[k*nr] = v
-		}
+		interleave(dst[c0:], nr, rows[:g], kc)
 	}
+}
+
+// interleave writes dst[k*stride+r] = rows[r][k] for k < n: a transpose of
+// up to 8 rows, reading each row forward and writing contiguous runs.
+func interleave(dst []float32, stride int, rows [][]float32, n int) {
+	if len(rows) != 8 {
+		for r, row := range rows {
+			row = row[:n]
+			for k, v := range row {
+				dst[k*stride+r] = v
+			}
+		}
+		return
+	}
+	r0, r1, r2, r3 := rows[0][:n], rows[1][:n], rows[2][:n], rows[3][:n]
+	r4, r5, r6, r7 := rows[4][:n], rows[5][:n], rows[6][:n], rows[7][:n]
+	if n > 0 {
+		_ = dst[(n-1)*stride+7]
+	}
+	for k := range r0 {
+		d := dst[k*stride : k*stride+8 : k*stride+8]
+		d[0], d[1], d[2], d[3] = r0[k], r1[k], r2[k], r3[k]
+		d[4], d[5], d[6], d[7] = r4[k], r5[k], r6[k], r7[k]
+	}
+}
+
+// zeros returns n zero floats (a padding row).
+func (s *gemmScratch) zeros(n int) []float32 {
+	if len(s.zero) < n {
+		s.zero = make([]float32, n)
+	}
+	return s.zero[:n]
 }
 
 // widen writes len(dst) elements of the half-precision b from offset off.

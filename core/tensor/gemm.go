@@ -36,6 +36,8 @@ type gemmKernel struct {
 	// vector kernels for M = 1; see gemv.go.
 	dot   func(x, w []float32) float32
 	dotH  func(x []float32, w []uint16, dt DType) float32
+	dot4  func(out *[4]float32, x, w []float32, ld int) // four rows of w, stride ld
+	dot4H func(out *[4]float32, x []float32, w []uint16, ld int, dt DType)
 	axpy  func(y []float32, alpha float32, x []float32)
 	widen func(dst []float32, src []uint16, dt DType)
 }
@@ -59,11 +61,12 @@ func gemmBlocking(kern *gemmKernel, n, k int) (kc, nc int) {
 
 // gemmScratch is one worker's reusable buffers.
 type gemmScratch struct {
-	a    []float32 // (KC, MR) packed micro-panel
-	tile []float32 // (MR, NR) edge tile
+	a    []float32    // (KC, MR) packed micro-panel
+	tile []float32    // (MR, NR) edge tile
 	row  []float32    // one widened row of a half-precision b (M = 1 path)
 	rows [8][]float32 // widened rows of a transposed half-precision b
 	zero []float32    // padding, always zero
+	dots [4]float32   // results of a dot4 kernel
 }
 
 // gemmShared is the state shared by the workers of one call: the packed

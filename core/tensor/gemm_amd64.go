@@ -25,6 +25,15 @@ func dotF16AVX2(x *float32, w *uint16, n int) float32
 func dotBF16AVX2(x *float32, w *uint16, n int) float32
 
 //go:noescape
+func dot4F32AVX2(out *[4]float32, x, w *float32, ld, n int)
+
+//go:noescape
+func dot4F16AVX2(out *[4]float32, x *float32, w *uint16, ld, n int)
+
+//go:noescape
+func dot4BF16AVX2(out *[4]float32, x *float32, w *uint16, ld, n int)
+
+//go:noescape
 func axpyAVX2(y *float32, alpha float32, x *float32, n int)
 
 //go:noescape
@@ -36,11 +45,11 @@ func widenBF16AVX2(dst *float32, src *uint16, n int)
 var (
 	avx512Kernel = gemmKernel{
 		name: "avx512f", mr: 8, nr: 48,
-		micro: micro8x48AVX512, dot: dotAVX2, dotH: dotHAVX2, axpy: axpyVec, widen: widenVec,
+		micro: micro8x48AVX512, dot: dotAVX2, dotH: dotHAVX2, dot4: dot4AVX2, dot4H: dot4HAVX2, axpy: axpyVec, widen: widenVec,
 	}
 	avx2Kernel = gemmKernel{
 		name: "avx2+fma", mr: 6, nr: 16,
-		micro: micro6x16AVX2, dot: dotAVX2, dotH: dotHAVX2, axpy: axpyVec, widen: widenVec,
+		micro: micro6x16AVX2, dot: dotAVX2, dotH: dotHAVX2, dot4: dot4AVX2, dot4H: dot4HAVX2, axpy: axpyVec, widen: widenVec,
 	}
 )
 
@@ -123,4 +132,39 @@ func widenVec(dst []float32, src []uint16, dt DType) {
 		}
 	}
 	widenGo(dst[n:], src[n:], dt)
+}
+
+func dot4AVX2(out *[4]float32, x, w []float32, ld int) {
+	w = w[:3*ld+len(x)]
+	n := len(x) &^ 7
+	*out = [4]float32{}
+	if n > 0 {
+		dot4F32AVX2(out, &x[0], &w[0], ld, n)
+	}
+	for r := range out {
+		row := w[r*ld : r*ld+len(x)]
+		for i := n; i < len(x); i++ {
+			out[r] += x[i] * row[i]
+		}
+	}
+}
+
+func dot4HAVX2(out *[4]float32, x []float32, w []uint16, ld int, dt DType) {
+	w = w[:3*ld+len(x)]
+	n := len(x) &^ 7
+	*out = [4]float32{}
+	if n > 0 {
+		if dt == BF16 {
+			dot4BF16AVX2(out, &x[0], &w[0], ld, n)
+		} else {
+			dot4F16AVX2(out, &x[0], &w[0], ld, n)
+		}
+	}
+	var t [8]float32
+	for r := range out {
+		widenGo(t[:len(x)-n], w[r*ld+n:r*ld+len(x)], dt)
+		for i := n; i < len(x); i++ {
+			out[r] += x[i] * t[i-n]
+		}
+	}
 }

@@ -13,7 +13,7 @@ import (
 
 var goKernel = gemmKernel{
 	name: "generic", mr: 4, nr: 4,
-	micro: microGo4x4, dot: dotGo, dotH: dotHGo, axpy: axpyGo, widen: widenGo,
+	micro: microGo4x4, dot: dotGo, dotH: dotHGo, dot4: dot4Go, dot4H: dot4HGo, axpy: axpyGo, widen: widenGo,
 }
 
 // microGo4x4 is the 4×4 micro-kernel: sixteen scalar accumulators.
@@ -106,5 +106,19 @@ func widenGo(dst []float32, src []uint16, dt DType) {
 	}
 	for i, h := range src {
 		dst[i] = float16.Frombits(h).Float32()
+	}
+}
+
+// dot4Go is four dotGo calls on rows of w at stride ld.
+func dot4Go(out *[4]float32, x, w []float32, ld int) {
+	for r := range out {
+		out[r] = dotGo(x, w[r*ld:r*ld+len(x)])
+	}
+}
+
+// dot4HGo is four dotHGo calls on rows of w at stride ld.
+func dot4HGo(out *[4]float32, x []float32, w []uint16, ld int, dt DType) {
+	for r := range out {
+		out[r] = dotHGo(x, w[r*ld:r*ld+len(x)], dt)
 	}
 }

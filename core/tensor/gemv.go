@@ -20,7 +20,7 @@ func (c *CPU) gemv(sh *gemmShared) {
 	var fn func(*gemmStep, *gemmScratch, int)
 	if p.transB {
 		// Task = a run of rows of b (N, K): y[j] = dot(x, b[j, :]).
-		st.gn = max(1, gemvBytesPerTask/(esz*p.k))
+		st.gn = max(4, gemvBytesPerTask/(esz*p.k)/4*4)
 		st.tasks = (p.n + st.gn - 1) / st.gn
 		fn = (*gemmStep).dotTask
 	} else {
@@ -34,20 +34,37 @@ func (c *CPU) gemv(sh *gemmShared) {
 	st.p = nil
 }
 
-func (st *gemmStep) dotTask(_ *gemmScratch, t int) {
+// dotTask computes rows [t·gn, (t+1)·gn) of y, four at a time (x is read
+// once for four rows of b), the last few one by one.
+func (st *gemmStep) dotTask(s *gemmScratch, t int) {
 	p, kern := st.p, st.kern
-	for j := t * st.gn; j < min((t+1)*st.gn, p.n); j++ {
+	j, end := t*st.gn, min((t+1)*st.gn, p.n)
+	v := &s.dots // not a local: it would escape through the func value
+	for ; j < end; j += 4 {
 		off := p.bOff + j*p.k
-		var v float32
-		if p.b.DType == F32 {
-			v = kern.dot(p.a, p.b.F32[off:off+p.k])
+		if j+4 <= end {
+			if p.b.DType == F32 {
+				kern.dot4(v, p.a, p.b.F32[off:off+4*p.k], p.k)
+			} else {
+				kern.dot4H(v, p.a, p.b.Half[off:off+4*p.k], p.k, p.b.DType)
+			}
 		} else {
-			v = kern.dotH(p.a, p.b.Half[off:off+p.k], p.b.DType)
+			for r := range end - j {
+				o := off + r*p.k
+				if p.b.DType == F32 {
+					v[r] = kern.dot(p.a, p.b.F32[o:o+p.k])
+				} else {
+					v[r] = kern.dotH(p.a, p.b.Half[o:o+p.k], p.b.DType)
+				}
+			}
 		}
-		if p.accumulate {
-			p.c[j] += v
-		} else {
-			p.c[j] = v
+		y := p.c[j:min(j+4, end)]
+		for r := range y {
+			if p.accumulate {
+				y[r] += v[r]
+			} else {
+				y[r] = v[r]
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	"llmlab/core/tensor"
 	"llmlab/core/tensor/tensortest"
@@ -13,10 +14,15 @@ import (
 
 // BenchmarkVsCPU runs the CPU backend's MatMul and this BLAS's sgemm on the
 // same y = x·Wᵀ problems, one after the other, so their ratio comes from
-// one run. On machines that set OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE,
-// unset them for this command only to get OpenBLAS's best kernel:
+// one run. Make sure OpenBLAS runs its best kernel: an OPENBLAS_CORETYPE
+// or OPENBLAS_L2_SIZE in the environment can force a slower one, and
+// OpenBLAS 0.3.21 does not recognise recent Xeons (it falls back to the
+// SSE "Prescott" kernel, ~6× slower), so name the AVX-512 kernel for the
+// benchmark command only:
 //
-//	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE go test -run X -bench VsCPU ./gpu/blas/
+//	env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=SkylakeX go test -run X -bench VsCPU ./gpu/blas/
+//
+// OPENBLAS_VERBOSE=2 prints the kernel OpenBLAS chose.
 func BenchmarkVsCPU(b *testing.B) {
 	l := openOrSkip(b)
 	shapes := [][3]int{{1024, 768, 768}, {1024, 3072, 768}, {1024, 768, 3072}, {256, 288, 288}, {1, 768, 768}, {1, 3072, 768}}
@@ -45,6 +51,10 @@ func BenchmarkVsCPU(b *testing.B) {
 					l.Sgemm(false, true, m, n, k, 1, x, k, w, k, 0, y, n)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				// OpenBLAS's idle workers spin for a while after a call:
+				// let them park before the next (timed) run.
+				l.SetThreads(1)
+				time.Sleep(200 * time.Millisecond)
 			})
 		}
 	}

@@ -25,7 +25,7 @@ func runDevices(e *Env) error {
 	}
 	rows := []row{{
 		Backend: "cpu", OK: true, Chosen: true,
-		Detail:   fmt.Sprintf("%s/%s, %d cores, GEMM kernel %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), tensor.GEMMKernel()),
+		Detail:   fmt.Sprintf("%s/%s, %d cores, GEMM kernel %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), tensor.CPUFeatures()[0]),
 		Features: tensor.CPUFeatures(),
 	}}
 	if l, err := blas.Open(); err == nil {

@@ -116,7 +116,7 @@ func (c *CPU) Attention(out, lse, q, k, v *Tensor, o *AttentionOpts) {
 	g := H / KVH
 	c.parallel(B*H, 1, func(lo, hi int) {
 		sp := scratch(S + P)
-		defer widenPool.Put(sp)
+		defer scratchPool.Put(sp)
 		sc := *sp
 		idx := make([]int32, 0, S+P)
 		for bh := lo; bh < hi; bh++ {

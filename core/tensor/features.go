@@ -1,30 +1,12 @@
 package tensor
 
-import (
-	"runtime"
-
-	"golang.org/x/sys/cpu"
-)
-
-// CPUFeatures lists the instruction-set features the kernels can use.
+// CPUFeatures names the kernel sets this build can run on this CPU, the
+// one MatMul uses first: "avx512f", "avx2+fma" or "generic" (the portable
+// Go kernels, always last). `llmlab devices` prints it.
 func CPUFeatures() []string {
-	var f []string
-	if runtime.GOARCH == "amd64" {
-		if cpu.X86.HasAVX512F {
-			f = append(f, "avx512f")
-		}
-		if cpu.X86.HasAVX2 {
-			f = append(f, "avx2")
-		}
-		if cpu.X86.HasFMA {
-			f = append(f, "fma")
-		}
+	var out []string
+	for _, k := range kernelSets() {
+		out = append(out, k.name)
 	}
-	if runtime.GOARCH == "arm64" && cpu.ARM64.HasASIMD {
-		f = append(f, "neon")
-	}
-	return f
+	return out
 }
-
-// GEMMKernel names the matrix-multiply kernel in use.
-func GEMMKernel() string { return gemmKernelFor(gemmNR()) }

@@ -1,0 +1,89 @@
+package tensor
+
+// The M = 1 path: one row of a times op(b). It is memory-bound (each
+// element of b is used once), so it skips packing, reads b (F32, F16 or
+// BF16) in place, and splits N across threads. Each output element is one
+// kernel's fixed-order sum, whichever thread computes it.
+
+const (
+	gemvBytesPerTask = 64 << 10 // bytes of b per task: enough to amortise scheduling
+	gemvColBlock     = 256      // columns per axpy block (no transpose): 1 KiB of y in L1
+)
+
+// gemv computes p.c (1, N) [+]= x (1, K) · op(b), x = p.a ((1, K) and
+// (K, 1) are the same vector).
+func (c *CPU) gemv(sh *gemmShared) {
+	p := &sh.prob
+	st := &sh.st
+	st.p, st.kern = p, p.kern
+	esz := p.b.DType.Size()
+	var fn func(*gemmStep, *gemmScratch, int)
+	if p.transB {
+		// Task = a run of rows of b (N, K): y[j] = dot(x, b[j, :]).
+		st.gn = max(4, gemvBytesPerTask/(esz*p.k)/4*4)
+		st.tasks = (p.n + st.gn - 1) / st.gn
+		fn = (*gemmStep).dotTask
+	} else {
+		// Task = a block of columns of b (K, N): y[j0:j1] += x[k]·b[k, j0:j1]
+		// for k in order; the y block stays in L1.
+		st.gn = gemvColBlock
+		st.tasks = (p.n + st.gn - 1) / st.gn
+		fn = (*gemmStep).axpyTask
+	}
+	gemmRun(st, min(c.threads(), st.tasks), fn)
+	st.p = nil
+}
+
+// dotTask computes rows [t·gn, (t+1)·gn) of y, four at a time (x is read
+// once for four rows of b), the last few one by one.
+func (st *gemmStep) dotTask(s *gemmScratch, t int) {
+	p, kern := st.p, st.kern
+	j, end := t*st.gn, min((t+1)*st.gn, p.n)
+	v := &s.dots // not a local: it would escape through the func value
+	for ; j < end; j += 4 {
+		off := p.bOff + j*p.k
+		if j+4 <= end {
+			if p.b.DType == F32 {
+				kern.dot4(v, p.a, p.b.F32[off:off+4*p.k], p.k)
+			} else {
+				kern.dot4H(v, p.a, p.b.Half[off:off+4*p.k], p.k, p.b.DType)
+			}
+		} else {
+			for r := range end - j {
+				o := off + r*p.k
+				if p.b.DType == F32 {
+					v[r] = kern.dot(p.a, p.b.F32[o:o+p.k])
+				} else {
+					v[r] = kern.dotH(p.a, p.b.Half[o:o+p.k], p.b.DType)
+				}
+			}
+		}
+		y := p.c[j:min(j+4, end)]
+		for r := range y {
+			if p.accumulate {
+				y[r] += v[r]
+			} else {
+				y[r] = v[r]
+			}
+		}
+	}
+}
+
+func (st *gemmStep) axpyTask(s *gemmScratch, t int) {
+	p, kern := st.p, st.kern
+	j0 := t * st.gn
+	y := p.c[j0:min(j0+st.gn, p.n)]
+	if !p.accumulate {
+		clear(y)
+	}
+	s.row = grow(s.row, len(y))
+	for k, xv := range p.a {
+		off := p.bOff + k*p.n + j0
+		if p.b.DType == F32 {
+			kern.axpy(y, xv, p.b.F32[off:off+len(y)])
+		} else {
+			kern.widen(s.row, p.b.Half[off:off+len(y)], p.b.DType)
+			kern.axpy(y, xv, s.row)
+		}
+	}
+}

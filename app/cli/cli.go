@@ -46,6 +46,7 @@ func commands() map[string]command {
 		"eval":      {"loss and perplexity of a model on a file", runEval},
 		"merge":     {"fold a LoRA adapter into its base model", runMerge},
 		"dpo":       {"align a model on preference pairs (DPO, cDPO, IPO, hinge, robust)", runDPO},
+		"export":    {"write a model as GGUF for llama.cpp and ollama", runExport},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}

@@ -186,3 +186,19 @@ func toValid(s string) string {
 	}
 	return string(out)
 }
+
+// Vocabulary returns every token string in id order (byte-level strings
+// for the BPE vocabulary, contents for added tokens) and whether each is
+// a special (control) token.
+func (tk *Tokenizer) Vocabulary() ([]string, []bool) {
+	return append([]string(nil), tk.pieces...), append([]bool(nil), tk.isSpec...)
+}
+
+// MergeList returns the merges in rank order as "a b" strings.
+func (tk *Tokenizer) MergeList() []string {
+	out := make([]string, len(tk.ranks))
+	for p, r := range tk.ranks {
+		out[r] = tk.pieces[p[0]] + " " + tk.pieces[p[1]]
+	}
+	return out
+}

@@ -1,0 +1,234 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+
+	"llmlab/core/checkpoint"
+	"llmlab/core/tensor"
+)
+
+// Vocab is what a GGUF file needs of the tokenizer (llama.cpp's "gpt2"
+// BPE model): the token strings in id order, their types (1 normal, 3
+// control), the merges as "a b" and the special ids (-1: none).
+type Vocab struct {
+	Tokens       []string
+	Types        []int32
+	Merges       []string
+	BOS, EOS     int32
+	PAD          int32
+	ChatTemplate string
+}
+
+// ggufArch is the llama.cpp architecture of the model.
+func (c Config) ggufArch() string {
+	switch {
+	case c.Arch == GPT2:
+		return "gpt2"
+	case c.ModelType == "qwen2":
+		return "qwen2"
+	}
+	return "llama"
+}
+
+// permuteQK reorders the rows of a q or k projection (heads·D, in) from
+// HF's rotate-half RoPE layout to GGUF's interleaved one, as llama.cpp's
+// converter does: row h·D + s·D/2 + i moves to h·D + 2i + s. inverse undoes it.
+func permuteQK(w *tensor.Tensor, heads int, inverse bool) *tensor.Tensor {
+	rows, cols := w.Shape[0], w.Shape[1]
+	D := rows / heads
+	out := tensor.NewOf(w.DType, rows, cols)
+	for h := 0; h < heads; h++ {
+		for s := 0; s < 2; s++ {
+			for i := 0; i < D/2; i++ {
+				hf, gg := h*D+s*D/2+i, h*D+2*i+s
+				src, dst := hf, gg
+				if inverse {
+					src, dst = gg, hf
+				}
+				if w.DType == tensor.F32 {
+					copy(out.F32[dst*cols:(dst+1)*cols], w.F32[src*cols:(src+1)*cols])
+				} else {
+					copy(out.Half[dst*cols:(dst+1)*cols], w.Half[src*cols:(src+1)*cols])
+				}
+			}
+		}
+	}
+	return out
+}
+
+// ggufName maps an HF parameter name to its GGUF tensor name.
+func ggufName(c Config, hf string) (string, bool) {
+	if c.Arch == GPT2 {
+		hf = strings.TrimPrefix(hf, "transformer.")
+		switch hf {
+		case "wte.weight":
+			return "token_embd.weight", true
+		case "wpe.weight":
+			return "position_embd.weight", true
+		case "ln_f.weight":
+			return "output_norm.weight", true
+		case "ln_f.bias":
+			return "output_norm.bias", true
+		case "lm_head.weight":
+			return "output.weight", true
+		}
+		var l int
+		var rest string
+		if n, _ := fmt.Sscanf(hf, "h.%d.%s", &l, &rest); n != 2 {
+			return "", false
+		}
+		m := map[string]string{
+			"ln_1.weight": "attn_norm.weight", "ln_1.bias": "attn_norm.bias",
+			"attn.c_attn.weight": "attn_qkv.weight", "attn.c_attn.bias": "attn_qkv.bias",
+			"attn.c_proj.weight": "attn_output.weight", "attn.c_proj.bias": "attn_output.bias",
+			"ln_2.weight": "ffn_norm.weight", "ln_2.bias": "ffn_norm.bias",
+			"mlp.c_fc.weight": "ffn_up.weight", "mlp.c_fc.bias": "ffn_up.bias",
+			"mlp.c_proj.weight": "ffn_down.weight", "mlp.c_proj.bias": "ffn_down.bias",
+		}[rest]
+		return fmt.Sprintf("blk.%d.%s", l, m), m != ""
+	}
+	switch hf {
+	case "model.embed_tokens.weight":
+		return "token_embd.weight", true
+	case "model.norm.weight":
+		return "output_norm.weight", true
+	case "lm_head.weight":
+		return "output.weight", true
+	}
+	var l int
+	var rest string
+	if n, _ := fmt.Sscanf(hf, "model.layers.%d.%s", &l, &rest); n != 2 {
+		return "", false
+	}
+	m := map[string]string{
+		"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+		"self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+		"self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+		"self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+		"self_attn.v_proj.bias": "attn_v.bias", "self_attn.o_proj.bias": "attn_output.bias",
+		"mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+	}[rest]
+	return fmt.Sprintf("blk.%d.%s", l, m), m != ""
+}
+
+// GGUF converts the model and its vocabulary to a GGUF file for llama.cpp
+// and ollama: matrices in dt (F32 or F16), norms and biases in F32, HF
+// Llama's q/k rows permuted for GGUF's RoPE layout.
+func (m *Transformer) GGUF(v Vocab, name string, dt tensor.DType) (*checkpoint.GGUFFile, error) {
+	if dt != tensor.F32 && dt != tensor.F16 {
+		return nil, fmt.Errorf("gguf: dtype %v (want F32 or F16)", dt)
+	}
+	c := m.Cfg
+	arch := c.ggufArch()
+	if len(v.Tokens) > c.VocabSize {
+		return nil, fmt.Errorf("gguf: %d tokens for a vocabulary of %d", len(v.Tokens), c.VocabSize)
+	}
+	tokens, types := append([]string(nil), v.Tokens...), append([]int32(nil), v.Types...)
+	for len(tokens) < c.VocabSize { // llama.cpp wants one entry per embedding row
+		tokens = append(tokens, fmt.Sprintf("[PAD%d]", len(tokens)))
+		types = append(types, 5) // unused
+	}
+	ft := uint32(0)
+	if dt == tensor.F16 {
+		ft = 1
+	}
+	kv := map[string]any{
+		"general.architecture": arch, "general.name": name, "general.file_type": ft,
+		"general.alignment":      uint32(32),
+		arch + ".context_length": uint32(c.MaxPos), arch + ".embedding_length": uint32(c.Hidden),
+		arch + ".block_count": uint32(c.Layers), arch + ".feed_forward_length": uint32(c.Intermediate),
+		arch + ".attention.head_count": uint32(c.Heads),
+		"tokenizer.ggml.model":         "gpt2", "tokenizer.ggml.pre": "gpt-2",
+		"tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types, "tokenizer.ggml.merges": v.Merges,
+	}
+	if c.Arch == GPT2 {
+		kv[arch+".attention.layer_norm_epsilon"] = c.NormEps
+	} else {
+		kv[arch+".attention.head_count_kv"] = uint32(c.KVHeads)
+		kv[arch+".attention.layer_norm_rms_epsilon"] = c.NormEps
+		kv[arch+".rope.freq_base"] = float32(c.RopeTheta)
+		kv[arch+".rope.dimension_count"] = uint32(c.HeadDim)
+		kv[arch+".vocab_size"] = uint32(c.VocabSize)
+	}
+	for key, id := range map[string]int32{"tokenizer.ggml.bos_token_id": v.BOS, "tokenizer.ggml.eos_token_id": v.EOS, "tokenizer.ggml.padding_token_id": v.PAD} {
+		if id >= 0 {
+			kv[key] = uint32(id)
+		}
+	}
+	if v.ChatTemplate != "" {
+		kv["tokenizer.chat_template"] = v.ChatTemplate
+	}
+	f := &checkpoint.GGUFFile{KV: kv}
+	for _, p := range m.params {
+		gn, ok := ggufName(c, p.Name)
+		if !ok {
+			return nil, fmt.Errorf("gguf: no GGUF name for tensor %q", p.Name)
+		}
+		t := p.Value
+		if arch == "llama" {
+			if strings.HasSuffix(p.Name, "q_proj.weight") {
+				t = permuteQK(t, c.Heads, false)
+			} else if strings.HasSuffix(p.Name, "k_proj.weight") {
+				t = permuteQK(t, c.KVHeads, false)
+			}
+		}
+		want := dt
+		if len(t.Shape) == 1 {
+			want = tensor.F32
+		}
+		if t.DType != want {
+			t = t.Convert(want)
+		}
+		f.Tensors = append(f.Tensors, checkpoint.Named{Name: gn, T: t})
+	}
+	return f, nil
+}
+
+// FromGGUF rebuilds a Llama-family model from a GGUF file that GGUF wrote
+// (used to check exports). GPT-2 files are not read back.
+func FromGGUF(f *checkpoint.GGUFFile) (*Transformer, error) {
+	arch, _ := f.KV["general.architecture"].(string)
+	if arch != "llama" && arch != "qwen2" {
+		return nil, fmt.Errorf("gguf: reading architecture %q back is not supported", arch)
+	}
+	u := func(k string) int { v, _ := f.KV[arch+"."+k].(uint32); return int(v) }
+	c := Config{Arch: Llama, ModelType: arch, Hidden: u("embedding_length"), Layers: u("block_count"),
+		Heads: u("attention.head_count"), KVHeads: u("attention.head_count_kv"), Intermediate: u("feed_forward_length"),
+		MaxPos: u("context_length"), VocabSize: u("vocab_size"), BOS: -1, EOS: -1, Activation: "silu"}
+	c.NormEps, _ = f.KV[arch+".attention.layer_norm_rms_epsilon"].(float32)
+	theta, _ := f.KV[arch+".rope.freq_base"].(float32)
+	c.RopeTheta = float64(theta)
+	c.HeadDim = u("rope.dimension_count")
+	byName := map[string]*tensor.Tensor{}
+	for _, t := range f.Tensors {
+		byName[t.Name] = t.T
+	}
+	_, hasOut := byName["output.weight"]
+	c.TieEmbeddings = !hasOut
+	_, c.AttentionBias = byName["blk.0.attn_q.bias"]
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := newShell(c)
+	m.rope = tensor.NewRoPETable(c.HeadDim, c.MaxPos, c.RopeTheta)
+	for _, p := range m.params {
+		gn, _ := ggufName(c, p.Name)
+		t, ok := byName[gn]
+		if !ok {
+			return nil, fmt.Errorf("gguf: missing tensor %q", gn)
+		}
+		if !t.Shape.Equal(p.Value.Shape) {
+			return nil, fmt.Errorf("gguf: tensor %q has shape %v, want %v", gn, t.Shape, p.Value.Shape)
+		}
+		if arch == "llama" {
+			if strings.HasSuffix(p.Name, "q_proj.weight") {
+				t = permuteQK(t, c.Heads, true)
+			} else if strings.HasSuffix(p.Name, "k_proj.weight") {
+				t = permuteQK(t, c.KVHeads, true)
+			}
+		}
+		p.Value = t.Convert(tensor.F32)
+	}
+	return m, nil
+}

@@ -47,6 +47,8 @@ func commands() map[string]command {
 		"merge":     {"fold a LoRA adapter into its base model", runMerge},
 		"dpo":       {"align a model on preference pairs (DPO, cDPO, IPO, hinge, robust)", runDPO},
 		"export":    {"write a model as GGUF for llama.cpp and ollama", runExport},
+		"rm":        {"train a reward model on preference pairs", runRM},
+		"score":     {"score preference pairs with a reward model", runScore},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}

@@ -71,8 +71,12 @@ func (s *PairSource) Restore(b []byte) error {
 type DPOObjective struct {
 	M   *model.Transformer
 	Cfg DPOConfig
-	Ref Reference
+	Ref Reference // unused by the reference-free SimPO and ORPO
 	Ctx context.Context
+	// Kind picks the loss: "dpo" (Cfg.Loss's variant), "simpo" or "orpo".
+	Kind       string
+	SimPO      SimPOConfig
+	ORPOLambda float32
 
 	ref []float32
 }
@@ -87,6 +91,9 @@ func (o *DPOObjective) Loss(t *autograd.Tape, b data.Batch) (*autograd.Var, trai
 		o.ref = make([]float32, b.B)
 	}
 	ref := o.ref[:b.B]
+	if o.Kind == "simpo" || o.Kind == "orpo" {
+		return o.referenceFree(t, b)
+	}
 	ctx := o.Ctx
 	if ctx == nil {
 		ctx = context.Background()
@@ -106,4 +113,25 @@ func (o *DPOObjective) Loss(t *autograd.Tape, b data.Batch) (*autograd.Var, trai
 		"rewards_chosen": m.RewardChosen, "rewards_rejected": m.RewardRejected,
 		"rewards_margin": m.Margin, "rewards_accuracy": m.Accuracy,
 	}, nil
+}
+
+// referenceFree computes SimPO or ORPO from length-normalised log-probs.
+func (o *DPOObjective) referenceFree(t *autograd.Tape, b data.Batch) (*autograd.Var, train.Metrics, error) {
+	half := b.B / 2
+	logits, err := o.M.Forward(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg})
+	if err != nil {
+		return nil, nil, err
+	}
+	avg := SequenceMeanLogProbs(t, logits, b.Labels, b.B, b.T)
+	parts := t.SplitCols(t.View(avg, 1, b.B), half, half)
+	avgC, avgR := t.View(parts[0], half), t.View(parts[1], half)
+	if o.Kind == "simpo" {
+		loss, m := SimPOVar(t, o.SimPO, avgC, avgR)
+		return loss, train.Metrics{"rewards_chosen": m.RewardChosen, "rewards_rejected": m.RewardRejected,
+			"rewards_margin": m.Margin, "rewards_accuracy": m.Accuracy}, nil
+	}
+	lenC := TokenCounts(b.Labels, b.B, b.T)[:half]
+	loss, m := ORPOVar(t, o.ORPOLambda, avgC, avgR, lenC)
+	return loss, train.Metrics{"rewards_chosen": m.RewardChosen, "rewards_rejected": m.RewardRejected,
+		"rewards_margin": m.Margin, "rewards_accuracy": m.Accuracy, "nll_loss": m.NLL, "log_odds_ratio": m.LogOddsRatio}, nil
 }

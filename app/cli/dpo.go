@@ -23,7 +23,9 @@ func runDPO(e *Env) error {
 	mf.register(fs, false)
 	dataPath := fs.String("data", "", "JSONL of {\"prompt\",\"chosen\",\"rejected\"} records (required)")
 	tmplName := fs.String("template", "", "chat template (default: the model's own): "+chat.Names())
-	lossName := fs.String("loss", "sigmoid", "sigmoid (cDPO with --label-smoothing), ipo, hinge or robust")
+	lossName := fs.String("loss", "sigmoid", "sigmoid (cDPO with --label-smoothing), ipo, hinge, robust; or the reference-free simpo and orpo")
+	gamma := fs.Float64("gamma", 0.5, "SimPO's target reward margin γ")
+	orpoLambda := fs.Float64("orpo-lambda", 0.1, "ORPO's weight λ of the odds-ratio term")
 	beta := fs.Float64("beta", 0.1, "β: strength of the KL leash to the reference")
 	smoothing := fs.Float64("label-smoothing", 0, "ε: assumed fraction of flipped labels (cDPO, robust)")
 	evalFrac := fs.Float64("eval-frac", 0.05, "fraction of pairs held out")
@@ -37,9 +39,13 @@ func runDPO(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
+	kind := "dpo"
+	if *lossName == "simpo" || *lossName == "orpo" {
+		kind, *lossName = *lossName, "sigmoid"
+	}
 	lossKind, err := rlhf.ParseDPOLoss(*lossName)
 	if err != nil {
-		return BadInput(err)
+		return BadInput(fmt.Errorf("%w (or simpo, orpo)", err))
 	}
 	dcfg := rlhf.DPOConfig{Loss: lossKind, Beta: float32(*beta), LabelSmoothing: float32(*smoothing)}
 	if err := dcfg.Validate(); err != nil {
@@ -88,7 +94,7 @@ func runDPO(e *Env) error {
 		evalP = append(evalP, pairs[i])
 	}
 	rec := runRecord{Command: "dpo", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
-		Extra: map[string]any{"dpo": dcfg, "peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String()}}
+		Extra: map[string]any{"dpo": dcfg, "kind": kind, "gamma": *gamma, "orpo_lambda": *orpoLambda, "peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String()}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}
@@ -140,7 +146,8 @@ func runDPO(e *Env) error {
 		}
 		ev = train.Batches(bs)
 	}
-	obj := &rlhf.DPOObjective{M: m, Cfg: dcfg, Ref: cached, Ctx: e.Ctx}
+	obj := &rlhf.DPOObjective{M: m, Cfg: dcfg, Ref: cached, Ctx: e.Ctx, Kind: kind,
+		SimPO: rlhf.SimPOConfig{Beta: float32(*beta), Gamma: float32(*gamma), LabelSmoothing: float32(*smoothing)}, ORPOLambda: float32(*orpoLambda)}
 	repo, err := newReporter(e, tf.jsonOut, tf.out)
 	if err != nil {
 		return err
@@ -150,7 +157,11 @@ func runDPO(e *Env) error {
 	if tf.jsonOut {
 		log = e.Stderr
 	}
-	fmt.Fprintf(log, "DPO (%s, β=%g) on %d pairs (%d held out), %s\n", dcfg.Loss, dcfg.Beta, len(trainP), len(evalP), pf.method)
+	what := dcfg.Loss.String()
+	if kind != "dpo" {
+		what = kind
+	}
+	fmt.Fprintf(log, "preference tuning (%s, β=%g) on %d pairs (%d held out), %s\n", what, dcfg.Beta, len(trainP), len(evalP), pf.method)
 	err = train.Run(e.Ctx, cfg, b, obj, src, ev, params, weights, repo.event)
 	if e.Ctx.Err() != nil && errors.Is(err, e.Ctx.Err()) {
 		fmt.Fprintln(e.Stderr, "stopped; resume with the same command and --resume")

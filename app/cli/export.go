@@ -38,6 +38,9 @@ func runExport(e *Env) error {
 	if err != nil {
 		return err
 	}
+	if mf.adapter != "" && l.Adapter == nil {
+		return BadInput(fmt.Errorf("%s: only LoRA adapters can be merged so far", mf.adapter))
+	}
 	if l.Adapter != nil {
 		if err := l.Adapter.Merge(); err != nil {
 			return err

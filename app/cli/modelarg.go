@@ -93,11 +93,22 @@ func (f *modelFlags) load(o model.LoadOptions) (*loaded, error) {
 				return nil, err
 			}
 		}
-		a, err := lora.Load(m, adir)
+		kind, err := lora.PeftType(adir)
 		if err != nil {
 			return nil, BadInput(err)
 		}
-		l.Adapter = a
+		switch kind {
+		case "IA3":
+			if _, err := lora.LoadIA3(m, adir); err != nil {
+				return nil, BadInput(err)
+			}
+		default:
+			a, err := lora.Load(m, adir)
+			if err != nil {
+				return nil, BadInput(err)
+			}
+			l.Adapter = a
+		}
 	}
 	return l, nil
 }

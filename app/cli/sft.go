@@ -32,7 +32,7 @@ func (p *peftFlags) register(fs interface {
 	Float64Var(*float64, string, float64, string)
 	BoolVar(*bool, string, bool, string)
 }) {
-	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune) or lora")
+	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune), lora or ia3")
 	fs.IntVar(&p.rank, "rank", 8, "LoRA rank r")
 	fs.Float64Var(&p.alpha, "alpha", 16, "LoRA alpha (scale alpha/r)")
 	fs.StringVar(&p.targets, "targets", "all-linear", "comma-separated modules to adapt (q_proj,v_proj,c_attn,... or all-linear)")
@@ -52,6 +52,7 @@ type sftJob struct {
 	Backend    tensor.Backend
 	On         func(train.Event)
 	Log        io.Writer
+	ia3        *lora.IA3Adapter
 }
 
 // run applies the PEFT method, trains, and returns the adapter (nil for a
@@ -74,11 +75,27 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 		}
 		params, weights = adapter.Params(), adapter
 		fmt.Fprintf(j.Log, "LoRA r=%d alpha=%g on %s: %s\n", j.PEFT.rank, j.PEFT.alpha, j.PEFT.targets, adapter.TrainableSummary())
+	case "ia3":
+		targets := splitList(j.PEFT.targets)
+		if j.PEFT.targets == "all-linear" {
+			targets = nil // PEFT's defaults: keys, values and the MLP's down projection
+		}
+		ia, err := lora.ApplyIA3(m, targets, nil)
+		if err != nil {
+			return nil, BadInput(err)
+		}
+		params, weights = ia.Params(), ia
+		n := 0
+		for _, p := range params {
+			n += p.Value.Numel()
+		}
+		fmt.Fprintf(j.Log, "IA3 on %d modules: trainable %s of %s\n", len(ia.Layers), human(n), human(m.NumParams()))
+		j.ia3 = ia
 	default:
 		if _, err := lora.ParseMethod(j.PEFT.method); err == nil {
-			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora)", j.PEFT.method))
+			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora, ia3)", j.PEFT.method))
 		}
-		return nil, BadInput(fmt.Errorf("--peft %q: want none or lora", j.PEFT.method))
+		return nil, BadInput(fmt.Errorf("--peft %q: want none, lora or ia3", j.PEFT.method))
 	}
 	pad := j.L.Tok.PAD()
 	if pad < 0 {
@@ -213,6 +230,10 @@ func runSFT(e *Env) error {
 	final := filepath.Join(tf.out, "final")
 	if adapter != nil {
 		if err := adapter.Save(final, l.Dir); err != nil {
+			return err
+		}
+	} else if job.ia3 != nil {
+		if err := job.ia3.Save(final, l.Dir); err != nil {
 			return err
 		}
 	} else {

@@ -1,0 +1,274 @@
+package lora
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"llmlab/core/autograd"
+	"llmlab/core/checkpoint"
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+)
+
+// IA3 ((IA)³, Liu et al. 2022) learns one scaling vector per adapted
+// projection, initialised to 1 so training starts from the base model: the
+// outputs of the attention keys and values are scaled (l_k, l_v), and the
+// input of the MLP's down projection (l_ff) — PEFT's feedforward_modules.
+// It is the smallest PEFT method: C numbers per module.
+type IA3Adapter struct {
+	Layers  []*IA3Linear
+	model   *model.Transformer
+	slots   []*model.Projection
+	enabled bool
+}
+
+// IA3Linear scales a base projection's output (or, for feed-forward
+// modules, its input) by a learned vector.
+type IA3Linear struct {
+	Base        model.Projection
+	Name        string
+	L           *autograd.Param // (out) or (in) for feed-forward modules
+	FeedForward bool
+	enabled     *bool
+}
+
+var _ model.Projection = (*IA3Linear)(nil)
+
+// ModuleName forwards the base's name.
+func (l *IA3Linear) ModuleName() string { return l.Name }
+
+// Forward scales the input (feed-forward) or the output by the vector.
+func (l *IA3Linear) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
+	if !*l.enabled {
+		return l.Base.Forward(t, x)
+	}
+	if l.FeedForward {
+		return l.Base.Forward(t, scaleCols(t, x, t.Param(l.L)))
+	}
+	return scaleCols(t, l.Base.Forward(t, x), t.Param(l.L))
+}
+
+// scaleCols multiplies each row of x (N, C) by s (C).
+func scaleCols(t *autograd.Tape, x, s *autograd.Var) *autograd.Var {
+	N, C := x.Value.Rows(), x.Value.Cols()
+	out := t.Alloc(N, C)
+	for r := 0; r < N; r++ {
+		xr, or := x.Value.F32[r*C:(r+1)*C], out.F32[r*C:(r+1)*C]
+		for i, v := range xr {
+			or[i] = v * s.Value.F32[i]
+		}
+	}
+	var o *autograd.Var
+	o = t.Custom(out, func() {
+		dy := o.Grad.F32
+		if x.NeedsGrad() {
+			dx := t.GradOf(x).F32
+			for r := 0; r < N; r++ {
+				for i := 0; i < C; i++ {
+					dx[r*C+i] += dy[r*C+i] * s.Value.F32[i]
+				}
+			}
+		}
+		if s.NeedsGrad() {
+			ds := t.GradOf(s).F32
+			for r := 0; r < N; r++ {
+				for i := 0; i < C; i++ {
+					ds[i] += dy[r*C+i] * x.Value.F32[r*C+i]
+				}
+			}
+		}
+	}, x, s)
+	return o
+}
+
+// DefaultIA3Targets are PEFT's defaults for the Llama family and GPT-2.
+func DefaultIA3Targets(m *model.Transformer) (targets, feedForward []string) {
+	if m.Cfg.Arch == model.GPT2 {
+		return []string{"c_attn", "mlp.c_proj"}, []string{"mlp.c_proj"}
+	}
+	return []string{"k_proj", "v_proj", "down_proj"}, []string{"down_proj"}
+}
+
+// ApplyIA3 wraps the targeted projections; modules matching feedForward
+// scale their input instead of their output. The base is frozen.
+func ApplyIA3(m *model.Transformer, targets, feedForward []string) (*IA3Adapter, error) {
+	if len(targets) == 0 {
+		targets, feedForward = DefaultIA3Targets(m)
+	}
+	m.Freeze(true)
+	a := &IA3Adapter{model: m, enabled: true}
+	for name, slot := range m.Projections() {
+		if !matches(name, targets) {
+			continue
+		}
+		base, ok := (*slot).(*model.Linear)
+		if !ok {
+			a.Remove()
+			return nil, fmt.Errorf("ia3: %s is already wrapped (%T)", name, *slot)
+		}
+		ff := matches(name, feedForward)
+		n := base.Out()
+		if ff {
+			n = base.In()
+		}
+		l := &IA3Linear{Base: base, Name: name, FeedForward: ff, enabled: &a.enabled,
+			L: &autograd.Param{Name: name + ".ia3_l", Value: tensor.New(n)}}
+		for i := range l.L.Value.F32 {
+			l.L.Value.F32[i] = 1
+		}
+		*slot = l
+		a.Layers = append(a.Layers, l)
+		a.slots = append(a.slots, slot)
+	}
+	if len(a.Layers) == 0 {
+		return nil, fmt.Errorf("ia3: targets %v match no projection (valid: %s)", targets, strings.Join(ValidTargets(m), ", "))
+	}
+	return a, nil
+}
+
+// Params returns the scaling vectors.
+func (a *IA3Adapter) Params() []*autograd.Param {
+	var ps []*autograd.Param
+	for _, l := range a.Layers {
+		ps = append(ps, l.L)
+	}
+	return ps
+}
+
+// SetEnabled switches the scaling on or off (off: the base model).
+func (a *IA3Adapter) SetEnabled(on bool) { a.enabled = on }
+
+// Remove restores the base projections.
+func (a *IA3Adapter) Remove() {
+	for i, s := range a.slots {
+		*s = a.Layers[i].Base
+	}
+}
+
+// Save writes PEFT's IA3 layout: adapter_config.json (peft_type IA3,
+// target_modules, feedforward_modules) and ia3_l tensors shaped (out, 1),
+// or (1, in) for feed-forward modules, as PEFT stores them.
+func (a *IA3Adapter) Save(dir, base string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var targets, ff []string
+	seen := map[string]bool{}
+	var ts []checkpoint.Named
+	for _, l := range a.Layers {
+		s := shortName(l.Name)
+		if !seen[s] {
+			seen[s] = true
+			targets = append(targets, s)
+			if l.FeedForward {
+				ff = append(ff, s)
+			}
+		}
+		shape := []int{len(l.L.Value.F32), 1}
+		if l.FeedForward {
+			shape = []int{1, len(l.L.Value.F32)}
+		}
+		ts = append(ts, checkpoint.Named{Name: peftPrefix + l.Name + ".ia3_l", T: l.L.Value.Reshape(shape...)})
+	}
+	sort.Strings(targets)
+	sort.Strings(ff)
+	cfg := map[string]any{"peft_type": "IA3", "task_type": "CAUSAL_LM", "target_modules": targets,
+		"feedforward_modules": ff, "init_ia3_weights": true, "inference_mode": true, "base_model_name_or_path": base,
+		"fan_in_fan_out": a.model.Cfg.Arch == model.GPT2}
+	js, _ := json.MarshalIndent(cfg, "", "  ")
+	if err := checkpoint.WriteFileAtomic(filepath.Join(dir, "adapter_config.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	return checkpoint.Write(filepath.Join(dir, "adapter_model.safetensors"), ts, map[string]string{"format": "pt"})
+}
+
+// LoadIA3 reads a PEFT IA3 adapter and applies it to m; every tensor must
+// match a module of m.
+func LoadIA3(m *model.Transformer, dir string) (*IA3Adapter, error) {
+	cpath := filepath.Join(dir, "adapter_config.json")
+	data, err := os.ReadFile(cpath)
+	if err != nil {
+		return nil, err
+	}
+	var pc struct {
+		PeftType string   `json:"peft_type"`
+		Targets  []string `json:"target_modules"`
+		FF       []string `json:"feedforward_modules"`
+	}
+	if err := json.Unmarshal(data, &pc); err != nil {
+		return nil, fmt.Errorf("%s: %w", cpath, err)
+	}
+	if pc.PeftType != "IA3" {
+		return nil, fmt.Errorf("%s: peft_type %q is not IA3", cpath, pc.PeftType)
+	}
+	a, err := ApplyIA3(m, pc.Targets, pc.FF)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	f, err := checkpoint.Open(filepath.Join(dir, "adapter_model.safetensors"))
+	if err != nil {
+		a.Remove()
+		return nil, err
+	}
+	defer f.Close()
+	if n := len(f.Names()); n != len(a.Layers) {
+		a.Remove()
+		return nil, fmt.Errorf("%s: %d tensors for %d adapted modules", dir, n, len(a.Layers))
+	}
+	for _, l := range a.Layers {
+		key := peftPrefix + l.Name + ".ia3_l"
+		t, err := f.Tensor(key)
+		if err != nil {
+			a.Remove()
+			return nil, fmt.Errorf("%s: missing tensor %s", dir, key)
+		}
+		if t.Numel() != len(l.L.Value.F32) {
+			a.Remove()
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, the base model needs %d values", dir, key, t.Shape, len(l.L.Value.F32))
+		}
+		copy(l.L.Value.F32, t.Float32s())
+	}
+	return a, nil
+}
+
+// SaveWeights implements train.Weights.
+func (a *IA3Adapter) SaveWeights(dir string) error { return a.Save(dir, "") }
+
+// LoadWeights implements train.Weights: values of the same modules.
+func (a *IA3Adapter) LoadWeights(dir string) error {
+	f, err := checkpoint.Open(filepath.Join(dir, "adapter_model.safetensors"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, l := range a.Layers {
+		t, err := f.Tensor(peftPrefix + l.Name + ".ia3_l")
+		if err != nil {
+			return err
+		}
+		if t.Numel() != len(l.L.Value.F32) {
+			return fmt.Errorf("%s: %s has %d values, want %d", dir, l.Name, t.Numel(), len(l.L.Value.F32))
+		}
+		copy(l.L.Value.F32, t.Float32s())
+	}
+	return nil
+}
+
+// PeftType reads the peft_type of an adapter folder.
+func PeftType(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
+	if err != nil {
+		return "", err
+	}
+	var pc struct {
+		PeftType string `json:"peft_type"`
+	}
+	if err := json.Unmarshal(data, &pc); err != nil {
+		return "", fmt.Errorf("%s/adapter_config.json: %w", dir, err)
+	}
+	return pc.PeftType, nil
+}

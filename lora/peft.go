@@ -87,6 +87,26 @@ func Load(m *model.Transformer, dir string) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
+	f, err := checkpoint.Open(filepath.Join(dir, "adapter_model.safetensors"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return loadFrom(m, dir, data, f)
+}
+
+// LoadBytes applies a LoRA adapter given the bytes of its
+// adapter_config.json and adapter_model.safetensors (the browser build).
+func LoadBytes(m *model.Transformer, configJSON, safetensors []byte) (*Adapter, error) {
+	f, err := checkpoint.Parse("adapter_model.safetensors", safetensors)
+	if err != nil {
+		return nil, err
+	}
+	return loadFrom(m, "adapter", configJSON, f)
+}
+
+func loadFrom(m *model.Transformer, dir string, data []byte, f *checkpoint.File) (*Adapter, error) {
+	cpath := filepath.Join(dir, "adapter_config.json")
 	var pc peftConfig
 	if err := json.Unmarshal(data, &pc); err != nil {
 		return nil, fmt.Errorf("%s: %w", cpath, err)
@@ -100,11 +120,6 @@ func Load(m *model.Transformer, dir string) (*Adapter, error) {
 	if pc.Bias != "" && pc.Bias != "none" {
 		return nil, fmt.Errorf("%s: bias %q is not supported (only \"none\")", cpath, pc.Bias)
 	}
-	f, err := checkpoint.Open(filepath.Join(dir, "adapter_model.safetensors"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	// Which modules does the file cover?
 	modules := map[string]bool{}
 	saved := map[string]string{} // module -> key

@@ -76,24 +76,64 @@ func New(m *model.Transformer, b tensor.Backend, tok Decoder) *Generator {
 // sequence's tokens never attend to its padding, so batched generation
 // gives each sequence what generating it alone would.
 func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
-	start := time.Now()
-	if err := req.Sampling.Validate(); err != nil {
+	r, err := g.Begin(req)
+	if err != nil {
 		return Result{}, err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return r.res, err
+		}
+		done, err := r.Step()
+		if err != nil {
+			return r.res, err
+		}
+		if done {
+			return r.Finish(), nil
+		}
+	}
+}
+
+// Run is a generation in progress, advanced one token at a time by Step
+// (the browser build interleaves steps with its event loop).
+type Run struct {
+	g        *Generator
+	req      Request
+	start    time.Time
+	res      Result
+	done     []bool
+	emitted  []int
+	samplers []*Sampler
+	contexts [][]int32
+	row      []float32
+	next     []int32
+	stepPos  []int32
+	stepSeg  []int32
+	in       model.Inputs
+	step     int
+	maxNew   int
+	stopped  bool
+}
+
+// Begin prepares req: checks it, sizes the cache and lays out the prompts.
+func (g *Generator) Begin(req Request) (*Run, error) {
+	if err := req.Sampling.Validate(); err != nil {
+		return nil, err
 	}
 	nb := len(req.Prompts)
 	if nb == 0 {
-		return Result{}, errors.New("generate: no prompts")
+		return nil, errors.New("generate: no prompts")
 	}
 	maxP := 0
 	for i, p := range req.Prompts {
 		if len(p) == 0 {
-			return Result{}, fmt.Errorf("generate: prompt %d is empty", i)
+			return nil, fmt.Errorf("generate: prompt %d is empty", i)
 		}
 		maxP = max(maxP, len(p))
 	}
 	ctxLen := g.M.Cfg.MaxPos
 	if maxP >= ctxLen {
-		return Result{}, fmt.Errorf("generate: prompt of %d tokens does not fit the context of %d", maxP, ctxLen)
+		return nil, fmt.Errorf("generate: prompt of %d tokens does not fit the context of %d", maxP, ctxLen)
 	}
 	maxNew := req.MaxTokens
 	if maxNew <= 0 {
@@ -107,7 +147,6 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		g.cache = g.M.NewCache(nb, capacity)
 	}
 	g.cache.Reset()
-
 	// Left-pad the prompts: pad tokens get segment 0 and position 0; real
 	// tokens segment 1 and positions from 0.
 	ids := make([]int32, nb*maxP)
@@ -121,89 +160,98 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 			seg[b*maxP+pad+i] = 1
 		}
 	}
-	res := Result{IDs: make([][]int32, nb), Text: make([]string, nb), Finish: make([]string, nb)}
-	done := make([]bool, nb)
-	emitted := make([]int, nb) // bytes of Text already streamed
-	samplers := make([]*Sampler, nb)
-	contexts := make([][]int32, nb)
-	for b := range samplers {
-		samplers[b] = NewSampler(req.Sampling, req.Seed+uint64(b)*0x9e3779b97f4a7c15)
-		contexts[b] = append([]int32(nil), req.Prompts[b]...)
+	r := &Run{g: g, req: req, start: time.Now(), maxNew: maxNew,
+		res:  Result{IDs: make([][]int32, nb), Text: make([]string, nb), Finish: make([]string, nb)},
+		done: make([]bool, nb), emitted: make([]int, nb), samplers: make([]*Sampler, nb), contexts: make([][]int32, nb),
+		row: make([]float32, g.M.Cfg.VocabSize), next: make([]int32, nb), stepPos: make([]int32, nb), stepSeg: make([]int32, nb)}
+	for b := range r.samplers {
+		r.samplers[b] = NewSampler(req.Sampling, req.Seed+uint64(b)*0x9e3779b97f4a7c15)
+		r.contexts[b] = append([]int32(nil), req.Prompts[b]...)
+		r.stepSeg[b] = 1
 	}
+	r.in = model.Inputs{B: nb, T: maxP, IDs: ids, Pos: pos, Seg: seg, Cache: g.cache}
+	return r, nil
+}
+
+// Step generates one token for every unfinished sequence and reports
+// whether the run is over.
+func (r *Run) Step() (bool, error) {
+	if r.stopped || r.step >= r.maxNew {
+		return true, nil
+	}
+	g, req, nb := r.g, r.req, len(r.req.Prompts)
 	V := g.M.Cfg.VocabSize
-	logitsRow := make([]float32, V)
-	next := make([]int32, nb)
-	stepPos := make([]int32, nb)
-	stepSeg := make([]int32, nb)
-	for b := range stepSeg {
-		stepSeg[b] = 1
+	g.tape.Reset()
+	h, err := g.M.Hidden(g.tape, r.in)
+	if err != nil {
+		return true, err
 	}
-	in := model.Inputs{B: nb, T: maxP, IDs: ids, Pos: pos, Seg: seg, Cache: g.cache}
-	for step := 0; step < maxNew; step++ {
-		if err := ctx.Err(); err != nil {
-			return res, err
+	last := lastRows(g.tape, h, nb, r.in.T)
+	logits := g.M.Logits(g.tape, last).Value // (nb, V)
+	live := 0
+	for b := 0; b < nb; b++ {
+		if r.done[b] {
+			r.next[b] = 0
+			continue
 		}
-		g.tape.Reset()
-		h, err := g.M.Hidden(g.tape, in)
-		if err != nil {
-			return res, err
+		copy(r.row, logits.F32[b*V:(b+1)*V])
+		id := r.samplers[b].Sample(r.row, r.contexts[b])
+		r.next[b] = id
+		if isStop(id, req.StopIDs) {
+			r.done[b], r.res.Finish[b] = true, "stop"
+			continue
 		}
-		last := lastRows(g.tape, h, nb, in.T)
-		logits := g.M.Logits(g.tape, last).Value // (nb, V)
-		live := 0
-		for b := 0; b < nb; b++ {
-			if done[b] {
-				next[b] = 0
-				continue
+		r.res.IDs[b] = append(r.res.IDs[b], id)
+		r.contexts[b] = append(r.contexts[b], id)
+		r.res.Tokens++
+		live++
+		if g.Tok != nil {
+			text := g.Tok.Decode(r.res.IDs[b])
+			if cut, ok := cutStop(text, req.StopStrings); ok {
+				r.res.Text[b], r.done[b], r.res.Finish[b] = cut, true, "stop"
+			} else {
+				r.res.Text[b] = text
 			}
-			copy(logitsRow, logits.F32[b*V:(b+1)*V])
-			id := samplers[b].Sample(logitsRow, contexts[b])
-			next[b] = id
-			if isStop(id, req.StopIDs) {
-				done[b], res.Finish[b] = true, "stop"
-				continue
-			}
-			res.IDs[b] = append(res.IDs[b], id)
-			contexts[b] = append(contexts[b], id)
-			res.Tokens++
-			live++
-			if g.Tok != nil {
-				text := g.Tok.Decode(res.IDs[b])
-				if cut, ok := cutStop(text, req.StopStrings); ok {
-					res.Text[b], done[b], res.Finish[b] = cut, true, "stop"
-				} else {
-					res.Text[b] = text
-				}
-				if req.OnText != nil {
-					safe := streamable(res.Text[b], req.StopStrings, done[b])
-					if safe > emitted[b] {
-						if !req.OnText(b, res.Text[b][emitted[b]:safe]) {
-							res.Elapsed = time.Since(start)
-							return res, context.Canceled
-						}
-						emitted[b] = safe
+			if req.OnText != nil {
+				safe := streamable(r.res.Text[b], req.StopStrings, r.done[b])
+				if safe > r.emitted[b] {
+					if !req.OnText(b, r.res.Text[b][r.emitted[b]:safe]) {
+						r.stopped = true
+						return true, context.Canceled
 					}
+					r.emitted[b] = safe
 				}
 			}
 		}
-		if live == 0 || allDone(done) {
-			break
-		}
-		for b := 0; b < nb; b++ {
-			stepPos[b] = int32(len(contexts[b]) - 1)
-		}
-		in = model.Inputs{B: nb, T: 1, IDs: next, Pos: stepPos, Seg: stepSeg, Cache: g.cache}
 	}
-	for b := range res.Finish {
-		if res.Finish[b] == "" {
-			res.Finish[b] = "length"
+	r.step++
+	if live == 0 || allDone(r.done) {
+		return true, nil
+	}
+	for b := 0; b < nb; b++ {
+		r.stepPos[b] = int32(len(r.contexts[b]) - 1)
+	}
+	r.in = model.Inputs{B: nb, T: 1, IDs: r.next, Pos: r.stepPos, Seg: r.stepSeg, Cache: g.cache}
+	return r.step >= r.maxNew, nil
+}
+
+// Stop ends the run early; Finish then reports what was made.
+func (r *Run) Stop() { r.stopped = true }
+
+// Finish completes the result: finish reasons, the rest of the streamed
+// text, and the elapsed time.
+func (r *Run) Finish() Result {
+	for b := range r.res.Finish {
+		if r.res.Finish[b] == "" {
+			r.res.Finish[b] = "length"
 		}
-		if req.OnText != nil && g.Tok != nil && emitted[b] < len(res.Text[b]) {
-			req.OnText(b, res.Text[b][emitted[b]:])
+		if r.req.OnText != nil && r.g.Tok != nil && r.emitted[b] < len(r.res.Text[b]) {
+			r.req.OnText(b, r.res.Text[b][r.emitted[b]:])
+			r.emitted[b] = len(r.res.Text[b])
 		}
 	}
-	res.Elapsed = time.Since(start)
-	return res, nil
+	r.res.Elapsed = time.Since(r.start)
+	return r.res
 }
 
 // lastRows picks the hidden state of each sequence's last position.

@@ -49,6 +49,31 @@ func Load(dir string, o LoadOptions) (*Transformer, error) {
 		return nil, err
 	}
 	defer set.Close()
+	return fromTensors(cfg, set, dir, o)
+}
+
+// TensorSource is a set of named tensors: a checkpoint.Set (a folder) or a
+// checkpoint.File (one safetensors image, e.g. in a browser).
+type TensorSource interface {
+	Names() []string
+	Tensor(name string) (*tensor.Tensor, error)
+}
+
+// FromBytes builds a model from the bytes of config.json and
+// model.safetensors (the browser build has no file system).
+func FromBytes(configJSON, safetensors []byte, o LoadOptions) (*Transformer, error) {
+	cfg, err := ParseConfig(configJSON)
+	if err != nil {
+		return nil, &ConfigError{File: "config.json", Err: err}
+	}
+	f, err := checkpoint.Parse("model.safetensors", safetensors)
+	if err != nil {
+		return nil, err
+	}
+	return fromTensors(cfg, f, "model.safetensors", o)
+}
+
+func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Transformer, error) {
 	m := newShell(cfg)
 	if cfg.Arch == Llama {
 		m.rope = tensor.NewRoPETable(cfg.HeadDim, cfg.MaxPos, cfg.RopeTheta)

@@ -237,6 +237,10 @@ func Load(dir string) (*Tokenizer, error) {
 	return tk, nil
 }
 
+// ApplyConfig reads special tokens and the chat template from the bytes
+// of a tokenizer_config.json.
+func (tk *Tokenizer) ApplyConfig(data []byte) error { return tk.applyConfig(data) }
+
 func (tk *Tokenizer) applyConfig(data []byte) error {
 	var c map[string]json.RawMessage
 	if err := json.Unmarshal(data, &c); err != nil {

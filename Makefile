@@ -3,10 +3,16 @@ GO ?= go
 PYTHON ?= /usr/bin/python3
 WASMEXEC := $(shell $(GO) env GOROOT)/lib/wasm
 
-.PHONY: build test test-short test-wasm demo demo-model golden bench clean
+.PHONY: build web test test-short test-wasm demo demo-model golden bench clean
 
-build:
+build: web
 	$(GO) build -o bin/llmlab .
+
+# The browser engine: the core compiled to WebAssembly, embedded by the
+# next build (assets/web/llmlab.wasm and Go's wasm_exec.js are not committed).
+web:
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags=-s -o assets/web/llmlab.wasm ./wasm
+	cp "$(WASMEXEC)/wasm_exec.js" assets/web/wasm_exec.js
 
 # The full suite: vet, native tests, then the core packages under js/wasm (Node).
 test:

@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"export":    {"write a model as GGUF for llama.cpp and ollama", runExport},
 		"rm":        {"train a reward model on preference pairs", runRM},
 		"score":     {"score preference pairs with a reward model", runScore},
+		"web":       {"serve the browser demo (WebAssembly) from the binary", runWeb},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
 	}

@@ -1,0 +1,173 @@
+//go:build !js
+
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"llmlab/app/web"
+	"llmlab/assets"
+	"llmlab/core/generate"
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+	"llmlab/core/tokenizer"
+)
+
+// buildWebDir writes the page, a freshly built llmlab.wasm and Go's
+// wasm_exec.js into a temporary folder.
+func buildWebDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"index.html", "worker.js"} {
+		b, err := fs.ReadFile(assets.Web(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "llmlab.wasm"), "llmlab/wasm")
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the wasm engine: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "lib", "wasm", "wasm_exec.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "wasm_exec.js"), b, 0o644)
+	return dir
+}
+
+// TestBrowserDemo drives headless Chromium against the real server: the
+// page loads the demo model in its worker, greedy generation gives exactly
+// the tokens native generation gives, the adapter switch changes the
+// output, and tokens/s is shown.
+func TestBrowserDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow end-to-end test")
+	}
+	browser := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			browser = p
+			break
+		}
+	}
+	if browser == "" {
+		t.Skip("no Chromium installed (Debian: apt-get install chromium); skipping the browser test")
+	}
+	dir := buildWebDir(t)
+	srv := httptest.NewServer((&web.Server{Page: os.DirFS(dir), Model: assets.DemoModel(), Adapter: assets.DemoAdapter()}).Handler())
+	defer srv.Close()
+
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()), chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true)}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancelT()
+
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(want string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("status").textContent === "`+want+`" || document.getElementById("status").textContent.startsWith("error")`, chromedp.WithPollingTimeout(2*time.Minute))); err != nil {
+			t.Fatalf("waiting for %q: %v", want, err)
+		}
+		st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").textContent`))
+		if st != want {
+			t.Fatalf("page status %q, want %q", st, want)
+		}
+	}
+	wait("ready")
+	const prompt = "Once upon a time"
+	generateIDs := func() []int32 {
+		t.Helper()
+		js := `(() => { const $ = (id) => document.getElementById(id);
+			$("prompt").value = ` + jsString(prompt) + `; $("temperature").value = "0"; $("maxtokens").value = "32";
+			$("gen").click(); return true })()`
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js)); err != nil {
+			t.Fatal(err)
+		}
+		wait("done")
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("out").dataset.ids`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int32
+		if err := json.Unmarshal([]byte(raw), &ids); err != nil {
+			t.Fatalf("ids %q: %v", raw, err)
+		}
+		return ids
+	}
+	got := generateIDs()
+
+	// The same prompt natively.
+	mdir, err := demoModelDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(mdir, model.LoadOptions{KeepStored: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(mdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := tok.Encode(prompt, true)
+	res, err := generate.New(m, tensor.NewCPU(2), tok).Generate(context.Background(), generate.Request{
+		Prompts: [][]int32{pids}, MaxTokens: 32, StopIDs: []int32{tok.EOS()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := res.IDs[0]
+	if len(got) != len(want) {
+		t.Fatalf("browser generated %d tokens %v, native %d %v", len(got), got, len(want), want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("token %d: browser %d, native %d\nbrowser %v\nnative  %v", i, got[i], want[i], got, want)
+		}
+	}
+	tps, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("tps").textContent`))
+	if err != nil || tps == "" {
+		t.Fatalf("no tokens/s shown: %q %v", tps, err)
+	}
+	t.Logf("browser: %s tokens/s, native %.1f tokens/s", tps, res.TokensPerSecond())
+
+	// The adapter switch changes what the model says.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const a = document.getElementById("adapter"); if (a.disabled) return false; a.click(); return true })()`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	tuned := generateIDs()
+	same := len(tuned) == len(got)
+	for i := 0; same && i < len(got); i++ {
+		same = tuned[i] == got[i]
+	}
+	if same {
+		t.Fatal("switching the adapter on did not change the output")
+	}
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,209 @@
+//go:build js && wasm
+
+// Command wasm is llmlab's browser build: the same pure-Go core compiled
+// to WebAssembly, driven by assets/web/worker.js. It exposes a global
+// `llmlab` object whose functions load a model and an adapter from bytes,
+// tokenize, and generate one token per call to step() so the worker can
+// stream tokens and honour Stop between them.
+package main
+
+import (
+	"syscall/js"
+
+	"llmlab/core/chat"
+	"llmlab/core/data"
+	"llmlab/core/generate"
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+	"llmlab/core/tokenizer"
+	"llmlab/lora"
+)
+
+// state is the one loaded model; the worker owns one instance.
+type state struct {
+	m       *model.Transformer
+	tok     *tokenizer.Tokenizer
+	gen     *generate.Generator
+	adapter *lora.Adapter
+	run     *generate.Run
+	chunks  []string
+}
+
+func bytesOf(v js.Value) []byte {
+	b := make([]byte, v.Get("length").Int())
+	js.CopyBytesToGo(b, v)
+	return b
+}
+
+func errObj(err error) any { return map[string]any{"ok": false, "error": err.Error()} }
+
+func (s *state) load(_ js.Value, args []js.Value) any {
+	if len(args) < 4 {
+		return map[string]any{"ok": false, "error": "load(config, weights, tokenizer, tokenizerConfig)"}
+	}
+	m, err := model.FromBytes(bytesOf(args[0]), bytesOf(args[1]), model.LoadOptions{KeepStored: true})
+	if err != nil {
+		return errObj(err)
+	}
+	tok, err := tokenizer.FromJSON(bytesOf(args[2]))
+	if err != nil {
+		return errObj(err)
+	}
+	if !args[3].IsUndefined() && !args[3].IsNull() {
+		if err := tok.ApplyConfig(bytesOf(args[3])); err != nil {
+			return errObj(err)
+		}
+	}
+	s.m, s.tok, s.adapter = m, tok, nil
+	s.gen = generate.New(m, tensor.NewCPU(1), tok)
+	_, chatErr := chat.Detect(tok.ChatTemplate())
+	return map[string]any{"ok": true, "params": m.NumParams(), "vocab": tok.VocabSize(), "context": m.Cfg.MaxPos, "chat": chatErr == nil}
+}
+
+func (s *state) loadAdapter(_ js.Value, args []js.Value) any {
+	if s.m == nil {
+		return map[string]any{"ok": false, "error": "load a model first"}
+	}
+	if s.adapter != nil {
+		s.adapter.Remove()
+		s.adapter = nil
+	}
+	a, err := lora.LoadBytes(s.m, bytesOf(args[0]), bytesOf(args[1]))
+	if err != nil {
+		return errObj(err)
+	}
+	s.adapter = a
+	return map[string]any{"ok": true, "layers": len(a.Layers)}
+}
+
+func (s *state) setAdapter(_ js.Value, args []js.Value) any {
+	if s.adapter == nil {
+		return false
+	}
+	s.adapter.SetEnabled(args[0].Bool())
+	return s.adapter.Enabled()
+}
+
+func (s *state) tokenize(_ js.Value, args []js.Value) any {
+	if s.tok == nil {
+		return errObj(errNoModel)
+	}
+	ids := s.tok.Encode(args[0].String(), false)
+	outIDs, pieces := make([]any, len(ids)), make([]any, len(ids))
+	for i, id := range ids {
+		outIDs[i], pieces[i] = int(id), s.tok.Decode([]int32{id})
+	}
+	return map[string]any{"ok": true, "ids": outIDs, "pieces": pieces}
+}
+
+// start(prompt, {temperature, topK, topP, maxTokens, seed, chat, system})
+func (s *state) start(_ js.Value, args []js.Value) any {
+	if s.m == nil {
+		return errObj(errNoModel)
+	}
+	prompt, o := args[0].String(), args[1]
+	num := func(k string, d float64) float64 {
+		if v := o.Get(k); v.Type() == js.TypeNumber {
+			return v.Float()
+		}
+		return d
+	}
+	var ids []int32
+	var stops []string
+	if b := o.Get("chat"); b.Type() == js.TypeBoolean && b.Bool() {
+		tmpl, err := chat.Detect(s.tok.ChatTemplate())
+		if err != nil {
+			return errObj(err)
+		}
+		var msgs []chat.Message
+		if sys := o.Get("system"); sys.Type() == js.TypeString && sys.String() != "" {
+			msgs = append(msgs, chat.Message{Role: chat.RoleSystem, Content: sys.String()})
+		}
+		msgs = append(msgs, chat.Message{Role: chat.RoleUser, Content: prompt})
+		if ids, err = data.EncodePrompt(s.tok, tmpl, msgs); err != nil {
+			return errObj(err)
+		}
+		stops = tmpl.StopStrings()
+	} else {
+		ids = s.tok.Encode(prompt, true)
+		if eos := s.tok.EOS(); len(ids) > 1 && ids[len(ids)-1] == eos {
+			ids = ids[:len(ids)-1]
+		}
+	}
+	req := generate.Request{Prompts: [][]int32{ids}, MaxTokens: int(num("maxTokens", 64)), Seed: uint64(num("seed", 1)),
+		Sampling:    generate.Sampling{Temperature: num("temperature", 0.8), TopK: int(num("topK", 40)), TopP: num("topP", 0.95)},
+		StopStrings: stops}
+	if eos := s.tok.EOS(); eos >= 0 {
+		req.StopIDs = []int32{eos}
+	}
+	s.chunks = s.chunks[:0]
+	req.OnText = func(_ int, text string) bool { s.chunks = append(s.chunks, text); return true }
+	r, err := s.gen.Begin(req)
+	if err != nil {
+		return errObj(err)
+	}
+	s.run = r
+	return map[string]any{"ok": true, "promptTokens": len(ids)}
+}
+
+// step() generates one token: {ok, text, done, ...result when done}.
+func (s *state) step(_ js.Value, _ []js.Value) any {
+	if s.run == nil {
+		return errObj(errNoRun)
+	}
+	done, err := s.run.Step()
+	if err != nil {
+		s.run = nil
+		return errObj(err)
+	}
+	out := map[string]any{"ok": true, "done": done}
+	if done {
+		res := s.run.Finish()
+		s.run = nil
+		ids := make([]any, len(res.IDs[0]))
+		for i, id := range res.IDs[0] {
+			ids[i] = int(id)
+		}
+		out["ids"], out["tokens"], out["tokensPerSecond"], out["finish"] = ids, res.Tokens, res.TokensPerSecond(), res.Finish[0]
+		out["fullText"] = res.Text[0]
+	}
+	text := ""
+	for _, c := range s.chunks {
+		text += c
+	}
+	s.chunks = s.chunks[:0]
+	out["text"] = text
+	return out
+}
+
+func (s *state) stop(_ js.Value, _ []js.Value) any {
+	if s.run != nil {
+		s.run.Stop()
+	}
+	return true
+}
+
+type constErr string
+
+func (e constErr) Error() string { return string(e) }
+
+const (
+	errNoModel = constErr("no model loaded")
+	errNoRun   = constErr("no generation running; call start first")
+)
+
+func main() {
+	s := &state{}
+	api := map[string]any{}
+	for name, fn := range map[string]func(js.Value, []js.Value) any{
+		"load": s.load, "loadAdapter": s.loadAdapter, "setAdapter": s.setAdapter,
+		"tokenize": s.tokenize, "start": s.start, "step": s.step, "stop": s.stop,
+	} {
+		api[name] = js.FuncOf(fn)
+	}
+	js.Global().Set("llmlab", js.ValueOf(api))
+	if ready := js.Global().Get("llmlabReady"); ready.Type() == js.TypeFunction {
+		ready.Invoke()
+	}
+	select {} // keep the exported functions alive
+}

@@ -218,13 +218,25 @@ func (tk *Tokenizer) postProcessor(raw json.RawMessage) error {
 func Load(dir string) (*Tokenizer, error) {
 	path := filepath.Join(dir, "tokenizer.json")
 	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s: no tokenizer.json (llmlab needs the model's tokenizer)", dir)
+	var tk *Tokenizer
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		v, verr := os.ReadFile(filepath.Join(dir, "vocab.json"))
+		m, merr := os.ReadFile(filepath.Join(dir, "merges.txt"))
+		if verr != nil || merr != nil {
+			if _, serr := os.Stat(filepath.Join(dir, "tokenizer.model")); serr == nil {
+				return nil, fmt.Errorf("%s: SentencePiece tokenizer.model files are not read yet; convert to tokenizer.json", dir)
+			}
+			return nil, fmt.Errorf("%s: no tokenizer.json (or vocab.json + merges.txt); llmlab needs the model's tokenizer", dir)
 		}
+		if tk, err = FromGPT2Files(v, m); err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, err)
+		}
+	case err != nil:
 		return nil, err
+	default:
+		tk, err = FromJSON(data)
 	}
-	tk, err := FromJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

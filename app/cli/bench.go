@@ -100,11 +100,11 @@ func runBench(e *Env) error {
 				steps = 1
 				shape = [2]int{2, 32}
 			}
-			tps, allocs, err := benchTrain(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps)
+			tps, allocs, allocBytes, err := benchTrain(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps)
 			if err != nil {
 				return err
 			}
-			if err := emit(benchResult{"bench": "train", "preset": p, "batch": shape[0], "ctx": shape[1], "threads": n, "tokens_per_s": tps, "allocs_per_step": allocs}); err != nil {
+			if err := emit(benchResult{"bench": "train", "preset": p, "batch": shape[0], "ctx": shape[1], "threads": n, "tokens_per_s": tps, "allocs_per_step": allocs, "alloc_bytes_per_step": allocBytes}); err != nil {
 				return err
 			}
 		}
@@ -186,11 +186,13 @@ func randFloats(n int, seed uint64) []float32 {
 
 // benchTrain times full training steps (forward, backward, AdamW) on
 // random tokens and reports tokens/s and heap allocations per step.
-func benchTrain(ctx context.Context, cfg model.Config, b tensor.Backend, batch, seq, steps int) (float64, float64, error) {
+// benchTrain returns tokens/s and the heap allocations and bytes of a
+// steady-state step.
+func benchTrain(ctx context.Context, cfg model.Config, b tensor.Backend, batch, seq, steps int) (tps, allocs, bytes float64, err error) {
 	seq = min(seq, cfg.MaxPos)
 	m, err := model.New(cfg, 1)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	ids := make([]int32, batch*seq)
 	targets := make([]int32, batch*seq)
@@ -213,23 +215,28 @@ func benchTrain(ctx context.Context, cfg model.Config, b tensor.Backend, batch, 
 		opt.ZeroGrad()
 		return nil
 	}
-	if err := step(); err != nil { // warm up: arena and optimizer state
-		return 0, 0, err
+	// Two warm-up steps: the first sizes the arena (its slab is re-made at
+	// the second step's reset) and creates the optimizer state.
+	for range 2 {
+		if err := step(); err != nil {
+			return 0, 0, 0, err
+		}
 	}
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	start := time.Now()
 	for range steps {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if err := step(); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
 	el := time.Since(start)
 	runtime.ReadMemStats(&ms1)
-	return float64(batch*seq*steps) / el.Seconds(), float64(ms1.Mallocs-ms0.Mallocs) / float64(steps), nil
+	return float64(batch*seq*steps) / el.Seconds(), float64(ms1.Mallocs-ms0.Mallocs) / float64(steps),
+		float64(ms1.TotalAlloc-ms0.TotalAlloc) / float64(steps), nil
 }
 
 // benchGenerate times greedy decoding of ntok tokens at batch 1.

@@ -187,7 +187,10 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, o *
 					qi := q.F32[((b*T+i)*H+h)*D:][:D]
 					doi := dout.F32[((b*T+i)*H+h)*D:][:D]
 					oi := out.F32[((b*T+i)*H+h)*D:][:D]
-					dqi := dq.F32[((b*T+i)*H+h)*D:][:D]
+					var dqi []float32
+					if dq != nil {
+						dqi = dq.F32[((b*T+i)*H+h)*D:][:D]
+					}
 					di := dotAsm(doi, oi)
 					idx = o.keyRows(idx, b, i, T, S, stride, P)
 					for _, j := range idx {
@@ -202,7 +205,10 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, o *
 							off := ((b*stride+int(j))*KVH + kh) * D
 							kr, vr = k.F32[off:][:D], v.F32[off:][:D]
 							if dk != nil {
-								dkr, dvr = dk.F32[off:][:D], dv.F32[off:][:D]
+								dkr = dk.F32[off:][:D]
+							}
+							if dv != nil {
+								dvr = dv.F32[off:][:D]
 							}
 						}
 						p := expf(dotAsm(qi, kr)*scale - l)
@@ -210,7 +216,9 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, o *
 							axpyAsm(dvr, doi, p)
 						}
 						ds := p * (dotAsm(doi, vr) - di) * scale
-						axpyAsm(dqi, kr, ds)
+						if dqi != nil {
+							axpyAsm(dqi, kr, ds)
+						}
 						if dkr != nil {
 							axpyAsm(dkr, qi, ds)
 						}

@@ -78,6 +78,11 @@ func BadInput(err error) error {
 
 // Run executes one subcommand and returns the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return RunIO(ctx, args, nil, stdout, stderr)
+}
+
+// RunIO is Run with an explicit standard input (nil: os.Stdin).
+func RunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		Usage(stdout)
 		if len(args) == 0 {
@@ -92,7 +97,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Usage(stderr)
 		return 2
 	}
-	err := c.run(&Env{Ctx: ctx, Args: args[1:], Stdout: stdout, Stderr: stderr})
+	err := c.run(&Env{Ctx: ctx, Args: args[1:], Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	if err == nil {
 		return 0
 	}

@@ -370,3 +370,20 @@ func TestRewardModelRanksPairs(t *testing.T) {
 		t.Fatalf("score: %d %s", code, msg)
 	}
 }
+
+// TestChatKeepsTheConversation: two turns through the demo model's chat
+// template, /reset and /quit.
+func TestChatKeepsTheConversation(t *testing.T) {
+	var out, errb strings.Builder
+	in := strings.NewReader("hello there\nhow are you?\n/reset\nagain\n/quit\n")
+	code := RunIO(context.Background(), []string{"chat", "--model", "demo", "--max-tokens", "8", "--temperature", "0"}, in, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if n := strings.Count(out.String(), "> "); n < 4 {
+		t.Fatalf("%d prompts shown, want 4:\n%s", n, out.String())
+	}
+	if n := strings.Count(errb.String(), "tokens/s"); n != 3 {
+		t.Fatalf("%d replies reported, want 3:\n%s", n, errb.String())
+	}
+}

@@ -51,47 +51,14 @@ func runDPO(e *Env) error {
 	if err := dcfg.Validate(); err != nil {
 		return BadInput(err)
 	}
-	cfg, err := tf.config()
+	pr, err := prepareTraining(&mf, &tf, *tmplName)
 	if err != nil {
 		return err
 	}
-	b, err := mf.backend()
+	cfg, b, l, tmpl := pr.cfg, pr.b, pr.l, pr.tmpl
+	trainP, evalP, err := loadPairs(l, *dataPath, tmpl, tf.ctx, *evalFrac, tf.seed, e)
 	if err != nil {
 		return err
-	}
-	l, err := mf.load(model.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	tf.ctx = min(tf.ctx, l.M.Cfg.MaxPos)
-	tmpl, err := chooseTemplate(l, *tmplName)
-	if err != nil {
-		return err
-	}
-	ds, err := data.LoadJSONL(*dataPath)
-	if err != nil {
-		return BadInput(err)
-	}
-	if !ds.Shape.Pairwise() {
-		return BadInput(fmt.Errorf("%s holds %s records; dpo wants {\"prompt\",\"chosen\",\"rejected\"}", *dataPath, ds.Shape))
-	}
-	pairs, rep, err := data.BuildPairs(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: tf.ctx})
-	if err != nil {
-		return BadInput(err)
-	}
-	for _, d := range rep.NoLoss {
-		fmt.Fprintf(e.Stderr, "%s:%d: skipped: %s\n", *dataPath, d.Line, d.Why)
-	}
-	if len(pairs) == 0 {
-		return BadInput(fmt.Errorf("%s: no usable pairs", *dataPath))
-	}
-	ti, ei := data.SplitIndices(len(pairs), *evalFrac, tf.seed)
-	var trainP, evalP []data.Pair
-	for _, i := range ti {
-		trainP = append(trainP, pairs[i])
-	}
-	for _, i := range ei {
-		evalP = append(evalP, pairs[i])
 	}
 	rec := runRecord{Command: "dpo", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
 		Extra: map[string]any{"dpo": dcfg, "kind": kind, "gamma": *gamma, "orpo_lambda": *orpoLambda, "peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String()}}

@@ -114,23 +114,11 @@ func runRM(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	cfg, err := tf.config()
+	pr, err := prepareTraining(&mf, &tf, *tmplName)
 	if err != nil {
 		return err
 	}
-	b, err := mf.backend()
-	if err != nil {
-		return err
-	}
-	l, err := mf.load(model.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	tf.ctx = min(tf.ctx, l.M.Cfg.MaxPos)
-	tmpl, err := chooseTemplate(l, *tmplName)
-	if err != nil {
-		return err
-	}
+	cfg, b, l, tmpl := pr.cfg, pr.b, pr.l, pr.tmpl
 	trainP, evalP, err := loadPairs(l, *dataPath, tmpl, tf.ctx, *evalFrac, tf.seed, e)
 	if err != nil {
 		return err

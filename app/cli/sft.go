@@ -123,6 +123,37 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 	return adapter, err
 }
 
+// prepared is what every fine-tuning command starts from.
+type prepared struct {
+	cfg  train.Config
+	b    tensor.Backend
+	l    *loaded
+	tmpl chat.Template
+}
+
+// prepareTraining resolves the training config, the backend, the model (in
+// F32, trainable) and the chat template; --ctx is capped at the model's.
+func prepareTraining(mf *modelFlags, tf *trainFlags, tmplName string) (*prepared, error) {
+	cfg, err := tf.config()
+	if err != nil {
+		return nil, err
+	}
+	b, err := mf.backend()
+	if err != nil {
+		return nil, err
+	}
+	l, err := mf.load(model.LoadOptions{})
+	if err != nil {
+		return nil, err
+	}
+	tf.ctx = min(tf.ctx, l.M.Cfg.MaxPos)
+	tmpl, err := chooseTemplate(l, tmplName)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{cfg: cfg, b: b, l: l, tmpl: tmpl}, nil
+}
+
 // loadSFTExamples reads a JSONL file of any SFT shape, renders it through
 // the template and splits off a held-out part.
 func loadSFTExamples(l *loaded, path string, tmpl chat.Template, ctxLen int, trainAll bool, evalFrac float64, seed uint64, log io.Writer) (tr, ev []data.Example, err error) {
@@ -176,25 +207,11 @@ func runSFT(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	cfg, err := tf.config()
+	pr, err := prepareTraining(&mf, &tf, *tmplName)
 	if err != nil {
 		return err
 	}
-	b, err := mf.backend()
-	if err != nil {
-		return err
-	}
-	l, err := mf.load(model.LoadOptions{})
-	if err != nil {
-		return err
-	}
-	if tf.ctx > l.M.Cfg.MaxPos {
-		tf.ctx = l.M.Cfg.MaxPos
-	}
-	tmpl, err := chooseTemplate(l, *tmplName)
-	if err != nil {
-		return err
-	}
+	cfg, b, l, tmpl := pr.cfg, pr.b, pr.l, pr.tmpl
 	if err := checkMemory(l.M, tf.batch, tf.ctx, pf.method != "none"); err != nil {
 		return err
 	}

@@ -48,6 +48,7 @@ func commands() map[string]command {
 		"dpo":       {"align a model on preference pairs (DPO, cDPO, IPO, hinge, robust)", runDPO},
 		"export":    {"write a model as GGUF for llama.cpp and ollama", runExport},
 		"rm":        {"train a reward model on preference pairs", runRM},
+		"grpo":      {"improve a policy with GRPO against verifiable rewards", runGRPO},
 		"score":     {"score preference pairs with a reward model", runScore},
 		"web":       {"serve the browser demo (WebAssembly) from the binary", runWeb},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},

@@ -387,3 +387,53 @@ func TestChatKeepsTheConversation(t *testing.T) {
 		t.Fatalf("%d replies reported, want 3:\n%s", n, errb.String())
 	}
 }
+
+// TestGRPOLearnsToyReward: GRPO raises a verifiable toy reward (answers that
+// start with a lowercase letter) on a random tiny model in a few dozen steps.
+func TestGRPOLearnsToyReward(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow end-to-end test")
+	}
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	var b strings.Builder
+	for i := 0; i < 16; i++ {
+		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"q%d\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n", i)
+	}
+	dataPath := filepath.Join(dir, "tasks.jsonl")
+	os.WriteFile(dataPath, []byte(b.String()), 0o644)
+	code, msg := run(t, "grpo", "--model", base, "--data", dataPath, "--template", "chatml", "--reward", "regex:^[a-z]",
+		"--out", filepath.Join(dir, "run"), "--steps", "40", "--prompts", "4", "--group", "8", "--max-tokens", "2", "--modules-to-save", "embed_tokens",
+		"--lr", "1e-2", "--beta", "0", "--json")
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	var rewards []float64
+	for _, line := range strings.Split(msg, "\n") {
+		var s struct {
+			Step   int     `json:"step"`
+			Reward float64 `json:"reward"`
+		}
+		if json.Unmarshal([]byte(line), &s) == nil && s.Step > 0 {
+			rewards = append(rewards, s.Reward)
+		}
+	}
+	if len(rewards) != 40 {
+		t.Fatalf("%d steps reported:\n%s", len(rewards), msg)
+	}
+	mean := func(xs []float64) float64 {
+		s := 0.0
+		for _, x := range xs {
+			s += x
+		}
+		return s / float64(len(xs))
+	}
+	first, last := mean(rewards[:10]), mean(rewards[30:])
+	if last < first+0.3 {
+		t.Fatalf("reward %.2f in the first 10 steps, %.2f in the last 10: not learned", first, last)
+	}
+	t.Logf("reward %.2f -> %.2f", first, last)
+}

@@ -41,7 +41,15 @@ func (s *state) load(_ js.Value, args []js.Value) any {
 	if len(args) < 4 {
 		return map[string]any{"ok": false, "error": "load(config, weights, tokenizer, tokenizerConfig)"}
 	}
-	m, err := model.FromBytes(bytesOf(args[0]), bytesOf(args[1]), model.LoadOptions{KeepStored: true})
+	// Without SIMD, widening f16 weights element by element costs more than
+	// the arithmetic, so models that fit (under 512 MB as f32) are widened
+	// once at load; larger ones stay f16 and are widened in the kernels.
+	weights := bytesOf(args[1])
+	opts := model.LoadOptions{}
+	if len(weights) > 256<<20 {
+		opts.KeepStored = true
+	}
+	m, err := model.FromBytes(bytesOf(args[0]), weights, opts)
 	if err != nil {
 		return errObj(err)
 	}

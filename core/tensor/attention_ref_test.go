@@ -396,4 +396,3 @@ func TestAttentionAllocs(t *testing.T) {
 		t.Errorf("allocations per call: forward %v, backward %v; want <= 4, <= 8", fwd, bwd)
 	}
 }
-

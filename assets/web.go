@@ -34,3 +34,18 @@ func DemoAdapter() fs.FS {
 	}
 	return sub
 }
+
+// The instruction set as a file system, for the browser demo's "tune it
+// here" panel.
+//
+//go:embed data/instruct_train.jsonl
+var webData embed.FS
+
+// WebData returns a folder holding instruct_train.jsonl.
+func WebData() fs.FS {
+	sub, err := fs.Sub(webData, "data")
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}

@@ -8,14 +8,18 @@
 package main
 
 import (
+	"bytes"
 	"syscall/js"
 
+	"llmlab/core/autograd"
 	"llmlab/core/chat"
 	"llmlab/core/data"
 	"llmlab/core/generate"
 	"llmlab/core/model"
+	"llmlab/core/optim"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
+	"llmlab/core/train"
 	"llmlab/lora"
 )
 
@@ -27,6 +31,19 @@ type state struct {
 	adapter *lora.Adapter
 	run     *generate.Run
 	chunks  []string
+	tune    *tuning
+}
+
+// tuning is a LoRA fine-tune in progress, advanced one step per call.
+type tuning struct {
+	src   *train.ExampleSource
+	obj   train.LM
+	opt   *optim.AdamW
+	tape  *autograd.Tape
+	sched optim.Schedule
+	lr    float64
+	step  int
+	steps int
 }
 
 func bytesOf(v js.Value) []byte {
@@ -184,6 +201,84 @@ func (s *state) step(_ js.Value, _ []js.Value) any {
 	return out
 }
 
+// tuneStart(instructJSONL, {steps, rank, lr}) applies a fresh LoRA adapter
+// (replacing any loaded one) and prepares SFT on the chat records.
+func (s *state) tuneStart(_ js.Value, args []js.Value) any {
+	if s.m == nil {
+		return errObj(errNoModel)
+	}
+	o := args[1]
+	num := func(k string, d float64) float64 {
+		if v := o.Get(k); v.Type() == js.TypeNumber {
+			return v.Float()
+		}
+		return d
+	}
+	tmpl, err := chat.Detect(s.tok.ChatTemplate())
+	if err != nil {
+		return errObj(err)
+	}
+	ds, err := data.ReadJSONL(bytes.NewReader(bytesOf(args[0])), "instruct_train.jsonl")
+	if err != nil {
+		return errObj(err)
+	}
+	exs, _, err := data.BuildSFT(s.tok, ds, data.BuildOpts{Template: tmpl, Ctx: min(128, s.m.Cfg.MaxPos)})
+	if err != nil {
+		return errObj(err)
+	}
+	if s.adapter != nil {
+		s.adapter.Remove()
+	}
+	rank := int(num("rank", 8))
+	a, err := lora.Apply(s.m, lora.Config{Rank: rank, Alpha: float64(2 * rank), Targets: []string{"all-linear"},
+		ModulesToSave: []string{"embed_tokens"}, Seed: 1})
+	if err != nil {
+		return errObj(err)
+	}
+	s.adapter = a
+	steps, lr := int(num("steps", 40)), num("lr", 3e-3)
+	b := tensor.NewCPU(1)
+	s.tune = &tuning{
+		src:   &train.ExampleSource{Examples: exs, Rows: 8, Seed: 1, Pad: max(s.tok.EOS(), 0)},
+		obj:   train.LM{M: s.m},
+		opt:   optim.NewAdamW(optim.AdamWConfig{LR: float32(lr), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}, a.Params()),
+		tape:  autograd.NewTape(b),
+		sched: optim.Schedule{Kind: optim.Cosine, Warmup: max(1, steps/10), Total: steps, MinRatio: 0.1},
+		lr:    lr, steps: steps,
+	}
+	return map[string]any{"ok": true, "examples": len(exs), "trainable": len(a.Params())}
+}
+
+// tuneStep() runs one optimizer step: {ok, step, steps, loss, done}.
+func (s *state) tuneStep(_ js.Value, _ []js.Value) any {
+	tu := s.tune
+	if tu == nil {
+		return errObj(constErr("no tuning running; call tuneStart first"))
+	}
+	batch, err := tu.src.Next()
+	if err != nil {
+		return errObj(err)
+	}
+	tu.tape.Reset()
+	loss, _, err := tu.obj.Loss(tu.tape, batch)
+	if err != nil {
+		return errObj(err)
+	}
+	if err := tu.tape.Backward(loss); err != nil {
+		return errObj(err)
+	}
+	b := tu.tape.B
+	optim.ClipGradNorm(b, tu.opt.Params, 1)
+	tu.step++
+	tu.opt.Update(b, float32(tu.sched.LR(tu.lr, tu.step)))
+	tu.opt.ZeroGrad()
+	done := tu.step >= tu.steps
+	if done {
+		s.tune = nil
+	}
+	return map[string]any{"ok": true, "step": tu.step, "steps": tu.steps, "loss": float64(loss.Value.F32[0]), "done": done}
+}
+
 func (s *state) stop(_ js.Value, _ []js.Value) any {
 	if s.run != nil {
 		s.run.Stop()
@@ -206,6 +301,7 @@ func main() {
 	for name, fn := range map[string]func(js.Value, []js.Value) any{
 		"load": s.load, "loadAdapter": s.loadAdapter, "setAdapter": s.setAdapter,
 		"tokenize": s.tokenize, "start": s.start, "step": s.step, "stop": s.stop,
+		"tuneStart": s.tuneStart, "tuneStep": s.tuneStep,
 	} {
 		api[name] = js.FuncOf(fn)
 	}

@@ -23,7 +23,7 @@ func runWeb(e *Env) error {
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
-	s := &web.Server{Page: assets.Web(), Model: assets.DemoModel(), Adapter: assets.DemoAdapter()}
+	s := &web.Server{Page: assets.Web(), Model: assets.DemoModel(), Adapter: assets.DemoAdapter(), Data: assets.WebData()}
 	if *dir != "" {
 		s.Page = os.DirFS(*dir)
 	}

@@ -68,7 +68,7 @@ func TestBrowserDemo(t *testing.T) {
 		t.Skip("no Chromium installed (Debian: apt-get install chromium); skipping the browser test")
 	}
 	dir := buildWebDir(t)
-	srv := httptest.NewServer((&web.Server{Page: os.DirFS(dir), Model: assets.DemoModel(), Adapter: assets.DemoAdapter()}).Handler())
+	srv := httptest.NewServer((&web.Server{Page: os.DirFS(dir), Model: assets.DemoModel(), Adapter: assets.DemoAdapter(), Data: assets.WebData()}).Handler())
 	defer srv.Close()
 
 	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -164,6 +164,21 @@ func TestBrowserDemo(t *testing.T) {
 	}
 	if same {
 		t.Fatal("switching the adapter on did not change the output")
+	}
+
+	// "Tune it here": a short LoRA fine-tune in the page draws its loss
+	// curve, then generation uses the tuned adapter.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const $ = (id) => document.getElementById(id);
+		$("tunesteps").value = "6"; $("tune").click(); return true })()`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("tuned")
+	points, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("chart").dataset.points`))
+	if err != nil || points != "6" {
+		t.Fatalf("loss chart has %q points, want 6 (%v)", points, err)
+	}
+	if ids := generateIDs(); len(ids) == 0 {
+		t.Fatal("no tokens after tuning")
 	}
 }
 

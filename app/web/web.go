@@ -20,6 +20,7 @@ type Server struct {
 	Page    fs.FS // index.html, worker.js, wasm_exec.js, llmlab.wasm
 	Model   fs.FS // config.json, model.safetensors, tokenizer.json, tokenizer_config.json
 	Adapter fs.FS // adapter_config.json, adapter_model.safetensors (may be nil)
+	Data    fs.FS // instruct_train.jsonl for the page's "tune it here" panel (may be nil)
 
 	once sync.Once
 	gz   []byte // llmlab.wasm, gzip-compressed
@@ -27,7 +28,7 @@ type Server struct {
 
 var types = map[string]string{
 	".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".wasm": "application/wasm",
-	".json": "application/json", ".safetensors": "application/octet-stream",
+	".json": "application/json", ".safetensors": "application/octet-stream", ".jsonl": "application/jsonl",
 }
 
 // Handler returns the routes.
@@ -35,6 +36,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /model/{file}", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, s.Model, r.PathValue("file")) })
 	mux.HandleFunc("GET /adapter/{file}", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, s.Adapter, r.PathValue("file")) })
+	mux.HandleFunc("GET /data/{file}", func(w http.ResponseWriter, r *http.Request) { s.serve(w, r, s.Data, r.PathValue("file")) })
 	mux.HandleFunc("GET /{file}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("file")
 		if name == "" {

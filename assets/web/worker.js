@@ -44,6 +44,23 @@ function runSteps() {
   tick.port2.postMessage(0);
 }
 
+// Tuning runs in slices too, so Stop and the page's updates get through.
+const tuneTick = new MessageChannel();
+tuneTick.port1.onmessage = () => tuneSteps();
+
+function tuneSteps() {
+  const t0 = performance.now();
+  for (;;) {
+    const s = llmlab.tuneStep();
+    if (!s.ok) { postMessage({ type: "error", error: s.error }); return; }
+    postMessage({ type: "tuneLoss", step: s.step, steps: s.steps, loss: s.loss });
+    if (s.done) { postMessage({ type: "tuned", steps: s.steps }); postMessage({ type: "adapter", available: true, on: true }); return; }
+    if (stopping || performance.now() - t0 > 50) break;
+  }
+  if (stopping) { postMessage({ type: "error", error: "tuning stopped" }); return; }
+  tuneTick.port2.postMessage(0);
+}
+
 onmessage = async (e) => {
   const m = e.data;
   try {
@@ -82,6 +99,15 @@ onmessage = async (e) => {
         const r = llmlab.start(m.prompt, m.opts);
         if (!r.ok) throw new Error(r.error);
         runSteps();
+        break;
+      }
+      case "tune": {
+        stopping = false;
+        postMessage({ type: "status", text: "tuning…" });
+        const data = await bytes("data/instruct_train.jsonl");
+        const r = llmlab.tuneStart(data, m.opts);
+        if (!r.ok) throw new Error(r.error);
+        tuneSteps();
         break;
       }
       case "stop":

@@ -5,8 +5,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
-	"net/http/httptest"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,27 +15,24 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"llmlab/app/web"
-	"llmlab/assets"
 	"llmlab/core/generate"
 	"llmlab/core/model"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
 )
 
-// buildWebDir writes the page, a freshly built llmlab.wasm and Go's
-// wasm_exec.js into a temporary folder.
-func buildWebDir(t *testing.T) string {
+// buildBinary builds the real llmlab binary with the browser engine
+// embedded, as `make build` does: the wasm and Go's wasm_exec.js are
+// written to assets/web (both git-ignored build outputs) first.
+func buildBinary(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, f := range []string{"index.html", "worker.js"} {
-		b, err := fs.ReadFile(assets.Web(), f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "llmlab.wasm"), "llmlab/wasm")
+	web := filepath.Join(root, "assets", "web")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s", "-o", filepath.Join(web, "llmlab.wasm"), "./wasm")
+	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the wasm engine: %v\n%s", err, out)
@@ -45,11 +41,44 @@ func buildWebDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "wasm_exec.js"), b, 0o644)
-	return dir
+	if err := os.WriteFile(filepath.Join(web, "wasm_exec.js"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "llmlab")
+	cmd = exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building llmlab: %v\n%s", err, out)
+	}
+	return bin
 }
 
-// TestBrowserDemo drives headless Chromium against the real server: the
+// startWeb runs `llmlab web` on a free loopback port and returns its URL.
+func startWeb(t *testing.T, bin string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "web", "--addr", addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return "http://" + addr
+		}
+	}
+	t.Fatal("llmlab web did not start listening")
+	return ""
+}
+
+// TestBrowserDemo drives headless Chromium against the bare binary's
+// `llmlab web`: the
 // page loads the demo model in its worker, greedy generation gives exactly
 // the tokens native generation gives, the adapter switch changes the
 // output, and tokens/s is shown.
@@ -67,9 +96,7 @@ func TestBrowserDemo(t *testing.T) {
 	if browser == "" {
 		t.Skip("no Chromium installed (Debian: apt-get install chromium); skipping the browser test")
 	}
-	dir := buildWebDir(t)
-	srv := httptest.NewServer((&web.Server{Page: os.DirFS(dir), Model: assets.DemoModel(), Adapter: assets.DemoAdapter(), Data: assets.WebData()}).Handler())
-	defer srv.Close()
+	url := startWeb(t, buildBinary(t))
 
 	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.NoFirstRun, chromedp.UserDataDir(t.TempDir()), chromedp.Flag("disable-quic", true),
@@ -82,7 +109,7 @@ func TestBrowserDemo(t *testing.T) {
 	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancelT()
 
-	if _, err := chromedp.Run(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(url+"/")); err != nil {
 		t.Fatal(err)
 	}
 	wait := func(want string) {

@@ -78,10 +78,9 @@ func startWeb(t *testing.T, bin string) string {
 }
 
 // TestBrowserDemo drives headless Chromium against the bare binary's
-// `llmlab web`: the
-// page loads the demo model in its worker, greedy generation gives exactly
-// the tokens native generation gives, the adapter switch changes the
-// output, and tokens/s is shown.
+// `llmlab web`: the page loads the demo model in its worker, greedy
+// generation gives exactly the tokens native generation gives, the adapter
+// switch changes the output, tokens/s is shown, and "tune it here" runs.
 func TestBrowserDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow end-to-end test")

@@ -4,6 +4,27 @@
 // save) and the parameters to train; the loop does gradient accumulation,
 // the learning-rate schedule, clipping, periodic evaluation, events,
 // cancellation and atomic checkpoints that resume bit for bit.
+//
+// Determinism: the loop itself draws no random numbers except through one
+// explicit generator (a PCG seeded from Config.Seed) that it hands to
+// objectives implementing Randomized; its state is saved in every
+// checkpoint with the data cursor, the optimizer moments and the weights,
+// so a resumed run repeats exactly the updates an uninterrupted run makes.
+// The CPU kernels split work independently of the thread count, so the
+// thread count does not change a result either.
+//
+// Checkpoint layout, RUN/checkpoints/step-N/:
+//
+//	weights/                what Weights.SaveWeights writes (HF folder or adapter)
+//	optimizer.safetensors   AdamW moments and step
+//	state.json              step, tokens, data cursor, RNG state, config and
+//	                        its hash, and the size and CRC-32C of every file above
+//
+// A checkpoint is written into step-N.tmp, every file fsynced, state.json
+// last, then the folder is renamed into place. Resuming takes the newest
+// checkpoint whose files all match state.json and skips the others with a
+// warning, so a folder cut short by a crash or a full disk costs only the
+// steps since the one before.
 package train
 
 import (
@@ -13,7 +34,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,11 +58,20 @@ type Objective interface {
 	Loss(t *autograd.Tape, b data.Batch) (*autograd.Var, Metrics, error)
 }
 
+// Randomized is implemented by objectives that draw random numbers
+// (dropout, sampled masks). Run hands them its seeded generator before the
+// first step; the generator's state travels in checkpoints, so draw from
+// nothing else.
+type Randomized interface {
+	SetRand(r *rand.Rand)
+}
+
 // Metrics are named figures an objective reports for a batch.
 type Metrics map[string]float64
 
 // BatchSource yields training batches deterministically; State and
-// Restore save and restore its cursor.
+// Restore save and restore its cursor. State should be JSON (it is stored
+// readably in state.json); other bytes are stored base64-encoded.
 type BatchSource interface {
 	Next() (data.Batch, error)
 	State() ([]byte, error)
@@ -103,23 +137,121 @@ func (e *NonFiniteError) Error() string {
 	return fmt.Sprintf("step %d: %s is %v; stopping (the last good checkpoint is kept)", e.Step, e.What, e.Value)
 }
 
+// ConfigMismatchError refuses to resume a checkpoint written by a run with
+// another configuration. Diff lists the settings that differ.
+type ConfigMismatchError struct {
+	Dir  string
+	Diff []string // "key: checkpoint value -> this run's value"
+}
+
+func (e *ConfigMismatchError) Error() string {
+	msg := e.Dir + " was written by a run with a different configuration"
+	if len(e.Diff) > 0 {
+		msg += ":\n  " + strings.Join(e.Diff, "\n  ")
+	} else {
+		msg += " (the model, data or method differ)"
+	}
+	return msg + "\nstart a new run folder or use the same settings"
+}
+
+// state is a checkpoint's state.json.
 type state struct {
-	Step   int             `json:"step"`
-	Tokens int64           `json:"tokens"`
-	Source json.RawMessage `json:"source"`
-	Hash   string          `json:"hash"`
-	Time   string          `json:"time"`
+	Step      int                `json:"step"`
+	Tokens    int64              `json:"tokens"`
+	Source    json.RawMessage    `json:"source,omitempty"`
+	SourceBin []byte             `json:"source_bin,omitempty"` // a cursor that is not JSON
+	RNG       []byte             `json:"rng"`                  // PCG state
+	Hash      string             `json:"hash"`
+	Config    json.RawMessage    `json:"config,omitempty"`
+	Files     map[string]fileSum `json:"files"`
+	Time      string             `json:"time"`
+}
+
+// fileSum identifies one file of a checkpoint.
+type fileSum struct {
+	Size   int64  `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// rngStream separates the loop's generator from other users of the seed
+// (model init and the data sampler use the seed with other streams).
+const rngStream = 0x747261696e // "train"
+
+// runner is one run's state between steps.
+type runner struct {
+	c    Config
+	b    tensor.Backend
+	o    Objective
+	src  BatchSource
+	ev   EvalSource
+	w    Weights
+	on   func(Event)
+	opt  *optim.AdamW
+	tape *autograd.Tape
+	pcg  *rand.PCG
+
+	step   int
+	tokens int64
+
+	start       time.Time
+	startStep   int
+	startTokens int64
 }
 
 // Run trains ps with o on batches from src until c.Steps, ctx is
 // cancelled (a checkpoint is written, then Run returns ctx.Err()), or an
 // error. ev may be nil (no evaluation); w may be nil when c.Out is "".
 func Run(ctx context.Context, c Config, b tensor.Backend, o Objective, src BatchSource, ev EvalSource, ps []*autograd.Param, w Weights, on func(Event)) error {
+	r, err := newRunner(c, b, o, src, ev, ps, w, on)
+	if err != nil {
+		return err
+	}
+	if r.c.Resume && r.c.Out != "" {
+		if err := r.resume(); err != nil {
+			return err
+		}
+	}
+	r.start = time.Now()
+	r.startStep, r.startTokens = r.step, r.tokens
+	r.on(Event{Kind: "start", Step: r.step, Steps: r.c.Steps})
+	lastSaved := r.step
+	for r.step < r.c.Steps {
+		if err := ctx.Err(); err != nil {
+			if r.step > lastSaved {
+				if serr := r.save(); serr != nil {
+					return serr
+				}
+			}
+			r.on(Event{Kind: "stopped", Step: r.step, Steps: r.c.Steps, Elapsed: r.elapsed(), Message: "cancelled; checkpoint written"})
+			return err
+		}
+		e, err := r.trainStep()
+		if err != nil {
+			return err
+		}
+		r.on(e)
+		if (r.c.EvalEvery > 0 && r.step%r.c.EvalEvery == 0) || r.step == r.c.Steps {
+			if err := r.evaluate(); err != nil {
+				return err
+			}
+		}
+		if (r.c.SaveEvery > 0 && r.step%r.c.SaveEvery == 0) || r.step == r.c.Steps {
+			if err := r.save(); err != nil {
+				return err
+			}
+			lastSaved = r.step
+		}
+	}
+	r.on(Event{Kind: "done", Step: r.step, Steps: r.c.Steps, Tokens: r.tokens, Elapsed: r.elapsed()})
+	return nil
+}
+
+func newRunner(c Config, b tensor.Backend, o Objective, src BatchSource, ev EvalSource, ps []*autograd.Param, w Weights, on func(Event)) (*runner, error) {
 	if on == nil {
 		on = func(Event) {}
 	}
 	if c.Steps <= 0 {
-		return fmt.Errorf("train: steps must be positive, got %d", c.Steps)
+		return nil, fmt.Errorf("train: steps must be positive, got %d", c.Steps)
 	}
 	if c.Accum <= 0 {
 		c.Accum = 1
@@ -127,183 +259,212 @@ func Run(ctx context.Context, c Config, b tensor.Backend, o Objective, src Batch
 	if c.KeepLast <= 0 {
 		c.KeepLast = 2
 	}
-	opt := optim.NewAdamW(c.Optim, ps)
-	if len(opt.Params) == 0 {
-		return errors.New("train: no trainable parameters")
+	if c.Out != "" && w == nil {
+		return nil, errors.New("train: a run folder needs Weights to checkpoint")
 	}
-	step, tokens := 0, int64(0)
-	if c.Resume && c.Out != "" {
-		st, dir, warns, err := latest(c.Out, c.Hash)
-		for _, wmsg := range warns {
-			on(Event{Kind: "warning", Message: wmsg})
-		}
+	r := &runner{c: c, b: b, o: o, src: src, ev: ev, w: w, on: on,
+		opt: optim.NewAdamW(c.Optim, ps), tape: autograd.NewTape(b), pcg: rand.NewPCG(c.Seed, rngStream)}
+	if len(r.opt.Params) == 0 {
+		return nil, errors.New("train: no trainable parameters")
+	}
+	if ro, ok := o.(Randomized); ok {
+		ro.SetRand(rand.New(r.pcg))
+	}
+	return r, nil
+}
+
+func (r *runner) elapsed() float64 { return time.Since(r.start).Seconds() }
+
+// trainStep runs one optimizer step: Accum micro-batches forward and
+// backward on the reused tape, then clipping and the AdamW update. It
+// allocates nothing in steady state beyond what the objective does.
+func (r *runner) trainStep() (Event, error) {
+	c, t := &r.c, r.tape
+	var lossSum float64
+	var metrics Metrics
+	for range c.Accum {
+		batch, err := r.src.Next()
 		if err != nil {
-			return err
+			return Event{}, err
 		}
-		if dir != "" {
-			if err := w.LoadWeights(filepath.Join(dir, "weights")); err != nil {
-				return fmt.Errorf("train: resume from %s: %w", dir, err)
-			}
-			if err := opt.Load(dir); err != nil {
-				return fmt.Errorf("train: resume from %s: %w", dir, err)
-			}
-			if err := src.Restore(st.Source); err != nil {
-				return fmt.Errorf("train: resume from %s: %w", dir, err)
-			}
-			step, tokens = st.Step, st.Tokens
-			on(Event{Kind: "warning", Step: step, Steps: c.Steps, Message: "resumed from " + dir})
+		t.Reset()
+		loss, m, err := r.o.Loss(t, batch)
+		if err != nil {
+			return Event{}, fmt.Errorf("train: step %d: %w", r.step+1, err)
+		}
+		lv := float64(loss.Value.F32[0])
+		if math.IsNaN(lv) || math.IsInf(lv, 0) {
+			return Event{}, &NonFiniteError{Step: r.step + 1, What: "the loss", Value: lv}
+		}
+		if c.Accum > 1 {
+			loss = t.Scale(loss, 1/float32(c.Accum))
+		}
+		if err := t.Backward(loss); err != nil {
+			return Event{}, err
+		}
+		lossSum += lv
+		r.tokens += int64(batch.Tokens())
+		if len(m) > 0 && metrics == nil {
+			metrics = Metrics{}
+		}
+		for k, v := range m {
+			metrics[k] += v / float64(c.Accum)
 		}
 	}
-	tape := autograd.NewTape(b)
-	start := time.Now()
-	startStep, startTokens := step, tokens
-	on(Event{Kind: "start", Step: step, Steps: c.Steps})
-	save := func() error {
-		if c.Out == "" {
-			return nil
-		}
-		dir, err := saveCheckpoint(c, step, tokens, src, opt, w)
-		if err != nil {
-			return err
-		}
-		on(Event{Kind: "checkpoint", Step: step, Steps: c.Steps, Path: dir, Elapsed: time.Since(start).Seconds()})
+	step := r.step + 1
+	norm := optim.ClipGradNorm(r.b, r.opt.Params, c.Clip)
+	if math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return Event{}, &NonFiniteError{Step: step, What: "the gradient norm", Value: norm}
+	}
+	lr := c.Schedule.LR(c.LR, step)
+	r.opt.Update(r.b, float32(lr))
+	r.opt.ZeroGrad()
+	r.step = step
+	el := r.elapsed()
+	var tps float64
+	if el > 0 {
+		tps = float64(r.tokens-r.startTokens) / el
+	}
+	eta := el / float64(step-r.startStep) * float64(c.Steps-step)
+	return Event{Kind: "step", Step: step, Steps: c.Steps, Loss: lossSum / float64(c.Accum), LR: lr, GradNorm: norm,
+		Tokens: r.tokens, TokensPerSec: tps, Elapsed: el, ETA: eta, Metrics: metrics}, nil
+}
+
+// evaluate reports the token-weighted mean loss over the eval batches.
+func (r *runner) evaluate() error {
+	if r.ev == nil {
 		return nil
 	}
-	evaluate := func() (float64, error) {
-		if ev == nil {
-			return 0, nil
+	t := r.tape
+	var sum float64
+	var n int
+	t.NoGrad = true
+	defer func() { t.NoGrad = false }()
+	for batch := range r.ev() {
+		t.Reset()
+		loss, _, err := r.o.Loss(t, batch)
+		if err != nil {
+			return fmt.Errorf("train: evaluation at step %d: %w", r.step, err)
 		}
-		var sum float64
-		var n int
-		tape.NoGrad = true
-		defer func() { tape.NoGrad = false }()
-		for batch := range ev() {
-			tape.Reset()
-			loss, _, err := o.Loss(tape, batch)
-			if err != nil {
-				return 0, err
-			}
-			k := batch.Tokens()
-			sum += float64(loss.Value.F32[0]) * float64(k)
-			n += k
-		}
-		if n == 0 {
-			return 0, nil
-		}
-		return sum / float64(n), nil
+		k := batch.Tokens()
+		sum += float64(loss.Value.F32[0]) * float64(k)
+		n += k
 	}
-	lastSaved := step
-	for step < c.Steps {
-		if err := ctx.Err(); err != nil {
-			if step > lastSaved {
-				if serr := save(); serr != nil {
-					return serr
-				}
-			}
-			on(Event{Kind: "stopped", Step: step, Steps: c.Steps, Elapsed: time.Since(start).Seconds(), Message: "cancelled; checkpoint written"})
-			return err
-		}
-		var lossSum float64
-		metrics := Metrics{}
-		for range c.Accum {
-			batch, err := src.Next()
-			if err != nil {
-				return err
-			}
-			tape.Reset()
-			loss, m, err := o.Loss(tape, batch)
-			if err != nil {
-				return fmt.Errorf("train: step %d: %w", step+1, err)
-			}
-			lv := float64(loss.Value.F32[0])
-			if math.IsNaN(lv) || math.IsInf(lv, 0) {
-				return &NonFiniteError{Step: step + 1, What: "the loss", Value: lv}
-			}
-			if c.Accum > 1 {
-				loss = tape.Scale(loss, 1/float32(c.Accum))
-			}
-			if err := tape.Backward(loss); err != nil {
-				return err
-			}
-			lossSum += lv
-			tokens += int64(batch.Tokens())
-			for k, v := range m {
-				metrics[k] += v / float64(c.Accum)
-			}
-		}
-		step++
-		norm := optim.ClipGradNorm(b, opt.Params, c.Clip)
-		if math.IsNaN(norm) || math.IsInf(norm, 0) {
-			return &NonFiniteError{Step: step, What: "the gradient norm", Value: norm}
-		}
-		lr := c.Schedule.LR(c.LR, step)
-		opt.Update(b, float32(lr))
-		opt.ZeroGrad()
-		el := time.Since(start)
-		tps := float64(tokens-startTokens) / el.Seconds()
-		eta := el.Seconds() / float64(step-startStep) * float64(c.Steps-step)
-		e := Event{Kind: "step", Step: step, Steps: c.Steps, Loss: lossSum / float64(c.Accum), LR: lr, GradNorm: norm,
-			Tokens: tokens, TokensPerSec: tps, Elapsed: el.Seconds(), ETA: eta}
-		if len(metrics) > 0 {
-			e.Metrics = metrics
-		}
-		on(e)
-		if (c.EvalEvery > 0 && step%c.EvalEvery == 0) || step == c.Steps {
-			el, err := evaluate()
-			if err != nil {
-				return err
-			}
-			if ev != nil {
-				on(Event{Kind: "eval", Step: step, Steps: c.Steps, EvalLoss: el, Elapsed: time.Since(start).Seconds()})
-			}
-		}
-		if (c.SaveEvery > 0 && step%c.SaveEvery == 0) || step == c.Steps {
-			if err := save(); err != nil {
-				return err
-			}
-			lastSaved = step
-		}
+	if n == 0 {
+		return nil
 	}
-	on(Event{Kind: "done", Step: step, Steps: c.Steps, Tokens: tokens, Elapsed: time.Since(start).Seconds()})
+	r.on(Event{Kind: "eval", Step: r.step, Steps: r.c.Steps, EvalLoss: sum / float64(n), Elapsed: r.elapsed()})
 	return nil
 }
 
-func saveCheckpoint(c Config, step int, tokens int64, src BatchSource, opt *optim.AdamW, w Weights) (string, error) {
-	root := filepath.Join(c.Out, "checkpoints")
+// save writes a checkpoint of the current step (nothing without Out).
+func (r *runner) save() error {
+	if r.c.Out == "" {
+		return nil
+	}
+	dir, err := r.writeCheckpoint()
+	if err != nil {
+		return fmt.Errorf("train: checkpoint at step %d: %w", r.step, err)
+	}
+	r.on(Event{Kind: "checkpoint", Step: r.step, Steps: r.c.Steps, Path: dir, Elapsed: r.elapsed()})
+	return nil
+}
+
+func (r *runner) writeCheckpoint() (string, error) {
+	root := filepath.Join(r.c.Out, "checkpoints")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
-	final := filepath.Join(root, fmt.Sprintf("step-%d", step))
+	final := filepath.Join(root, fmt.Sprintf("step-%d", r.step))
 	tmp := final + ".tmp"
-	os.RemoveAll(tmp)
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", err
 	}
-	fail := func(err error) (string, error) {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("train: checkpoint at step %d: %w", step, err)
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := r.w.SaveWeights(filepath.Join(tmp, "weights")); err != nil {
+		return "", err
 	}
-	if err := w.SaveWeights(filepath.Join(tmp, "weights")); err != nil {
-		return fail(err)
+	if err := r.opt.Save(tmp); err != nil {
+		return "", err
 	}
-	if err := opt.Save(tmp); err != nil {
-		return fail(err)
-	}
-	srcState, err := src.State()
+	st := state{Step: r.step, Tokens: r.tokens, Hash: r.c.Hash, Time: time.Now().UTC().Format(time.RFC3339)}
+	cur, err := r.src.State()
 	if err != nil {
-		return fail(err)
+		return "", err
 	}
-	st, _ := json.MarshalIndent(state{Step: step, Tokens: tokens, Source: srcState, Hash: c.Hash, Time: time.Now().UTC().Format(time.RFC3339)}, "", "  ")
-	// state.json is written last: its presence marks a complete checkpoint.
-	if err := checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), st, 0o644); err != nil {
-		return fail(err)
+	if json.Valid(cur) {
+		st.Source = cur
+	} else {
+		st.SourceBin = cur
 	}
-	os.RemoveAll(final)
+	if st.RNG, err = r.pcg.MarshalBinary(); err != nil {
+		return "", err
+	}
+	if st.Config, err = json.Marshal(r.c); err != nil {
+		return "", err
+	}
+	if st.Files, err = sumFiles(tmp); err != nil {
+		return "", err
+	}
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	// state.json is written last; its manifest vouches for the rest.
+	if err := checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), append(js, '\n'), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return "", err
+	}
 	if err := os.Rename(tmp, final); err != nil {
+		return "", err
+	}
+	ok = true
+	syncDir(root)
+	prune(root, r.c.KeepLast)
+	return final, nil
+}
+
+// resume loads the newest valid checkpoint in Out, if any.
+func (r *runner) resume() error {
+	st, dir, warns, err := latest(r.c.Out, r.c.Hash, r.c)
+	for _, msg := range warns {
+		r.on(Event{Kind: "warning", Steps: r.c.Steps, Message: msg})
+	}
+	if err != nil || dir == "" {
+		return err
+	}
+	fail := func(err error) error { return fmt.Errorf("train: resume from %s: %w", dir, err) }
+	if err := r.w.LoadWeights(filepath.Join(dir, "weights")); err != nil {
 		return fail(err)
 	}
-	prune(root, c.KeepLast)
-	return final, nil
+	if err := r.opt.Load(dir); err != nil {
+		return fail(err)
+	}
+	cur := []byte(st.Source)
+	if st.SourceBin != nil {
+		cur = st.SourceBin
+	}
+	if err := r.src.Restore(cur); err != nil {
+		return fail(err)
+	}
+	if len(st.RNG) > 0 {
+		if err := r.pcg.UnmarshalBinary(st.RNG); err != nil {
+			return fail(fmt.Errorf("rng state: %w", err))
+		}
+	}
+	r.step, r.tokens = st.Step, st.Tokens
+	r.on(Event{Kind: "warning", Step: r.step, Steps: r.c.Steps, Message: "resumed from " + dir})
+	return nil
 }
 
 // checkpoints lists step-N folders, newest first.
@@ -321,45 +482,189 @@ func checkpoints(root string) []int {
 	return steps
 }
 
+// prune keeps the newest keep checkpoints and removes the folders of
+// checkpoints that were never finished (step-N.tmp).
 func prune(root string, keep int) {
 	for i, s := range checkpoints(root) {
 		if i >= keep {
 			os.RemoveAll(filepath.Join(root, fmt.Sprintf("step-%d", s)))
 		}
 	}
+	stale, _ := filepath.Glob(filepath.Join(root, "step-*.tmp"))
+	for _, d := range stale {
+		os.RemoveAll(d)
+	}
 }
 
 // latest finds the newest complete checkpoint; broken ones are skipped
 // with a warning. A checkpoint from a different configuration is an error.
-func latest(out, hash string) (state, string, []string, error) {
+func latest(out, hash string, c Config) (state, string, []string, error) {
 	root := filepath.Join(out, "checkpoints")
 	var warns []string
 	for _, s := range checkpoints(root) {
 		dir := filepath.Join(root, fmt.Sprintf("step-%d", s))
-		b, err := os.ReadFile(filepath.Join(dir, "state.json"))
-		var st state
+		st, err := readState(dir)
 		if err == nil {
-			err = json.Unmarshal(b, &st)
-		}
-		if err == nil {
-			_, err = os.Stat(filepath.Join(dir, "optimizer.safetensors"))
-		}
-		if err == nil {
-			var f *checkpoint.File
-			if f, err = checkpoint.Open(filepath.Join(dir, "optimizer.safetensors")); err == nil {
-				f.Close()
-			}
+			err = verify(dir, st)
 		}
 		if err != nil {
 			warns = append(warns, fmt.Sprintf("skipping checkpoint %s: %v", dir, err))
 			continue
 		}
 		if hash != "" && st.Hash != "" && st.Hash != hash {
-			return st, "", warns, fmt.Errorf("%s was written by a run with a different configuration; start a new run folder or use the same flags", dir)
+			now, _ := json.Marshal(c)
+			return st, "", warns, &ConfigMismatchError{Dir: dir, Diff: diffJSON(st.Config, now)}
 		}
 		return st, dir, warns, nil
 	}
 	return state{}, "", warns, nil
+}
+
+func readState(dir string) (state, error) {
+	var st state
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("state.json: %w", err)
+	}
+	if st.Step <= 0 {
+		return st, fmt.Errorf("state.json: step %d", st.Step)
+	}
+	return st, nil
+}
+
+// verify checks every file state.json lists against its size and
+// checksum. A checkpoint without a manifest (an older format) gets the
+// weaker check that its optimizer state opens.
+func verify(dir string, st state) error {
+	if st.Files == nil {
+		f, err := checkpoint.Open(filepath.Join(dir, "optimizer.safetensors"))
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}
+	if _, ok := st.Files["optimizer.safetensors"]; !ok {
+		return errors.New("state.json lists no optimizer.safetensors")
+	}
+	names := make([]string, 0, len(st.Files))
+	for n := range st.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		want := st.Files[n]
+		got, err := sumFile(filepath.Join(dir, filepath.FromSlash(n)))
+		if err != nil {
+			return err
+		}
+		if got.Size != want.Size {
+			return fmt.Errorf("%s has %d bytes, state.json says %d", n, got.Size, want.Size)
+		}
+		if got.CRC32C != want.CRC32C {
+			return fmt.Errorf("%s has checksum %08x, state.json says %08x", n, got.CRC32C, want.CRC32C)
+		}
+	}
+	return nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// sumFiles returns the size and CRC-32C of every regular file under dir,
+// keyed by slash-separated relative path.
+func sumFiles(dir string) (map[string]fileSum, error) {
+	sums := map[string]fileSum{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		s, err := sumFile(path)
+		if err != nil {
+			return err
+		}
+		sums[filepath.ToSlash(rel)] = s
+		return nil
+	})
+	return sums, err
+}
+
+func sumFile(path string) (fileSum, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return fileSum{}, err
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fileSum{}, err
+	}
+	return fileSum{Size: n, CRC32C: h.Sum32()}, nil
+}
+
+// syncDir makes a rename inside dir durable; file systems that cannot
+// sync a folder are left to their own devices.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// diffJSON lists the leaves that differ between two JSON objects, as
+// "key: a -> b" lines in key order.
+func diffJSON(a, b []byte) []string {
+	fa, fb := map[string]string{}, map[string]string{}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return nil
+	}
+	flatten("", va, fa)
+	flatten("", vb, fb)
+	keys := map[string]bool{}
+	for k := range fa {
+		keys[k] = true
+	}
+	for k := range fb {
+		keys[k] = true
+	}
+	var out []string
+	for k := range keys {
+		x, okx := fa[k]
+		y, oky := fb[k]
+		if !okx {
+			x = "(none)"
+		}
+		if !oky {
+			y = "(none)"
+		}
+		if x != y {
+			out = append(out, fmt.Sprintf("%s: %s -> %s", k, x, y))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func flatten(prefix string, v any, dst map[string]string) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if prefix != "" {
+				k = prefix + "." + k
+			}
+			flatten(k, e, dst)
+		}
+	default:
+		b, _ := json.Marshal(x)
+		dst[prefix] = string(b)
+	}
 }
 
 // Hash returns a short stable hash of v's JSON, for Config.Hash.

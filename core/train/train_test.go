@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"llmlab/core/autograd"
@@ -80,11 +81,21 @@ func TestConvergesAndStopsOnNaN(t *testing.T) {
 	c.SaveEvery = 2
 	err := Run(context.Background(), c, tensor.NewCPU(1), &quadratic{w: p2, nanAt: 5}, &counter{}, nil, []*autograd.Param{p2}, paramWeights{p2}, nil)
 	var nf *NonFiniteError
-	if !errors.As(err, &nf) || nf.Step != 5 {
+	if !errors.As(err, &nf) || nf.Step != 5 || !strings.Contains(err.Error(), "step 5: the loss is NaN") {
 		t.Fatalf("want a NaN stop at step 5, got %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(out, "checkpoints", "step-4", "state.json")); err != nil {
 		t.Fatalf("the last good checkpoint is gone: %v", err)
+	}
+	// The good checkpoint resumes (its cursor is not JSON: stored as bytes).
+	c.Resume = true
+	p3 := &autograd.Param{Name: "w", Value: tensor.New(1, 3)}
+	src := &counter{}
+	if err := Run(context.Background(), c, tensor.NewCPU(1), &quadratic{w: p3}, src, nil, []*autograd.Param{p3}, paramWeights{p3}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if src.n != 20 {
+		t.Errorf("resumed source drew up to batch %d, want 20", src.n)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +24,9 @@ func TestMain(m *testing.M) {
 		if err := json.Unmarshal([]byte(args), &a); err != nil {
 			os.Exit(3)
 		}
-		os.Exit(Run(context.Background(), a, os.Stdout, os.Stderr))
+		// Like the real binary: Ctrl-C cancels the context.
+		ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt)
+		os.Exit(Run(ctx, a, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }

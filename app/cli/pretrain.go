@@ -3,7 +3,9 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,7 +143,7 @@ func diffLines(a, b string) string {
 }
 
 // runPretrain trains a model on raw text (or token shards).
-func runPretrain(e *Env) error {
+func runPretrain(e *Env) (err error) {
 	fs := newFlags(e, "pretrain")
 	var mf modelFlags
 	mf.register(fs, false)
@@ -219,6 +221,11 @@ func runPretrain(e *Env) error {
 			return BadInput(err)
 		}
 	}
+	ctxSet := false
+	fs.Visit(func(f *flag.Flag) { ctxSet = ctxSet || f.Name == "ctx" })
+	if !ctxSet && tf.ctx > m.Cfg.MaxPos {
+		tf.ctx = m.Cfg.MaxPos // the default, shortened to what the model takes
+	}
 	if tf.ctx > m.Cfg.MaxPos {
 		return BadInput(fmt.Errorf("--ctx %d exceeds the model's context length %d", tf.ctx, m.Cfg.MaxPos))
 	}
@@ -226,14 +233,14 @@ func runPretrain(e *Env) error {
 		return err
 	}
 	for _, f := range files {
-		st, err := os.Stat(f)
-		if err != nil {
+		if err := checkReadable(f); err != nil {
 			return BadInput(err)
 		}
-		if st.Size() == 0 {
-			return BadInput(fmt.Errorf("%s: empty file", f))
-		}
 	}
+	// A run that fails before its first step leaves nothing behind: not
+	// the folder if this command made it, else not the files it wrote.
+	started := false
+	defer undoRun(tf.out, &started, &err)()
 	rec := runRecord{Command: "pretrain", Model: srcDir, Init: *initPreset, Data: files, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
 		Extra: map[string]any{"arch": *arch, "eval_frac": *evalFrac, "doc_sep": *docSep, "tokenizer": *tokArg}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
@@ -270,6 +277,7 @@ func runPretrain(e *Env) error {
 		fmt.Fprintf(e.Stdout, "pretraining %s (%s parameters) on %s tokens, batch %dx%d, %d steps\n",
 			m.Cfg.Arch, human(m.NumParams()), human(sampler.Tokens()), tf.batch, tf.ctx, tf.steps)
 	}
+	started = true
 	err = train.Run(e.Ctx, cfg, b, train.LM{M: m}, &train.SamplerSource{S: sampler}, evalSrc, m.ParamList(), train.ModelWeights{M: m}, rep.event)
 	if errors.Is(err, e.Ctx.Err()) && e.Ctx.Err() != nil {
 		fmt.Fprintf(e.Stderr, "stopped; resume with the same command and --resume\n")
@@ -278,11 +286,12 @@ func runPretrain(e *Env) error {
 	if err != nil {
 		return err
 	}
-	final := filepath.Join(tf.out, "final")
-	if err := m.Save(final, model.SaveOptions{DType: dt}); err != nil {
-		return err
+	tokSrc := srcDir
+	if *tokArg != "" {
+		tokSrc = *tokArg
 	}
-	if err := tok.Save(final); err != nil {
+	final := filepath.Join(tf.out, "final")
+	if err := writeFinal(final, m, dt, tok, tokSrc); err != nil {
 		return err
 	}
 	if !tf.jsonOut {
@@ -355,4 +364,117 @@ func closeShards(ss []*data.Shard) {
 	for _, s := range ss {
 		s.Close()
 	}
+}
+
+// checkReadable fails unless path is a non-empty file that can be read.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s: a folder, not a data file", path)
+	}
+	var one [1]byte
+	if _, err := f.Read(one[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: empty file", path)
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// undoRun returns a function for defer that, when *err is set and the run
+// never *started, removes what this command wrote into out: the whole
+// folder if it did not exist before, else run.json, metrics.jsonl and
+// data/ if run.json did not exist before (a fresh run in an existing
+// folder). A resumed run's files are never touched.
+func undoRun(out string, started *bool, err *error) func() {
+	_, statErr := os.Stat(out)
+	existed := statErr == nil
+	_, runErr := os.Stat(filepath.Join(out, "run.json"))
+	fresh := runErr != nil
+	return func() {
+		if *err == nil || *started || !fresh {
+			return
+		}
+		if !existed {
+			os.RemoveAll(out)
+			return
+		}
+		for _, name := range []string{"run.json", "metrics.jsonl", "data"} {
+			os.RemoveAll(filepath.Join(out, name))
+		}
+	}
+}
+
+// writeFinal writes the trained model as an HF folder at dir: the
+// weights, and the tokenizer files copied verbatim from tokSrc (a model or
+// tokenizer folder, or a tokenizer.json file) when there is one, else as
+// tok saves them. The folder is assembled beside dir and renamed into
+// place, so dir is either the old folder or the complete new one.
+func writeFinal(dir string, m *model.Transformer, dt tensorDType, tok *tokenizer.Tokenizer, tokSrc string) error {
+	tmp := dir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := m.Save(tmp, model.SaveOptions{DType: dt}); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := tok.Save(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := copyTokenizerFiles(tmp, tokSrc); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dir)
+}
+
+// copyTokenizerFiles copies the tokenizer (and generation) files of src
+// into dst verbatim, so nothing the loader does not model is lost.
+func copyTokenizerFiles(dst, src string) error {
+	if src == "" {
+		return nil
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	var paths []string
+	if st.IsDir() {
+		for _, n := range []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"} {
+			paths = append(paths, filepath.Join(src, n))
+		}
+	} else {
+		paths = []string{src}
+	}
+	for i, p := range paths {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Base(p)
+		if !st.IsDir() && i == 0 {
+			name = "tokenizer.json"
+		}
+		if err := checkpoint.WriteFileAtomic(filepath.Join(dst, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

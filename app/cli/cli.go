@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"export":    {"write a model as GGUF for llama.cpp and ollama", runExport},
 		"rm":        {"train a reward model on preference pairs", runRM},
 		"grpo":      {"improve a policy with GRPO against verifiable rewards", runGRPO},
+		"kto":       {"align a model on unpaired desirable/undesirable examples (KTO)", runKTO},
 		"score":     {"score preference pairs with a reward model", runScore},
 		"web":       {"serve the browser demo (WebAssembly) from the binary", runWeb},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},

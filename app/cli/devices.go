@@ -29,7 +29,7 @@ func runDevices(e *Env) error {
 		Features: tensor.CPUFeatures(),
 	}}
 	if l, err := blas.Open(); err == nil {
-		rows = append(rows, row{Backend: "blas", OK: true, Detail: l.Name() + " found (used by bench as the GEMM reference; not a compute backend yet)"})
+		rows = append(rows, row{Backend: "blas", OK: true, Detail: l.Name() + " found: --device blas sends large float32 products to it (bench uses it as the GEMM reference)"})
 	} else {
 		rows = append(rows, row{Backend: "blas", Detail: err.Error()})
 	}

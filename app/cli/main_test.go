@@ -440,3 +440,41 @@ func TestGRPOLearnsToyReward(t *testing.T) {
 	}
 	t.Logf("reward %.2f -> %.2f", first, last)
 }
+
+// TestKTOStartsAtHalfAndLearns: with the policy equal to the reference the
+// KTO loss is 0.5; it falls on clearly labelled examples.
+func TestKTOStartsAtHalfAndLearns(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	var b strings.Builder
+	for i := 0; i < 24; i++ {
+		fmt.Fprintf(&b, "{\"prompt\":\"q%d\",\"completion\":\"yes\",\"label\":true}\n{\"prompt\":\"q%d\",\"completion\":\"no way\",\"label\":false}\n", i, i)
+	}
+	dataPath := filepath.Join(dir, "kto.jsonl")
+	os.WriteFile(dataPath, []byte(b.String()), 0o644)
+	code, msg := run(t, "kto", "--model", base, "--data", dataPath, "--template", "chatml", "--out", filepath.Join(dir, "run"),
+		"--steps", "12", "--batch", "4", "--ctx", "64", "--lr", "1e-2", "--rank", "4", "--json")
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	var first, last float64
+	for _, line := range strings.Split(msg, "\n") {
+		var ev struct {
+			Event string
+			Step  int
+			Loss  float64
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Event == "step" {
+			if ev.Step == 1 {
+				first = ev.Loss
+			}
+			last = ev.Loss
+		}
+	}
+	if math.Abs(first-0.5) > 1e-4 || last >= first {
+		t.Fatalf("loss %v -> %v: want 0.5 at the start, then lower", first, last)
+	}
+}

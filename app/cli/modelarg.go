@@ -10,6 +10,7 @@ import (
 	"llmlab/core/model"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
+	"llmlab/gpu/blas"
 	"llmlab/lora"
 )
 
@@ -24,21 +25,27 @@ func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
 	if withAdapter {
 		fs.StringVar(&f.adapter, "adapter", "", "PEFT adapter folder to apply")
 	}
-	fs.StringVar(&f.device, "device", "auto", "compute device: auto or cpu")
+	fs.StringVar(&f.device, "device", "auto", "compute device: auto, cpu, or blas (large products through OpenBLAS/MKL/BLIS)")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
 }
 
 // backend returns the compute backend for --device and --threads.
 func (f *modelFlags) backend() (tensor.Backend, error) {
+	n := f.threads
+	if n <= 0 {
+		n = runtime.NumCPU()
+	}
 	switch f.device {
 	case "", "auto", "cpu":
-		n := f.threads
-		if n <= 0 {
-			n = runtime.NumCPU()
-		}
 		return tensor.NewCPU(n), nil
+	case "blas":
+		lib, err := blas.Open()
+		if err != nil {
+			return nil, BadInput(fmt.Errorf("--device blas: %w", err))
+		}
+		return blas.NewBackend(tensor.NewCPU(n), lib), nil
 	}
-	return nil, Usagef("--device %q is not available in this build (have: auto, cpu)", f.device)
+	return nil, Usagef("--device %q is not available in this build (have: auto, cpu, blas)", f.device)
 }
 
 // resolveModelDir maps --model to a folder: 'demo' is the embedded demo

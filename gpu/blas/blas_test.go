@@ -3,6 +3,7 @@
 package blas
 
 import (
+	"llmlab/core/tensor"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -72,5 +73,42 @@ func TestSgemmMatchesNaive(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestBackendMatchesCPU(t *testing.T) {
+	l, err := Open()
+	if err != nil {
+		t.Skipf("no BLAS library on this machine: %v", err)
+	}
+	cpu := tensor.NewCPU(2)
+	be := NewBackend(cpu, l)
+	for _, o := range []tensor.MatMulOpts{{TransB: true}, {}, {TransA: true, Accumulate: true}} {
+		M, N, K := 70, 90, 110
+		a := tensor.New(M, K)
+		if o.TransA {
+			a = tensor.New(K, M)
+		}
+		w := tensor.New(K, N)
+		if o.TransB {
+			w = tensor.New(N, K)
+		}
+		for i := range a.F32 {
+			a.F32[i] = float32(i%13) / 13
+		}
+		for i := range w.F32 {
+			w.F32[i] = float32(i%7) / 7
+		}
+		want, got := tensor.New(M, N), tensor.New(M, N)
+		for i := range want.F32 {
+			want.F32[i], got.F32[i] = 0.5, 0.5
+		}
+		cpu.MatMul(want, a, w, o)
+		be.MatMul(got, a, w, o)
+		for i := range want.F32 {
+			if d := want.F32[i] - got.F32[i]; d > 1e-3 || d < -1e-3 {
+				t.Fatalf("%+v: element %d: blas %v, cpu %v", o, i, got.F32[i], want.F32[i])
+			}
+		}
 	}
 }

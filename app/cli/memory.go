@@ -27,16 +27,27 @@ type memEstimate struct {
 func (m memEstimate) total() int64 { return m.Weights + m.Grads + m.Optimizer + m.Activations }
 
 // estimateMemory sizes a training step: trainable parameters carry a
-// gradient and two AdamW moments; activations are what the tape keeps per
-// token (norm inputs and outputs, q/k/v, attention output, MLP
-// intermediates, logits and their gradient), doubled for gradients.
+// gradient and two AdamW moments; activations are what the tape's arena
+// holds per token, counted op by op below, once for the forward values
+// and once more for their gradients in the backward pass.
 func estimateMemory(m *model.Transformer, batch, ctx int, trainable int64) memEstimate {
 	c := m.Cfg
 	P := int64(m.NumParams())
 	N := int64(batch * ctx)
-	perLayer := int64(12*c.Hidden + 4*c.Intermediate + 2*c.KVHeads*c.HeadDim)
-	act := N * (int64(c.Layers)*perLayer + 3*int64(c.VocabSize)) * 4
-	return memEstimate{Weights: P * 4, Grads: trainable * 4, Optimizer: trainable * 8, Activations: act}
+	C, I := int64(c.Hidden), int64(c.Intermediate)
+	q, kv := int64(c.Heads*c.HeadDim), int64(c.KVHeads*c.HeadDim)
+	var perLayer int64
+	if c.Arch == model.GPT2 {
+		// ln_1, c_attn, its split, attention, c_proj, residual, ln_2,
+		// c_fc, gelu, mlp c_proj, residual
+		perLayer = C + (q + 2*kv) + (q + 2*kv) + q + C + C + C + I + I + C + C
+	} else {
+		// input norm, q, k, v, rope(q), rope(k), attention, o_proj,
+		// residual, post norm, gate, up, swiglu, down, residual
+		perLayer = C + q + 2*kv + q + kv + q + C + C + C + 3*I + C + C
+	}
+	perToken := 2 * (int64(c.Layers)*perLayer + 2*C + 2*int64(c.VocabSize)) // + embeddings, final norm, logits, loss
+	return memEstimate{Weights: P * 4, Grads: trainable * 4, Optimizer: trainable * 8, Activations: N * perToken * 4}
 }
 
 // availableMemory reads MemAvailable from /proc/meminfo (0 if unknown).

@@ -86,18 +86,26 @@ type runRecord struct {
 	Data    []string       `json:"data"`
 	Batch   int            `json:"batch"`
 	Ctx     int            `json:"ctx"`
+	Device  string         `json:"device,omitempty"`
+	Threads int            `json:"threads,omitempty"` // not hashed: results do not depend on it
+	Out     string         `json:"out,omitempty"`     // not hashed: a run folder may move
 	Train   train.Config   `json:"train"`
 	Extra   map[string]any `json:"extra,omitempty"`
 	Hash    string         `json:"hash"`
 	Created string         `json:"created"`
 }
 
+// runHash identifies what a resume must match: everything in rec but the
+// thread count, the folder's own path and the bookkeeping fields.
+func runHash(rec runRecord) string {
+	rec.Hash, rec.Created, rec.Threads, rec.Out = "", "", 0, ""
+	return train.Hash(rec)
+}
+
 // prepareRun writes run.json, or on --resume checks that it matches.
 func prepareRun(out string, rec runRecord, resume bool) error {
-	rec.Hash = ""
-	rec.Created = ""
-	hash := train.Hash(rec)
-	rec.Hash = hash
+	hash := runHash(rec)
+	rec.Hash, rec.Created = hash, ""
 	path := filepath.Join(out, "run.json")
 	if old, err := os.ReadFile(path); err == nil {
 		var prev runRecord
@@ -242,11 +250,12 @@ func runPretrain(e *Env) (err error) {
 	started := false
 	defer undoRun(tf.out, &started, &err)()
 	rec := runRecord{Command: "pretrain", Model: srcDir, Init: *initPreset, Data: files, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
+		Device: mf.device, Threads: mf.threads, Out: tf.out,
 		Extra: map[string]any{"arch": *arch, "eval_frac": *evalFrac, "doc_sep": *docSep, "tokenizer": *tokArg}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}
-	cfg.Hash = train.Hash(rec)
+	cfg.Hash = runHash(rec)
 	rep, err := newReporter(e, tf.jsonOut, tf.out)
 	if err != nil {
 		return err

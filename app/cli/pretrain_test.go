@@ -50,7 +50,8 @@ func TestPretrainCtrlC(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "final")); err == nil {
 		t.Fatal("an interrupted run wrote final/")
 	}
-	code, msg := run(t, append(args, "--resume", "--steps", "40")...)
+	// Another thread count is the same run: it resumes.
+	code, msg := run(t, append(args, "--resume", "--threads", "1")...)
 	if code != 0 || !strings.Contains(msg, "resumed from "+steps[0]) {
 		t.Fatalf("resume: exit %d\n%s", code, msg)
 	}
@@ -132,6 +133,7 @@ func TestPretrainBadInputLeavesNothing(t *testing.T) {
 		{"short corpus, existing folder", existing, []string{"--init", "tiny", "--data", short, "--ctx", "64"}, "fewer than one window"},
 		{"empty file", filepath.Join(dir, "r2"), []string{"--init", "tiny", "--data", empty, "--ctx", "64"}, "empty file"},
 		{"data is a folder", filepath.Join(dir, "r3"), []string{"--init", "tiny", "--data", dir, "--ctx", "64"}, "folder"},
+		{"more memory than the machine has", filepath.Join(dir, "r5"), []string{"--init", "tiny", "--data", corpus(t), "--ctx", "128", "--batch", "10000000"}, "activations"},
 		{"model without tokenizer", filepath.Join(dir, "r4"), []string{"--model", noTok, "--data", corpus(t), "--ctx", "64"}, "tokenizer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -93,15 +93,24 @@ func runEval(e *Env) error {
 	tp.NoGrad = true
 	var sum float64
 	var n int
-	for i := 0; i < len(exs); i += *batch {
+	// Rows per forward pass: --batch, fewer when the logits (rows x
+	// longest x vocabulary floats) would pass logitBudget bytes.
+	const logitBudget = 1 << 30
+	V := int64(l.M.Cfg.VocabSize)
+	for i := 0; i < len(exs); {
 		if err := e.Ctx.Err(); err != nil {
 			return err
 		}
-		chunk := exs[i:min(i+*batch, len(exs))]
-		longest := 0
-		for _, x := range chunk {
-			longest = max(longest, len(x.IDs))
+		rows, longest := 0, 0
+		for i+rows < len(exs) && rows < *batch {
+			width := max(longest, len(exs[i+rows].IDs))
+			if rows > 0 && int64(rows+1)*int64(width)*V*4 > logitBudget {
+				break
+			}
+			rows, longest = rows+1, width
 		}
+		chunk := exs[i : i+rows]
+		i += rows
 		bt, err := data.Collate(chunk, longest, pad)
 		if err != nil {
 			return err

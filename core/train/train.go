@@ -242,6 +242,12 @@ func Run(ctx context.Context, c Config, b tensor.Backend, o Objective, src Batch
 			lastSaved = r.step
 		}
 	}
+	if r.step == r.startStep {
+		// Resumed from the final checkpoint: still report the held-out loss.
+		if err := r.evaluate(); err != nil {
+			return err
+		}
+	}
 	r.on(Event{Kind: "done", Step: r.step, Steps: r.c.Steps, Tokens: r.tokens, Elapsed: r.elapsed()})
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"llmlab/core/model"
 	"llmlab/core/tokenizer"
+	"llmlab/core/train"
 )
 
 // TestPretrainCtrlC: an interrupt writes a checkpoint and exits 0; the
@@ -195,6 +196,24 @@ func TestEvalCountsTokens(t *testing.T) {
 		}
 		if r.Tokens != tc.want || r.Loss <= 0 || r.PPL <= 1 {
 			t.Errorf("%s: got %+v, want %d tokens", filepath.Base(tc.path), r, tc.want)
+		}
+	}
+}
+
+// TestProgressBar: on a terminal the bar shows the step count, loss,
+// tokens/s and ETA; other output goes on lines of its own.
+func TestProgressBar(t *testing.T) {
+	var buf bytes.Buffer
+	r := &reporter{out: &buf, tty: true}
+	r.event(train.Event{Kind: "start", Steps: 3})
+	for s := 1; s <= 3; s++ {
+		r.event(train.Event{Kind: "step", Step: s, Steps: 3, Loss: 2.5, LR: 1e-3, TokensPerSec: 1234, ETA: float64(3 - s)})
+	}
+	r.event(train.Event{Kind: "eval", Step: 3, Steps: 3, EvalLoss: 2.25})
+	out := buf.String()
+	for _, want := range []string{"3/3", "loss 2.5000", "1234 tok/s", "ETA 0s", "\rstep 3  eval loss 2.2500\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in %q", want, out)
 		}
 	}
 }

@@ -6,9 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"llmlab/core/train"
 )
@@ -23,15 +24,15 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// reporter shows training events: a redrawn progress line on a terminal,
-// plain lines otherwise, JSON lines with --json; and appends every event
-// to metrics.jsonl in the run folder.
+// reporter shows training events: a progress bar with loss, tokens/s and
+// ETA on a terminal, plain lines otherwise, JSON lines with --json; and
+// appends every event to metrics.jsonl in the run folder.
 type reporter struct {
 	out      io.Writer
 	json     bool
 	tty      bool
 	metrics  *os.File
-	last     time.Time
+	bar      *progressbar.ProgressBar
 	mu       sync.Mutex
 	evalLoss float64
 }
@@ -54,6 +55,29 @@ func (r *reporter) close() {
 	}
 }
 
+// newBar draws steps on the terminal. The bar's own time prediction is
+// off: after a resume its rate would count the skipped steps, so the
+// description carries the loop's ETA instead.
+func (r *reporter) newBar(steps int) *progressbar.ProgressBar {
+	return progressbar.NewOptions(steps,
+		progressbar.OptionSetWriter(r.out),
+		progressbar.OptionSetWidth(24),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionShowDescriptionAtLineEnd(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(r.out) }),
+	)
+}
+
+// line prints a message on its own line, under the bar if one is drawn.
+func (r *reporter) line(format string, a ...any) {
+	if r.bar != nil {
+		r.bar.Clear()
+	}
+	fmt.Fprintf(r.out, format+"\n", a...)
+}
+
 func (r *reporter) event(ev train.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -66,19 +90,18 @@ func (r *reporter) event(ev train.Event) {
 		return
 	}
 	switch ev.Kind {
+	case "start":
+		if r.tty && r.bar == nil {
+			r.bar = r.newBar(ev.Steps)
+			r.bar.Set(ev.Step)
+		}
 	case "step":
 		if r.tty {
-			if time.Since(r.last) < 100*time.Millisecond && ev.Step != ev.Steps {
-				return
+			if r.bar == nil {
+				r.bar = r.newBar(ev.Steps)
 			}
-			r.last = time.Now()
-			frac := float64(ev.Step) / float64(ev.Steps)
-			w := 24
-			bar := strings.Repeat("█", int(frac*float64(w))) + strings.Repeat("░", w-int(frac*float64(w)))
-			fmt.Fprintf(r.out, "\r%s %5d/%d  loss %.4f  lr %.2e  %6.0f tok/s  ETA %s   ", bar, ev.Step, ev.Steps, ev.Loss, ev.LR, ev.TokensPerSec, dur(ev.ETA))
-			if ev.Step == ev.Steps {
-				fmt.Fprintln(r.out)
-			}
+			r.bar.Describe(fmt.Sprintf("loss %.4f  lr %.2e  %.0f tok/s  ETA %s", ev.Loss, ev.LR, ev.TokensPerSec, dur(ev.ETA)))
+			r.bar.Set(ev.Step)
 			return
 		}
 		every := max(1, ev.Steps/20)
@@ -87,15 +110,9 @@ func (r *reporter) event(ev train.Event) {
 		}
 	case "eval":
 		r.evalLoss = ev.EvalLoss
-		if r.tty {
-			fmt.Fprintln(r.out)
-		}
-		fmt.Fprintf(r.out, "step %d  eval loss %.4f\n", ev.Step, ev.EvalLoss)
+		r.line("step %d  eval loss %.4f", ev.Step, ev.EvalLoss)
 	case "warning", "stopped":
-		if r.tty {
-			fmt.Fprintln(r.out)
-		}
-		fmt.Fprintf(r.out, "%s\n", ev.Message)
+		r.line("%s", ev.Message)
 	case "checkpoint":
 		if !r.tty {
 			fmt.Fprintf(r.out, "checkpoint %s\n", ev.Path)

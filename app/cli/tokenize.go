@@ -102,7 +102,7 @@ func runTokenizer(e *Env) error {
 		texts = append(texts, strings.ToValidUTF8(string(b), "\uFFFD"))
 	}
 	start := time.Now()
-	tk, err := tokenizer.Train(chunks(texts), tokenizer.TrainOptions{VocabSize: *vocab, Special: splitList(*specials)})
+	tk, err := tokenizer.Train(chunks(texts), tokenizer.TrainOptions{VocabSize: *vocab, SpecialTokens: splitList(*specials)})
 	if err != nil {
 		return BadInput(err)
 	}

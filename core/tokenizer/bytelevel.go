@@ -1,115 +1,59 @@
-// Package tokenizer encodes text to token ids and back: byte-level BPE
-// from Hugging Face tokenizer.json files (GPT-2 style), with special tokens
-// matched before splitting, a streaming decoder for generation, and a fast
-// BPE trainer that writes tokenizer.json files HF tokenizers load.
 package tokenizer
 
-import (
-	"unicode"
-	"unicode/utf8"
-)
+// GPT-2's byte-level alphabet maps each of the 256 byte values to a printable
+// rune so that every vocabulary entry is a printable string: the bytes that
+// are already printable and not a space (33..126, 161..172, 174..255) map to
+// themselves, the other 68 map in order to U+0100, U+0101, ... So a space
+// (0x20) is 'Ġ' (U+0120) and a newline (0x0A) is 'Ċ' (U+010A).
 
-// byteToRune is GPT-2's bytes_to_unicode table: printable bytes map to
-// themselves, the rest to code points from 256 up, so every byte string is
-// a string of visible characters.
-func byteTables() (b2r [256]rune, r2b map[rune]byte) {
-	r2b = make(map[rune]byte, 256)
+// byteLevelTables is the alphabet in both directions.
+type byteLevelTables struct {
+	toRune [256]rune     // byte -> rune
+	toByte map[rune]byte // rune -> byte
+	str    [256]string   // byte -> the rune as a string
+}
+
+func newByteLevelTables() *byteLevelTables {
+	t := &byteLevelTables{toByte: make(map[rune]byte, 256)}
 	n := 0
 	for b := 0; b < 256; b++ {
-		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
-			b2r[b] = rune(b)
-		} else {
-			b2r[b] = rune(256 + n)
+		var r rune
+		switch {
+		case b >= 33 && b <= 126, b >= 161 && b <= 172, b >= 174 && b <= 255:
+			r = rune(b)
+		default:
+			r = rune(256 + n)
 			n++
 		}
-		r2b[b2r[b]] = byte(b)
+		t.toRune[b] = r
+		t.toByte[r] = byte(b)
+		t.str[b] = string(r)
 	}
-	return b2r, r2b
+	return t
 }
 
-// splitGPT2 cuts text into the pieces of GPT-2's pre-tokenizer pattern
-//
-//	's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-//
-// written out by hand because Go's regexp has no lookahead. Alternatives
-// are tried in order at each position, as the regex engine does. For
-// example "I'm  ok\n" gives "I", "'m", " ", " ok", "\n".
-func splitGPT2(text string, yield func(piece string)) {
-	i := 0
-	for i < len(text) {
-		j := matchGPT2(text, i)
-		yield(text[i:j])
-		i = j
+// byteLevelEncode maps the bytes of s to the byte-level alphabet.
+// Example: "hi there\n" -> "hiĠthereĊ".
+func (t *byteLevelTables) encode(s string) string {
+	out := make([]rune, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		out = append(out, t.toRune[s[i]])
 	}
+	return string(out)
 }
 
-type class int
-
-const (
-	clsLetter class = iota
-	clsNumber
-	clsSpace
-	clsOther
-)
-
-func classOf(r rune) class {
-	switch {
-	case unicode.IsLetter(r):
-		return clsLetter
-	case unicode.IsNumber(r):
-		return clsNumber
-	case unicode.IsSpace(r):
-		return clsSpace
-	}
-	return clsOther
-}
-
-// runEnd returns the end of the run of runes of class c starting at i.
-func runEnd(s string, i int, c class) int {
-	for i < len(s) {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if classOf(r) != c {
-			break
+// decodeToken maps a token back to bytes. Like HF's ByteLevel decoder, a
+// token with any rune outside the alphabet (an added token such as "<|im_end|>"
+// written in plain text is inside it; "日本" is not) is passed through as its
+// own UTF-8 bytes.
+func (t *byteLevelTables) decodeToken(dst []byte, tok string) []byte {
+	start := len(dst)
+	for _, r := range tok {
+		b, ok := t.toByte[r]
+		if !ok {
+			return append(dst[:start], tok...)
 		}
-		i += n
+		dst = append(dst, b)
 	}
-	return i
-}
-
-func matchGPT2(s string, i int) int {
-	if s[i] == '\'' && i+1 < len(s) {
-		switch s[i+1] {
-		case 's', 't', 'm', 'd':
-			return i + 2
-		case 'r', 'v':
-			if i+2 < len(s) && s[i+2] == 'e' {
-				return i + 3
-			}
-		case 'l':
-			if i+2 < len(s) && s[i+2] == 'l' {
-				return i + 3
-			}
-		}
-	}
-	r, _ := utf8.DecodeRuneInString(s[i:])
-	c := classOf(r)
-	if r == ' ' && i+1 < len(s) {
-		r2, _ := utf8.DecodeRuneInString(s[i+1:])
-		if c2 := classOf(r2); c2 != clsSpace {
-			return runEnd(s, i+1, c2)
-		}
-	}
-	if c != clsSpace {
-		return runEnd(s, i, c)
-	}
-	j := runEnd(s, i, clsSpace)
-	if j == len(s) {
-		return j
-	}
-	// followed by non-space: \s+(?!\S) leaves the last space char
-	_, last := utf8.DecodeLastRuneInString(s[i:j])
-	if j-last > i {
-		return j - last
-	}
-	return j // a single space char: \s+
+	return dst
 }

@@ -1,433 +1,382 @@
+// Package tokenizer turns text into token ids and back, byte for byte as the
+// reference implementations do: HF tokenizers for tokenizer.json files,
+// OpenAI's GPT-2 encoder for vocab.json + merges.txt, and SentencePiece for
+// tokenizer.model files.
+//
+// Every format is loaded into one pipeline, the one HF tokenizers defines:
+// added (special) tokens are cut out of the text first; each remaining
+// segment is normalized, pre-tokenized into pieces, and each piece is
+// byte-pair encoded; a post-processor may add BOS/EOS. Decoding maps ids to
+// token strings and runs them through the decoders. Components are small
+// types behind three interfaces (normalizer, preTokenizer, decoder); a
+// component the loader does not know is an error that names it, never an
+// approximation.
+//
+// The BPE model works on token ids, not strings: a byte-level piece starts
+// as the ids of its bytes and merges look up (left, right) id pairs, so the
+// hot loop allocates nothing. The split patterns of GPT-2, Llama 3 and Qwen2
+// need a lookahead that Go's regexp lacks and are written by hand (split.go).
+// The trainer (train.go) counts words once, then keeps pair counts up to
+// date incrementally with a priority queue, so a merge costs time
+// proportional to the words it touches, not to the corpus.
 package tokenizer
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 )
 
-// Tokenizer is a byte-level BPE tokenizer. It is safe for concurrent use.
+// Tokenizer encodes and decodes text. It is safe for concurrent use.
 type Tokenizer struct {
-	vocab   map[string]int32 // byte-level string -> id
-	pieces  []string         // id -> byte-level string (or special content)
-	ranks   map[[2]int32]int32
-	merged  map[[2]int32]int32 // pair -> merged id
-	special []addedToken       // matched in text before splitting, longest first
-	isSpec  []bool
-	b2r     [256]rune
-	r2b     map[rune]byte
-	byteID  [256]int32 // id of each single byte
+	model *bpeModel
+	added addedVocab
 
+	norm      normalizer       // nil: none
+	pre       preTokenizer     // nil: the segment is one piece
+	byteLevel bool             // pieces are bytes mapped through GPT-2's alphabet (ByteLevel pre-tokenizer)
+	byteSym   [256]int32       // byte -> id of its byte-level token, -1 if the vocabulary lacks it
+	rawVocab  map[string]int32 // byte-level only, with ignoreMerges: raw bytes -> id
+
+	prefix, suffix []int32 // post-processor: ids around the sequence
+	dec            decoder // nil: join tokens with spaces (HF's default)
+	blt            *byteLevelTables
+
+	vocabSize     int
 	bos, eos, pad int32
-	addBOS        bool
-	addEOS        bool
 	chatTemplate  string
+	doc           []byte // the tokenizer.json document, for Save
+	config        []byte // tokenizer_config.json as loaded, for Save; nil: write a fresh one
 
-	cache sync.Map // piece -> []int32
-	doc   map[string]any
+	scratch sync.Pool // *encodeScratch
 }
 
-type addedToken struct {
-	ID      int32  `json:"id"`
-	Content string `json:"content"`
-	Special bool   `json:"special"`
+type encodeScratch struct {
+	syms   []int32
+	ranks  []uint64
+	pieces []piece
 }
 
-// UnsupportedError names a tokenizer.json component we do not implement.
-type UnsupportedError struct{ What, Type string }
-
-func (e *UnsupportedError) Error() string {
-	return fmt.Sprintf("tokenizer: %s of type %q is not supported", e.What, e.Type)
-}
-
-type tokJSON struct {
-	AddedTokens   []addedToken    `json:"added_tokens"`
-	Normalizer    json.RawMessage `json:"normalizer"`
-	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
-	PostProcessor json.RawMessage `json:"post_processor"`
-	Decoder       json.RawMessage `json:"decoder"`
-	Model         struct {
-		Type         string           `json:"type"`
-		Vocab        map[string]int32 `json:"vocab"`
-		Merges       json.RawMessage  `json:"merges"`
-		ByteFallback bool             `json:"byte_fallback"`
-		UNK          *string          `json:"unk_token"`
-	} `json:"model"`
-}
-
-func typeOf(raw json.RawMessage) (string, map[string]json.RawMessage, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", nil, nil
+// Encode returns the token ids of text. Added and special tokens written in
+// the text are always matched; addSpecial applies the post-processor (BOS
+// and EOS as the file says). Invalid UTF-8 is replaced with U+FFFD first.
+func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
+	text = validUTF8(text)
+	ids := make([]int32, 0, len(text)/3+4)
+	if addSpecial {
+		ids = append(ids, t.prefix...)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return "", nil, err
+	sc, _ := t.scratch.Get().(*encodeScratch)
+	if sc == nil {
+		sc = &encodeScratch{}
 	}
-	var t string
-	_ = json.Unmarshal(m["type"], &t)
-	return t, m, nil
-}
-
-// FromJSON builds a tokenizer from a tokenizer.json document.
-func FromJSON(data []byte) (*Tokenizer, error) {
-	var j tokJSON
-	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("tokenizer.json: %w", err)
-	}
-	if j.Model.Type != "BPE" {
-		return nil, &UnsupportedError{"model", j.Model.Type}
-	}
-	if j.Model.ByteFallback {
-		return nil, &UnsupportedError{"model option", "byte_fallback"}
-	}
-	if t, _, err := typeOf(j.Normalizer); err != nil || t != "" {
-		return nil, &UnsupportedError{"normalizer", t}
-	}
-	if t, m, err := typeOf(j.PreTokenizer); err != nil || t != "ByteLevel" {
-		return nil, &UnsupportedError{"pre_tokenizer", t}
-	} else if ap := string(m["add_prefix_space"]); ap == "true" {
-		return nil, &UnsupportedError{"pre_tokenizer option", "ByteLevel add_prefix_space=true"}
-	}
-	if t, _, err := typeOf(j.Decoder); err != nil || (t != "ByteLevel" && t != "") {
-		return nil, &UnsupportedError{"decoder", t}
-	}
-	tk := &Tokenizer{vocab: j.Model.Vocab, bos: -1, eos: -1, pad: -1}
-	tk.b2r, tk.r2b = byteTables()
-	n := int32(0)
-	for _, id := range tk.vocab {
-		n = max(n, id+1)
-	}
-	for _, a := range j.AddedTokens {
-		n = max(n, a.ID+1)
-	}
-	tk.pieces = make([]string, n)
-	tk.isSpec = make([]bool, n)
-	for s, id := range tk.vocab {
-		if id < 0 {
-			return nil, fmt.Errorf("tokenizer.json: negative id %d for %q", id, s)
+	ids = t.added.split(ids, text, false, true, func(ids []int32, seg string, first bool) []int32 {
+		if t.norm != nil {
+			seg = t.norm.normalize(seg)
 		}
-		tk.pieces[id] = s
-	}
-	for b := 0; b < 256; b++ {
-		id, ok := tk.vocab[string(tk.b2r[b])]
-		if !ok {
-			return nil, fmt.Errorf("tokenizer.json: byte-level vocabulary lacks byte %#02x", b)
-		}
-		tk.byteID[b] = id
-	}
-	merges, err := parseMerges(j.Model.Merges)
-	if err != nil {
-		return nil, err
-	}
-	tk.ranks = make(map[[2]int32]int32, len(merges))
-	tk.merged = make(map[[2]int32]int32, len(merges))
-	for r, m := range merges {
-		a, ok1 := tk.vocab[m[0]]
-		b, ok2 := tk.vocab[m[1]]
-		c, ok3 := tk.vocab[m[0]+m[1]]
-		if !ok1 || !ok2 || !ok3 {
-			return nil, fmt.Errorf("tokenizer.json: merge %d (%q %q) uses tokens not in the vocabulary", r, m[0], m[1])
-		}
-		if _, dup := tk.ranks[[2]int32{a, b}]; !dup {
-			tk.ranks[[2]int32{a, b}] = int32(r)
-			tk.merged[[2]int32{a, b}] = c
-		}
-	}
-	for _, a := range j.AddedTokens {
-		tk.pieces[a.ID] = a.Content
-		tk.isSpec[a.ID] = a.Special
-		tk.special = append(tk.special, a)
-	}
-	sort.Slice(tk.special, func(a, b int) bool { return len(tk.special[a].Content) > len(tk.special[b].Content) })
-	if err := tk.postProcessor(j.PostProcessor); err != nil {
-		return nil, err
-	}
-	var doc map[string]any
-	_ = json.Unmarshal(data, &doc)
-	tk.doc = doc
-	return tk, nil
-}
-
-func parseMerges(raw json.RawMessage) ([][2]string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var strs []string
-	if err := json.Unmarshal(raw, &strs); err == nil {
-		out := make([][2]string, len(strs))
-		for i, s := range strs {
-			a, b, ok := strings.Cut(s, " ")
-			if !ok {
-				return nil, fmt.Errorf("tokenizer.json: merge %d %q is not two tokens", i, s)
-			}
-			out[i] = [2]string{a, b}
-		}
-		return out, nil
-	}
-	var pairs [][2]string
-	if err := json.Unmarshal(raw, &pairs); err != nil {
-		return nil, fmt.Errorf("tokenizer.json: merges must be strings or pairs: %w", err)
-	}
-	return pairs, nil
-}
-
-// postProcessor reads BOS/EOS insertion from a TemplateProcessing
-// post-processor; ByteLevel adds nothing.
-func (tk *Tokenizer) postProcessor(raw json.RawMessage) error {
-	t, m, err := typeOf(raw)
-	if err != nil {
-		return err
-	}
-	switch t {
-	case "", "ByteLevel":
-		return nil
-	case "TemplateProcessing":
-		var single []map[string]map[string]any
-		if err := json.Unmarshal(m["single"], &single); err != nil {
-			return fmt.Errorf("tokenizer.json: post_processor.single: %w", err)
-		}
-		seenSeq := false
-		for _, item := range single {
-			if sp, ok := item["SpecialToken"]; ok {
-				name, _ := sp["id"].(string)
-				id, ok := tk.TokenID(name)
-				if !ok {
-					return fmt.Errorf("tokenizer.json: post_processor uses unknown token %q", name)
-				}
-				if !seenSeq {
-					tk.addBOS, tk.bos = true, id
-				} else {
-					tk.addEOS, tk.eos = true, id
-				}
-			} else if _, ok := item["Sequence"]; ok {
-				seenSeq = true
-			}
-		}
-		return nil
-	}
-	return &UnsupportedError{"post_processor", t}
-}
-
-// Load reads dir/tokenizer.json and, when present, dir/tokenizer_config.json
-// (special tokens and the chat template).
-func Load(dir string) (*Tokenizer, error) {
-	path := filepath.Join(dir, "tokenizer.json")
-	data, err := os.ReadFile(path)
-	var tk *Tokenizer
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		v, verr := os.ReadFile(filepath.Join(dir, "vocab.json"))
-		m, merr := os.ReadFile(filepath.Join(dir, "merges.txt"))
-		if verr != nil || merr != nil {
-			if _, serr := os.Stat(filepath.Join(dir, "tokenizer.model")); serr == nil {
-				return nil, fmt.Errorf("%s: SentencePiece tokenizer.model files are not read yet; convert to tokenizer.json", dir)
-			}
-			return nil, fmt.Errorf("%s: no tokenizer.json (or vocab.json + merges.txt); llmlab needs the model's tokenizer", dir)
-		}
-		if tk, err = FromGPT2Files(v, m); err != nil {
-			return nil, fmt.Errorf("%s: %w", dir, err)
-		}
-	case err != nil:
-		return nil, err
-	default:
-		tk, err = FromJSON(data)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	cfgPath := filepath.Join(dir, "tokenizer_config.json")
-	if cdata, err := os.ReadFile(cfgPath); err == nil {
-		if err := tk.applyConfig(cdata); err != nil {
-			return nil, fmt.Errorf("%s: %w", cfgPath, err)
-		}
-	}
-	return tk, nil
-}
-
-// ApplyConfig reads special tokens and the chat template from the bytes
-// of a tokenizer_config.json.
-func (tk *Tokenizer) ApplyConfig(data []byte) error { return tk.applyConfig(data) }
-
-func (tk *Tokenizer) applyConfig(data []byte) error {
-	var c map[string]json.RawMessage
-	if err := json.Unmarshal(data, &c); err != nil {
-		return err
-	}
-	tokenOf := func(key string) (int32, bool) {
-		raw, ok := c[key]
-		if !ok || string(raw) == "null" {
-			return -1, false
-		}
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			var obj struct {
-				Content string `json:"content"`
-			}
-			if json.Unmarshal(raw, &obj) != nil {
-				return -1, false
-			}
-			s = obj.Content
-		}
-		return tk.TokenID(s)
-	}
-	if id, ok := tokenOf("bos_token"); ok {
-		tk.bos = id
-	}
-	if id, ok := tokenOf("eos_token"); ok {
-		tk.eos = id
-	}
-	if id, ok := tokenOf("pad_token"); ok {
-		tk.pad = id
-	}
-	if raw, ok := c["chat_template"]; ok {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			tk.chatTemplate = s
-		}
-	}
-	return nil
-}
-
-// VocabSize is the number of ids, added tokens included.
-func (tk *Tokenizer) VocabSize() int { return len(tk.pieces) }
-
-// BOS, EOS and PAD return the ids of those tokens, or -1.
-func (tk *Tokenizer) BOS() int32 { return tk.bos }
-func (tk *Tokenizer) EOS() int32 { return tk.eos }
-func (tk *Tokenizer) PAD() int32 { return tk.pad }
-
-// ChatTemplate is the Jinja chat template from tokenizer_config.json.
-func (tk *Tokenizer) ChatTemplate() string { return tk.chatTemplate }
-
-// SetChatTemplate sets the template written by Save.
-func (tk *Tokenizer) SetChatTemplate(s string) { tk.chatTemplate = s }
-
-// SetSpecial sets the BOS/EOS/PAD ids (-1: none).
-func (tk *Tokenizer) SetSpecial(bos, eos, pad int32) { tk.bos, tk.eos, tk.pad = bos, eos, pad }
-
-// Piece returns the vocabulary string of id ("" if out of range).
-func (tk *Tokenizer) Piece(id int32) string {
-	if id < 0 || int(id) >= len(tk.pieces) {
-		return ""
-	}
-	return tk.pieces[id]
-}
-
-// TokenID looks up a vocabulary or added-token string.
-func (tk *Tokenizer) TokenID(s string) (int32, bool) {
-	for _, a := range tk.special {
-		if a.Content == s {
-			return a.ID, true
-		}
-	}
-	id, ok := tk.vocab[s]
-	return id, ok
-}
-
-// Encode turns text into ids. Added tokens written in the text are
-// matched first; with addSpecial, BOS/EOS are added as the file says.
-func (tk *Tokenizer) Encode(text string, addSpecial bool) []int32 {
-	var out []int32
-	if addSpecial && tk.addBOS {
-		out = append(out, tk.bos)
-	}
-	for len(text) > 0 {
-		at, which := -1, -1
-		for k, a := range tk.special {
-			if i := strings.Index(text, a.Content); i >= 0 && (at < 0 || i < at) {
-				at, which = i, k
-			}
-		}
-		if at < 0 {
-			out = tk.encodeOrdinary(out, text)
-			break
-		}
-		out = tk.encodeOrdinary(out, text[:at])
-		out = append(out, tk.special[which].ID)
-		text = text[at+len(tk.special[which].Content):]
-	}
-	if addSpecial && tk.addEOS {
-		out = append(out, tk.eos)
-	}
-	return out
-}
-
-func (tk *Tokenizer) encodeOrdinary(out []int32, text string) []int32 {
-	splitGPT2(text, func(piece string) {
-		if v, ok := tk.cache.Load(piece); ok {
-			out = append(out, v.([]int32)...)
-			return
-		}
-		ids := tk.bpe(piece)
-		if len(piece) < 64 {
-			tk.cache.Store(piece, ids)
-		}
-		out = append(out, ids...)
+		return t.added.split(ids, seg, true, first, func(ids []int32, seg string, first bool) []int32 {
+			return t.encodeSegment(ids, seg, first, sc)
+		})
 	})
-	return out
+	t.scratch.Put(sc)
+	if addSpecial {
+		ids = append(ids, t.suffix...)
+	}
+	return ids
 }
 
-// bpe merges the bytes of one piece by rank, lowest first.
-func (tk *Tokenizer) bpe(piece string) []int32 {
-	syms := make([]int32, len(piece))
-	for i := 0; i < len(piece); i++ {
-		syms[i] = tk.byteID[piece[i]]
+// encodeSegment pre-tokenizes one normalized segment and encodes its pieces.
+func (t *Tokenizer) encodeSegment(ids []int32, seg string, first bool, sc *encodeScratch) []int32 {
+	if seg == "" {
+		return ids
 	}
-	for len(syms) > 1 {
-		best, at := int32(-1), -1
-		for i := 0; i+1 < len(syms); i++ {
-			if r, ok := tk.ranks[[2]int32{syms[i], syms[i+1]}]; ok && (best < 0 || r < best) {
-				best, at = r, i
+	p := piece{seg, first}
+	if t.pre == nil {
+		return t.encodePiece(ids, p.s, sc)
+	}
+	if ps, ok := t.pre.(*preSplit); ok && ps.known != 0 && ps.beh == behIsolated && !ps.invert {
+		// The common case (GPT-2 style), without building a piece list.
+		for i := 0; i < len(seg); {
+			j := ps.known.next(seg, i)
+			ids = t.encodePiece(ids, seg[i:j], sc)
+			i = j
+		}
+		return ids
+	}
+	sc.pieces = t.pre.apply(sc.pieces[:0], p)
+	for _, q := range sc.pieces {
+		ids = t.encodePiece(ids, q.s, sc)
+	}
+	return ids
+}
+
+// next returns the end of the match at s[i:].
+func (p splitPattern) next(s string, i int) int {
+	switch p {
+	case splitGPT2:
+		return matchGPT2(s, i)
+	case splitLlama3:
+		return matchLlama3(s, i, 3)
+	}
+	return matchLlama3(s, i, 1)
+}
+
+// encodePiece runs the BPE model on one pre-tokenized piece.
+func (t *Tokenizer) encodePiece(ids []int32, s string, sc *encodeScratch) []int32 {
+	m := t.model
+	if m.ignoreMerges {
+		if t.byteLevel {
+			if id, ok := t.rawVocab[s]; ok {
+				return append(ids, id)
 			}
+		} else if id, ok := m.vocab[s]; ok {
+			return append(ids, id)
 		}
-		if at < 0 {
-			break
-		}
-		pair := [2]int32{syms[at], syms[at+1]}
-		m := tk.merged[pair]
-		w := 0
-		for i := 0; i < len(syms); i++ {
-			if i+1 < len(syms) && syms[i] == pair[0] && syms[i+1] == pair[1] {
-				syms[w] = m
-				i++
+	}
+	syms := sc.syms[:0]
+	if t.byteLevel {
+		for i := 0; i < len(s); i++ {
+			if id := t.byteSym[s[i]]; id >= 0 {
+				syms = append(syms, id)
 			} else {
-				syms[w] = syms[i]
+				syms = t.fallback(syms, t.blt.str[s[i]], s[i:i+1])
 			}
-			w++
 		}
-		syms = syms[:w]
+	} else {
+		for i := 0; i < len(s); {
+			n := runeLen(s, i)
+			if id, ok := m.vocab[s[i:i+n]]; ok {
+				syms = append(syms, id)
+			} else {
+				syms = t.fallback(syms, s[i:i+n], s[i:i+n])
+			}
+			i += n
+		}
+	}
+	sc.syms = syms
+	return append(ids, m.merge(syms, &sc.ranks)...)
+}
+
+// fallback appends the symbols for a character the vocabulary lacks: its
+// bytes as "<0xXX>" tokens with byte_fallback, else the unknown token (one
+// for a run with fuse_unk), else nothing, as HF does.
+func (t *Tokenizer) fallback(syms []int32, char, raw string) []int32 {
+	m := t.model
+	if m.byteFallback {
+		ok := true
+		for i := 0; i < len(raw); i++ {
+			ok = ok && m.byteTok[raw[i]] >= 0
+		}
+		if ok {
+			for i := 0; i < len(raw); i++ {
+				syms = append(syms, m.byteTok[raw[i]])
+			}
+			return syms
+		}
+	}
+	if m.unk >= 0 {
+		if m.fuseUnk && len(syms) > 0 && syms[len(syms)-1] == m.unk {
+			return syms
+		}
+		return append(syms, m.unk)
 	}
 	return syms
 }
 
-// Decode turns ids back into text; bytes that are not valid UTF-8 become
-// U+FFFD.
-func (tk *Tokenizer) Decode(ids []int32) string {
-	return strings.ToValidUTF8(string(tk.decodeBytes(nil, ids)), "\uFFFD")
+func runeLen(s string, i int) int {
+	c := s[i]
+	switch {
+	case c < 0xC0:
+		return 1
+	case c < 0xE0:
+		return min(2, len(s)-i)
+	case c < 0xF0:
+		return min(3, len(s)-i)
+	}
+	return min(4, len(s)-i)
 }
 
-func (tk *Tokenizer) decodeBytes(buf []byte, ids []int32) []byte {
+// Decode returns the text of ids. Ids outside the vocabulary are skipped;
+// special tokens are written out as their text.
+func (t *Tokenizer) Decode(ids []int32) string {
+	toks := make([]string, 0, len(ids))
 	for _, id := range ids {
-		if id < 0 || int(id) >= len(tk.pieces) {
-			continue
-		}
-		p := tk.pieces[id]
-		if tk.isSpec[id] {
-			buf = append(buf, p...)
-			continue
-		}
-		for _, r := range p {
-			if b, ok := tk.r2b[r]; ok {
-				buf = append(buf, b)
-			} else {
-				buf = append(buf, string(r)...)
-			}
+		if s, ok := t.token(id); ok {
+			toks = append(toks, s)
 		}
 	}
-	return buf
+	if t.dec == nil {
+		return strings.Join(toks, " ")
+	}
+	return strings.Join(t.dec.decodeChain(toks), "")
+}
+
+// token returns the string of id: an added token's content, else the
+// model's vocabulary entry.
+func (t *Tokenizer) token(id int32) (string, bool) {
+	if tok, ok := t.added.byID[id]; ok {
+		return tok.content, true
+	}
+	if id >= 0 && int(id) < len(t.model.pieces) && t.model.pieces[id] != "" {
+		return t.model.pieces[id], true
+	}
+	return "", false
+}
+
+// Piece returns the vocabulary string of id ("" if there is none). For a
+// byte-level vocabulary it is the string in GPT-2's alphabet ("Ġthe").
+func (t *Tokenizer) Piece(id int32) string {
+	s, _ := t.token(id)
+	return s
+}
+
+// TokenID returns the id of a vocabulary string or added token.
+func (t *Tokenizer) TokenID(s string) (int32, bool) {
+	if id, ok := t.added.byContent[s]; ok {
+		return id, true
+	}
+	id, ok := t.model.vocab[s]
+	return id, ok
+}
+
+// VocabSize is one more than the largest id, added tokens included.
+func (t *Tokenizer) VocabSize() int { return t.vocabSize }
+
+// BOS returns the beginning-of-sequence id, -1 when there is none.
+func (t *Tokenizer) BOS() int32 { return t.bos }
+
+// EOS returns the end-of-sequence id, -1 when there is none.
+func (t *Tokenizer) EOS() int32 { return t.eos }
+
+// PAD returns the padding id, -1 when there is none.
+func (t *Tokenizer) PAD() int32 { return t.pad }
+
+// ChatTemplate returns the Jinja chat template of tokenizer_config.json, ""
+// if none.
+func (t *Tokenizer) ChatTemplate() string { return t.chatTemplate }
+
+// IsSpecial reports whether id is a special added token (BOS, EOS, a chat
+// marker...), the ones a caller may want to hide when printing.
+func (t *Tokenizer) IsSpecial(id int32) bool {
+	tok, ok := t.added.byID[id]
+	return ok && tok.special
+}
+
+// addedToken is an entry of tokenizer.json's "added_tokens".
+type addedToken struct {
+	id         int32
+	content    string
+	singleWord bool
+	lstrip     bool
+	rstrip     bool
+	normalized bool
+	special    bool
+}
+
+// addedVocab matches added tokens in text: leftmost first, longest first at
+// one position, as HF's Aho-Corasick in LeftmostLongest mode.
+type addedVocab struct {
+	toks      []addedToken
+	byID      map[int32]*addedToken
+	byContent map[string]int32
+	// byFirst lists, for each first byte, the tokens of each pass
+	// (0: matched on raw text, 1: on normalized text), longest first.
+	byFirst [2][256][]*addedToken
+	any     [2]bool
+}
+
+func (a *addedVocab) build(toks []addedToken, norm normalizer) {
+	a.toks = toks
+	a.byID = make(map[int32]*addedToken, len(toks))
+	a.byContent = make(map[string]int32, len(toks))
+	for i := range a.toks {
+		tok := &a.toks[i]
+		a.byID[tok.id] = tok
+		a.byContent[tok.content] = tok.id
+		pass, pattern := 0, tok.content
+		if tok.normalized {
+			pass = 1
+			if norm != nil {
+				pattern = norm.normalize(pattern)
+			}
+		}
+		if pattern == "" {
+			continue
+		}
+		cp := *tok
+		cp.content = pattern
+		a.byFirst[pass][pattern[0]] = append(a.byFirst[pass][pattern[0]], &cp)
+		a.any[pass] = true
+	}
+	for p := range a.byFirst {
+		for b := range a.byFirst[p] {
+			l := a.byFirst[p][b]
+			sort.SliceStable(l, func(i, j int) bool { return len(l[i].content) > len(l[j].content) })
+		}
+	}
+}
+
+// split cuts s at the added tokens of one pass, calling enc for the text in
+// between (first: the segment starts the original text) and appending the
+// tokens' ids.
+func (a *addedVocab) split(ids []int32, s string, normalizedPass, first bool, enc func(ids []int32, seg string, first bool) []int32) []int32 {
+	pass := 0
+	if normalizedPass {
+		pass = 1
+	}
+	if !a.any[pass] {
+		return enc(ids, s, first)
+	}
+	tab := &a.byFirst[pass]
+	segStart := 0
+	for i := 0; i < len(s); i++ {
+		cands := tab[s[i]]
+		if len(cands) == 0 {
+			continue
+		}
+		var tok *addedToken
+		for _, c := range cands {
+			if strings.HasPrefix(s[i:], c.content) && (!c.singleWord || singleWordOK(s, i, i+len(c.content))) {
+				tok = c
+				break
+			}
+		}
+		if tok == nil {
+			continue
+		}
+		start, end := i, i+len(tok.content)
+		if tok.lstrip {
+			start = segStart + len(strings.TrimRightFunc(s[segStart:start], isSpaceRune))
+		}
+		if tok.rstrip {
+			end = len(s) - len(strings.TrimLeftFunc(s[end:], isSpaceRune))
+		}
+		if start > segStart {
+			ids = enc(ids, s[segStart:start], first && segStart == 0)
+		}
+		ids = append(ids, tok.id)
+		segStart = end
+		i = end - 1
+	}
+	if segStart < len(s) {
+		ids = enc(ids, s[segStart:], first && segStart == 0)
+	}
+	return ids
+}
+
+// singleWordOK reports whether s[start:end] is not glued to word characters.
+func singleWordOK(s string, start, end int) bool {
+	if start > 0 {
+		r := lastRune(s[:start])
+		if isWordRune(r) {
+			return false
+		}
+	}
+	if end < len(s) {
+		r := firstRune(s[end:])
+		if isWordRune(r) {
+			return false
+		}
+	}
+	return true
 }

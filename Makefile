@@ -36,10 +36,13 @@ demo: build
 demo-model: build
 	tools/demo/make_demo_model.sh
 
-# Regenerate golden files (needs python3-torch and python3-numpy; not in CI).
+# Regenerate golden files (needs python3-torch, python3-numpy and
+# python3-sentencepiece, and node with npm for the GPT-2 references; not in CI).
 golden:
 	$(PYTHON) tools/golden/gen.py
 	$(PYTHON) tools/golden/rlhf.py
+	$(PYTHON) tools/golden/tokenizer/sentencepiece_golden.py
+	cd tools/golden/tokenizer && npm install --no-audit --no-fund && node gen.mjs
 
 bench: build
 	./bin/llmlab bench

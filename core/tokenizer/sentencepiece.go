@@ -215,6 +215,7 @@ func FromSentencePiece(data []byte) (*Tokenizer, error) {
 	}
 	var adds []added
 	var unk *string
+	userDefined := false
 	for i, p := range m.pieces {
 		if _, dup := vocab[p.piece]; dup {
 			return nil, fmt.Errorf("piece %d %q appears twice", i, p.piece)
@@ -228,7 +229,10 @@ func FromSentencePiece(data []byte) (*Tokenizer, error) {
 		case 3:
 			adds = append(adds, added{ID: int32(i), Content: p.piece, Special: true})
 		case 4:
-			adds = append(adds, added{ID: int32(i), Content: p.piece})
+			// User-defined symbols are cut out of the normalized text,
+			// so a space before one stays a "▁" piece.
+			adds = append(adds, added{ID: int32(i), Content: p.piece, Normalized: true})
+			userDefined = true
 		}
 	}
 	// Every split of a normal piece into two pieces is a merge at the
@@ -324,6 +328,12 @@ func FromSentencePiece(data []byte) (*Tokenizer, error) {
 		if v := t.model.merges[k]; int(v>>32) == i {
 			t.model.merges[k] = uint64(ranks[i])<<32 | uint64(uint32(v))
 		}
+	}
+	if userDefined {
+		// SentencePiece matches a user-defined symbol as written in the
+		// normalized text; HF would normalize the symbol too (prepending
+		// "▁" to it), so the table is rebuilt without the normalizer.
+		t.added.build(t.added.toks, nil)
 	}
 	t.bos, t.eos, t.pad = -1, -1, -1
 	for _, x := range []struct {

@@ -287,6 +287,7 @@ type addedVocab struct {
 
 func (a *addedVocab) build(toks []addedToken, norm normalizer) {
 	a.toks = toks
+	a.byFirst, a.any = [2][256][]*addedToken{}, [2]bool{}
 	a.byID = make(map[int32]*addedToken, len(toks))
 	a.byContent = make(map[string]int32, len(toks))
 	for i := range a.toks {

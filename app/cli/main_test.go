@@ -478,3 +478,26 @@ func TestKTOStartsAtHalfAndLearns(t *testing.T) {
 		t.Fatalf("loss %v -> %v: want 0.5 at the start, then lower", first, last)
 	}
 }
+
+// TestInvalidUTF8Corpus: invalid bytes in a corpus are replaced and
+// reported by default, and an error naming the file and offset with
+// --strict-utf8, for both tokenizer training and pretraining.
+func TestInvalidUTF8Corpus(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.txt")
+	text := strings.Repeat("Once upon a time a fox found a ball.\n\n", 200)
+	os.WriteFile(bad, []byte("ok \xff\xfe then "+text), 0o644)
+	if code, msg := run(t, "tokenizer", "train", "--data", bad, "--vocab", "300", "--out", filepath.Join(dir, "tk"), "--strict-utf8"); code != 2 || !strings.Contains(msg, "bad.txt: invalid UTF-8 at byte 3") {
+		t.Errorf("strict tokenizer train: exit %d, %q", code, msg)
+	}
+	if code, msg := run(t, "tokenizer", "train", "--data", bad, "--vocab", "300", "--out", filepath.Join(dir, "tk")); code != 0 || !strings.Contains(msg, "replaced with U+FFFD") {
+		t.Errorf("tokenizer train: exit %d, %q", code, msg)
+	}
+	args := []string{"pretrain", "--init", "tiny", "--data", bad, "--steps", "1", "--batch", "1", "--ctx", "16"}
+	if code, msg := run(t, append(args, "--out", filepath.Join(dir, "r1"), "--strict-utf8")...); code != 2 || !strings.Contains(msg, "bad.txt: invalid UTF-8 at byte 3") {
+		t.Errorf("strict pretrain: exit %d, %q", code, msg)
+	}
+	if code, msg := run(t, append(args, "--out", filepath.Join(dir, "r2"))...); code != 0 || !strings.Contains(msg, "1 runs of invalid UTF-8 replaced") {
+		t.Errorf("pretrain: exit %d, %q", code, msg)
+	}
+}

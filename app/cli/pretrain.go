@@ -162,6 +162,7 @@ func runPretrain(e *Env) (err error) {
 	fs.Var(&files, "data", "text file or token shard (.bin) (repeatable)")
 	evalFrac := fs.Float64("eval-frac", 0.02, "fraction of documents held out for evaluation")
 	docSep := fs.String("doc-sep", "\n\n", "separator between documents in text files")
+	strictUTF8 := fs.Bool("strict-utf8", false, "fail on invalid UTF-8 in the corpus (default: replace each invalid run with U+FFFD and count it)")
 	evalBatches := fs.Int("eval-batches", 8, "held-out batches per evaluation")
 	saveDType := fs.String("save-dtype", "f32", "dtype of the final weights: f32, f16 or bf16")
 	var tf trainFlags
@@ -262,7 +263,7 @@ func runPretrain(e *Env) (err error) {
 	}
 	defer rep.close()
 	// Data: text is encoded once into shards inside the run folder.
-	trainShards, evalShards, err := prepareShards(e, tf.out, files, tok, m.Cfg.VocabSize, *docSep, *evalFrac, tf.seed, tf.jsonOut)
+	trainShards, evalShards, err := prepareShards(e, tf.out, files, tok, m.Cfg.VocabSize, *docSep, *evalFrac, tf.seed, *strictUTF8, tf.jsonOut)
 	if err != nil {
 		return err
 	}
@@ -323,7 +324,7 @@ func parseDType(s string) (tensorDType, error) {
 
 // prepareShards encodes text files into shards (once per run folder) and
 // opens them; .bin files are used as they are.
-func prepareShards(e *Env, out string, files []string, tok *tokenizer.Tokenizer, vocab int, sep string, evalFrac float64, seed uint64, quiet bool) (trainS, evalS []*data.Shard, err error) {
+func prepareShards(e *Env, out string, files []string, tok *tokenizer.Tokenizer, vocab int, sep string, evalFrac float64, seed uint64, strict, quiet bool) (trainS, evalS []*data.Shard, err error) {
 	var texts []string
 	for _, f := range files {
 		if strings.HasSuffix(f, ".bin") {
@@ -352,10 +353,14 @@ func prepareShards(e *Env, out string, files []string, tok *tokenizer.Tokenizer,
 		if !quiet {
 			prog = data.TextProgress(e.Stderr, "encoding", 200*time.Millisecond)
 		}
-		if _, err := data.EncodeCorpus(e.Ctx, tok, texts, trainPath, evalPath, data.CorpusOpts{
-			Vocab: vocab, DocSep: sep, EvalFrac: evalFrac, Seed: seed, Progress: prog,
-		}); err != nil {
+		st, err := data.EncodeCorpus(e.Ctx, tok, texts, trainPath, evalPath, data.CorpusOpts{
+			Vocab: vocab, DocSep: sep, EvalFrac: evalFrac, Seed: seed, StrictUTF8: strict, Progress: prog,
+		})
+		if err != nil {
 			return nil, nil, BadInput(err)
+		}
+		if st.InvalidUTF8 > 0 {
+			fmt.Fprintf(e.Stderr, "corpus: %d runs of invalid UTF-8 replaced with U+FFFD (--strict-utf8 makes this an error)\n", st.InvalidUTF8)
 		}
 	}
 	sh, err := data.OpenShard(trainPath)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"llmlab/core/chat"
 	"llmlab/core/tokenizer"
@@ -84,6 +85,7 @@ func runTokenizer(e *Env) error {
 	specials := fs.String("special", "<|endoftext|>", "comma-separated special tokens; the first is EOS")
 	tmpl := fs.String("chat-template", "", "write this built-in chat template into tokenizer_config.json (chatml)")
 	jsonOut := fs.Bool("json", false, "print a JSON summary")
+	strict := fs.Bool("strict-utf8", false, "fail on invalid UTF-8 (default: replace each invalid run with U+FFFD)")
 	if err := parse(fs, e.Args[1:]); err != nil {
 		return err
 	}
@@ -98,6 +100,12 @@ func runTokenizer(e *Env) error {
 		}
 		if len(b) == 0 {
 			return BadInput(fmt.Errorf("%s: empty file", f))
+		}
+		if !utf8.Valid(b) {
+			if *strict {
+				return BadInput(fmt.Errorf("%s: invalid UTF-8 at byte %d", f, firstInvalidUTF8(b)))
+			}
+			fmt.Fprintf(e.Stderr, "%s: invalid UTF-8 replaced with U+FFFD (--strict-utf8 makes this an error)\n", f)
 		}
 		texts = append(texts, strings.ToValidUTF8(string(b), "\uFFFD"))
 	}
@@ -151,4 +159,17 @@ func chunks(texts []string) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// firstInvalidUTF8 returns the offset of the first byte that does not
+// start a valid UTF-8 sequence.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }

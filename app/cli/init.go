@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"llmlab/core/checkpoint"
 	"llmlab/core/model"
@@ -86,7 +87,8 @@ func runInit(e *Env) error {
 	return nil
 }
 
-// loadTokenizerArg loads a tokenizer from a folder or a tokenizer.json file.
+// loadTokenizerArg loads a tokenizer from a folder, a tokenizer.json file
+// or a SentencePiece .model file.
 func loadTokenizerArg(path string) (*tokenizer.Tokenizer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -94,6 +96,9 @@ func loadTokenizerArg(path string) (*tokenizer.Tokenizer, error) {
 	}
 	if st.IsDir() {
 		return tokenizer.Load(path)
+	}
+	if strings.HasSuffix(path, ".model") {
+		return tokenizer.LoadSentencePiece(path)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -55,11 +55,15 @@ func runTokenize(e *Env) error {
 	}
 	ids := tk.Encode(s, *special)
 	if *jsonOut {
-		pieces := make([]string, len(ids))
+		// pieces are the vocabulary strings ("Ġworld", "▁the", "<0xE4>"),
+		// text what each token decodes to on its own.
+		pieces, texts := make([]string, len(ids)), make([]string, len(ids))
 		for i, id := range ids {
-			pieces[i] = tk.Decode([]int32{id})
+			pieces[i], texts[i] = tk.Piece(id), tk.Decode([]int32{id})
 		}
-		return json.NewEncoder(e.Stdout).Encode(map[string]any{"ids": ids, "pieces": pieces, "tokens": len(ids)})
+		enc := json.NewEncoder(e.Stdout)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(map[string]any{"ids": ids, "pieces": pieces, "text": texts, "tokens": len(ids)})
 	}
 	w := bufio.NewWriter(e.Stdout)
 	for i, id := range ids {

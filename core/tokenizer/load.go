@@ -136,10 +136,9 @@ func (t *Tokenizer) Save(dir string) error {
 			c["chat_template"] = t.chatTemplate
 		}
 		var err error
-		if cfg, err = json.MarshalIndent(c, "", "  "); err != nil {
+		if cfg, err = marshalJSON(c); err != nil {
 			return err
 		}
-		cfg = append(cfg, '\n')
 	}
 	return writeFileAtomic(filepath.Join(dir, "tokenizer_config.json"), cfg)
 }

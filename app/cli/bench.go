@@ -4,26 +4,31 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
+	"llmlab/assets"
 	"llmlab/core/autograd"
+	"llmlab/core/data"
 	"llmlab/core/generate"
 	"llmlab/core/model"
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
+	"llmlab/core/tokenizer"
 	"llmlab/gpu/blas"
 )
 
 // benchResult is one line of `llmlab bench --json`.
 type benchResult map[string]any
 
-// runBench prints the headline speed figures: GEMM GFLOP/s, training
-// tokens/s and generation tokens/s.
+// runBench prints the headline speed figures: GEMM GFLOP/s, tokenizer
+// MB/s, training tokens/s and generation tokens/s.
 func runBench(e *Env) error {
 	fs := newFlags(e, "bench")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	only := fs.String("only", "", "run only one group: gemm, train or generate")
+	only := fs.String("only", "", "run only one group: gemm, tokenize, train or generate")
 	presets := fs.String("presets", "tiny,stories15m,gpt2-124m", "comma-separated presets for train and generate")
 	quick := fs.Bool("quick", false, "fewer repetitions (for tests)")
 	jsonOut := fs.Bool("json", false, "one JSON object per line")
@@ -31,9 +36,9 @@ func runBench(e *Env) error {
 		return err
 	}
 	switch *only {
-	case "", "gemm", "train", "generate":
+	case "", "gemm", "tokenize", "train", "generate":
 	default:
-		return Usagef("--only must be gemm, train or generate, got %q", *only)
+		return Usagef("--only must be gemm, tokenize, train or generate, got %q", *only)
 	}
 	n := *threads
 	if n <= 0 {
@@ -54,6 +59,8 @@ func runBench(e *Env) error {
 			fmt.Fprintf(e.Stdout, "train    %-12v batch=%vx%v threads=%d  %9.0f tokens/s\n", r["preset"], r["batch"], r["ctx"], r["threads"], r["tokens_per_s"])
 		case "generate":
 			fmt.Fprintf(e.Stdout, "generate %-12v threads=%d  %9.1f tokens/s\n", r["preset"], r["threads"], r["tokens_per_s"])
+		case "tokenize":
+			fmt.Fprintf(e.Stdout, "tokenize %-12v threads=%d  %9.1f MB/s\n", r["what"], r["threads"], r["mb_per_s"])
 		}
 		return nil
 	}
@@ -79,6 +86,17 @@ func runBench(e *Env) error {
 				if err := emit(r); err != nil {
 					return err
 				}
+			}
+		}
+	}
+	if *only == "" || *only == "tokenize" {
+		rs, err := benchTokenize(e.Ctx, n, *quick)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if err := emit(r); err != nil {
+				return err
 			}
 		}
 	}
@@ -255,4 +273,46 @@ func benchGenerate(ctx context.Context, cfg model.Config, b tensor.Backend, ntok
 		return 0, err
 	}
 	return res.TokensPerSecond(), nil
+}
+
+// benchTokenize encodes the demo stories with the demo model's tokenizer on
+// one goroutine, then as a corpus into a token shard with all threads.
+func benchTokenize(ctx context.Context, threads int, quick bool) ([]benchResult, error) {
+	dir, err := demoModelDir()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	text, err := assets.Stories()
+	if err != nil {
+		return nil, err
+	}
+	if quick {
+		text = text[:1<<18]
+	}
+	start := time.Now()
+	tok.Encode(text, false)
+	one := float64(len(text)) / time.Since(start).Seconds() / 1e6
+	tmp, err := os.MkdirTemp("", "llmlab-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	in := filepath.Join(tmp, "stories.txt")
+	if err := os.WriteFile(in, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	if _, err := data.EncodeCorpus(ctx, tok, []string{in}, filepath.Join(tmp, "train.bin"), "",
+		data.CorpusOpts{Vocab: tok.VocabSize(), DocSep: "\n\n", Workers: threads}); err != nil {
+		return nil, err
+	}
+	all := float64(len(text)) / time.Since(start).Seconds() / 1e6
+	return []benchResult{
+		{"bench": "tokenize", "what": "encode", "threads": 1, "mb_per_s": one},
+		{"bench": "tokenize", "what": "corpus", "threads": threads, "mb_per_s": all},
+	}, nil
 }

@@ -501,3 +501,10 @@ func TestInvalidUTF8Corpus(t *testing.T) {
 		t.Errorf("pretrain: exit %d, %q", code, msg)
 	}
 }
+
+func TestBenchTokenize(t *testing.T) {
+	code, out := run(t, "bench", "--only", "tokenize", "--quick", "--json")
+	if code != 0 || strings.Count(out, `"bench":"tokenize"`) != 2 || !strings.Contains(out, "mb_per_s") {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+}

@@ -104,14 +104,18 @@ func matches(module string, targets []string) bool {
 	return false
 }
 
-// Linear is a LoRA-wrapped projection: y = base(x) + scale·(x·Aᵀ)·Bᵀ.
+// Linear is a LoRA-wrapped projection: y = base(x) + scale·(x·Aᵀ)·Bᵀ, or
+// with a magnitude M, DoRA's decomposition (dora.go).
 type Linear struct {
 	Base    model.Projection
 	Name    string          // HF module name of the base
 	A       *autograd.Param // (r, in)   Kaiming-uniform init
 	B       *autograd.Param // (out, r)  zero init
+	M       *autograd.Param // (out) DoRA magnitude, initialised to ‖W‖ per row; nil for LoRA
 	Scale   float32
 	Enabled *bool // shared switch of the adapter
+
+	dora doraState
 }
 
 var (
@@ -124,9 +128,15 @@ func (l *Linear) ModuleName() string { return l.Name }
 
 // Forward adds the low-rank update when the adapter is enabled.
 func (l *Linear) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
-	y := l.Base.Forward(t, x)
 	if !*l.Enabled {
-		return y
+		return l.Base.Forward(t, x)
+	}
+	if l.M != nil {
+		return l.forwardDoRA(t, x)
+	}
+	y := l.Base.Forward(t, x)
+	if l.M != nil {
+		return l.forwardDoRA(t, x)
 	}
 	h := t.Linear(x, t.Param(l.A), nil)  // (N, r)
 	u := t.Linear(h, t.Param(l.B), nil)  // (N, out)
@@ -222,6 +232,9 @@ func Apply(m *model.Transformer, c Config) (*Adapter, error) {
 		for i := range l.A.Value.F32 {
 			l.A.Value.F32[i] = float32((r.Float64()*2 - 1) * bound)
 		}
+		if c.Method == DoRA {
+			l.M = &autograd.Param{Name: name + ".lora_magnitude_vector", Value: tensor.FromF32(magnitudeInit(base.W.Value), out)}
+		}
 		*slot = l
 		a.Layers = append(a.Layers, l)
 		a.slots = append(a.slots, slot)
@@ -268,6 +281,9 @@ func (a *Adapter) Params() []*autograd.Param {
 	var ps []*autograd.Param
 	for _, l := range a.Layers {
 		ps = append(ps, l.A, l.B)
+		if l.M != nil {
+			ps = append(ps, l.M)
+		}
 	}
 	for _, s := range a.Saved {
 		ps = append(ps, s.Copy)
@@ -285,8 +301,8 @@ func (a *Adapter) Remove() {
 	}
 }
 
-// Merge folds scale·B·A into each base weight (F32 bases only) and removes
-// the adapter: the model then computes what base+adapter computed.
+// Merge folds the adapter into each base weight (converted to F32) and
+// removes it: the model then computes what base+adapter computed.
 func (a *Adapter) Merge() error {
 	for _, l := range a.Layers {
 		base := l.Base.(*model.Linear)
@@ -295,21 +311,10 @@ func (a *Adapter) Merge() error {
 			w = w.Convert(tensor.F32)
 			base.W.Value = w
 		}
-		r := l.A.Value.Rows()
-		in, out := l.A.Value.Cols(), l.B.Value.Rows()
-		A, B := l.A.Value.F32, l.B.Value.F32
-		for o := 0; o < out; o++ {
-			row := w.F32[o*in : (o+1)*in]
-			for k := 0; k < r; k++ {
-				s := l.Scale * B[o*r+k]
-				if s == 0 {
-					continue
-				}
-				ak := A[k*in : (k+1)*in]
-				for i := range row {
-					row[i] += s * ak[i]
-				}
-			}
+		if l.M != nil {
+			l.mergeDoRA(w)
+		} else {
+			l.mergeLoRA(w)
 		}
 	}
 	for i, s := range a.slots {
@@ -319,4 +324,24 @@ func (a *Adapter) Merge() error {
 		*s.slot = s.Copy
 	}
 	return nil
+}
+
+// mergeLoRA adds scale·B·A to w (out, in), F32.
+func (l *Linear) mergeLoRA(w *tensor.Tensor) {
+	r := l.A.Value.Rows()
+	in, out := l.A.Value.Cols(), l.B.Value.Rows()
+	A, B := l.A.Value.F32, l.B.Value.F32
+	for o := 0; o < out; o++ {
+		row := w.F32[o*in : (o+1)*in]
+		for k := 0; k < r; k++ {
+			s := l.Scale * B[o*r+k]
+			if s == 0 {
+				continue
+			}
+			ak := A[k*in : (k+1)*in]
+			for i := range row {
+				row[i] += s * ak[i]
+			}
+		}
+	}
 }

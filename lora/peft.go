@@ -71,6 +71,10 @@ func (a *Adapter) Save(dir, baseModel string) error {
 		ts = append(ts,
 			checkpoint.Named{Name: peftPrefix + l.Name + ".lora_A.weight", T: l.A.Value},
 			checkpoint.Named{Name: peftPrefix + l.Name + ".lora_B.weight", T: l.B.Value})
+		if l.M != nil {
+			// PEFT writes the magnitude without a ".weight" suffix.
+			ts = append(ts, checkpoint.Named{Name: peftPrefix + l.Name + ".lora_magnitude_vector", T: l.M.Value})
+		}
 	}
 	for _, s := range a.Saved {
 		ts = append(ts, checkpoint.Named{Name: peftPrefix + s.Module + ".weight", T: s.Copy.Value})
@@ -143,7 +147,9 @@ func loadFrom(m *model.Transformer, dir string, data []byte, f *checkpoint.File)
 			continue
 		}
 		k := strings.TrimPrefix(n, peftPrefix)
-		k = strings.TrimSuffix(strings.TrimSuffix(k, ".lora_A.weight"), ".lora_B.weight")
+		for _, suf := range loraSuffixes {
+			k = strings.TrimSuffix(k, suf)
+		}
 		modules[normalizeModule(m, k)] = true
 	}
 	var targets []string
@@ -152,7 +158,7 @@ func loadFrom(m *model.Transformer, dir string, data []byte, f *checkpoint.File)
 	}
 	cfg := Config{Method: LoRA, Rank: pc.R, Alpha: pc.LoraAlpha, Dropout: pc.LoraDropout, RSLoRA: pc.UseRSLoRA, Targets: targets}
 	if pc.UseDoRA {
-		return nil, fmt.Errorf("%s: DoRA adapters are not supported by this loader yet", cpath)
+		cfg.Method = DoRA
 	}
 	// Apply to exactly the modules present in the file.
 	a, err := applyExact(m, cfg, modules)
@@ -182,6 +188,27 @@ func loadFrom(m *model.Transformer, dir string, data []byte, f *checkpoint.File)
 				return nil, fmt.Errorf("%s: tensor %q has shape %v, the base model needs %v (an adapter for another base?)", dir, name, t.Shape, p.dst.Shape)
 			}
 			copy(p.dst.F32, t.Float32s())
+		}
+		if l.M != nil {
+			name := findKey(f, l.Name+".lora_magnitude_vector")
+			if name == "" {
+				name = findKey(f, l.Name+".lora_magnitude_vector.weight")
+			}
+			if name == "" {
+				a.Remove()
+				return nil, fmt.Errorf("%s: missing tensor %s%s.lora_magnitude_vector (use_dora is set)", dir, peftPrefix, l.Name)
+			}
+			used[name] = true
+			t, err := f.Tensor(name)
+			if err != nil {
+				a.Remove()
+				return nil, err
+			}
+			if !t.Shape.Equal(l.M.Value.Shape) {
+				a.Remove()
+				return nil, fmt.Errorf("%s: tensor %q has shape %v, the base model needs %v (an adapter for another base?)", dir, name, t.Shape, l.M.Value.Shape)
+			}
+			copy(l.M.Value.F32, t.Float32s())
 		}
 	}
 	for _, ms := range pc.ModulesToSave {
@@ -215,6 +242,9 @@ func loadFrom(m *model.Transformer, dir string, data []byte, f *checkpoint.File)
 	}
 	return a, nil
 }
+
+// loraSuffixes end the keys of a LoRA or DoRA file after the module name.
+var loraSuffixes = []string{".lora_A.weight", ".lora_B.weight", ".lora_magnitude_vector.weight", ".lora_magnitude_vector"}
 
 // normalizeModule maps a PEFT module name to ours (GPT-2 names may lack
 // the "transformer." prefix).
@@ -271,8 +301,15 @@ func (a *Adapter) LoadWeights(dir string) error {
 		return err
 	}
 	defer f.Close()
-	if n := len(f.Names()); n != 2*len(a.Layers)+len(a.Saved) {
-		return fmt.Errorf("%s: %d tensors, the adapter has %d", path, n, 2*len(a.Layers)+len(a.Saved))
+	want := len(a.Saved)
+	for _, l := range a.Layers {
+		want += 2
+		if l.M != nil {
+			want++
+		}
+	}
+	if n := len(f.Names()); n != want {
+		return fmt.Errorf("%s: %d tensors, the adapter has %d", path, n, want)
 	}
 	for _, s := range a.Saved {
 		t, err := f.Tensor(peftPrefix + s.Module + ".weight")
@@ -288,7 +325,13 @@ func (a *Adapter) LoadWeights(dir string) error {
 		for _, p := range []struct {
 			key string
 			dst *tensor.Tensor
-		}{{peftPrefix + l.Name + ".lora_A.weight", l.A.Value}, {peftPrefix + l.Name + ".lora_B.weight", l.B.Value}} {
+		}{{peftPrefix + l.Name + ".lora_A.weight", l.A.Value}, {peftPrefix + l.Name + ".lora_B.weight", l.B.Value}, {peftPrefix + l.Name + ".lora_magnitude_vector", nil}} {
+			if p.dst == nil {
+				if l.M == nil {
+					continue
+				}
+				p.dst = l.M.Value
+			}
 			t, err := f.Tensor(p.key)
 			if err != nil {
 				return err

@@ -206,6 +206,12 @@ func TestNoPartialRunOnBadData(t *testing.T) {
 // TestSFTMergeEval: a LoRA SFT run, its adapter on eval and generate, and
 // the merged model giving the same loss as base+adapter.
 func TestSFTMergeEval(t *testing.T) {
+	for _, peft := range []string{"lora", "dora"} {
+		t.Run(peft, func(t *testing.T) { testSFTMergeEval(t, peft) })
+	}
+}
+
+func testSFTMergeEval(t *testing.T, peft string) {
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
 	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
@@ -219,7 +225,7 @@ func TestSFTMergeEval(t *testing.T) {
 	os.WriteFile(dataPath, []byte(b.String()), 0o644)
 	runDir := filepath.Join(dir, "run")
 	code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--template", "chatml", "--out", runDir,
-		"--steps", "4", "--batch", "4", "--ctx", "64", "--rank", "4", "--targets", "q_proj,v_proj", "--json")
+		"--steps", "4", "--batch", "4", "--ctx", "64", "--rank", "4", "--targets", "q_proj,v_proj", "--peft", peft, "--json")
 	if code != 0 {
 		t.Fatal(msg)
 	}

@@ -32,7 +32,7 @@ func (p *peftFlags) register(fs interface {
 	Float64Var(*float64, string, float64, string)
 	BoolVar(*bool, string, bool, string)
 }) {
-	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune), lora or ia3")
+	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune), lora, dora or ia3")
 	fs.IntVar(&p.rank, "rank", 8, "LoRA rank r")
 	fs.Float64Var(&p.alpha, "alpha", 16, "LoRA alpha (scale alpha/r)")
 	fs.StringVar(&p.targets, "targets", "all-linear", "comma-separated modules to adapt (q_proj,v_proj,c_attn,... or all-linear)")
@@ -66,15 +66,19 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 	case "none", "full":
 		m.Freeze(false)
 		fmt.Fprintf(j.Log, "full fine-tune: trainable %s parameters\n", human(m.NumParams()))
-	case "lora":
+	case "lora", "dora":
+		method := lora.LoRA
+		if strings.EqualFold(j.PEFT.method, "dora") {
+			method = lora.DoRA
+		}
 		var err error
-		adapter, err = lora.Apply(m, lora.Config{Method: lora.LoRA, Rank: j.PEFT.rank, Alpha: j.PEFT.alpha,
+		adapter, err = lora.Apply(m, lora.Config{Method: method, Rank: j.PEFT.rank, Alpha: j.PEFT.alpha,
 			RSLoRA: j.PEFT.rslora, Targets: splitList(j.PEFT.targets), ModulesToSave: splitList(j.PEFT.save), Seed: j.Cfg.Seed})
 		if err != nil {
 			return nil, BadInput(err)
 		}
 		params, weights = adapter.Params(), adapter
-		fmt.Fprintf(j.Log, "LoRA r=%d alpha=%g on %s: %s\n", j.PEFT.rank, j.PEFT.alpha, j.PEFT.targets, adapter.TrainableSummary())
+		fmt.Fprintf(j.Log, "%s r=%d alpha=%g on %s: %s\n", strings.ToUpper(method.String()), j.PEFT.rank, j.PEFT.alpha, j.PEFT.targets, adapter.TrainableSummary())
 	case "ia3":
 		targets := splitList(j.PEFT.targets)
 		if j.PEFT.targets == "all-linear" {
@@ -93,9 +97,9 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 		j.ia3 = ia
 	default:
 		if _, err := lora.ParseMethod(j.PEFT.method); err == nil {
-			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora, ia3)", j.PEFT.method))
+			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora, dora, ia3)", j.PEFT.method))
 		}
-		return nil, BadInput(fmt.Errorf("--peft %q: want none, lora or ia3", j.PEFT.method))
+		return nil, BadInput(fmt.Errorf("--peft %q: want none, lora, dora or ia3", j.PEFT.method))
 	}
 	pad := j.L.Tok.PAD()
 	if pad < 0 {

@@ -53,9 +53,15 @@ type Block struct {
 	FC, Proj, Gate, Up, Down Projection
 }
 
-// PrefixSource supplies learned attention prefixes (prefix tuning): keys
-// and values of shape (KVH, P, D) for a layer, or nils.
+// PrefixSource supplies learned attention prefixes (prefix and prompt
+// tuning): P virtual positions before every sequence, seen by every query.
+// As in PEFT, the real tokens' positions then start at P.
 type PrefixSource interface {
+	// Begin is called at the start of every forward pass, before Prefix.
+	Begin(t *autograd.Tape) error
+	// Len is P, the number of virtual positions.
+	Len() int
+	// Prefix returns the keys and values of a layer, (KVH, P, D) each.
 	Prefix(t *autograd.Tape, layer int) (k, v *autograd.Var)
 }
 
@@ -266,6 +272,14 @@ type Inputs struct {
 	Seg []int32
 	// Cache, when set, is the KV cache to read and extend (inference).
 	Cache *Cache
+	// Embeds, when set, replaces the token embeddings: (B*T, C), and IDs
+	// is not read (prompt tuning runs its virtual tokens through it).
+	Embeds *autograd.Var
+	// KV, when set, receives every layer's keys and values (B, T, KVH, D),
+	// keys after RoPE.
+	KV func(layer int, k, v *autograd.Var)
+	// NoPrefix runs this pass without the model's Prefix.
+	NoPrefix bool
 }
 
 // Cache is the KV cache for inference: per layer keys and values of
@@ -291,16 +305,22 @@ func (m *Transformer) NewCache(b, capacity int) *Cache {
 // Reset empties the cache for reuse.
 func (kc *Cache) Reset() { kc.Len = 0 }
 
-// positions returns the position ids to use: in.Pos, or a buffer of
-// past+t for each row.
-func (m *Transformer) positions(t *autograd.Tape, in Inputs, past int) []int32 {
-	if in.Pos != nil {
+// positions returns the position ids to use: in.Pos, or past+t for each
+// row, both shifted by the prefix length P.
+func (m *Transformer) positions(in Inputs, past, P int) []int32 {
+	if in.Pos != nil && P == 0 {
 		return in.Pos
 	}
 	pos := make([]int32, in.B*in.T)
+	if in.Pos != nil {
+		for i, p := range in.Pos {
+			pos[i] = p + int32(P)
+		}
+		return pos
+	}
 	for b := 0; b < in.B; b++ {
 		for i := 0; i < in.T; i++ {
-			pos[b*in.T+i] = int32(past + i)
+			pos[b*in.T+i] = int32(P + past + i)
 		}
 	}
 	return pos
@@ -310,7 +330,11 @@ func (m *Transformer) positions(t *autograd.Tape, in Inputs, past int) []int32 {
 func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error) {
 	c := m.Cfg
 	N := in.B * in.T
-	if len(in.IDs) != N {
+	if in.Embeds != nil {
+		if in.Embeds.Value.Rows() != N || in.Embeds.Value.Cols() != c.Hidden {
+			return nil, fmt.Errorf("model: embeddings %v for batch %dx%d of width %d", in.Embeds.Value.Shape, in.B, in.T, c.Hidden)
+		}
+	} else if len(in.IDs) != N {
 		return nil, fmt.Errorf("model: %d ids for batch %dx%d", len(in.IDs), in.B, in.T)
 	}
 	past := 0
@@ -321,18 +345,34 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 				past, in.Cache.Cap, in.Cache.B, in.T, in.B)
 		}
 	}
-	for i, id := range in.IDs {
-		if id < 0 || int(id) >= c.VocabSize {
-			return nil, fmt.Errorf("model: token %d at index %d is outside the vocabulary (size %d)", id, i, c.VocabSize)
+	if in.Embeds == nil {
+		for i, id := range in.IDs {
+			if id < 0 || int(id) >= c.VocabSize {
+				return nil, fmt.Errorf("model: token %d at index %d is outside the vocabulary (size %d)", id, i, c.VocabSize)
+			}
 		}
 	}
-	pos := m.positions(t, in, past)
+	prefix := m.Prefix
+	if in.NoPrefix {
+		prefix = nil
+	}
+	P := 0
+	if prefix != nil {
+		if err := prefix.Begin(t); err != nil {
+			return nil, err
+		}
+		P = prefix.Len()
+	}
+	pos := m.positions(in, past, P)
 	for _, p := range pos {
 		if p < 0 || int(p) >= c.MaxPos {
 			return nil, fmt.Errorf("model: position %d is beyond the context length %d", p, c.MaxPos)
 		}
 	}
-	x := t.Embedding(in.IDs, t.Param(m.Embed)) // (N, C)
+	x := in.Embeds
+	if x == nil {
+		x = t.Embedding(in.IDs, t.Param(m.Embed)) // (N, C)
+	}
 	if m.PosEmb != nil {
 		x = t.Add(x, t.Embedding(pos, t.Param(m.PosEmb)))
 	}
@@ -372,6 +412,9 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 			q = t.RoPE(t.View(q, N, H, D), pos, m.rope)
 			k = t.RoPE(t.View(k, N, KVH, D), pos, m.rope)
 		}
+		if in.KV != nil {
+			in.KV(l, t.View(k, in.B, in.T, KVH, D), t.View(v, in.B, in.T, KVH, D))
+		}
 		if in.Cache != nil {
 			kc, vc := in.Cache.K[l], in.Cache.V[l]
 			storeRows(kc, k.Value, in.B, in.T, past, in.Cache.Cap)
@@ -382,8 +425,8 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 			v = t.View(v, in.B, in.T, KVH, D)
 		}
 		var pk, pv *autograd.Var
-		if m.Prefix != nil {
-			pk, pv = m.Prefix.Prefix(t, l)
+		if prefix != nil {
+			pk, pv = prefix.Prefix(t, l)
 		}
 		a := t.Attention(t.View(q, in.B, in.T, H, D), k, v, pk, pv, opts)
 		x = t.Add(x, blk.O.Forward(t, t.View(a, N, H*D)))

@@ -159,8 +159,12 @@ func (a *IA3Adapter) Save(dir, base string) error {
 	var targets, ff []string
 	seen := map[string]bool{}
 	var ts []checkpoint.Named
+	adapted := map[string]bool{}
 	for _, l := range a.Layers {
-		s := shortName(l.Name)
+		adapted[l.Name] = true
+	}
+	for _, l := range a.Layers {
+		s := exactTarget(a.model, l.Name, adapted)
 		if !seen[s] {
 			seen[s] = true
 			targets = append(targets, s)
@@ -271,4 +275,67 @@ func PeftType(dir string) (string, error) {
 		return "", fmt.Errorf("%s/adapter_config.json: %w", dir, err)
 	}
 	return pc.PeftType, nil
+}
+
+// Merge folds the scaling vectors into the base weights (converted to F32)
+// and removes the adapter: rows of W (and the bias) for scaled outputs,
+// columns of W for scaled inputs (feed-forward modules).
+func (a *IA3Adapter) Merge() error {
+	for _, l := range a.Layers {
+		base, ok := l.Base.(*model.Linear)
+		if !ok {
+			return fmt.Errorf("ia3: cannot merge into %s (%T)", l.Name, l.Base)
+		}
+		if base.W.Value.DType != tensor.F32 {
+			base.W.Value = base.W.Value.Convert(tensor.F32)
+		}
+		w, s := base.W.Value.F32, l.L.Value.F32
+		in := base.In()
+		if l.FeedForward {
+			for o := 0; o < base.Out(); o++ {
+				row := w[o*in : (o+1)*in]
+				for i := range row {
+					row[i] *= s[i]
+				}
+			}
+			continue
+		}
+		for o, so := range s {
+			row := w[o*in : (o+1)*in]
+			for i := range row {
+				row[i] *= so
+			}
+		}
+		if base.B != nil {
+			if base.B.Value.DType != tensor.F32 {
+				base.B.Value = base.B.Value.Convert(tensor.F32)
+			}
+			for o, so := range s {
+				base.B.Value.F32[o] *= so
+			}
+		}
+	}
+	a.Remove()
+	return nil
+}
+
+// exactTarget is the shortest dotted suffix of module (at least the short
+// name) that selects only adapted modules, as PEFT matches target_modules:
+// GPT-2's "mlp.c_proj" when attn.c_proj is not adapted.
+func exactTarget(m *model.Transformer, module string, adapted map[string]bool) string {
+	parts := strings.Split(module, ".")
+	for n := 1; n <= len(parts); n++ {
+		suffix := strings.Join(parts[len(parts)-n:], ".")
+		ok := true
+		for name := range m.Projections() {
+			if !adapted[name] && (name == suffix || strings.HasSuffix(name, "."+suffix)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return suffix
+		}
+	}
+	return module
 }

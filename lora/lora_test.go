@@ -242,3 +242,63 @@ func TestDoRAGradients(t *testing.T) {
 		})
 	}
 }
+
+// TestIA3: gradients of the scaling vectors by central differences, the
+// fresh adapter equals the base, save/load keeps the logits and merging
+// folds the vectors into the weights.
+func TestIA3(t *testing.T) {
+	for _, arch := range []model.Arch{model.Llama, model.GPT2} {
+		t.Run(arch.String(), func(t *testing.T) {
+			m := tinyModel(t, arch)
+			b := tensor.NewCPU(1)
+			logits := func() []float32 {
+				tp := autograd.NewTape(b)
+				tp.NoGrad = true
+				l, err := m.Forward(tp, model.Inputs{B: 2, T: 5, IDs: ids})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return append([]float32(nil), l.Value.F32...)
+			}
+			base := logits()
+			a, err := ApplyIA3(m, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tensortest.Close(t, "fresh IA3 vs base", logits(), base, 0)
+			for i, l := range a.Layers {
+				for j, v := range tensortest.Rand(uint64(i+50), l.L.Value.Numel(), 0.3) {
+					l.L.Value.F32[j] += v
+				}
+			}
+			tp := autograd.NewTape(b)
+			if err := tp.Backward(loss(t, m, tp)); err != nil {
+				t.Fatal(err)
+			}
+			f := func() float64 {
+				tp := autograd.NewTape(b)
+				tp.NoGrad = true
+				return float64(loss(t, m, tp).Value.F32[0])
+			}
+			for _, p := range a.Params() {
+				tensortest.GradCheck(t, p.Name, p.Value.F32, p.Grad.F32, f, 1e-2, 5e-4, 3e-2, 12)
+			}
+			tuned := logits()
+			dir := filepath.Join(t.TempDir(), "ia3")
+			if err := a.Save(dir, "tiny"); err != nil {
+				t.Fatal(err)
+			}
+			a.Remove()
+			tensortest.Close(t, "removed", logits(), base, 0)
+			a2, err := LoadIA3(m, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tensortest.Close(t, "loaded", logits(), tuned, 0)
+			if err := a2.Merge(); err != nil {
+				t.Fatal(err)
+			}
+			tensortest.Close(t, "merged", logits(), tuned, 1e-5)
+		})
+	}
+}

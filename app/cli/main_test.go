@@ -206,7 +206,7 @@ func TestNoPartialRunOnBadData(t *testing.T) {
 // TestSFTMergeEval: a LoRA SFT run, its adapter on eval and generate, and
 // the merged model giving the same loss as base+adapter.
 func TestSFTMergeEval(t *testing.T) {
-	for _, peft := range []string{"lora", "dora"} {
+	for _, peft := range []string{"lora", "dora", "ia3", "prefix", "prompt"} {
 		t.Run(peft, func(t *testing.T) { testSFTMergeEval(t, peft) })
 	}
 }
@@ -225,7 +225,7 @@ func testSFTMergeEval(t *testing.T, peft string) {
 	os.WriteFile(dataPath, []byte(b.String()), 0o644)
 	runDir := filepath.Join(dir, "run")
 	code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--template", "chatml", "--out", runDir,
-		"--steps", "4", "--batch", "4", "--ctx", "64", "--rank", "4", "--targets", "q_proj,v_proj", "--peft", peft, "--json")
+		"--steps", "4", "--batch", "4", "--ctx", "64", "--rank", "4", "--targets", "q_proj,v_proj", "--peft", peft, "--virtual-tokens", "4", "--json")
 	if code != 0 {
 		t.Fatal(msg)
 	}
@@ -239,8 +239,18 @@ func testSFTMergeEval(t *testing.T, peft string) {
 	if code != 0 {
 		t.Fatal(withAdapter)
 	}
+	if code, msg := run(t, "generate", "--model", base, "--adapter", adapter, "--prompt", "say 3", "--max-tokens", "4", "--temperature", "0", "--json"); code != 0 {
+		t.Fatal(msg)
+	}
 	merged := filepath.Join(dir, "merged")
-	if code, msg := run(t, "merge", "--model", base, "--adapter", adapter, "--out", merged); code != 0 {
+	code, msg = run(t, "merge", "--model", base, "--adapter", adapter, "--out", merged)
+	if peft == "prefix" || peft == "prompt" {
+		if code != 2 || !strings.Contains(msg, "cannot be folded into the weights") {
+			t.Fatalf("merge of %s: exit %d, %q", peft, code, msg)
+		}
+		return
+	}
+	if code != 0 {
 		t.Fatal(msg)
 	}
 	code, mergedOut := run(t, "eval", "--model", merged, "--data", dataPath, "--template", "chatml", "--json")
@@ -252,9 +262,6 @@ func testSFTMergeEval(t *testing.T, peft string) {
 	json.Unmarshal([]byte(mergedOut), &m)
 	if a.Loss == 0 || math.Abs(a.Loss-m.Loss) > 1e-4 {
 		t.Fatalf("base+adapter loss %v, merged %v", a.Loss, m.Loss)
-	}
-	if code, msg := run(t, "generate", "--model", base, "--adapter", adapter, "--prompt", "say 3", "--max-tokens", "4", "--temperature", "0", "--json"); code != 0 {
-		t.Fatal(msg)
 	}
 }
 

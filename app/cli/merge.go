@@ -27,13 +27,8 @@ func runMerge(e *Env) error {
 	if err != nil {
 		return err
 	}
-	if mf.adapter != "" && l.Adapter == nil {
-		return BadInput(fmt.Errorf("%s: only LoRA adapters can be merged so far", mf.adapter))
-	}
-	if l.Adapter != nil {
-		if err := l.Adapter.Merge(); err != nil {
-			return err
-		}
+	if err := l.mergeAdapter(mf.adapter); err != nil {
+		return err
 	}
 	if err := l.M.Save(*out, model.SaveOptions{DType: dt}); err != nil {
 		return err

@@ -72,7 +72,9 @@ type loaded struct {
 	Dir     string
 	M       *model.Transformer
 	Tok     *tokenizer.Tokenizer
-	Adapter *lora.Adapter
+	Adapter *lora.Adapter       // LoRA or DoRA
+	IA3     *lora.IA3Adapter    // or IA3
+	Prefix  *lora.PrefixAdapter // or prefix/prompt tuning
 }
 
 // load resolves and loads --model (and --adapter).
@@ -106,7 +108,11 @@ func (f *modelFlags) load(o model.LoadOptions) (*loaded, error) {
 		}
 		switch kind {
 		case "IA3":
-			if _, err := lora.LoadIA3(m, adir); err != nil {
+			if l.IA3, err = lora.LoadIA3(m, adir); err != nil {
+				return nil, BadInput(err)
+			}
+		case "PREFIX_TUNING", "PROMPT_TUNING":
+			if l.Prefix, err = lora.LoadPrefix(m, adir); err != nil {
 				return nil, BadInput(err)
 			}
 		default:
@@ -127,4 +133,18 @@ func cacheDir(name string) (string, error) {
 		base = os.TempDir()
 	}
 	return filepath.Join(base, "llmlab", name), nil
+}
+
+// mergeAdapter folds a loaded LoRA, DoRA or IA3 adapter into the base
+// weights; prefix and prompt tuning have no weights to fold into.
+func (l *loaded) mergeAdapter(dir string) error {
+	switch {
+	case l.Adapter != nil:
+		return l.Adapter.Merge()
+	case l.IA3 != nil:
+		return l.IA3.Merge()
+	case l.Prefix != nil:
+		return BadInput(fmt.Errorf("%s: %s tuning adds virtual tokens and cannot be folded into the weights; use it with --adapter", dir, l.Prefix.Cfg.Method))
+	}
+	return nil
 }

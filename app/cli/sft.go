@@ -24,6 +24,10 @@ type peftFlags struct {
 	targets string
 	rslora  bool
 	save    string
+	// prefix and prompt tuning
+	virtual    int
+	projection bool
+	promptInit string
 }
 
 func (p *peftFlags) register(fs interface {
@@ -32,12 +36,24 @@ func (p *peftFlags) register(fs interface {
 	Float64Var(*float64, string, float64, string)
 	BoolVar(*bool, string, bool, string)
 }) {
-	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune), lora, dora or ia3")
+	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune), lora, dora, ia3, prefix or prompt")
 	fs.IntVar(&p.rank, "rank", 8, "LoRA rank r")
 	fs.Float64Var(&p.alpha, "alpha", 16, "LoRA alpha (scale alpha/r)")
 	fs.StringVar(&p.targets, "targets", "all-linear", "comma-separated modules to adapt (q_proj,v_proj,c_attn,... or all-linear)")
 	fs.BoolVar(&p.rslora, "rslora", false, "scale by alpha/sqrt(r) (rsLoRA)")
 	fs.StringVar(&p.save, "modules-to-save", "", "base modules trained in full beside LoRA (PEFT modules_to_save): embed_tokens")
+	fs.IntVar(&p.virtual, "virtual-tokens", 20, "prefix and prompt tuning: number of virtual tokens")
+	fs.BoolVar(&p.projection, "prefix-projection", false, "prefix tuning: train the prefixes through an MLP (folded when saved)")
+	fs.StringVar(&p.promptInit, "prompt-init", "", "prompt tuning: initialise the virtual tokens from this text (default: random vocabulary rows)")
+}
+
+// virtualTokens is how many context positions the PEFT method takes.
+func (p *peftFlags) virtualTokens() int {
+	switch strings.ToLower(p.method) {
+	case "prefix", "prompt":
+		return p.virtual
+	}
+	return 0
 }
 
 // sftJob is one supervised fine-tune, shared by `sft` and `demo`.
@@ -53,6 +69,7 @@ type sftJob struct {
 	On         func(train.Event)
 	Log        io.Writer
 	ia3        *lora.IA3Adapter
+	prefix     *lora.PrefixAdapter
 }
 
 // run applies the PEFT method, trains, and returns the adapter (nil for a
@@ -95,11 +112,30 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 		}
 		fmt.Fprintf(j.Log, "IA3 on %d modules: trainable %s of %s\n", len(ia.Layers), human(n), human(m.NumParams()))
 		j.ia3 = ia
+	case "prefix", "prompt":
+		pc := lora.PrefixConfig{Method: lora.Prefix, VirtualTokens: j.PEFT.virtual, Projection: j.PEFT.projection, Seed: j.Cfg.Seed}
+		if strings.EqualFold(j.PEFT.method, "prompt") {
+			pc.Method = lora.Prompt
+			if j.PEFT.promptInit != "" {
+				pc.InitIDs, pc.InitText = j.L.Tok.Encode(j.PEFT.promptInit, false), j.PEFT.promptInit
+			}
+		}
+		pa, err := lora.ApplyPrefix(m, pc)
+		if err != nil {
+			return nil, BadInput(err)
+		}
+		params, weights = pa.Params(), pa
+		n := 0
+		for _, p := range params {
+			n += p.Value.Numel()
+		}
+		fmt.Fprintf(j.Log, "%s tuning, %d virtual tokens: trainable %s of %s\n", pc.Method, pc.VirtualTokens, human(n), human(m.NumParams()))
+		j.prefix = pa
 	default:
 		if _, err := lora.ParseMethod(j.PEFT.method); err == nil {
-			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora, dora, ia3)", j.PEFT.method))
+			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora, dora, ia3, prefix, prompt)", j.PEFT.method))
 		}
-		return nil, BadInput(fmt.Errorf("--peft %q: want none, lora, dora or ia3", j.PEFT.method))
+		return nil, BadInput(fmt.Errorf("--peft %q: want none, lora, dora, ia3, prefix or prompt", j.PEFT.method))
 	}
 	pad := j.L.Tok.PAD()
 	if pad < 0 {
@@ -216,11 +252,18 @@ func runSFT(e *Env) error {
 		return err
 	}
 	cfg, b, l, tmpl := pr.cfg, pr.b, pr.l, pr.tmpl
+	if v := pf.virtualTokens(); v > 0 {
+		if v >= l.M.Cfg.MaxPos {
+			return BadInput(fmt.Errorf("--virtual-tokens %d leaves no room in the model's context of %d", v, l.M.Cfg.MaxPos))
+		}
+		tf.ctx = min(tf.ctx, l.M.Cfg.MaxPos-v)
+	}
 	if err := checkMemory(l.M, tf.batch, tf.ctx, pf.method != "none"); err != nil {
 		return err
 	}
 	rec := runRecord{Command: "sft", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
-		Extra: map[string]any{"peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String(), "train_on_all": *trainAll, "pack": *pack}}
+		Extra: map[string]any{"peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String(), "train_on_all": *trainAll, "pack": *pack,
+			"virtual_tokens": pf.virtualTokens(), "prefix_projection": pf.projection, "prompt_init": pf.promptInit}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}
@@ -255,6 +298,10 @@ func runSFT(e *Env) error {
 		}
 	} else if job.ia3 != nil {
 		if err := job.ia3.Save(final, l.Dir); err != nil {
+			return err
+		}
+	} else if job.prefix != nil {
+		if err := job.prefix.Save(final, l.Dir); err != nil {
 			return err
 		}
 	} else {

@@ -41,6 +41,7 @@ demo-model: build
 golden:
 	$(PYTHON) tools/golden/gen.py
 	$(PYTHON) tools/golden/rlhf.py
+	$(PYTHON) tools/golden/peft.py
 	$(PYTHON) tools/golden/tokenizer/sentencepiece_golden.py
 	cd tools/golden/tokenizer && npm install --no-audit --no-fund && node gen.mjs
 

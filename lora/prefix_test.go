@@ -2,10 +2,12 @@ package lora
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"llmlab/core/autograd"
 	"llmlab/core/model"
+	"llmlab/core/optim"
 	"llmlab/core/tensor"
 	"llmlab/core/tensor/tensortest"
 )
@@ -196,6 +198,96 @@ func TestPrefixBadInput(t *testing.T) {
 		if _, err := ApplyPrefix(m, c); err == nil {
 			t.Errorf("%+v: no error", c)
 			m.Prefix = nil
+		}
+	}
+}
+
+// TestBaseUnchanged: a few optimizer steps with each method change the
+// adapter and leave every base parameter bit for bit as it was.
+func TestBaseUnchanged(t *testing.T) {
+	type method struct {
+		name  string
+		apply func(m *model.Transformer) ([]*autograd.Param, error)
+	}
+	methods := []method{
+		{"lora", func(m *model.Transformer) ([]*autograd.Param, error) {
+			a, err := Apply(m, Config{Rank: 2, Alpha: 4, Targets: []string{"all-linear"}, ModulesToSave: []string{"embed_tokens"}})
+			if err != nil {
+				return nil, err
+			}
+			return a.Params(), nil
+		}},
+		{"dora", func(m *model.Transformer) ([]*autograd.Param, error) {
+			a, err := Apply(m, Config{Method: DoRA, Rank: 2, Alpha: 4, Targets: []string{"all-linear"}})
+			if err != nil {
+				return nil, err
+			}
+			return a.Params(), nil
+		}},
+		{"ia3", func(m *model.Transformer) ([]*autograd.Param, error) {
+			a, err := ApplyIA3(m, nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			return a.Params(), nil
+		}},
+		{"prefix", func(m *model.Transformer) ([]*autograd.Param, error) {
+			a, err := ApplyPrefix(m, PrefixConfig{Method: Prefix, VirtualTokens: 2, Projection: true})
+			if err != nil {
+				return nil, err
+			}
+			return a.Params(), nil
+		}},
+		{"prompt", func(m *model.Transformer) ([]*autograd.Param, error) {
+			a, err := ApplyPrefix(m, PrefixConfig{Method: Prompt, VirtualTokens: 2})
+			if err != nil {
+				return nil, err
+			}
+			return a.Params(), nil
+		}},
+	}
+	for _, arch := range []model.Arch{model.Llama, model.GPT2} {
+		for _, me := range methods {
+			t.Run(arch.String()+"/"+me.name, func(t *testing.T) {
+				m := tinyModel(t, arch)
+				before := map[string][]float32{}
+				for p := range m.Params() {
+					before[p.Name] = append([]float32(nil), p.Value.Float32s()...)
+				}
+				params, err := me.apply(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := map[*autograd.Param][]float32{}
+				for _, p := range params {
+					start[p] = append([]float32(nil), p.Value.F32...)
+				}
+				opt := optim.NewAdamW(optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.1}, params)
+				if len(opt.Params) != len(params) {
+					t.Fatalf("optimizer holds %d tensors, the adapter has %d", len(opt.Params), len(params))
+				}
+				b := tensor.NewCPU(1)
+				for step := 0; step < 3; step++ {
+					opt.ZeroGrad()
+					tp := autograd.NewTape(b)
+					if err := tp.Backward(loss(t, m, tp)); err != nil {
+						t.Fatal(err)
+					}
+					opt.Update(b, 1e-2)
+				}
+				for p := range m.Params() {
+					if !slices.Equal(before[p.Name], p.Value.Float32s()) {
+						t.Errorf("base parameter %s changed", p.Name)
+					}
+				}
+				moved := false
+				for _, p := range params {
+					moved = moved || !slices.Equal(start[p], p.Value.F32)
+				}
+				if !moved {
+					t.Error("the adapter did not change")
+				}
+			})
 		}
 	}
 }

@@ -2,6 +2,7 @@ package lora
 
 import (
 	"math"
+	"strings"
 	"path/filepath"
 	"testing"
 
@@ -300,5 +301,82 @@ func TestIA3(t *testing.T) {
 			}
 			tensortest.Close(t, "merged", logits(), tuned, 1e-5)
 		})
+	}
+}
+
+// TestBottleneck: gradients of every adapter tensor by central
+// differences (up non-zero), the fresh adapter equals the base, files
+// round-trip, and an adapter for another base is refused by name.
+func TestBottleneck(t *testing.T) {
+	for _, arch := range []model.Arch{model.Llama, model.GPT2} {
+		for _, act := range []string{"relu", "gelu", "silu"} {
+			t.Run(arch.String()+"/"+act, func(t *testing.T) {
+				m := tinyModel(t, arch)
+				b := tensor.NewCPU(1)
+				logits := func() []float32 {
+					tp := autograd.NewTape(b)
+					tp.NoGrad = true
+					l, err := m.Forward(tp, model.Inputs{B: 2, T: 5, IDs: ids})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return append([]float32(nil), l.Value.F32...)
+				}
+				base := logits()
+				a, err := ApplyBottleneck(m, BottleneckConfig{Size: 4, Activation: act, Seed: 3})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(a.Layers) != 2*m.Cfg.Layers {
+					t.Fatalf("%d adapters, want one after attention and one after the MLP per block", len(a.Layers))
+				}
+				tensortest.Close(t, "fresh adapter vs base", logits(), base, 0)
+				for i, l := range a.Layers {
+					copy(l.Up.Value.F32, tensortest.Rand(uint64(i+60), l.Up.Value.Numel(), 0.3))
+					copy(l.DownB.Value.F32, tensortest.Rand(uint64(i+70), l.DownB.Value.Numel(), 0.3))
+				}
+				tp := autograd.NewTape(b)
+				if err := tp.Backward(loss(t, m, tp)); err != nil {
+					t.Fatal(err)
+				}
+				f := func() float64 {
+					tp := autograd.NewTape(b)
+					tp.NoGrad = true
+					return float64(loss(t, m, tp).Value.F32[0])
+				}
+				for _, p := range a.Params() {
+					tensortest.GradCheck(t, p.Name, p.Value.F32, p.Grad.F32, f, 1e-2, 5e-4, 3e-2, 12)
+				}
+				tuned := logits()
+				dir := filepath.Join(t.TempDir(), "adapter")
+				if err := a.Save(dir, "tiny"); err != nil {
+					t.Fatal(err)
+				}
+				a.Remove()
+				tensortest.Close(t, "removed", logits(), base, 0)
+				if _, err := LoadBottleneck(m, dir); err != nil {
+					t.Fatal(err)
+				}
+				tensortest.Close(t, "loaded", logits(), tuned, 0)
+			})
+		}
+	}
+	// Another base: wider layers.
+	m := tinyModel(t, model.Llama)
+	a, err := ApplyBottleneck(m, BottleneckConfig{Size: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "adapter")
+	if err := a.Save(dir, "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := model.ParseConfig([]byte(`{"model_type":"llama","vocab_size":61,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":24,"max_position_embeddings":16}`))
+	other, _ := model.New(cfg, 1)
+	if _, err := LoadBottleneck(other, dir); err == nil || !strings.Contains(err.Error(), "adapter_down.weight") {
+		t.Errorf("adapter for another base: %v", err)
+	}
+	if _, err := ApplyBottleneck(tinyModel(t, model.Llama), BottleneckConfig{Size: 4, Activation: "tanh"}); err == nil {
+		t.Error("unknown non-linearity accepted")
 	}
 }

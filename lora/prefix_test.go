@@ -238,6 +238,13 @@ func TestBaseUnchanged(t *testing.T) {
 			}
 			return a.Params(), nil
 		}},
+		{"adapter", func(m *model.Transformer) ([]*autograd.Param, error) {
+			a, err := ApplyBottleneck(m, BottleneckConfig{Size: 4})
+			if err != nil {
+				return nil, err
+			}
+			return a.Params(), nil
+		}},
 		{"prompt", func(m *model.Transformer) ([]*autograd.Param, error) {
 			a, err := ApplyPrefix(m, PrefixConfig{Method: Prompt, VirtualTokens: 2})
 			if err != nil {

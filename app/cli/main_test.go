@@ -206,7 +206,7 @@ func TestNoPartialRunOnBadData(t *testing.T) {
 // TestSFTMergeEval: a LoRA SFT run, its adapter on eval and generate, and
 // the merged model giving the same loss as base+adapter.
 func TestSFTMergeEval(t *testing.T) {
-	for _, peft := range []string{"lora", "dora", "ia3", "prefix", "prompt"} {
+	for _, peft := range []string{"lora", "dora", "ia3", "adapter", "prefix", "prompt"} {
 		t.Run(peft, func(t *testing.T) { testSFTMergeEval(t, peft) })
 	}
 }
@@ -225,7 +225,7 @@ func testSFTMergeEval(t *testing.T, peft string) {
 	os.WriteFile(dataPath, []byte(b.String()), 0o644)
 	runDir := filepath.Join(dir, "run")
 	code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--template", "chatml", "--out", runDir,
-		"--steps", "4", "--batch", "4", "--ctx", "64", "--rank", "4", "--targets", "q_proj,v_proj", "--peft", peft, "--virtual-tokens", "4", "--json")
+		"--steps", "4", "--batch", "4", "--ctx", "64", "--rank", "4", "--targets", "q_proj,v_proj", "--peft", peft, "--virtual-tokens", "4", "--bottleneck", "4", "--json")
 	if code != 0 {
 		t.Fatal(msg)
 	}
@@ -244,7 +244,7 @@ func testSFTMergeEval(t *testing.T, peft string) {
 	}
 	merged := filepath.Join(dir, "merged")
 	code, msg = run(t, "merge", "--model", base, "--adapter", adapter, "--out", merged)
-	if peft == "prefix" || peft == "prompt" {
+	if peft == "prefix" || peft == "prompt" || peft == "adapter" {
 		if code != 2 || !strings.Contains(msg, "cannot be folded into the weights") {
 			t.Fatalf("merge of %s: exit %d, %q", peft, code, msg)
 		}

@@ -72,9 +72,10 @@ type loaded struct {
 	Dir     string
 	M       *model.Transformer
 	Tok     *tokenizer.Tokenizer
-	Adapter *lora.Adapter       // LoRA or DoRA
-	IA3     *lora.IA3Adapter    // or IA3
-	Prefix  *lora.PrefixAdapter // or prefix/prompt tuning
+	Adapter *lora.Adapter           // LoRA or DoRA
+	IA3     *lora.IA3Adapter        // or IA3
+	Prefix  *lora.PrefixAdapter     // or prefix/prompt tuning
+	Neck    *lora.BottleneckAdapter // or bottleneck adapters
 }
 
 // load resolves and loads --model (and --adapter).
@@ -111,6 +112,10 @@ func (f *modelFlags) load(o model.LoadOptions) (*loaded, error) {
 			if l.IA3, err = lora.LoadIA3(m, adir); err != nil {
 				return nil, BadInput(err)
 			}
+		case "BOTTLENECK":
+			if l.Neck, err = lora.LoadBottleneck(m, adir); err != nil {
+				return nil, BadInput(err)
+			}
 		case "PREFIX_TUNING", "PROMPT_TUNING":
 			if l.Prefix, err = lora.LoadPrefix(m, adir); err != nil {
 				return nil, BadInput(err)
@@ -145,6 +150,8 @@ func (l *loaded) mergeAdapter(dir string) error {
 		return l.IA3.Merge()
 	case l.Prefix != nil:
 		return BadInput(fmt.Errorf("%s: %s tuning adds virtual tokens and cannot be folded into the weights; use it with --adapter", dir, l.Prefix.Cfg.Method))
+	case l.Neck != nil:
+		return BadInput(fmt.Errorf("%s: bottleneck adapters are non-linear and cannot be folded into the weights; use them with --adapter", dir))
 	}
 	return nil
 }

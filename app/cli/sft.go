@@ -28,6 +28,9 @@ type peftFlags struct {
 	virtual    int
 	projection bool
 	promptInit string
+	// bottleneck adapters
+	bottleneck int
+	act        string
 }
 
 func (p *peftFlags) register(fs interface {
@@ -36,12 +39,14 @@ func (p *peftFlags) register(fs interface {
 	Float64Var(*float64, string, float64, string)
 	BoolVar(*bool, string, bool, string)
 }) {
-	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune), lora, dora, ia3, prefix or prompt")
+	fs.StringVar(&p.method, "peft", "lora", "PEFT method: none (full fine-tune), lora, dora, adapter (bottleneck), ia3, prefix or prompt")
 	fs.IntVar(&p.rank, "rank", 8, "LoRA rank r")
 	fs.Float64Var(&p.alpha, "alpha", 16, "LoRA alpha (scale alpha/r)")
 	fs.StringVar(&p.targets, "targets", "all-linear", "comma-separated modules to adapt (q_proj,v_proj,c_attn,... or all-linear)")
 	fs.BoolVar(&p.rslora, "rslora", false, "scale by alpha/sqrt(r) (rsLoRA)")
 	fs.StringVar(&p.save, "modules-to-save", "", "base modules trained in full beside LoRA (PEFT modules_to_save): embed_tokens")
+	fs.IntVar(&p.bottleneck, "bottleneck", 16, "bottleneck adapters: width r of the down/up projections")
+	fs.StringVar(&p.act, "adapter-act", "relu", "bottleneck adapters: non-linearity (relu, gelu, silu)")
 	fs.IntVar(&p.virtual, "virtual-tokens", 20, "prefix and prompt tuning: number of virtual tokens")
 	fs.BoolVar(&p.projection, "prefix-projection", false, "prefix tuning: train the prefixes through an MLP (folded when saved)")
 	fs.StringVar(&p.promptInit, "prompt-init", "", "prompt tuning: initialise the virtual tokens from this text (default: random vocabulary rows)")
@@ -70,6 +75,7 @@ type sftJob struct {
 	Log        io.Writer
 	ia3        *lora.IA3Adapter
 	prefix     *lora.PrefixAdapter
+	bottleneck *lora.BottleneckAdapter
 }
 
 // run applies the PEFT method, trains, and returns the adapter (nil for a
@@ -112,6 +118,22 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 		}
 		fmt.Fprintf(j.Log, "IA3 on %d modules: trainable %s of %s\n", len(ia.Layers), human(n), human(m.NumParams()))
 		j.ia3 = ia
+	case "adapter", "bottleneck":
+		var targets []string
+		if j.PEFT.targets != "all-linear" {
+			targets = splitList(j.PEFT.targets)
+		}
+		ba, err := lora.ApplyBottleneck(m, lora.BottleneckConfig{Size: j.PEFT.bottleneck, Activation: j.PEFT.act, Targets: targets, Seed: j.Cfg.Seed})
+		if err != nil {
+			return nil, BadInput(err)
+		}
+		params, weights = ba.Params(), ba
+		n := 0
+		for _, p := range params {
+			n += p.Value.Numel()
+		}
+		fmt.Fprintf(j.Log, "bottleneck adapters r=%d (%s) on %d modules: trainable %s of %s\n", j.PEFT.bottleneck, j.PEFT.act, len(ba.Layers), human(n), human(m.NumParams()))
+		j.bottleneck = ba
 	case "prefix", "prompt":
 		pc := lora.PrefixConfig{Method: lora.Prefix, VirtualTokens: j.PEFT.virtual, Projection: j.PEFT.projection, Seed: j.Cfg.Seed}
 		if strings.EqualFold(j.PEFT.method, "prompt") {
@@ -133,9 +155,9 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 		j.prefix = pa
 	default:
 		if _, err := lora.ParseMethod(j.PEFT.method); err == nil {
-			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora, dora, ia3, prefix, prompt)", j.PEFT.method))
+			return nil, BadInput(fmt.Errorf("--peft %s is not available in this build yet (have: none, lora, dora, adapter, ia3, prefix, prompt)", j.PEFT.method))
 		}
-		return nil, BadInput(fmt.Errorf("--peft %q: want none, lora, dora, ia3, prefix or prompt", j.PEFT.method))
+		return nil, BadInput(fmt.Errorf("--peft %q: want none, lora, dora, adapter, ia3, prefix or prompt", j.PEFT.method))
 	}
 	pad := j.L.Tok.PAD()
 	if pad < 0 {
@@ -263,7 +285,7 @@ func runSFT(e *Env) error {
 	}
 	rec := runRecord{Command: "sft", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
 		Extra: map[string]any{"peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String(), "train_on_all": *trainAll, "pack": *pack,
-			"virtual_tokens": pf.virtualTokens(), "prefix_projection": pf.projection, "prompt_init": pf.promptInit}}
+			"virtual_tokens": pf.virtualTokens(), "bottleneck": pf.bottleneck, "adapter_act": pf.act, "prefix_projection": pf.projection, "prompt_init": pf.promptInit}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}
@@ -302,6 +324,10 @@ func runSFT(e *Env) error {
 		}
 	} else if job.prefix != nil {
 		if err := job.prefix.Save(final, l.Dir); err != nil {
+			return err
+		}
+	} else if job.bottleneck != nil {
+		if err := job.bottleneck.Save(final, l.Dir); err != nil {
 			return err
 		}
 	} else {

@@ -2,8 +2,8 @@ package lora
 
 import (
 	"math"
-	"strings"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"llmlab/core/autograd"

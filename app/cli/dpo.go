@@ -73,10 +73,12 @@ func runDPO(e *Env) error {
 	var weights train.Weights = train.ModelWeights{M: m}
 	var ref rlhf.Reference
 	var adapter *lora.Adapter
+	if err := pf.quantize(m, e.Stderr); err != nil {
+		return err
+	}
 	switch pf.method {
-	case "lora":
-		adapter, err = lora.Apply(m, lora.Config{Method: lora.LoRA, Rank: pf.rank, Alpha: pf.alpha, RSLoRA: pf.rslora,
-			Targets: splitList(pf.targets), Seed: tf.seed})
+	case "lora", "dora":
+		adapter, err = lora.Apply(m, pf.loraConfig(tf.seed))
 		if err != nil {
 			return BadInput(err)
 		}
@@ -95,7 +97,7 @@ func runDPO(e *Env) error {
 		}
 		ref = rlhf.NewFrozenModel(refModel, b)
 	default:
-		return BadInput(fmt.Errorf("--peft %q: dpo supports none and lora", pf.method))
+		return BadInput(fmt.Errorf("--peft %q: dpo supports none, lora and dora", pf.method))
 	}
 	cached := rlhf.NewCachedReference(ref)
 	pad := max(l.Tok.PAD(), max(l.Tok.EOS(), 0))

@@ -69,9 +69,12 @@ func runKTO(e *Env) error {
 	var weights train.Weights = train.ModelWeights{M: m}
 	var ref rlhf.Reference
 	var adapter *lora.Adapter
+	if err := pf.quantize(m, e.Stderr); err != nil {
+		return err
+	}
 	switch pf.method {
-	case "lora":
-		if adapter, err = lora.Apply(m, lora.Config{Rank: pf.rank, Alpha: pf.alpha, Targets: splitList(pf.targets), Seed: tf.seed}); err != nil {
+	case "lora", "dora":
+		if adapter, err = lora.Apply(m, pf.loraConfig(tf.seed)); err != nil {
 			return BadInput(err)
 		}
 		params, weights = adapter.Params(), adapter
@@ -89,7 +92,7 @@ func runKTO(e *Env) error {
 		}
 		ref = rlhf.NewFrozenModel(refModel, b)
 	default:
-		return BadInput(fmt.Errorf("--peft %q: kto supports none and lora", pf.method))
+		return BadInput(fmt.Errorf("--peft %q: kto supports none, lora and dora", pf.method))
 	}
 	src := &rlhf.KTOSource{Examples: exs, Rows: tf.batch, Seed: tf.seed, Pad: max(l.Tok.PAD(), max(l.Tok.EOS(), 0))}
 	repo, err := newReporter(e, tf.jsonOut, tf.out)

@@ -521,3 +521,31 @@ func TestBenchTokenize(t *testing.T) {
 		t.Fatalf("exit %d, output %q", code, out)
 	}
 }
+
+// TestQLoRA: LoRA on an NF4 and an int8 base trains, reports the memory,
+// and --quant without a PEFT method is refused.
+func TestQLoRA(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	var b strings.Builder
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"say %d\"},{\"role\":\"assistant\",\"content\":\"%d\"}]}\n", i, i)
+	}
+	dataPath := filepath.Join(dir, "sft.jsonl")
+	os.WriteFile(dataPath, []byte(b.String()), 0o644)
+	for _, q := range []string{"nf4", "int8"} {
+		code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--template", "chatml", "--out", filepath.Join(dir, q),
+			"--steps", "3", "--batch", "4", "--ctx", "64", "--rank", "4", "--quant", q, "--json")
+		if code != 0 || !strings.Contains(msg, "base quantized to") {
+			t.Fatalf("%s: exit %d, %s", q, code, msg)
+		}
+	}
+	code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--template", "chatml", "--out", filepath.Join(dir, "full"),
+		"--steps", "1", "--peft", "none", "--quant", "nf4")
+	if code != 2 || !strings.Contains(msg, "needs a PEFT method") {
+		t.Fatalf("full fine-tune of a quantized base: exit %d, %q", code, msg)
+	}
+}

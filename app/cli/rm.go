@@ -133,9 +133,12 @@ func runRM(e *Env) error {
 	var inner train.Weights = train.ModelWeights{M: l.M}
 	params := append(l.M.ParamList(), rmod.Head.Params()...)
 	var adapter *lora.Adapter
+	if err := pf.quantize(l.M, e.Stderr); err != nil {
+		return err
+	}
 	switch pf.method {
-	case "lora":
-		adapter, err = lora.Apply(l.M, lora.Config{Method: lora.LoRA, Rank: pf.rank, Alpha: pf.alpha, Targets: splitList(pf.targets), Seed: tf.seed})
+	case "lora", "dora":
+		adapter, err = lora.Apply(l.M, pf.loraConfig(tf.seed))
 		if err != nil {
 			return BadInput(err)
 		}
@@ -143,7 +146,7 @@ func runRM(e *Env) error {
 	case "none":
 		l.M.Freeze(false)
 	default:
-		return BadInput(fmt.Errorf("--peft %q: rm supports none and lora", pf.method))
+		return BadInput(fmt.Errorf("--peft %q: rm supports none, lora and dora", pf.method))
 	}
 	pad := max(l.Tok.PAD(), max(l.Tok.EOS(), 0))
 	src := &rlhf.PairSource{Pairs: trainP, Rows: tf.batch, Seed: tf.seed, Pad: pad}

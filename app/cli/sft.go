@@ -31,6 +31,7 @@ type peftFlags struct {
 	// bottleneck adapters
 	bottleneck int
 	act        string
+	quant      string // none, int8 or nf4: the frozen base's storage
 }
 
 func (p *peftFlags) register(fs interface {
@@ -45,11 +46,58 @@ func (p *peftFlags) register(fs interface {
 	fs.StringVar(&p.targets, "targets", "all-linear", "comma-separated modules to adapt (q_proj,v_proj,c_attn,... or all-linear)")
 	fs.BoolVar(&p.rslora, "rslora", false, "scale by alpha/sqrt(r) (rsLoRA)")
 	fs.StringVar(&p.save, "modules-to-save", "", "base modules trained in full beside LoRA (PEFT modules_to_save): embed_tokens")
+	fs.StringVar(&p.quant, "quant", "none", "hold the frozen base quantized: none, int8 (per channel) or nf4 (4-bit, blocks of 64), QLoRA-style")
 	fs.IntVar(&p.bottleneck, "bottleneck", 16, "bottleneck adapters: width r of the down/up projections")
 	fs.StringVar(&p.act, "adapter-act", "relu", "bottleneck adapters: non-linearity (relu, gelu, silu)")
 	fs.IntVar(&p.virtual, "virtual-tokens", 20, "prefix and prompt tuning: number of virtual tokens")
 	fs.BoolVar(&p.projection, "prefix-projection", false, "prefix tuning: train the prefixes through an MLP (folded when saved)")
 	fs.StringVar(&p.promptInit, "prompt-init", "", "prompt tuning: initialise the virtual tokens from this text (default: random vocabulary rows)")
+}
+
+// loraConfig is the LoRA or DoRA configuration the flags describe.
+func (p *peftFlags) loraConfig(seed uint64) lora.Config {
+	c := lora.Config{Method: lora.LoRA, Rank: p.rank, Alpha: p.alpha, RSLoRA: p.rslora,
+		Targets: splitList(p.targets), ModulesToSave: splitList(p.save), Seed: seed}
+	if strings.EqualFold(p.method, "dora") {
+		c.Method = lora.DoRA
+	}
+	return c
+}
+
+// quantize stores the base's projection weights as --quant says (before
+// any adapter is applied) and reports the memory saved.
+func (p *peftFlags) quantize(m *model.Transformer, log io.Writer) error {
+	var dt tensor.DType
+	switch strings.ToLower(p.quant) {
+	case "", "none":
+		return nil
+	case "int8", "q8":
+		dt = tensor.Q8
+	case "nf4":
+		dt = tensor.NF4
+	default:
+		return BadInput(fmt.Errorf("--quant %q: want none, int8 or nf4", p.quant))
+	}
+	if strings.EqualFold(p.method, "none") || strings.EqualFold(p.method, "full") {
+		return BadInput(fmt.Errorf("--quant %s needs a PEFT method: quantized weights are frozen (use --peft lora)", p.quant))
+	}
+	st, err := m.Quantize(dt)
+	if err != nil {
+		return BadInput(err)
+	}
+	fmt.Fprintf(log, "base quantized to %v: %d projections, %s -> %s\n", dt, st.Tensors, humanBytes(st.BytesBefore), humanBytes(st.BytesAfter))
+	return nil
+}
+
+// humanBytes formats a byte count as 12.3 MB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
 }
 
 // virtualTokens is how many context positions the PEFT method takes.
@@ -85,18 +133,18 @@ func (j *sftJob) run(ctx context.Context) (*lora.Adapter, error) {
 	params := m.ParamList()
 	var weights train.Weights = train.ModelWeights{M: m}
 	var adapter *lora.Adapter
+	if err := j.PEFT.quantize(m, j.Log); err != nil {
+		return nil, err
+	}
 	switch strings.ToLower(j.PEFT.method) {
 	case "none", "full":
 		m.Freeze(false)
 		fmt.Fprintf(j.Log, "full fine-tune: trainable %s parameters\n", human(m.NumParams()))
 	case "lora", "dora":
-		method := lora.LoRA
-		if strings.EqualFold(j.PEFT.method, "dora") {
-			method = lora.DoRA
-		}
+		lc := j.PEFT.loraConfig(j.Cfg.Seed)
+		method := lc.Method
 		var err error
-		adapter, err = lora.Apply(m, lora.Config{Method: method, Rank: j.PEFT.rank, Alpha: j.PEFT.alpha,
-			RSLoRA: j.PEFT.rslora, Targets: splitList(j.PEFT.targets), ModulesToSave: splitList(j.PEFT.save), Seed: j.Cfg.Seed})
+		adapter, err = lora.Apply(m, lc)
 		if err != nil {
 			return nil, BadInput(err)
 		}
@@ -285,7 +333,7 @@ func runSFT(e *Env) error {
 	}
 	rec := runRecord{Command: "sft", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
 		Extra: map[string]any{"peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String(), "train_on_all": *trainAll, "pack": *pack,
-			"virtual_tokens": pf.virtualTokens(), "bottleneck": pf.bottleneck, "adapter_act": pf.act, "prefix_projection": pf.projection, "prompt_init": pf.promptInit}}
+			"quant": pf.quant, "virtual_tokens": pf.virtualTokens(), "bottleneck": pf.bottleneck, "adapter_act": pf.act, "prefix_projection": pf.projection, "prompt_init": pf.promptInit}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}

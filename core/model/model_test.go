@@ -308,3 +308,56 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestQuantize: a quantized model runs forward and backward (to the
+// activations; the base is frozen) close to the float model, and memory
+// drops as documented.
+func TestQuantize(t *testing.T) {
+	for _, arch := range []Arch{Llama, GPT2} {
+		for _, dt := range []tensor.DType{tensor.Q8, tensor.NF4} {
+			t.Run(arch.String()+"/"+dt.String(), func(t *testing.T) {
+				m, err := New(smallConfig(arch), 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in := Inputs{B: 2, T: 6, IDs: []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}}
+				logits := func() []float32 {
+					tp := autograd.NewTape(tensor.NewCPU(1))
+					tp.NoGrad = true
+					l, err := m.Forward(tp, in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return append([]float32(nil), l.Value.F32...)
+				}
+				want := logits()
+				st, err := m.Quantize(dt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ratio := float64(st.BytesAfter) / float64(st.BytesBefore)
+				if dt == tensor.Q8 && (ratio > 0.3 || ratio <= 0.25) || dt == tensor.NF4 && (ratio > 0.16 || ratio <= 0.125) {
+					t.Errorf("%v: %d -> %d bytes (%.3f)", dt, st.BytesBefore, st.BytesAfter, ratio)
+				}
+				got := logits()
+				d, _ := tensortest.MaxDiff(got, want)
+				tol := map[tensor.DType]float64{tensor.Q8: 0.02, tensor.NF4: 0.15}[dt]
+				if d > tol || d == 0 {
+					t.Errorf("quantized logits differ by %.3g (tolerance %.2g)", d, tol)
+				}
+				tp := autograd.NewTape(tensor.NewCPU(1))
+				x := tp.Leaf(tensor.FromF32(tensortest.Rand(4, 12*m.Cfg.Hidden, 0.1), 12, m.Cfg.Hidden))
+				h, err := m.Hidden(tp, Inputs{B: 2, T: 6, Embeds: x})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tp.Backward(tp.SumScaled(h, 1)); err != nil {
+					t.Fatal(err)
+				}
+				if g := tp.GradOf(x); g == nil {
+					t.Fatal("no gradient reached the input through quantized weights")
+				}
+			})
+		}
+	}
+}

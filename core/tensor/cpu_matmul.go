@@ -99,7 +99,8 @@ func matMulDims(dst, a, b *Tensor, o MatMulOpts) gemmProblem {
 	if want := pick(o.TransB, g.k, g.n); b.Cols() != want && len(b.Shape) > 1 {
 		panic(fmt.Sprintf("tensor.MatMul: b %v: last dim %d, want %d (K=%d, N=%d, TransB=%v)", b.Shape, b.Cols(), want, g.k, g.n, o.TransB))
 	}
-	if b.DType == F32 && len(b.F32) != bn || b.DType != F32 && len(b.Half) != bn {
+	if b.DType == F32 && len(b.F32) != bn || (b.DType == F16 || b.DType == BF16) && len(b.Half) != bn ||
+		b.DType == Q8 && len(b.Q) != bn || b.DType == NF4 && len(b.Q) != (bn+1)/2 {
 		panic(fmt.Sprintf("tensor.MatMul: b %v %v has no %v storage of %d elements", b.Shape, b.DType, b.DType, bn))
 	}
 	if len(a.F32) != an || len(dst.F32) != dn {

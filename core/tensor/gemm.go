@@ -327,5 +327,9 @@ func (s *gemmScratch) zeros(n int) []float32 {
 
 // widen writes len(dst) elements of the half-precision b from offset off.
 func (p *gemmProblem) widen(dst []float32, off int) {
+	if p.b.DType.Quantized() {
+		dequant(dst, p.b, off)
+		return
+	}
 	p.kern.widen(dst, p.b.Half[off:off+len(dst)], p.b.DType)
 }

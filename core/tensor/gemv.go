@@ -42,7 +42,14 @@ func (st *gemmStep) dotTask(s *gemmScratch, t int) {
 	v := &s.dots // not a local: it would escape through the func value
 	for ; j < end; j += 4 {
 		off := p.bOff + j*p.k
-		if j+4 <= end {
+		if p.b.DType.Quantized() {
+			// One row at a time, dequantised into scratch.
+			s.row = grow(s.row, p.k)
+			for r := range min(4, end-j) {
+				dequant(s.row, p.b, off+r*p.k)
+				v[r] = kern.dot(p.a, s.row)
+			}
+		} else if j+4 <= end {
 			if p.b.DType == F32 {
 				kern.dot4(v, p.a, p.b.F32[off:off+4*p.k], p.k)
 			} else {
@@ -81,6 +88,9 @@ func (st *gemmStep) axpyTask(s *gemmScratch, t int) {
 		off := p.bOff + k*p.n + j0
 		if p.b.DType == F32 {
 			kern.axpy(y, xv, p.b.F32[off:off+len(y)])
+		} else if p.b.DType.Quantized() {
+			dequant(s.row, p.b, off)
+			kern.axpy(y, xv, s.row)
 		} else {
 			kern.widen(s.row, p.b.Half[off:off+len(y)], p.b.DType)
 			kern.axpy(y, xv, s.row)

@@ -28,12 +28,17 @@ const (
 	F32  DType = iota // float32, the compute type
 	F16               // IEEE half, storage only
 	BF16              // bfloat16, storage only
+	Q8                // int8 per output channel, storage only (quant.go)
+	NF4               // 4-bit NormalFloat in blocks of 64, storage only (quant.go)
 )
 
 // Size is the number of bytes of one element.
 func (d DType) Size() int {
-	if d == F32 {
+	switch d {
+	case F32:
 		return 4
+	case Q8, NF4:
+		return 1 // NF4: half a byte, rounded up
 	}
 	return 2
 }
@@ -47,6 +52,10 @@ func (d DType) String() string {
 		return "F16"
 	case BF16:
 		return "BF16"
+	case Q8:
+		return "Q8"
+	case NF4:
+		return "NF4"
 	}
 	return fmt.Sprintf("DType(%d)", uint8(d))
 }
@@ -104,6 +113,8 @@ type Tensor struct {
 	DType DType
 	F32   []float32 // data when DType == F32
 	Half  []uint16  // raw bits when DType == F16 or BF16
+	Q     []byte    // codes when DType is Q8 or NF4
+	Scale []float32 // their scales: per row (Q8) or per block of 64 (NF4)
 }
 
 // New returns a zeroed float32 tensor.
@@ -158,6 +169,10 @@ func (t *Tensor) At(i int) float32 {
 		return float16.Frombits(t.Half[i]).Float32()
 	case BF16:
 		return BF16ToF32(t.Half[i])
+	case Q8, NF4:
+		var v [1]float32
+		dequant(v[:], t, i)
+		return v[0]
 	}
 	return t.F32[i]
 }
@@ -168,7 +183,7 @@ func (t *Tensor) Float32s() []float32 {
 	if t.DType == F32 {
 		return t.F32
 	}
-	out := make([]float32, len(t.Half))
+	out := make([]float32, t.Numel())
 	WidenRow(out, t, 0)
 	return out
 }
@@ -189,6 +204,8 @@ func WidenRow(dst []float32, t *Tensor, off int) {
 		for i, h := range src {
 			dst[i] = math.Float32frombits(uint32(h) << 16)
 		}
+	case Q8, NF4:
+		dequant(dst, t, off)
 	}
 }
 
@@ -209,6 +226,13 @@ func F32ToBF16(f float32) uint16 {
 func (t *Tensor) Convert(dt DType) *Tensor {
 	if dt == t.DType {
 		return t.Clone()
+	}
+	if dt.Quantized() {
+		q, err := Quantize(t, dt)
+		if err != nil {
+			panic(err)
+		}
+		return q
 	}
 	src := t.Float32s()
 	out := NewOf(dt, t.Shape...)
@@ -235,6 +259,10 @@ func (t *Tensor) Clone() *Tensor {
 	}
 	if t.Half != nil {
 		out.Half = append([]uint16(nil), t.Half...)
+	}
+	if t.Q != nil {
+		out.Q = append([]byte(nil), t.Q...)
+		out.Scale = append([]float32(nil), t.Scale...)
 	}
 	return out
 }
@@ -266,7 +294,10 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 	if s.Numel() != t.Numel() {
 		panic(fmt.Sprintf("tensor.Reshape: %v to %v", t.Shape, s))
 	}
-	return &Tensor{Shape: s, DType: t.DType, F32: t.F32, Half: t.Half}
+	if t.DType == Q8 && len(s) > 0 && s[len(s)-1] != t.Cols() {
+		panic(fmt.Sprintf("tensor.Reshape: Q8 %v to %v changes the rows its scales belong to", t.Shape, s))
+	}
+	return &Tensor{Shape: s, DType: t.DType, F32: t.F32, Half: t.Half, Q: t.Q, Scale: t.Scale}
 }
 
 func (t *Tensor) String() string { return fmt.Sprintf("Tensor(%v %v)", t.DType, t.Shape) }

@@ -18,6 +18,7 @@ import (
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
 	"llmlab/gpu/blas"
+	"llmlab/lora"
 )
 
 // benchResult is one line of `llmlab bench --json`.
@@ -28,7 +29,8 @@ type benchResult map[string]any
 func runBench(e *Env) error {
 	fs := newFlags(e, "bench")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	only := fs.String("only", "", "run only one group: gemm, tokenize, train or generate")
+	only := fs.String("only", "", "run only one group: gemm, tokenize, train, lora or generate")
+	loraBase := fs.String("base", "f32", "lora group: how the frozen base is held (f32, f16 or nf4)")
 	presets := fs.String("presets", "tiny,stories15m,gpt2-124m", "comma-separated presets for train and generate")
 	quick := fs.Bool("quick", false, "fewer repetitions (for tests)")
 	jsonOut := fs.Bool("json", false, "one JSON object per line")
@@ -36,9 +38,9 @@ func runBench(e *Env) error {
 		return err
 	}
 	switch *only {
-	case "", "gemm", "tokenize", "train", "generate":
+	case "", "gemm", "tokenize", "train", "lora", "generate":
 	default:
-		return Usagef("--only must be gemm, tokenize, train or generate, got %q", *only)
+		return Usagef("--only must be gemm, tokenize, train, lora or generate, got %q", *only)
 	}
 	n := *threads
 	if n <= 0 {
@@ -59,6 +61,13 @@ func runBench(e *Env) error {
 			fmt.Fprintf(e.Stdout, "train    %-12v batch=%vx%v threads=%d  %9.0f tokens/s\n", r["preset"], r["batch"], r["ctx"], r["threads"], r["tokens_per_s"])
 		case "generate":
 			fmt.Fprintf(e.Stdout, "generate %-12v threads=%d  %9.1f tokens/s\n", r["preset"], r["threads"], r["tokens_per_s"])
+		case "lora":
+			fmt.Fprintf(e.Stdout, "lora     %-12v batch=%vx%v threads=%d  %9.0f tokens/s  base %v, peak heap %.0f MB",
+				r["preset"], r["batch"], r["ctx"], r["threads"], r["tokens_per_s"], r["base"], r["heap_mb"])
+			if ratio, ok := r["ratio"]; ok {
+				fmt.Fprintf(e.Stdout, "   full fine-tune %.0f tokens/s, ratio %.2f", r["full_tokens_per_s"], ratio)
+			}
+			fmt.Fprintln(e.Stdout)
 		case "tokenize":
 			fmt.Fprintf(e.Stdout, "tokenize %-12v threads=%d  %9.1f MB/s\n", r["what"], r["threads"], r["mb_per_s"])
 		}
@@ -123,6 +132,31 @@ func runBench(e *Env) error {
 				return err
 			}
 			if err := emit(benchResult{"bench": "train", "preset": p, "batch": shape[0], "ctx": shape[1], "threads": n, "tokens_per_s": tps, "allocs_per_step": allocs, "alloc_bytes_per_step": allocBytes}); err != nil {
+				return err
+			}
+		}
+		if *only == "lora" {
+			steps := 3
+			if *quick {
+				steps = 1
+				shape = [2]int{2, 32}
+			}
+			full := 0.0
+			if *loraBase == "f32" {
+				if full, _, _, err = benchTrain(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps); err != nil {
+					return err
+				}
+			}
+			tps, heap, err := benchLoRA(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps, *loraBase)
+			if err != nil {
+				return err
+			}
+			r := benchResult{"bench": "lora", "preset": p, "batch": shape[0], "ctx": shape[1], "threads": n, "tokens_per_s": tps,
+				"full_tokens_per_s": full, "base": *loraBase, "heap_mb": heap}
+			if full > 0 {
+				r["ratio"] = tps / full
+			}
+			if err := emit(r); err != nil {
 				return err
 			}
 		}
@@ -315,4 +349,78 @@ func benchTokenize(ctx context.Context, threads int, quick bool) ([]benchResult,
 		{"bench": "tokenize", "what": "encode", "threads": 1, "mb_per_s": one},
 		{"bench": "tokenize", "what": "corpus", "threads": threads, "mb_per_s": all},
 	}, nil
+}
+
+// benchLoRA times LoRA steps (rank 8 on the query and value projections,
+// as PEFT's defaults) with the frozen base held as f32, f16 or NF4, and
+// reports tokens/s and the peak Go heap in MB.
+func benchLoRA(ctx context.Context, cfg model.Config, b tensor.Backend, batch, seq, steps int, base string) (tps, heapMB float64, err error) {
+	seq = min(seq, cfg.MaxPos)
+	m, err := model.New(cfg, 1)
+	if err != nil {
+		return 0, 0, err
+	}
+	switch base {
+	case "f32":
+	case "f16", "nf4":
+		for p := range m.Params() {
+			p.Value = p.Value.Convert(tensor.F16)
+		}
+		if base == "nf4" {
+			if _, err := m.Quantize(tensor.NF4); err != nil {
+				return 0, 0, err
+			}
+		}
+	default:
+		return 0, 0, Usagef("--base must be f32, f16 or nf4, got %q", base)
+	}
+	runtime.GC()
+	targets := []string{"q_proj", "v_proj"}
+	if cfg.Arch == model.GPT2 {
+		targets = []string{"c_attn"}
+	}
+	a, err := lora.Apply(m, lora.Config{Rank: 8, Alpha: 16, Targets: targets, Seed: 1})
+	if err != nil {
+		return 0, 0, err
+	}
+	ids := make([]int32, batch*seq)
+	targetsIDs := make([]int32, batch*seq)
+	for i := range ids {
+		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
+		targetsIDs[i] = int32((i*104729 + 7) % cfg.VocabSize)
+	}
+	opt := optim.NewAdamW(optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, a.Params())
+	tp := autograd.NewTape(b)
+	var peak uint64
+	step := func() error {
+		tp.Reset()
+		loss, _, err := m.Loss(tp, model.Inputs{B: batch, T: seq, IDs: ids}, targetsIDs)
+		if err != nil {
+			return err
+		}
+		if err := tp.Backward(loss); err != nil {
+			return err
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapAlloc)
+		opt.Update(b, 1e-4)
+		opt.ZeroGrad()
+		return nil
+	}
+	for range 2 {
+		if err := step(); err != nil {
+			return 0, 0, err
+		}
+	}
+	start := time.Now()
+	for range steps {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		if err := step(); err != nil {
+			return 0, 0, err
+		}
+	}
+	return float64(batch*seq*steps) / time.Since(start).Seconds(), float64(peak) / (1 << 20), nil
 }

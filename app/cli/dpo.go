@@ -51,7 +51,7 @@ func runDPO(e *Env) error {
 	if err := dcfg.Validate(); err != nil {
 		return BadInput(err)
 	}
-	pr, err := prepareTraining(&mf, &tf, *tmplName)
+	pr, err := prepareTraining(&mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func runKTO(e *Env) error {
 	if kcfg.Beta <= 0 {
 		return Usagef("--beta must be positive")
 	}
-	pr, err := prepareTraining(&mf, &tf, *tmplName)
+	pr, err := prepareTraining(&mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}

@@ -114,7 +114,7 @@ func runRM(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	pr, err := prepareTraining(&mf, &tf, *tmplName)
+	pr, err := prepareTraining(&mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}

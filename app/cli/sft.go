@@ -241,9 +241,11 @@ type prepared struct {
 	tmpl chat.Template
 }
 
-// prepareTraining resolves the training config, the backend, the model (in
-// F32, trainable) and the chat template; --ctx is capped at the model's.
-func prepareTraining(mf *modelFlags, tf *trainFlags, tmplName string) (*prepared, error) {
+// prepareTraining resolves the training config, the backend, the model and
+// the chat template; --ctx is capped at the model's. A full fine-tune gets
+// F32 weights; a PEFT run keeps the frozen base as the files store it
+// (f16 or bf16 take half the memory).
+func prepareTraining(mf *modelFlags, tf *trainFlags, tmplName string, pf *peftFlags) (*prepared, error) {
 	cfg, err := tf.config()
 	if err != nil {
 		return nil, err
@@ -252,7 +254,8 @@ func prepareTraining(mf *modelFlags, tf *trainFlags, tmplName string) (*prepared
 	if err != nil {
 		return nil, err
 	}
-	l, err := mf.load(model.LoadOptions{})
+	full := strings.EqualFold(pf.method, "none") || strings.EqualFold(pf.method, "full")
+	l, err := mf.load(model.LoadOptions{KeepStored: !full})
 	if err != nil {
 		return nil, err
 	}
@@ -317,7 +320,7 @@ func runSFT(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	pr, err := prepareTraining(&mf, &tf, *tmplName)
+	pr, err := prepareTraining(&mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ object a line in the shape `llmlab bench --json` prints. Run with 2 threads
 and OpenBLAS's forced-kernel variables unset, as the issue asks:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 tools/bench/torch_bench.py
+    /usr/bin/python3 tools/bench/torch_bench.py lora gpt2-124m smollm-135m   # LoRA steps, peak RSS
 """
 import json
 import math
@@ -23,6 +24,7 @@ PRESETS = {
     "tiny": dict(arch="llama", V=512, C=128, L=4, H=4, KV=4, I=352, P=128, batch=16, ctx=128),
     "stories15m": dict(arch="llama", V=32000, C=288, L=6, H=6, KV=6, I=768, P=256, batch=8, ctx=256),
     "gpt2-124m": dict(arch="gpt2", V=50257, C=768, L=12, H=12, KV=12, I=3072, P=1024, batch=4, ctx=256),
+    "smollm-135m": dict(arch="llama", V=49152, C=576, L=30, H=9, KV=3, I=1536, P=2048, batch=4, ctx=256),
 }
 
 
@@ -65,6 +67,8 @@ class Block(nn.Module):
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
             cache["k"], cache["v"] = k, v
+        if KV < H:
+            k, v = k.repeat_interleave(H // KV, 1), v.repeat_interleave(H // KV, 1)
         S = k.shape[2]
         att = (q @ k.transpose(-2, -1)) / math.sqrt(D)
         if T > 1:
@@ -124,6 +128,52 @@ def bench_train(name, c, steps=3):
     return dict(bench="train", preset=name, batch=c["batch"], ctx=c["ctx"], threads=2, tokens_per_s=c["batch"] * c["ctx"] * steps / el, impl="pytorch")
 
 
+class LoRALinear(nn.Module):
+    """PEFT's LoRA on a frozen nn.Linear: y = base(x) + (alpha/r)·B(A(x))."""
+
+    def __init__(self, base, r=8, alpha=16):
+        super().__init__()
+        self.base, self.s = base, alpha / r
+        self.A = nn.Linear(base.in_features, r, bias=False)
+        self.B = nn.Linear(r, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.B.weight)
+
+    def forward(self, x):
+        return self.base(x) + self.s * self.B(self.A(x))
+
+
+def bench_lora(name, c, steps=3):
+    """LoRA r=8 on the query and value projections (GPT-2: c_attn) of a
+    frozen f32 base, as PEFT would set it up; reports the peak RSS too."""
+    import resource
+    m = Model(c)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    for b in m.blocks:
+        if b.gpt2:
+            b.qkv = LoRALinear(b.qkv)
+        else:
+            b.q, b.v = LoRALinear(b.q), LoRALinear(b.v)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4, weight_decay=0.1)
+    ids = torch.randint(0, c["V"], (c["batch"], c["ctx"]))
+    tg = torch.randint(0, c["V"], (c["batch"], c["ctx"]))
+
+    def step():
+        loss = F.cross_entropy(m(ids).view(-1, c["V"]), tg.view(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    step()
+    t = time.time()
+    for _ in range(steps):
+        step()
+    el = time.time() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return dict(bench="lora", preset=name, batch=c["batch"], ctx=c["ctx"], threads=2, tokens_per_s=c["batch"] * c["ctx"] * steps / el,
+                base="f32", peak_rss_mb=rss, impl="pytorch")
+
+
 @torch.no_grad()
 def bench_generate(name, c, n=64):
     m = Model(c)
@@ -142,6 +192,10 @@ def bench_generate(name, c, n=64):
 
 if __name__ == "__main__":
     only = sys.argv[1:] or list(PRESETS)
+    if only[0] == "lora":
+        for name in only[1:] or ["gpt2-124m"]:
+            print(json.dumps(bench_lora(name, PRESETS[name])), flush=True)
+        sys.exit(0)
     for name in only:
         c = PRESETS[name]
         print(json.dumps(bench_train(name, c)), flush=True)

@@ -1,6 +1,10 @@
 package autograd
 
-import "llmlab/core/tensor"
+import (
+	"runtime/debug"
+
+	"llmlab/core/tensor"
+)
 
 // Arena hands out float32 tensors for one step's activations and
 // gradients. Reset makes everything reusable; after the first step the slab
@@ -14,6 +18,11 @@ type Arena struct {
 
 	pool []*tensor.Tensor
 	used int
+
+	// free holds buffers released during the backward pass, by length:
+	// a gradient is dead once the op that produced its value has run
+	// backward, and the next gradient of the same size reuses it.
+	free map[int][][]float32
 }
 
 // Alloc returns an F32 tensor whose contents are unspecified.
@@ -42,7 +51,7 @@ func (a *Arena) Alloc(shape ...int) *tensor.Tensor {
 	t.Shape = append(t.Shape[:0], shape...)
 	t.DType = tensor.F32
 	t.F32 = data
-	t.Half = nil
+	t.Half, t.Q, t.Scale = nil, nil, nil
 	return t
 }
 
@@ -57,27 +66,66 @@ func (a *Arena) header(src *tensor.Tensor, shape []int) *tensor.Tensor {
 	}
 	a.used++
 	t.Shape = append(t.Shape[:0], shape...)
-	t.DType, t.F32, t.Half = src.DType, src.F32, src.Half
+	t.DType, t.F32, t.Half, t.Q, t.Scale = src.DType, src.F32, src.Half, src.Q, src.Scale
 	return t
 }
 
-// AllocZero returns a zeroed F32 tensor.
+// AllocZero returns a zeroed F32 tensor, reusing a released buffer of the
+// same size when there is one.
 func (a *Arena) AllocZero(shape ...int) *tensor.Tensor {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if l := a.free[n]; len(l) > 0 {
+		data := l[len(l)-1]
+		a.free[n] = l[:len(l)-1]
+		clear(data)
+		t := a.header(&tensor.Tensor{}, shape)
+		t.DType, t.F32 = tensor.F32, data
+		return t
+	}
 	t := a.Alloc(shape...)
 	clear(t.F32)
 	return t
+}
+
+// release makes data reusable by AllocZero until the next Reset.
+func (a *Arena) release(data []float32) {
+	if len(data) == 0 {
+		return
+	}
+	if a.free == nil {
+		a.free = map[int][][]float32{}
+	}
+	a.free[len(data)] = append(a.free[len(data)], data)
 }
 
 // Reset releases every tensor handed out since the last Reset. If the slab
 // overflowed, it grows to fit the whole round next time.
 func (a *Arena) Reset() {
 	if a.extra > 0 {
-		a.slab = make([]float32, a.off+a.extra)
+		n := a.off + a.extra
+		// Let the old slab and the spilled tensors go before the new slab
+		// is made: a step's activations are most of a run's memory, and
+		// the collector would otherwise keep both until its next cycle, and
+		// the process would hold on to the old pages.
+		a.slab = nil
+		clear(a.spill)
 		a.spill = a.spill[:0]
+		for _, t := range a.pool {
+			t.F32 = nil
+		}
+		debug.FreeOSMemory()
+		a.slab = make([]float32, n)
 		a.extra = 0
 	}
 	a.off = 0
 	a.used = 0
+	for n, l := range a.free {
+		clear(l)
+		a.free[n] = l[:0]
+	}
 }
 
 // Floats is the arena's current capacity in float32 values.

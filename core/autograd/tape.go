@@ -173,8 +173,26 @@ func (t *Tape) Backward(loss *Var) error {
 		} else {
 			n.back(t, n)
 		}
+		// Every consumer of n's outputs came later in the forward pass
+		// and has already run: their gradients are dead.
+		t.releaseGrad(n.Out)
+		for _, o := range n.Outs {
+			if o != nil {
+				t.releaseGrad(o)
+			}
+		}
 	}
 	return nil
+}
+
+// releaseGrad returns an activation's gradient buffer to the arena.
+// Parameter gradients persist, and views share their parent's buffer.
+func (t *Tape) releaseGrad(v *Var) {
+	if v.Grad == nil || v.param != nil || v.viewOf != nil {
+		return
+	}
+	t.arena.release(v.Grad.F32)
+	v.Grad = nil
 }
 
 func (n *Node) hasGrad() bool {

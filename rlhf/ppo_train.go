@@ -135,9 +135,13 @@ type PPORun struct {
 	Ref       *model.Transformer
 	SetPolicy func(on bool)
 	Weights   train.Weights // what checkpoints store of the policy (the adapter, or the model)
-	StopIDs   []int32       // usually EOS; the first is appended to a response that stopped
-	Stops     []string
-	Pad       int32
+	// StopIDs end a response, usually just EOS. The generator does not say
+	// which one it sampled, so a response that stopped gets the first
+	// appended: give one stop token, or the others' log-probabilities are
+	// those of the first.
+	StopIDs []int32
+	Stops   []string
+	Pad     int32
 	// Out is the run folder (checkpoints in Out/checkpoints); "" writes none.
 	Out    string
 	Resume bool   // continue from the newest valid checkpoint in Out

@@ -400,3 +400,52 @@ func TestPPOConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A response ends with the stop token the model sampled; nothing follows it.
+func TestPPOResponsesEndAtStop(t *testing.T) {
+	c := smallPPO()
+	c.Iterations, c.MaxTokens = 3, 12
+	var seen []Rollout
+	sc := ScorerFunc(func(_ context.Context, rs []Rollout, dst []float32) error {
+		seen = append(seen, rs...)
+		for i := range dst {
+			dst[i] = float32(len(rs[i].Response))
+		}
+		return nil
+	})
+	r := newLoRAPPO(t, c, sc)
+	r.StopIDs = []int32{7}
+	if err := r.Train(context.Background(), ppoTasks(4), nil); err != nil {
+		t.Fatal(err)
+	}
+	stopped := 0
+	for i, ro := range seen {
+		for k, id := range ro.Response {
+			if id == 7 && k != len(ro.Response)-1 {
+				t.Fatalf("rollout %d: stop token at %d of %v", i, k, ro.Response)
+			}
+		}
+		switch {
+		case ro.Finish == "stop":
+			stopped++
+			if ro.Response[len(ro.Response)-1] != 7 {
+				t.Errorf("rollout %d stopped but ends %v", i, ro.Response)
+			}
+		case len(ro.Response) != c.MaxTokens:
+			t.Errorf("rollout %d: %d tokens, finish %q", i, len(ro.Response), ro.Finish)
+		}
+		if ro.Text != (letters{}).Decode(ro.Response[:len(ro.Response)-boolInt(ro.Finish == "stop")]) {
+			t.Errorf("rollout %d: text %q for %v", i, ro.Text, ro.Response)
+		}
+	}
+	if stopped == 0 {
+		t.Error("no rollout stopped: the test shows nothing")
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"export":    {"write a model as GGUF for llama.cpp and ollama", runExport},
 		"rm":        {"train a reward model on preference pairs", runRM},
 		"grpo":      {"improve a policy with GRPO against verifiable rewards", runGRPO},
+		"ppo":       {"improve a policy with PPO (value head, KL to the reference) against a reward model, rule or endpoint", runPPO},
 		"kto":       {"align a model on unpaired desirable/undesirable examples (KTO)", runKTO},
 		"score":     {"score preference pairs with a reward model", runScore},
 		"web":       {"serve the browser demo (WebAssembly) from the binary", runWeb},

@@ -38,7 +38,7 @@ import (
 //     asked before is never sent again.
 type HTTPJudge struct {
 	URL    string // base URL (http://host:port or .../v1) or the full .../chat/completions
-	Model  string // the request's "model"; also part of the cache key
+	Model  string // the request's "model"; also part of the cache key (the endpoint's URL when empty)
 	APIKey string // sent as a Bearer token when set
 	Rubric string
 	// Margin is the tie band of CombineOrders; the replies give each
@@ -153,7 +153,11 @@ func (j *HTTPJudge) Compare(ctx context.Context, prompt, a, b string) (Verdict, 
 func (j *HTTPJudge) order(ctx context.Context, prompt, first, second string) (float64, string, error) {
 	key := ""
 	if j.Cache != nil {
-		key = CacheKey(j.Model, j.Rubric, prompt, first, second)
+		name := j.Model
+		if name == "" {
+			name = j.Endpoint() // the server decides the model: key by the server
+		}
+		key = CacheKey(name, j.Rubric, prompt, first, second)
 		if e, ok := j.Cache.Get(key); ok {
 			j.hits.Add(1)
 			return e.PFirst, e.Reply, nil

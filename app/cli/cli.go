@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"export":    {"write a model as GGUF for llama.cpp and ollama", runExport},
 		"rm":        {"train a reward model on preference pairs", runRM},
 		"grpo":      {"improve a policy with GRPO against verifiable rewards", runGRPO},
+		"rlaif":     {"make preference pairs from a policy's answers, judged by a model or an HTTP endpoint", runRLAIF},
 		"kto":       {"align a model on unpaired desirable/undesirable examples (KTO)", runKTO},
 		"score":     {"score preference pairs with a reward model", runScore},
 		"web":       {"serve the browser demo (WebAssembly) from the binary", runWeb},

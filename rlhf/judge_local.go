@@ -2,6 +2,7 @@ package rlhf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -39,6 +40,10 @@ type LocalJudge struct {
 	calls int64
 }
 
+// ErrTooLong is returned (wrapped) by LocalJudge.Compare when the question
+// does not fit the judge's context.
+var ErrTooLong = errors.New("too long for the judge's context")
+
 // NewLocalJudge returns a judge running m. It finds the tokens that spell
 // the answers, "A" or " A" (and "B" or " B"); it fails when neither
 // spelling of a letter is a single token, since one forward pass can then
@@ -72,6 +77,13 @@ func NewLocalJudge(m *model.Transformer, b tensor.Backend, tok data.Encoder, tmp
 	return j, nil
 }
 
+// Overhead is the number of tokens the question takes before any prompt
+// or answer is put in: the rubric, the labels and the chat template.
+func (j *LocalJudge) Overhead() (int, error) {
+	ids, err := data.EncodePrompt(j.Tok, j.Template, []chat.Message{{Role: chat.RoleUser, Content: JudgeQuestion(j.Rubric, "", "", "")}})
+	return len(ids), err
+}
+
 // ChoiceTokens returns the token ids that spell A and B.
 func (j *LocalJudge) ChoiceTokens() (a, b []int32) { return j.ids[0], j.ids[1] }
 
@@ -95,7 +107,7 @@ func (j *LocalJudge) Compare(ctx context.Context, prompt, a, b string) (Verdict,
 			return Verdict{}, fmt.Errorf("judge: %w", err)
 		}
 		if len(ids) > j.M.Cfg.MaxPos {
-			return Verdict{}, fmt.Errorf("judge: the question is %d tokens; the judge's context is %d", len(ids), j.M.Cfg.MaxPos)
+			return Verdict{}, fmt.Errorf("judge: the question is %d tokens; the judge's context is %d: %w", len(ids), j.M.Cfg.MaxPos, ErrTooLong)
 		}
 		rows[k] = ids
 	}

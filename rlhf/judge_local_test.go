@@ -2,6 +2,7 @@ package rlhf
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -129,7 +130,7 @@ func TestLocalJudgeErrors(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	long := strings.Repeat("x", 2000)
-	if _, err := j.Compare(context.Background(), "p", long, "y"); err == nil || !strings.Contains(err.Error(), "context is 1024") {
+	if _, err := j.Compare(context.Background(), "p", long, "y"); !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), "context is 1024") {
 		t.Errorf("err = %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,6 +127,7 @@ type rlaifStats struct {
 	Pairs       int `json:"pairs"`
 	Ties        int `json:"ties"`
 	Identical   int `json:"identical"`
+	Unjudged    int `json:"too_long_to_judge"`
 	rlhf.JudgeStats
 	Out      string  `json:"out,omitempty"`
 	ElapsedS float64 `json:"elapsed_s"`
@@ -255,6 +257,11 @@ func runRLAIF(e *Env) error {
 			return BadInput(fmt.Errorf("--judge %s: %w", *judgeArg, err))
 		}
 		lj.Margin = *margin
+		if over, err := lj.Overhead(); err != nil {
+			return BadInput(fmt.Errorf("--judge %s: %w", *judgeArg, err))
+		} else if over+16 > jl.M.Cfg.MaxPos {
+			return BadInput(fmt.Errorf("--judge %s: the rubric and the question's frame take %d tokens of the judge's %d-token context, leaving no room for the prompt and answers; give a shorter --rubric", *judgeArg, over, jl.M.Cfg.MaxPos))
+		}
 		judge, stats = lj, lj.Stats
 	}
 
@@ -366,6 +373,10 @@ func runRLAIF(e *Env) error {
 		close(work)
 		wg.Wait()
 		for _, jb := range jobs {
+			if errors.Is(jb.err, rlhf.ErrTooLong) {
+				st.Unjudged++
+				continue
+			}
 			if jb.err != nil {
 				if e.Ctx.Err() != nil {
 					stopped = true
@@ -422,8 +433,8 @@ func runRLAIF(e *Env) error {
 	if stopped {
 		fmt.Fprintf(log, "stopped after %d of %d prompts; the finished pairs are in %s (a rerun with the same flags reuses the judge's cached answers)\n", st.Done, st.Prompts, *out)
 	}
-	fmt.Fprintf(log, "wrote %d preference pairs to %s: %d comparisons, %d ties and %d identical answers skipped, %d prompts too long; %d judge calls, %d cache hits, %d retries\n",
-		st.Pairs, *out, st.Comparisons, st.Ties, st.Identical, st.TooLong, st.Calls, st.CacheHits, st.Retries)
+	fmt.Fprintf(log, "wrote %d preference pairs to %s: %d comparisons, %d ties and %d identical answers skipped, %d prompts too long for the policy, %d pairs too long for the judge; %d judge calls, %d cache hits, %d retries\n",
+		st.Pairs, *out, st.Comparisons, st.Ties, st.Identical, st.TooLong, st.Unjudged, st.Calls, st.CacheHits, st.Retries)
 	if *jsonOut {
 		return jenc.Encode(st) // the summary: the one object with "out"
 	}

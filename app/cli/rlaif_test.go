@@ -157,6 +157,13 @@ func TestRLAIFWithLocalJudge(t *testing.T) {
 	if s.Comparisons+s.Identical != 2 || s.Calls != int64(s.Comparisons) {
 		t.Errorf("summary %+v; want 2 prompts' pairs and one forward pass per comparison", s)
 	}
+	// A rubric that leaves no room in the judge's context is bad input.
+	os.WriteFile(rubric, []byte(strings.Repeat("Be fair. ", 60)), 0o644)
+	code, msg = run(t, "rlaif", "--model", base, "--template", "chatml", "--judge", judge, "--judge-template", "chatml", "--rubric", rubric,
+		"--prompts", prompts, "--out", out)
+	if code != 2 || !strings.Contains(msg, "shorter --rubric") {
+		t.Errorf("exit %d: %s", code, msg)
+	}
 	if s.Pairs > 0 {
 		if ds, err := data.LoadJSONL(out); err != nil || ds.Shape != data.ShapePreference {
 			t.Errorf("output not preference JSONL: %v", err)

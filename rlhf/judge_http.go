@@ -185,7 +185,7 @@ func (j *HTTPJudge) order(ctx context.Context, prompt, first, second string) (fl
 			return p, reply, nil
 		}
 		if try >= max(j.MalformedRetries, 0) {
-			return 0, "", fmt.Errorf("judge %s: the reply %q names neither A nor B (asked %d times)", j.Endpoint(), clipText(reply, 200), try+1)
+			return 0, "", &MalformedReplyError{URL: j.Endpoint(), Reply: reply, Tries: try + 1}
 		}
 		j.retries.Add(1)
 		temp = j.RetryTemperature
@@ -212,6 +212,17 @@ type chatResponse struct {
 		} `json:"message"`
 		Text string `json:"text"`
 	} `json:"choices"`
+}
+
+// MalformedReplyError is a judge that kept answering without naming A or B.
+type MalformedReplyError struct {
+	URL   string
+	Reply string // the last reply
+	Tries int
+}
+
+func (e *MalformedReplyError) Error() string {
+	return fmt.Sprintf("judge %s: the reply %q names neither A nor B (asked %d times)", e.URL, clipText(e.Reply, 200), e.Tries)
 }
 
 // HTTPError is a response the judge did not accept.

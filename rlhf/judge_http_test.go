@@ -168,7 +168,8 @@ func TestHTTPJudgeMalformedReplies(t *testing.T) {
 		}}
 		j, _ := newFake(t, f)
 		_, err := j.Compare(context.Background(), "p", "x", "y")
-		if err == nil || !strings.Contains(err.Error(), `"I cannot decide between them."`) || !strings.Contains(err.Error(), "asked 3 times") {
+		var me *MalformedReplyError
+		if !errors.As(err, &me) || me.Tries != 3 || !strings.Contains(err.Error(), `"I cannot decide between them."`) || !strings.Contains(err.Error(), "asked 3 times") {
 			t.Fatalf("err = %v; want the reply quoted and 3 tries", err)
 		}
 		if n := f.times("x", "y"); n != 3 {

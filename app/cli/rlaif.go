@@ -128,6 +128,7 @@ type rlaifStats struct {
 	Ties        int `json:"ties"`
 	Identical   int `json:"identical"`
 	Unjudged    int `json:"too_long_to_judge"`
+	Malformed   int `json:"malformed"`
 	rlhf.JudgeStats
 	Out      string  `json:"out,omitempty"`
 	ElapsedS float64 `json:"elapsed_s"`
@@ -160,6 +161,7 @@ func runRLAIF(e *Env) error {
 	timeout := fs.Duration("timeout", 2*time.Minute, "HTTP judge: time limit per request")
 	retries := fs.Int("retries", 5, "HTTP judge: resends after connection errors, 429 and 5xx")
 	judgeMax := fs.Int("judge-max-tokens", 8, "HTTP judge: max_tokens of each reply")
+	maxBad := fs.Int("max-malformed", 20, "HTTP judge: replies naming neither A nor B (after re-asks) that are skipped before the run fails")
 	margin := fs.Float64("tie-margin", 0.05, "a verdict whose P(a) is within this of 0.5 is a tie")
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	jsonOut := fs.Bool("json", false, "one JSON object per batch, then the summary")
@@ -377,6 +379,12 @@ func runRLAIF(e *Env) error {
 				st.Unjudged++
 				continue
 			}
+			var me *rlhf.MalformedReplyError
+			if errors.As(jb.err, &me) && st.Malformed < *maxBad {
+				st.Malformed++
+				fmt.Fprintf(e.Stderr, "skipped: %v\n", jb.err)
+				continue
+			}
 			if jb.err != nil {
 				if e.Ctx.Err() != nil {
 					stopped = true
@@ -433,8 +441,8 @@ func runRLAIF(e *Env) error {
 	if stopped {
 		fmt.Fprintf(log, "stopped after %d of %d prompts; the finished pairs are in %s (a rerun with the same flags reuses the judge's cached answers)\n", st.Done, st.Prompts, *out)
 	}
-	fmt.Fprintf(log, "wrote %d preference pairs to %s: %d comparisons, %d ties and %d identical answers skipped, %d prompts too long for the policy, %d pairs too long for the judge; %d judge calls, %d cache hits, %d retries\n",
-		st.Pairs, *out, st.Comparisons, st.Ties, st.Identical, st.TooLong, st.Unjudged, st.Calls, st.CacheHits, st.Retries)
+	fmt.Fprintf(log, "wrote %d preference pairs to %s: %d comparisons, %d ties and %d identical answers skipped, %d prompts too long for the policy, %d pairs too long for the judge, %d malformed verdicts; %d judge calls, %d cache hits, %d retries\n",
+		st.Pairs, *out, st.Comparisons, st.Ties, st.Identical, st.TooLong, st.Unjudged, st.Malformed, st.Calls, st.CacheHits, st.Retries)
 	if *jsonOut {
 		return jenc.Encode(st) // the summary: the one object with "out"
 	}

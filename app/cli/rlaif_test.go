@@ -196,3 +196,36 @@ func TestRLAIFBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestRLAIFMalformedJudge(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	prompts := filepath.Join(dir, "prompts.jsonl")
+	os.WriteFile(prompts, []byte("{\"prompt\":\"one\"}\n{\"prompt\":\"two\"}\n{\"prompt\":\"three\"}\n"), 0o644)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"Maybe the first one?"}}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	args := []string{"rlaif", "--model", base, "--template", "chatml", "--judge", srv.URL, "--prompts", prompts,
+		"--max-new", "6", "--temperature", "1.5", "--threads", "1", "--cache", "none"}
+	// Skipped and counted while few...
+	code, msg := run(t, append(args, "--out", filepath.Join(dir, "a.jsonl"), "--json")...)
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	if s := lastSummary(t, msg); s.Pairs != 0 || !strings.Contains(msg, `"malformed":3`) || !strings.Contains(msg, `"Maybe the first one?"`) {
+		t.Errorf("summary %+v in\n%s", s, msg)
+	}
+	// ...and fatal beyond --max-malformed, leaving no output file.
+	out := filepath.Join(dir, "b.jsonl")
+	code, msg = run(t, append(args, "--out", out, "--max-malformed", "1")...)
+	if code != 1 || !strings.Contains(msg, "names neither A nor B") {
+		t.Errorf("exit %d: %s", code, msg)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed run left its output")
+	}
+}

@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"rm":        {"train a reward model on preference pairs", runRM},
 		"grpo":      {"improve a policy with GRPO against verifiable rewards", runGRPO},
 		"ppo":       {"improve a policy with PPO (value head, KL to the reference) against a reward model, rule or endpoint", runPPO},
+		"rlaif":     {"make preference pairs from a policy's answers, judged by a model or an HTTP endpoint", runRLAIF},
 		"kto":       {"align a model on unpaired desirable/undesirable examples (KTO)", runKTO},
 		"score":     {"score preference pairs with a reward model", runScore},
 		"web":       {"serve the browser demo (WebAssembly) from the binary", runWeb},

@@ -3,8 +3,12 @@
 package app
 
 import (
+	"errors"
 	"fmt"
+	"image"
 	"os"
+	"os/exec"
+	"sync/atomic"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -41,21 +45,58 @@ func runGUI() int {
 		o.RunsDir = dir
 	}
 	u := gui.New(a, w, o)
-	code := 0
+	var code atomic.Int32
 	if shots != "" {
 		go func() {
-			files, err := u.Screenshots(shots)
+			files, err := u.Screenshots(shots, func(path string) error { return capture(u, path) })
 			for _, f := range files {
 				fmt.Println(f)
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "llmlab screenshots:", err)
-				code = 1
+				code.Store(1)
 			}
 			fyne.Do(func() { u.Close(); a.Quit() })
 		}()
 	}
 	w.ShowAndRun()
 	u.Close()
-	return code
+	return int(code.Load())
+}
+
+// capture writes the window as a PNG. The GL canvas's Capture reads the
+// front buffer, which comes back empty under Xvfb's software GL; then the
+// X screen is grabbed with ImageMagick's import instead (the window fills
+// the screen there, as no window manager runs).
+func capture(u *gui.UI, path string) error {
+	var img image.Image
+	fyne.DoAndWait(func() { img = u.Win.Canvas().Capture() })
+	if !blank(img) {
+		return gui.WritePNG(path, img)
+	}
+	if _, err := exec.LookPath("import"); err != nil {
+		return errors.New("the window capture came back empty and ImageMagick's import is not installed to grab the screen")
+	}
+	out, err := exec.Command("import", "-window", "root", path).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("import -window root %s: %v: %s", path, err, out)
+	}
+	return nil
+}
+
+// blank reports whether every sampled pixel of img is the same.
+func blank(img image.Image) bool {
+	b := img.Bounds()
+	if b.Empty() {
+		return true
+	}
+	r0, g0, b0, a0 := img.At(b.Min.X, b.Min.Y).RGBA()
+	for y := b.Min.Y; y < b.Max.Y; y += 7 {
+		for x := b.Min.X; x < b.Max.X; x += 7 {
+			if r, g, bl, a := img.At(x, y).RGBA(); r != r0 || g != g0 || bl != b0 || a != a0 {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -123,18 +123,18 @@ func newAlignPage(u *UI) *AlignPage {
 	p.form = widget.NewForm(
 		&widget.FormItem{Text: "Method", Widget: p.Method},
 		&widget.FormItem{Text: "", Widget: p.Help},
-		&widget.FormItem{Text: "DPO loss", Widget: p.Loss, HintText: "sigmoid is DPO; cDPO is sigmoid with --label-smoothing"},
+		&widget.FormItem{Text: "DPO loss", Widget: p.Loss, HintText: "sigmoid is DPO; cDPO: sigmoid with --label-smoothing"},
 		&widget.FormItem{Text: "Model", Widget: p.Model, HintText: "usually the SFT model: a folder or demo"},
 		&widget.FormItem{Text: "Adapter", Widget: p.Adapter},
-		&widget.FormItem{Text: "Data", Widget: container.NewBorder(nil, nil, nil, browse, p.Data), HintText: "the Data page generates demo preference, KTO and instruction files"},
+		&widget.FormItem{Text: "Data", Widget: container.NewBorder(nil, nil, nil, browse, p.Data), HintText: "the Data page makes demo preference and instruction files"},
 		&widget.FormItem{Text: "Run name", Widget: p.Name},
-		&widget.FormItem{Text: "β / steps / batch", Widget: container.NewGridWithColumns(3, p.Beta, p.Steps, p.Batch), HintText: "β: strength of the leash to the reference; batch: pairs per step (GRPO: prompts per step)"},
+		&widget.FormItem{Text: "β / steps / batch", Widget: container.NewGridWithColumns(3, p.Beta, p.Steps, p.Batch), HintText: "β: leash to the reference; batch: pairs (GRPO: prompts) per step"},
 		&widget.FormItem{Text: "Learning rate / group", Widget: container.NewGridWithColumns(2, p.LR, p.Group), HintText: "group: GRPO's samples per prompt"},
 		&widget.FormItem{Text: "More flags", Widget: p.Extra},
 	)
 	p.Method.SetSelected(labels[1])
 	split := container.NewHSplit(container.NewVScroll(container.NewVBox(p.form, container.NewHBox(p.Start), p.Error)), p.Panel.view)
-	split.Offset = 0.5
+	split.Offset = 0.56
 	p.view = split
 	return p
 }

@@ -15,6 +15,7 @@ package gui
 import (
 	"context"
 	"fmt"
+	"image"
 	"image/png"
 	"io"
 	"os"
@@ -280,9 +281,13 @@ func (u *UI) threads() int {
 // runDir is a run folder inside the runs folder.
 func (u *UI) runDir(name string) string { return filepath.Join(u.RunsDir, name) }
 
-// Capture writes the window's canvas as a PNG file.
+// Capture writes the window's canvas as a PNG file (UI thread).
 func (u *UI) Capture(path string) error {
-	img := u.Win.Canvas().Capture()
+	return WritePNG(path, u.Win.Canvas().Capture())
+}
+
+// WritePNG writes img to path.
+func WritePNG(path string, img image.Image) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err

@@ -559,7 +559,7 @@ func TestScreenshotsHeadless(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	files, err := u.Screenshots(dir)
+	files, err := u.Screenshots(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

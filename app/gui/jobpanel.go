@@ -54,6 +54,7 @@ const (
 
 func newJobPanel(u *UI) *JobPanel {
 	p := &JobPanel{u: u, Progress: widget.NewProgressBar(), Status: widget.NewLabel("idle"), Chart: NewLineChart("train loss", "eval loss")}
+	p.Status.Wrapping = fyne.TextWrapWord
 	p.Log = widget.NewLabel("")
 	p.Log.TextStyle = fyne.TextStyle{Monospace: true}
 	p.Log.Wrapping = fyne.TextWrapBreak
@@ -73,6 +74,7 @@ func (p *JobPanel) Start(args []string, steps int) error {
 	p.st = jobState{args: args, steps: steps, running: true}
 	p.mu.Unlock()
 	p.Chart.Clear()
+	p.view.Show()
 	j, err := p.u.claim(func() *Job {
 		return StartJob(p.u.ctx, p.u.run, args, JobHooks{Event: p.event, Log: p.logLine, Done: p.done})
 	})

@@ -67,6 +67,7 @@ func newRunsPage(u *UI) *RunsPage {
 	buttons := container.NewHBox(p.Resume, p.Merge, p.Export, p.Delete, refresh)
 	detail := container.NewBorder(container.NewVBox(p.Status, buttons), nil, nil, nil,
 		container.NewVSplit(container.NewHSplit(p.Chart, container.NewScroll(p.Config)), p.Panel.view))
+	p.Panel.view.Hide() // until Resume starts a job here
 	split := container.NewHSplit(p.List, detail)
 	split.Offset = 0.2
 	p.view = split

@@ -16,8 +16,16 @@ import (
 // previewed, a short LoRA fine-tune run to the end, the Playground
 // comparing base and tuned on one prompt, and the run in the Runs list.
 // It runs on its own goroutine (not the UI thread) and uses the runs
-// folder the UI was given, which should be empty.
-func (u *UI) Screenshots(dir string) ([]string, error) {
+// folder the UI was given, which should be empty. capture writes the
+// window as a PNG file; it runs on this goroutine, nil means u.Capture on
+// the UI thread.
+func (u *UI) Screenshots(dir string, capture func(path string) error) ([]string, error) {
+	if capture == nil {
+		capture = func(path string) (err error) {
+			fyne.DoAndWait(func() { err = u.Capture(path) })
+			return err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -70,7 +78,8 @@ func (u *UI) Screenshots(dir string) ([]string, error) {
 		u.Show("Playground")
 		pg := u.Playground
 		pg.refreshAdapters()
-		pg.Adapter.SetSelected("sft-demo/final")
+		pg.System.SetText("")
+		pg.Adapter.SetSelected("demo adapter") // the embedded one, tuned for 400 steps
 		pg.Compare.SetChecked(true)
 		pg.Temperature.SetValue(0)
 	})
@@ -78,7 +87,7 @@ func (u *UI) Screenshots(dir string) ([]string, error) {
 		return nil, err
 	}
 	if err := wait("chat", func(done func(error)) {
-		if err := u.Playground.SendText("What is 3 plus 4?", done); err != nil {
+		if err := u.Playground.SendText("Write cat in uppercase.", done); err != nil {
 			done(err)
 		}
 	}); err != nil {
@@ -98,9 +107,7 @@ func (u *UI) Screenshots(dir string) ([]string, error) {
 		fyne.DoAndWait(func() { u.Show(name) })
 		time.Sleep(300 * time.Millisecond)
 		path := filepath.Join(dir, strings.ToLower(name)+".png")
-		var err error
-		fyne.DoAndWait(func() { err = u.Capture(path) })
-		if err != nil {
+		if err := capture(path); err != nil {
 			return files, err
 		}
 		files = append(files, path)

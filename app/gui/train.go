@@ -91,25 +91,25 @@ func newTrainPage(u *UI) *TrainPage {
 			u.showError(errors.New(msg))
 		}
 	}
-	p.initIt = &widget.FormItem{Text: "Or a new model", Widget: p.Init, HintText: "pretrain from random weights of this preset (llama family, byte-level tokenizer)"}
+	p.initIt = &widget.FormItem{Text: "Or a new model", Widget: p.Init, HintText: "pretrain only: random weights of a preset, byte-level tokenizer"}
 	p.peftIt = []*widget.FormItem{
-		{Text: "PEFT method", Widget: p.PEFT, HintText: "lora: small low-rank adapter (fast, the base stays frozen); ia3: learned scales; none: every weight trains"},
-		{Text: "LoRA rank / alpha", Widget: container.NewGridWithColumns(2, p.Rank, p.Alpha), HintText: "rank r of the update; alpha/r scales it (16/8 = 2 is a good start)"},
+		{Text: "PEFT method", Widget: p.PEFT, HintText: "lora: low-rank adapter, base frozen; ia3: learned scales; none: full"},
+		{Text: "LoRA rank / alpha", Widget: container.NewGridWithColumns(2, p.Rank, p.Alpha), HintText: "rank r of the update; alpha/r scales it"},
 	}
 	p.form = widget.NewForm(
-		&widget.FormItem{Text: "Model", Widget: p.Model, HintText: "a model folder or demo (the Models page fills this in)"},
+		&widget.FormItem{Text: "Model", Widget: p.Model, HintText: "a model folder or demo (set by the Models page)"},
 		p.initIt,
-		&widget.FormItem{Text: "Data", Widget: container.NewBorder(nil, nil, nil, browse, p.Data), HintText: "the Data page previews a file as the model sees it"},
-		&widget.FormItem{Text: "Run name", Widget: p.Name, HintText: "the run folder inside the runs folder: run.json, metrics.jsonl, checkpoints/, final/"},
+		&widget.FormItem{Text: "Data", Widget: container.NewBorder(nil, nil, nil, browse, p.Data), HintText: "the Data page previews it as the model sees it"},
+		&widget.FormItem{Text: "Run name", Widget: p.Name, HintText: "a folder in the runs folder: run.json, checkpoints/, final/"},
 	)
 	p.form.AppendItem(p.peftIt[0])
 	p.form.AppendItem(p.peftIt[1])
-	p.form.AppendItem(&widget.FormItem{Text: "Steps / batch / context", Widget: container.NewGridWithColumns(3, p.Steps, p.Batch, p.Ctx), HintText: "optimizer steps; sequences per step; tokens per sequence (at most the model's)"})
-	p.form.AppendItem(&widget.FormItem{Text: "Learning rate / eval every", Widget: container.NewGridWithColumns(2, p.LR, p.Eval), HintText: "peak rate, cosine schedule with 5% warmup; held-out loss every N steps (0: at the end)"})
+	p.form.AppendItem(&widget.FormItem{Text: "Steps / batch / context", Widget: container.NewGridWithColumns(3, p.Steps, p.Batch, p.Ctx), HintText: "optimizer steps, sequences per step, tokens per sequence"})
+	p.form.AppendItem(&widget.FormItem{Text: "Learning rate / eval every", Widget: container.NewGridWithColumns(2, p.LR, p.Eval), HintText: "peak rate (cosine, 5% warmup); held-out loss every N steps"})
 	p.form.AppendItem(&widget.FormItem{Text: "More flags", Widget: p.Extra})
 	p.Mode.SetSelected(modeSFT)
 	split := container.NewHSplit(container.NewVScroll(container.NewVBox(p.Mode, p.form, container.NewHBox(p.Start), p.Error)), p.Panel.view)
-	split.Offset = 0.5
+	split.Offset = 0.56
 	p.view = split
 	return p
 }
@@ -126,15 +126,15 @@ func (p *TrainPage) modeChanged() {
 	if sft {
 		p.LR.SetText("2e-3")
 		p.Steps.SetText("100")
-		p.initIt.Widget.Hide()
 		p.Init.SetSelected(noInit)
+		p.Init.Disable()
 		p.PEFT.Enable()
 		p.Rank.Enable()
 		p.Alpha.Enable()
 	} else {
 		p.LR.SetText("1e-3")
 		p.Steps.SetText("200")
-		p.initIt.Widget.Show()
+		p.Init.Enable()
 		p.PEFT.Disable()
 		p.Rank.Disable()
 		p.Alpha.Disable()

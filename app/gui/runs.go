@@ -135,8 +135,8 @@ func (p *RunsPage) Select(name string) {
 	} else if k, _ := p.finalKind(dir); k != "adapter" {
 		p.Merge.Disable()
 	}
-	if !exists(filepath.Join(dir, commandFile)) {
-		p.Resume.Disable()
+	if fin || !exists(filepath.Join(dir, commandFile)) {
+		p.Resume.Disable() // finished, or not started from the app
 	}
 }
 

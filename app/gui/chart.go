@@ -61,6 +61,13 @@ func (c *LineChart) Add(i int, x, y float64) {
 	c.mu.Unlock()
 }
 
+// SetName renames series i (for the legend).
+func (c *LineChart) SetName(i int, name string) {
+	c.mu.Lock()
+	c.series[i].Name = name
+	c.mu.Unlock()
+}
+
 // Clear removes every point.
 func (c *LineChart) Clear() {
 	c.mu.Lock()

@@ -397,6 +397,40 @@ func TestStopJob(t *testing.T) {
 	}
 }
 
+// TestGRPOEvents: GRPO's step lines (no "event" key) drive the bar and a
+// reward curve; plain lines go to the log.
+func TestGRPOEvents(t *testing.T) {
+	release := make(chan struct{})
+	fake := func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		if args[0] != "grpo" {
+			return 2
+		}
+		io.WriteString(stderr, "GRPO: 4 tasks\n")
+		for s := 1; s <= 4; s++ {
+			io.WriteString(stdout, `{"step":`+string(rune('0'+s))+`,"reward":0.`+string(rune('0'+s))+`,"kl":0.01,"loss":0.5}`+"\n")
+		}
+		<-release
+		io.WriteString(stdout, `{"reward_before":0.1,"reward_after":0.4,"adapter":"x"}`+"\n")
+		return 0
+	}
+	u := newTestUI(t, fake)
+	p := u.Align.Panel
+	if err := p.Start([]string{"grpo", "--steps", "8"}, 8); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "four steps", func() bool { s, _, _ := p.State(); return s == 4 })
+	time.Sleep(2 * refreshEvery)
+	if p.Progress.Value != 0.5 || !strings.Contains(p.Status.Text, "reward 0.400") || p.Chart.Len(0) != 4 {
+		t.Errorf("progress %v, status %q, %d points", p.Progress.Value, p.Status.Text, p.Chart.Len(0))
+	}
+	close(release)
+	p.Job().Wait()
+	waitFor(t, 5*time.Second, "done", func() bool { return strings.HasPrefix(p.Status.Text, "done") })
+	if !strings.Contains(p.Log.Text, "GRPO: 4 tasks") || !strings.Contains(p.Log.Text, "reward_after") {
+		t.Errorf("log %q", p.Log.Text)
+	}
+}
+
 // TestCloseAsks: closing the window over a running job asks first.
 func TestCloseAsks(t *testing.T) {
 	block := func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -481,20 +515,6 @@ func TestPlaygroundStreams(t *testing.T) {
 	}
 	p.MaxTokens.SetText("12")
 	p.Compare.SetChecked(true)
-	var chunks []string
-	stop := make(chan struct{})
-	go func() { // watch the transcript grow while the reply streams
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				if s := p.Transcript(); len(chunks) == 0 || chunks[len(chunks)-1] != s {
-					chunks = append(chunks, s)
-				}
-			}
-		}
-	}()
 	if err := await(t, "reply", func(done func(error)) {
 		if err := p.SendText("What is 2 plus 2?", done); err != nil {
 			done(err)
@@ -502,14 +522,16 @@ func TestPlaygroundStreams(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	close(stop)
 	tr := p.Transcript()
 	reply := strings.TrimSpace(tr[strings.Index(tr, "model:")+len("model:"):])
 	if reply == "" {
 		t.Fatalf("no reply: %q", tr)
 	}
-	if len(chunks) < 3 {
-		t.Errorf("the reply arrived in %d steps; want it streamed", len(chunks))
+	p.mu.Lock()
+	pieces := p.pieces
+	p.mu.Unlock()
+	if pieces < 3 {
+		t.Errorf("the replies arrived in %d pieces; want them streamed", pieces)
 	}
 	if !strings.Contains(p.Base.Text, "model:") || !strings.Contains(p.Speed.Text, "tokens/s") || !strings.Contains(p.Speed.Text, "base") {
 		t.Errorf("base %q, speed %q", p.Base.Text, p.Speed.Text)

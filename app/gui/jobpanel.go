@@ -74,6 +74,7 @@ func (p *JobPanel) Start(args []string, steps int) error {
 	p.st = jobState{args: args, steps: steps, running: true}
 	p.mu.Unlock()
 	p.Chart.Clear()
+	p.Chart.SetName(0, "train loss")
 	p.view.Show()
 	j, err := p.u.claim(func() *Job {
 		return StartJob(p.u.ctx, p.u.run, args, JobHooks{Event: p.event, Log: p.logLine, Done: p.done})
@@ -120,7 +121,8 @@ func (p *JobPanel) event(ev Event) {
 			p.st.tps = ev.TokensPerSec
 		}
 		p.st.reward = ev.Reward
-		if ev.Reward != nil {
+		if ev.Reward != nil { // GRPO: the mean reward is the curve to watch
+			p.Chart.SetName(0, "reward")
 			p.Chart.Add(0, float64(ev.Step), *ev.Reward)
 		} else {
 			p.Chart.Add(0, float64(ev.Step), ev.Loss)

@@ -56,6 +56,7 @@ type PlaygroundPage struct {
 	hist    [2][]chat.Message // tuned (or only), base
 	shown   [2]string         // transcript text
 	pending bool
+	pieces  int // text pieces streamed so far (tests check a reply streams)
 }
 
 const noAdapter = "none"
@@ -338,6 +339,7 @@ func (p *PlaygroundPage) reply(ctx context.Context, m *cli.Model, side int, comp
 	req.OnText = func(_ int, t string) bool {
 		p.mu.Lock()
 		p.shown[side] += t
+		p.pieces++
 		p.mu.Unlock()
 		p.schedule()
 		return ctx.Err() == nil

@@ -338,9 +338,9 @@ func TestTrainJob(t *testing.T) {
 	if !strings.Contains(u.Runs.Status.Text, "finished") || u.Runs.Chart.Len(0) != 12 {
 		t.Errorf("runs: %q, %d points", u.Runs.Status.Text, u.Runs.Chart.Len(0))
 	}
-	if args, err := u.Runs.ExportArgs(); err != nil || args[0] != "export" {
-		t.Errorf("export args %v, %v", args, err)
-	}
+	// Export GGUF runs llmlab export on final/.
+	test.Tap(u.Runs.Export)
+	waitFor(t, 20*time.Second, "the GGUF file", func() bool { return exists(filepath.Join(dir, "model.gguf")) })
 	if _, err := u.Runs.MergeArgs(); err == nil {
 		t.Errorf("merge offered for a full model")
 	}
@@ -591,6 +591,12 @@ func TestScreenshotsHeadless(t *testing.T) {
 	for _, f := range files {
 		checkPicture(t, f, 1000, 600)
 	}
+	// The session's LoRA run merges into a full model.
+	if u.Runs.selected != "sft-demo" || u.Runs.Merge.Disabled() {
+		t.Fatalf("runs: selected %q, merge disabled %v", u.Runs.selected, u.Runs.Merge.Disabled())
+	}
+	test.Tap(u.Runs.Merge)
+	waitFor(t, 30*time.Second, "the merged model", func() bool { return exists(filepath.Join(u.runDir("sft-demo"), "merged", "model.safetensors")) })
 }
 
 // TestScreenshotFiles checks the pictures `make screenshots` wrote (the

@@ -102,7 +102,7 @@ func (p *DataPage) GenerateDemo(kind string, done func(error)) {
 	}
 	args = append(args, "--out", out)
 	p.Error.SetText("")
-	go func() {
+	p.u.background(func() {
 		err := os.MkdirAll(dir, 0o755)
 		if err == nil {
 			_, err = p.u.runQuick(args)
@@ -118,7 +118,7 @@ func (p *DataPage) GenerateDemo(kind string, done func(error)) {
 			p.Path.SetText(out)
 			p.Load(out, done)
 		})
-	}()
+	})
 }
 
 // preview is what Load computes off the UI thread.
@@ -144,7 +144,7 @@ func (p *DataPage) Load(path string, done func(error)) {
 	p.Error.SetText("")
 	p.Summary.SetText("reading " + path + " …")
 	m := p.u.Models.Loaded
-	go func() {
+	p.u.background(func() {
 		pv, err := p.compute(path, m)
 		fyne.Do(func() {
 			if err != nil {
@@ -161,7 +161,7 @@ func (p *DataPage) Load(path string, done func(error)) {
 			p.u.dataOpened(path, pv.align)
 			finish(nil)
 		})
-	}()
+	})
 }
 
 // compute renders the first rows and measures every record (up to

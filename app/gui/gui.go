@@ -51,6 +51,7 @@ type UI struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	bg  sync.WaitGroup // background work: loads, short commands, replies
 	mu  sync.Mutex
 	job *Job // the running job, nil when idle: one at a time, they share the cores
 
@@ -299,13 +300,24 @@ func WritePNG(path string, img image.Image) error {
 	return f.Close()
 }
 
-// Close stops a running job and waits for it (tests and the app's exit).
+// background runs fn on its own goroutine; Close waits for it.
+func (u *UI) background(fn func()) {
+	u.bg.Add(1)
+	go func() {
+		defer u.bg.Done()
+		fn()
+	}()
+}
+
+// Close stops a running job and the background work and waits for them
+// (tests and the app's exit).
 func (u *UI) Close() {
 	if j := u.Running(); j != nil {
 		j.Stop()
 		j.Wait()
 	}
 	u.cancel()
+	u.bg.Wait()
 }
 
 var _ io.Writer = (*lineWriter)(nil)

@@ -90,7 +90,7 @@ func (p *ModelsPage) Load(arg string, done func(error)) {
 	}
 	p.Error.SetText("")
 	p.Summary.SetText("loading " + arg + " …")
-	go func() {
+	p.u.background(func() {
 		m, err := cli.LoadModel(arg, "", p.u.Device, p.u.Threads)
 		fyne.Do(func() {
 			if err != nil {
@@ -103,7 +103,7 @@ func (p *ModelsPage) Load(arg string, done func(error)) {
 				done(err)
 			}
 		})
-	}()
+	})
 }
 
 func (p *ModelsPage) fail(err error) {
@@ -160,7 +160,7 @@ func (p *ModelsPage) create() {
 	}
 	p.Error.SetText("")
 	args := []string{"init", "--arch", p.Arch.Selected, "--preset", p.Preset.Selected, "--out", out}
-	go func() {
+	p.u.background(func() {
 		_, err := p.u.runQuick(args)
 		fyne.Do(func() {
 			if err != nil {
@@ -171,7 +171,7 @@ func (p *ModelsPage) create() {
 			p.Path.SetText(out)
 			p.Load(out, nil)
 		})
-	}()
+	})
 }
 
 func humanCount(n int64) string {

@@ -170,7 +170,7 @@ func (p *PlaygroundPage) LoadModel(done func(error)) {
 	adapter := p.adapters[p.Adapter.Selected]
 	p.Error.SetText("")
 	p.Status.SetText("loading …")
-	go func() {
+	p.u.background(func() {
 		m, err := cli.LoadModel(arg, adapter, p.u.Device, p.u.Threads)
 		fyne.Do(func() {
 			if err != nil {
@@ -194,7 +194,7 @@ func (p *PlaygroundPage) LoadModel(done func(error)) {
 			p.resetChat()
 			finish(nil)
 		})
-	}()
+	})
 }
 
 func (p *PlaygroundPage) layoutColumns() {
@@ -267,7 +267,7 @@ func (p *PlaygroundPage) SendText(text string, done func(error)) error {
 	if compare {
 		sides = []int{1, 0} // base first, then tuned, on the same model
 	}
-	go func() {
+	p.u.background(func() {
 		var err error
 		var stats []string
 		for _, side := range sides {
@@ -298,7 +298,7 @@ func (p *PlaygroundPage) SendText(text string, done func(error)) error {
 				done(err)
 			}
 		})
-	}()
+	})
 	return nil
 }
 

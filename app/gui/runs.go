@@ -311,7 +311,7 @@ func (p *RunsPage) export() {
 // quick runs a short command and reports in a dialog.
 func (p *RunsPage) quick(args []string, okMsg string) {
 	p.Status.SetText("running llmlab " + strings.Join(args, " ") + " …")
-	go func() {
+	p.u.background(func() {
 		_, err := p.u.runQuick(args)
 		fyne.Do(func() {
 			p.Refresh()
@@ -321,7 +321,7 @@ func (p *RunsPage) quick(args []string, okMsg string) {
 			}
 			dialog.ShowInformation("Done", okMsg, p.u.Win)
 		})
-	}()
+	})
 }
 
 // saveCommand records a training command line in its run folder for

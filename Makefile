@@ -3,10 +3,17 @@ GO ?= go
 PYTHON ?= /usr/bin/python3
 WASMEXEC := $(shell $(GO) env GOROOT)/lib/wasm
 
-.PHONY: build web test test-short test-wasm demo demo-model golden bench clean
+.PHONY: build build-nogui web test test-short test-wasm demo demo-model golden bench package screenshots icon clean
 
+# The default build has the desktop app (Fyne: cgo and the X11/GL
+# development packages, see .ci/run); the first one compiles GLFW's C for
+# about 5 minutes, later ones take seconds.
 build: web
 	$(GO) build -o bin/llmlab .
+
+# The CLI alone, without cgo or Fyne: for servers (no display needed).
+build-nogui: web
+	CGO_ENABLED=0 $(GO) build -tags nogui -o bin/llmlab-nogui .
 
 # The browser engine: the core compiled to WebAssembly, embedded by the
 # next build (assets/web/llmlab.wasm and Go's wasm_exec.js are not committed).
@@ -47,6 +54,28 @@ golden:
 
 bench: build
 	./bin/llmlab bench
+
+# The desktop package for Linux: build/llmlab.tar.xz with the binary, a
+# .desktop file, the icon and an install Makefile (fyne.io/tools, offline).
+# It packages bin/llmlab as built above, so GLFW is compiled once.
+FYNE ?= $(shell $(GO) env GOPATH)/bin/fyne
+package: build
+	test -x "$(FYNE)" || $(GO) install fyne.io/tools/cmd/fyne@v1.7.4
+	"$(FYNE)" package --target linux --release --exe bin/llmlab --name llmlab
+	mkdir -p build && mv llmlab.tar.xz build/llmlab.tar.xz
+	@echo build/llmlab.tar.xz
+
+# One PNG per page of the desktop app, from a short scripted session under
+# Xvfb (needs xvfb and imagemagick), then a check that each is a picture.
+SHOTS ?= build/screenshots
+screenshots: build
+	rm -rf "$(SHOTS)" && mkdir -p "$(SHOTS)"
+	LLMLAB_SCREENSHOTS="$(abspath $(SHOTS))" xvfb-run -a -s "-screen 0 1280x800x24" ./bin/llmlab
+	LLMLAB_SCREENSHOT_DIR="$(abspath $(SHOTS))" $(GO) test ./app/gui/ -run TestScreenshotFiles -count=1
+
+# The app's icon, drawn by a small program.
+icon:
+	$(GO) run ./tools/icon -out assets/icon.png
 
 clean:
 	rm -rf bin build

@@ -1,3 +1,5 @@
+//go:build nogui
+
 package app
 
 import (
@@ -7,10 +9,10 @@ import (
 	"llmlab/app/cli"
 )
 
-// runGUI opens the desktop app. Until it exists (and always without a
-// display) it prints the help and exits 2, as the CLI contract says.
+// runGUI in a build without the desktop front end (-tags nogui: no cgo,
+// for servers) prints the help and exits 2, as the CLI contract says.
 func runGUI() int {
-	fmt.Fprintln(os.Stderr, "llmlab: no desktop front end in this build; use a subcommand")
+	fmt.Fprintln(os.Stderr, "llmlab: this build has no desktop front end (built with -tags nogui); use a subcommand")
 	cli.Usage(os.Stderr)
 	return 2
 }

@@ -34,6 +34,7 @@ type AlignPage struct {
 	LR      *widget.Entry
 	Group   *widget.Entry
 	Extra   *widget.Entry
+	Reward  *widget.Entry // PPO's reward source, RLAIF's judge
 	Help    *widget.Label
 	Start   *widget.Button
 	Error   *widget.Label
@@ -51,23 +52,23 @@ type alignMethod struct {
 	missing bool
 }
 
-// alignMethods lists the methods; PPO and RLAIF are placeholders unless
-// the CLI has them (has reports whether a command exists).
+// alignMethods lists the methods; PPO or RLAIF, when this build lacks the
+// command (has reports whether one exists), stays listed, disabled.
 func alignMethods(has func(string) bool) []alignMethod {
 	ms := []alignMethod{
 		{label: "Reward model", cmd: "rm", help: "a scalar head trained on preference pairs (Bradley–Terry); llmlab score checks it", data: "prefs"},
 		{label: "DPO family", cmd: "dpo", help: "direct preference optimisation against the frozen reference; the loss list has IPO, hinge, robust, and the reference-free SimPO and ORPO", data: "prefs"},
 		{label: "KTO", cmd: "kto", help: "unpaired desirable/undesirable examples ({\"prompt\",\"completion\",\"label\"})", data: "kto"},
 		{label: "GRPO", cmd: "grpo", help: "group-relative policy optimisation: samples a group per prompt and rewards verifiable answers (a LoRA adapter)", data: "instruct"},
+		{label: "PPO", cmd: "ppo", help: "PPO with a value head and a KL leash to the reference; the reward is a reward-model folder (llmlab rm), an http(s) endpoint, or a rule such as exact, number or regex:PATTERN", data: "instruct"},
+		{label: "RLAIF", cmd: "rlaif", help: "samples two answers per prompt and asks a judge (a model folder, demo, or an OpenAI-compatible URL) which is better, in both orders; writes preference pairs for rm, dpo and kto", data: "instruct"},
 	}
-	for _, m := range []struct{ label, cmd string }{{"PPO", "ppo"}, {"RLAIF", "rlaif"}} {
-		if has(m.cmd) {
-			ms = append(ms, alignMethod{label: m.label, cmd: m.cmd, missing: true,
-				help: "llmlab " + m.cmd + " exists in this build, but this page has no form for it yet: run it from the command line"})
-			continue
+	for i, m := range ms {
+		if (m.cmd == "ppo" || m.cmd == "rlaif") && !has(m.cmd) {
+			ms[i].label += " (not in this build)"
+			ms[i].missing = true
+			ms[i].help = "llmlab " + m.cmd + " is not in this build"
 		}
-		ms = append(ms, alignMethod{label: m.label + " (not built yet)", cmd: m.cmd, missing: true,
-			help: "llmlab " + m.cmd + " is not built into this version yet; it is being added"})
 	}
 	return ms
 }
@@ -107,6 +108,8 @@ func newAlignPage(u *UI) *AlignPage {
 	p.Beta, p.Steps, p.Batch, p.LR, p.Group = numEntry("0.1"), numEntry("100"), numEntry("4"), numEntry("5e-4"), numEntry("8")
 	p.Extra = widget.NewEntry()
 	p.Extra.SetPlaceHolder("more flags, as on the command line (e.g. --label-smoothing 0.1)")
+	p.Reward = widget.NewEntry()
+	p.Reward.SetPlaceHolder("PPO: reward-model folder, URL or rule (exact); RLAIF: judge folder, demo or URL")
 	p.Start = widget.NewButton("Start", p.start)
 	p.Start.Importance = widget.HighImportance
 	p.Error = widget.NewLabel("")
@@ -126,6 +129,7 @@ func newAlignPage(u *UI) *AlignPage {
 		&widget.FormItem{Text: "DPO loss", Widget: p.Loss, HintText: "sigmoid is DPO; cDPO: sigmoid with --label-smoothing"},
 		&widget.FormItem{Text: "Model", Widget: p.Model, HintText: "usually the SFT model: a folder or demo"},
 		&widget.FormItem{Text: "Adapter", Widget: p.Adapter},
+		&widget.FormItem{Text: "Reward / judge", Widget: p.Reward, HintText: "PPO's reward and RLAIF's judge"},
 		&widget.FormItem{Text: "Data", Widget: container.NewBorder(nil, nil, nil, browse, p.Data), HintText: "the Data page makes demo preference and instruction files"},
 		&widget.FormItem{Text: "Run name", Widget: p.Name},
 		&widget.FormItem{Text: "β / steps / batch", Widget: container.NewGridWithColumns(3, p.Beta, p.Steps, p.Batch), HintText: "β: leash to the reference; batch: pairs (GRPO: prompts) per step"},
@@ -160,7 +164,15 @@ func (p *AlignPage) methodChanged() {
 	} else {
 		p.Loss.Disable()
 	}
-	if m.cmd == "grpo" {
+	if m.cmd == "ppo" || m.cmd == "rlaif" {
+		p.Reward.Enable()
+		if p.Reward.Text == "" {
+			p.Reward.SetText(map[string]string{"ppo": "exact", "rlaif": "demo"}[m.cmd])
+		}
+	} else {
+		p.Reward.Disable()
+	}
+	if m.cmd == "grpo" || m.cmd == "ppo" || m.cmd == "rlaif" {
 		p.Adapter.Enable()
 		p.Group.Enable()
 		p.Beta.SetText("0.04")
@@ -232,7 +244,40 @@ func (p *AlignPage) Args() ([]string, int, error) {
 		return nil, 0, err
 	}
 	args := []string{m.cmd, "--model", modelArg, "--data", dataPath, "--out", out, "--steps", strconv.Itoa(steps), "--lr", fmtFloat(lr)}
+	reward := strings.TrimSpace(p.Reward.Text)
+	if (m.cmd == "ppo" || m.cmd == "rlaif") && reward == "" {
+		return nil, 0, errors.New("Reward / judge: give " + map[string]string{"ppo": "a reward model, a URL or a rule", "rlaif": "a judge model folder, demo or a URL"}[m.cmd])
+	}
 	switch m.cmd {
+	case "ppo":
+		beta, err := posFloat("β", p.Beta.Text)
+		if err != nil {
+			return nil, 0, err
+		}
+		args = []string{"ppo", "--model", modelArg, "--data", dataPath, "--out", out, "--iterations", strconv.Itoa(steps),
+			"--lr", fmtFloat(lr), "--prompts", strconv.Itoa(batch), "--kl-coef", fmtFloat(beta)}
+		switch {
+		case strings.HasPrefix(reward, "http://") || strings.HasPrefix(reward, "https://"):
+			args = append(args, "--reward-url", reward)
+		case isDir(reward):
+			args = append(args, "--reward-model", reward)
+		default:
+			args = append(args, "--reward", reward)
+		}
+		if a := strings.TrimSpace(p.Adapter.Text); a != "" {
+			args = append(args, "--adapter", a)
+		}
+	case "rlaif":
+		// Preference pairs, not a training run: OUT/prefs.jsonl, with
+		// --steps prompts at most.
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return nil, 0, err
+		}
+		args = []string{"rlaif", "--model", modelArg, "--prompts", dataPath, "--judge", reward,
+			"--out", filepath.Join(out, "prefs.jsonl"), "--limit", strconv.Itoa(steps), "--batch", strconv.Itoa(batch)}
+		if a := strings.TrimSpace(p.Adapter.Text); a != "" {
+			args = append(args, "--adapter", a)
+		}
 	case "grpo":
 		group, err := posInt("Group", p.Group.Text)
 		if err != nil {
@@ -274,4 +319,9 @@ func (p *AlignPage) start() {
 		p.Error.SetText(err.Error())
 		p.u.showError(err)
 	}
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }

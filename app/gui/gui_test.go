@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,7 +93,7 @@ func TestEveryPageShows(t *testing.T) {
 			t.Errorf("%s: missing", what)
 		}
 	}
-	if diff := cmp.Diff([]string{"lora", "ia3", "none"}, u.Train.PEFT.Options); diff != "" {
+	if diff := cmp.Diff([]string{"lora", "dora", "adapter", "prefix", "prompt", "ia3", "none"}, u.Train.PEFT.Options); diff != "" {
 		t.Errorf("PEFT list (-want +got):\n%s", diff)
 	}
 	if u.Settings.Device.Options[0] != "auto" || len(u.Settings.Device.Options) < 2 {
@@ -460,15 +461,41 @@ func TestAlignPage(t *testing.T) {
 	for _, m := range p.methods {
 		labels = append(labels, m.label)
 	}
-	// This build has no ppo or rlaif command: placeholders say so.
-	want := []string{"Reward model", "DPO family", "KTO", "GRPO", "PPO (not built yet)", "RLAIF (not built yet)"}
+	want := []string{"Reward model", "DPO family", "KTO", "GRPO", "PPO", "RLAIF"}
 	if diff := cmp.Diff(want, labels); diff != "" {
 		t.Errorf("methods (-want +got):\n%s", diff)
 	}
-	p.Method.SetSelected("PPO (not built yet)")
-	if !p.Start.Disabled() || !strings.Contains(p.Help.Text, "not built") {
-		t.Errorf("PPO placeholder: start disabled %v, help %q", p.Start.Disabled(), p.Help.Text)
+	// A command missing from the build stays listed, disabled.
+	if ms := alignMethods(func(c string) bool { return c != "rlaif" }); !ms[5].missing || !strings.Contains(ms[5].label, "not in this build") {
+		t.Errorf("missing rlaif: %+v", ms[5])
 	}
+	// PPO: the reward field picks the flag.
+	prompts := writeCorpus(t)
+	p.Method.SetSelected("PPO")
+	p.Model.SetText("demo")
+	p.Data.SetText(prompts)
+	p.Name.SetText("p")
+	for reward, flag := range map[string]string{"exact": "--reward", "http://127.0.0.1:9/score": "--reward-url", t.TempDir(): "--reward-model"} {
+		p.Reward.SetText(reward)
+		args, _, err := p.Args()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := slices.Index(args, flag); i < 0 || args[i+1] != reward || args[0] != "ppo" || !slices.Contains(args, "--iterations") {
+			t.Errorf("ppo with reward %q: %v", reward, args)
+		}
+	}
+	p.Reward.SetText("")
+	if _, _, err := p.Args(); err == nil || !strings.HasPrefix(err.Error(), "Reward") {
+		t.Errorf("ppo without a reward: %v", err)
+	}
+	p.Method.SetSelected("RLAIF")
+	p.Reward.SetText("demo")
+	args, _, err := p.Args()
+	if err != nil || args[0] != "rlaif" || !slices.Contains(args, "--judge") || !strings.HasSuffix(args[slices.Index(args, "--out")+1], "prefs.jsonl") {
+		t.Errorf("rlaif args %v, %v", args, err)
+	}
+	p.Name.SetText("")
 	p.Method.SetSelected("DPO family")
 	p.Model.SetText("")
 	test.Tap(p.Start)
@@ -480,7 +507,7 @@ func TestAlignPage(t *testing.T) {
 	p.Data.SetText(data)
 	p.Name.SetText("d")
 	p.Loss.SetSelected("ipo")
-	args, _, err := p.Args()
+	args, _, err = p.Args()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ type TrainPage struct {
 	Data   *widget.Entry
 	Name   *widget.Entry
 	PEFT   *widget.Select
+	Quant  *widget.Select
 	Rank   *widget.Entry
 	Alpha  *widget.Entry
 	Steps  *widget.Entry
@@ -50,8 +51,11 @@ const (
 	noInit       = "(use the model above)"
 )
 
-// peftMethods are the PEFT choices `llmlab sft --peft` takes in this build.
-var peftMethods = []string{"lora", "ia3", "none"}
+// peftMethods are the PEFT choices `llmlab sft --peft` takes.
+var peftMethods = []string{"lora", "dora", "adapter", "prefix", "prompt", "ia3", "none"}
+
+// quantChoices are `--quant`'s values: how the frozen base is held.
+var quantChoices = []string{"none", "int8", "nf4"}
 
 func newTrainPage(u *UI) *TrainPage {
 	p := &TrainPage{u: u}
@@ -75,6 +79,8 @@ func newTrainPage(u *UI) *TrainPage {
 	p.Name.SetPlaceHolder("run folder name (default: mode and time)")
 	p.PEFT = widget.NewSelect(peftMethods, nil)
 	p.PEFT.SetSelected("lora")
+	p.Quant = widget.NewSelect(quantChoices, nil)
+	p.Quant.SetSelected("none")
 	p.Rank, p.Alpha = numEntry("8"), numEntry("16")
 	p.Steps, p.Batch, p.Ctx, p.LR, p.Eval = numEntry("200"), numEntry("8"), numEntry("128"), numEntry("1e-3"), numEntry("0")
 	p.Extra = widget.NewEntry()
@@ -93,8 +99,9 @@ func newTrainPage(u *UI) *TrainPage {
 	}
 	p.initIt = &widget.FormItem{Text: "Or a new model", Widget: p.Init, HintText: "pretrain only: random weights of a preset, byte-level tokenizer"}
 	p.peftIt = []*widget.FormItem{
-		{Text: "PEFT method", Widget: p.PEFT, HintText: "lora: low-rank adapter, base frozen; ia3: learned scales; none: full"},
+		{Text: "PEFT method", Widget: p.PEFT, HintText: "lora/dora: low-rank update (dora: with a learned magnitude); adapter: bottleneck MLPs; prefix/prompt: virtual tokens; ia3: learned scales; none: full"},
 		{Text: "LoRA rank / alpha", Widget: container.NewGridWithColumns(2, p.Rank, p.Alpha), HintText: "rank r of the update; alpha/r scales it"},
+		{Text: "Quantized base", Widget: p.Quant, HintText: "int8 or nf4 hold the frozen base in a quarter or an eighth of f32 (QLoRA); not with none"},
 	}
 	p.form = widget.NewForm(
 		&widget.FormItem{Text: "Model", Widget: p.Model, HintText: "a model folder or demo (set by the Models page)"},
@@ -102,8 +109,9 @@ func newTrainPage(u *UI) *TrainPage {
 		&widget.FormItem{Text: "Data", Widget: container.NewBorder(nil, nil, nil, browse, p.Data), HintText: "the Data page previews it as the model sees it"},
 		&widget.FormItem{Text: "Run name", Widget: p.Name, HintText: "a folder in the runs folder: run.json, checkpoints/, final/"},
 	)
-	p.form.AppendItem(p.peftIt[0])
-	p.form.AppendItem(p.peftIt[1])
+	for _, it := range p.peftIt {
+		p.form.AppendItem(it)
+	}
 	p.form.AppendItem(&widget.FormItem{Text: "Steps / batch / context", Widget: container.NewGridWithColumns(3, p.Steps, p.Batch, p.Ctx), HintText: "optimizer steps, sequences per step, tokens per sequence"})
 	p.form.AppendItem(&widget.FormItem{Text: "Learning rate / eval every", Widget: container.NewGridWithColumns(2, p.LR, p.Eval), HintText: "peak rate (cosine, 5% warmup); held-out loss every N steps"})
 	p.form.AppendItem(&widget.FormItem{Text: "More flags", Widget: p.Extra})
@@ -205,7 +213,13 @@ func (p *TrainPage) Args() ([]string, int, error) {
 		"--ctx", strconv.Itoa(ctx), "--lr", fmtFloat(lr), "--eval-every", strconv.Itoa(evalEvery))
 	if sft {
 		args = append(args, "--peft", p.PEFT.Selected)
-		if p.PEFT.Selected == "lora" {
+		if q := p.Quant.Selected; q != "" && q != "none" {
+			if p.PEFT.Selected == "none" {
+				return nil, 0, errors.New("Quantized base: a full fine-tune trains the weights themselves; choose a PEFT method")
+			}
+			args = append(args, "--quant", q)
+		}
+		if p.PEFT.Selected == "lora" || p.PEFT.Selected == "dora" {
 			rank, err := posInt("LoRA rank", p.Rank.Text)
 			if err != nil {
 				return nil, 0, err

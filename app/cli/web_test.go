@@ -45,7 +45,8 @@ func buildBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "llmlab")
-	cmd = exec.Command("go", "build", "-o", bin, ".")
+	// The CLI build: the test needs `llmlab web`, not the desktop app.
+	cmd = exec.Command("go", "build", "-tags", "nogui", "-o", bin, ".")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building llmlab: %v\n%s", err, out)

@@ -4,14 +4,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"llmlab/core/chat"
 	"llmlab/core/checkpoint"
 	"llmlab/core/model"
 	"llmlab/core/tensor"
 )
 
-// runExport writes a model (with an adapter merged in, if given) as a GGUF
-// file for llama.cpp and ollama, with an ollama Modelfile beside it.
+// runExport writes a model as a GGUF file for llama.cpp and ollama, with
+// an ollama Modelfile beside it. With --adapter, a LoRA adapter is written
+// as a GGUF adapter file next to the base (the Modelfile's ADAPTER line);
+// adapters GGUF cannot hold (DoRA, IA3, trained embeddings), or any with
+// --merge, are folded into the exported model instead.
 func runExport(e *Env) error {
 	fs := newFlags(e, "export")
 	var mf modelFlags
@@ -19,6 +24,8 @@ func runExport(e *Env) error {
 	format := fs.String("format", "gguf", "output format: gguf")
 	out := fs.String("out", "", "output file (required)")
 	dtype := fs.String("dtype", "f16", "matrix dtype: f16 or f32 (norms stay f32)")
+	merge := fs.Bool("merge", false, "fold the adapter into the exported model instead of writing a GGUF adapter beside it")
+	tmplName := fs.String("template", "", "chat template for the Modelfile's TEMPLATE (default: the model's own): "+chat.Names())
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
@@ -38,11 +45,19 @@ func runExport(e *Env) error {
 	if err != nil {
 		return err
 	}
-	if mf.adapter != "" && l.Adapter == nil {
-		return BadInput(fmt.Errorf("%s: only LoRA adapters can be merged so far", mf.adapter))
+	// A plain LoRA adapter goes out as a GGUF adapter; the others are merged.
+	var adapterFile *checkpoint.GGUFFile
+	if l.Adapter != nil && !*merge {
+		name := filepath.Base(filepath.Clean(mf.adapter))
+		if adapterFile, err = l.Adapter.GGUF(name, dt); err != nil {
+			fmt.Fprintf(e.Stderr, "%v\nmerging it into the exported model instead\n", err)
+			adapterFile = nil
+		} else {
+			l.Adapter.Remove()
+		}
 	}
-	if l.Adapter != nil {
-		if err := l.Adapter.Merge(); err != nil {
+	if adapterFile == nil {
+		if err := l.mergeAdapter(mf.adapter); err != nil {
 			return err
 		}
 	}
@@ -77,12 +92,62 @@ func runExport(e *Env) error {
 	if len(g.KV) != len(f.KV) || len(g.Tensors) != len(f.Tensors) {
 		return fmt.Errorf("re-reading %s: %d keys and %d tensors, wrote %d and %d", *out, len(g.KV), len(g.Tensors), len(f.KV), len(f.Tensors))
 	}
+	var mfText strings.Builder
+	fmt.Fprintf(&mfText, "FROM ./%s\n", filepath.Base(*out))
+	if adapterFile != nil {
+		apath := strings.TrimSuffix(*out, filepath.Ext(*out)) + ".adapter.gguf"
+		if err := checkpoint.WriteGGUF(apath, adapterFile); err != nil {
+			return err
+		}
+		ag, err := checkpoint.ReadGGUF(apath)
+		if err != nil {
+			return fmt.Errorf("re-reading %s: %w", apath, err)
+		}
+		if len(ag.Tensors) != len(adapterFile.Tensors) {
+			return fmt.Errorf("re-reading %s: %d tensors, wrote %d", apath, len(ag.Tensors), len(adapterFile.Tensors))
+		}
+		fmt.Fprintf(&mfText, "ADAPTER ./%s\n", filepath.Base(apath))
+		fmt.Fprintf(e.Stdout, "wrote %s (LoRA adapter, %d tensors)\n", apath, len(ag.Tensors))
+	}
+	if tmpl, err := chooseTemplate(l, *tmplName); err == nil {
+		text, stops, err := ollamaTemplate(tmpl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&mfText, "TEMPLATE \"\"\"%s\"\"\"\n", text)
+		for _, s := range stops {
+			fmt.Fprintf(&mfText, "PARAMETER stop %q\n", s)
+		}
+	} else {
+		fmt.Fprintf(e.Stderr, "no TEMPLATE in the Modelfile: %v\n", err)
+	}
 	modelfile := filepath.Join(filepath.Dir(*out), "Modelfile")
-	mfText := fmt.Sprintf("FROM ./%s\n", filepath.Base(*out))
-	if err := checkpoint.WriteFileAtomic(modelfile, []byte(mfText), 0o644); err != nil {
+	if err := checkpoint.WriteFileAtomic(modelfile, []byte(mfText.String()), 0o644); err != nil {
 		return err
 	}
-	st, _ := os.Stat(*out)
+	st, err := os.Stat(*out)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(e.Stdout, "wrote %s (%s, %d tensors, %s) and %s\n", *out, g.KV["general.architecture"], len(g.Tensors), bytesHuman(st.Size()), modelfile)
 	return nil
+}
+
+// ollamaTemplate turns a chat template into an ollama TEMPLATE (Go
+// template syntax: .System, .Prompt, .Response) and its stop strings, by
+// rendering a conversation with marked placeholders.
+func ollamaTemplate(t chat.Template) (string, []string, error) {
+	const sys, prompt = "\x01SYSTEM\x01", "\x01PROMPT\x01"
+	fill := func(s string) string {
+		return strings.NewReplacer(sys, "{{ .System }}", prompt, "{{ .Prompt }}").Replace(s)
+	}
+	plain, err := t.Text([]chat.Message{{Role: chat.RoleUser, Content: prompt}}, true)
+	if err != nil {
+		return "", nil, err
+	}
+	out := fill(plain) + "{{ .Response }}"
+	if withSys, err := t.Text([]chat.Message{{Role: chat.RoleSystem, Content: sys}, {Role: chat.RoleUser, Content: prompt}}, true); err == nil && withSys != plain {
+		out = "{{ if .System }}" + fill(withSys) + "{{ else }}" + fill(plain) + "{{ end }}{{ .Response }}"
+	}
+	return out, t.StopStrings(), nil
 }

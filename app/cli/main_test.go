@@ -242,6 +242,25 @@ func testSFTMergeEval(t *testing.T, peft string) {
 	if code, msg := run(t, "generate", "--model", base, "--adapter", adapter, "--prompt", "say 3", "--max-tokens", "4", "--temperature", "0", "--json"); code != 0 {
 		t.Fatal(msg)
 	}
+	if peft == "lora" {
+		// A GGUF base, the adapter as a GGUF adapter and a Modelfile for ollama.
+		out := filepath.Join(dir, "gguf", "tiny.gguf")
+		if code, msg := run(t, "export", "--model", base, "--adapter", adapter, "--format", "gguf", "--out", out, "--template", "chatml"); code != 0 {
+			t.Fatal(msg)
+		}
+		mfile, err := os.ReadFile(filepath.Join(dir, "gguf", "Modelfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"FROM ./tiny.gguf\n", "ADAPTER ./tiny.adapter.gguf\n", "TEMPLATE \"\"\"", "{{ .Prompt }}", "PARAMETER stop \"<|im_end|>\""} {
+			if !strings.Contains(string(mfile), want) {
+				t.Errorf("Modelfile lacks %q:\n%s", want, mfile)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "gguf", "tiny.adapter.gguf")); err != nil {
+			t.Error(err)
+		}
+	}
 	merged := filepath.Join(dir, "merged")
 	code, msg = run(t, "merge", "--model", base, "--adapter", adapter, "--out", merged)
 	if peft == "prefix" || peft == "prompt" || peft == "adapter" {

@@ -232,3 +232,54 @@ func FromGGUF(f *checkpoint.GGUFFile) (*Transformer, error) {
 	}
 	return m, nil
 }
+
+// LoRAPair is one LoRA update for GGUFAdapter: the HF module it adapts
+// (e.g. model.layers.0.self_attn.q_proj) and its factors A (r, in) and
+// B (out, r), so that W' = W + scale·B·A.
+type LoRAPair struct {
+	Module string
+	A, B   *tensor.Tensor
+}
+
+// GGUFAdapter writes LoRA updates as a GGUF adapter file, the layout
+// llama.cpp's --lora and ollama's ADAPTER read: general.type "adapter",
+// adapter.type "lora", adapter.lora.alpha, and for each adapted weight
+// <GGUF name>.lora_a (A) and .lora_b (B). llama.cpp scales by alpha/r,
+// so alpha is written as scale·r. For Llama, B's rows (the q/k outputs)
+// get the same permutation as the base's q/k weights.
+func (m *Transformer) GGUFAdapter(pairs []LoRAPair, scale float32, name string, dt tensor.DType) (*checkpoint.GGUFFile, error) {
+	if dt != tensor.F32 && dt != tensor.F16 {
+		return nil, fmt.Errorf("gguf: dtype %v (want F32 or F16)", dt)
+	}
+	if len(pairs) == 0 {
+		return nil, fmt.Errorf("gguf: an adapter with no LoRA layers")
+	}
+	c := m.Cfg
+	arch := c.ggufArch()
+	r := pairs[0].A.Shape[0]
+	f := &checkpoint.GGUFFile{KV: map[string]any{
+		"general.architecture": arch, "general.type": "adapter", "general.name": name,
+		"general.alignment": uint32(32), "adapter.type": "lora", "adapter.lora.alpha": scale * float32(r),
+	}}
+	for _, p := range pairs {
+		if p.A.Shape[0] != r {
+			return nil, fmt.Errorf("gguf: %s has rank %d, the adapter %d (llama.cpp takes one rank per file)", p.Module, p.A.Shape[0], r)
+		}
+		gn, ok := ggufName(c, p.Module+".weight")
+		if !ok {
+			return nil, fmt.Errorf("gguf: no GGUF name for module %q", p.Module)
+		}
+		b := p.B
+		if arch == "llama" {
+			if strings.HasSuffix(p.Module, "q_proj") {
+				b = permuteQK(b, c.Heads, false)
+			} else if strings.HasSuffix(p.Module, "k_proj") {
+				b = permuteQK(b, c.KVHeads, false)
+			}
+		}
+		f.Tensors = append(f.Tensors,
+			checkpoint.Named{Name: gn + ".lora_a", T: p.A.Convert(dt)},
+			checkpoint.Named{Name: gn + ".lora_b", T: b.Convert(dt)})
+	}
+	return f, nil
+}

@@ -33,7 +33,11 @@ type DataPage struct {
 	Summary   *widget.Label
 	Rows      *widget.RichText
 	Histogram *BarChart
-	view      fyne.CanvasObject
+	// Tokenizer training on the open text file (llmlab tokenizer train).
+	Vocab    *widget.Entry
+	TrainTok *widget.Button
+	TokInfo  *widget.Label
+	view     fyne.CanvasObject
 }
 
 const (
@@ -58,6 +62,9 @@ func newDataPage(u *UI) *DataPage {
 	p.Kind = widget.NewSelect([]string{"instruct", "prefs", "stories"}, nil)
 	p.Kind.SetSelected("instruct")
 	p.Generate = widget.NewButton("Generate demo data", func() { p.GenerateDemo(p.Kind.Selected, nil) })
+	p.Vocab = numEntry("4096")
+	p.TrainTok = widget.NewButton("Train a tokenizer on this file", func() { p.TrainTokenizer(nil) })
+	p.TokInfo = widget.NewLabel("")
 	p.Error = widget.NewLabel("")
 	p.Error.Importance = widget.DangerImportance
 	p.Error.Wrapping = fyne.TextWrapWord
@@ -72,6 +79,7 @@ func newDataPage(u *UI) *DataPage {
 	top := container.NewVBox(
 		container.NewBorder(nil, nil, nil, container.NewHBox(browse, p.Preview), p.Path),
 		container.NewHBox(widget.NewLabel("or"), p.Kind, p.Generate, widget.NewLabel("(llmlab data gen, into the runs folder)")),
+		container.NewBorder(nil, nil, container.NewHBox(widget.NewLabel("vocabulary"), p.Vocab, p.TrainTok), nil, p.TokInfo),
 		p.Error, p.Summary, legend)
 	p.view = container.NewBorder(top, nil, nil, nil,
 		container.NewVSplit(container.NewVScroll(p.Rows), p.Histogram))
@@ -280,4 +288,44 @@ func lengthStats(ls []int) string {
 	sort.Ints(s)
 	q := func(f float64) int { return s[min(len(s)-1, int(f*float64(len(s))))] }
 	return fmt.Sprintf("tokens per example: median %d, p95 %d, max %d", q(0.5), q(0.95), s[len(s)-1])
+}
+
+// TrainTokenizer trains a byte-level BPE tokenizer on the text file in the
+// path box (llmlab tokenizer train) into <runs>/tokenizers/<file name>.
+func (p *DataPage) TrainTokenizer(done func(error)) {
+	finish := func(err error) {
+		if err != nil {
+			p.Error.SetText(err.Error())
+		}
+		if done != nil {
+			done(err)
+		}
+	}
+	path := strings.TrimSpace(p.Path.Text)
+	if path == "" {
+		finish(errors.New("choose a text file to train the tokenizer on"))
+		return
+	}
+	vocab, err := posInt("Vocabulary", p.Vocab.Text)
+	if err != nil {
+		finish(err)
+		return
+	}
+	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	out := filepath.Join(p.u.RunsDir, "tokenizers", name)
+	args := []string{"tokenizer", "train", "--data", path, "--vocab", fmt.Sprint(vocab), "--out", out}
+	p.Error.SetText("")
+	p.TokInfo.SetText("training…")
+	p.u.background(func() {
+		msg, err := p.u.runQuick(args)
+		fyne.Do(func() {
+			if err != nil {
+				p.TokInfo.SetText("")
+				finish(err)
+				return
+			}
+			p.TokInfo.SetText(strings.TrimSpace(msg))
+			finish(nil)
+		})
+	})
 }

@@ -16,6 +16,8 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/google/go-cmp/cmp"
+
+	"llmlab/core/tokenizer"
 )
 
 // TestMain unpacks the demo model into a private cache once for all tests.
@@ -635,5 +637,30 @@ func TestScreenshotFiles(t *testing.T) {
 	}
 	for _, name := range PageNames() {
 		checkPicture(t, filepath.Join(dir, strings.ToLower(name)+".png"), 1000, 600)
+	}
+}
+
+// TestDataPageTrainsTokenizer: a tokenizer trained from the Data page lands
+// in the runs folder and loads.
+func TestDataPageTrainsTokenizer(t *testing.T) {
+	u := newTestUI(t, nil)
+	p := u.Data
+	if err := await(t, "no file", func(done func(error)) { p.TrainTokenizer(done) }); err == nil {
+		t.Fatal("training without a file")
+	}
+	p.Path.SetText(writeCorpus(t))
+	p.Vocab.SetText("300")
+	if err := await(t, "tokenizer", func(done func(error)) { p.TrainTokenizer(done) }); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.TokInfo.Text, "tokenizer.json") {
+		t.Errorf("info %q", p.TokInfo.Text)
+	}
+	matches, _ := filepath.Glob(filepath.Join(u.RunsDir, "tokenizers", "*", "tokenizer.json"))
+	if len(matches) != 1 {
+		t.Fatalf("tokenizer files: %v", matches)
+	}
+	if _, err := tokenizer.Load(filepath.Dir(matches[0])); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -85,6 +85,9 @@ func (r *reporter) event(ev train.Event) {
 		b, _ := json.Marshal(ev)
 		r.metrics.Write(append(b, '\n'))
 	}
+	if ev.Kind == "eval" {
+		r.evalLoss = ev.EvalLoss
+	}
 	if r.json {
 		json.NewEncoder(r.out).Encode(ev)
 		return
@@ -109,7 +112,6 @@ func (r *reporter) event(ev train.Event) {
 			fmt.Fprintf(r.out, "step %d/%d  loss %.4f  lr %.2e  grad %.3f  %.0f tok/s  ETA %s\n", ev.Step, ev.Steps, ev.Loss, ev.LR, ev.GradNorm, ev.TokensPerSec, dur(ev.ETA))
 		}
 	case "eval":
-		r.evalLoss = ev.EvalLoss
 		r.line("step %d  eval loss %.4f", ev.Step, ev.EvalLoss)
 	case "warning", "stopped":
 		r.line("%s", ev.Message)

@@ -112,7 +112,7 @@ func New(a fyne.App, w fyne.Window, o Options) *UI {
 		{"Models", "open a model folder, the demo model, or a new one from a preset", theme.ComputerIcon(), u.Models.view, nil},
 		{"Data", "preview a dataset as the model sees it", theme.DocumentIcon(), u.Data.view, nil},
 		{"Train", "pretrain or fine-tune (SFT, with a PEFT method)", theme.MediaPlayIcon(), u.Train.view, nil},
-		{"Align", "reward model, DPO family, KTO, GRPO", theme.ConfirmIcon(), u.Align.view, nil},
+		{"Align", "reward model, DPO family, KTO, GRPO, PPO, RLAIF", theme.ConfirmIcon(), u.Align.view, nil},
 		{"Playground", "chat with a model, base and tuned side by side", theme.MailComposeIcon(), u.Playground.view, u.Playground.refreshAdapters},
 		{"Runs", "every run in the runs folder", theme.ListIcon(), u.Runs.view, u.Runs.Refresh},
 		{"Settings", "device, threads, runs folder, theme", theme.SettingsIcon(), u.Settings.view, nil},

@@ -99,9 +99,9 @@ func newTrainPage(u *UI) *TrainPage {
 	}
 	p.initIt = &widget.FormItem{Text: "Or a new model", Widget: p.Init, HintText: "pretrain only: random weights of a preset, byte-level tokenizer"}
 	p.peftIt = []*widget.FormItem{
-		{Text: "PEFT method", Widget: p.PEFT, HintText: "lora/dora: low-rank update (dora: with a learned magnitude); adapter: bottleneck MLPs; prefix/prompt: virtual tokens; ia3: learned scales; none: full"},
+		{Text: "PEFT method", Widget: p.PEFT, HintText: "low-rank (lora, dora), bottleneck (adapter), virtual tokens, scales"},
 		{Text: "LoRA rank / alpha", Widget: container.NewGridWithColumns(2, p.Rank, p.Alpha), HintText: "rank r of the update; alpha/r scales it"},
-		{Text: "Quantized base", Widget: p.Quant, HintText: "int8 or nf4 hold the frozen base in a quarter or an eighth of f32 (QLoRA); not with none"},
+		{Text: "Quantized base", Widget: p.Quant, HintText: "int8 or nf4: the frozen base in 1/4 or 1/8 of f32 (QLoRA)"},
 	}
 	p.form = widget.NewForm(
 		&widget.FormItem{Text: "Model", Widget: p.Model, HintText: "a model folder or demo (set by the Models page)"},

@@ -31,6 +31,7 @@ func runBench(e *Env) error {
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
 	only := fs.String("only", "", "run only one group: gemm, tokenize, train, lora or generate")
 	loraBase := fs.String("base", "f32", "lora group: how the frozen base is held (f32, f16 or nf4)")
+	ckpt := fs.Bool("checkpoint-activations", false, "lora group: activation checkpointing")
 	presets := fs.String("presets", "tiny,stories15m,gpt2-124m", "comma-separated presets for train and generate")
 	quick := fs.Bool("quick", false, "fewer repetitions (for tests)")
 	jsonOut := fs.Bool("json", false, "one JSON object per line")
@@ -147,12 +148,12 @@ func runBench(e *Env) error {
 					return err
 				}
 			}
-			tps, heap, err := benchLoRA(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps, *loraBase)
+			tps, heap, err := benchLoRA(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps, *loraBase, *ckpt)
 			if err != nil {
 				return err
 			}
 			r := benchResult{"bench": "lora", "preset": p, "batch": shape[0], "ctx": shape[1], "threads": n, "tokens_per_s": tps,
-				"full_tokens_per_s": full, "base": *loraBase, "heap_mb": heap}
+				"full_tokens_per_s": full, "base": *loraBase, "heap_mb": heap, "checkpoint_activations": *ckpt}
 			if full > 0 {
 				r["ratio"] = tps / full
 			}
@@ -354,12 +355,13 @@ func benchTokenize(ctx context.Context, threads int, quick bool) ([]benchResult,
 // benchLoRA times LoRA steps (rank 8 on the query and value projections,
 // as PEFT's defaults) with the frozen base held as f32, f16 or NF4, and
 // reports tokens/s and the peak Go heap in MB.
-func benchLoRA(ctx context.Context, cfg model.Config, b tensor.Backend, batch, seq, steps int, base string) (tps, heapMB float64, err error) {
+func benchLoRA(ctx context.Context, cfg model.Config, b tensor.Backend, batch, seq, steps int, base string, ckpt bool) (tps, heapMB float64, err error) {
 	seq = min(seq, cfg.MaxPos)
 	m, err := model.New(cfg, 1)
 	if err != nil {
 		return 0, 0, err
 	}
+	m.CheckpointBlocks = ckpt
 	switch base {
 	case "f32":
 	case "f16", "nf4":

@@ -24,7 +24,7 @@ type trainFlags struct {
 	steps, batch, ctx, accum, warmup, saveEvery, evalEvery, keep int
 	lr, minLR, clip, wd                                          float64
 	seed                                                         uint64
-	resume, jsonOut                                              bool
+	resume, jsonOut, ckpt                                        bool
 	out, schedule                                                string
 }
 
@@ -49,6 +49,7 @@ func (f *trainFlags) register(fs interface {
 	fs.IntVar(&f.saveEvery, "save-every", 0, "checkpoint every N steps (0: at the end and on Ctrl-C)")
 	fs.IntVar(&f.evalEvery, "eval-every", 0, "held-out evaluation every N steps (0: at the end)")
 	fs.IntVar(&f.keep, "keep", 2, "checkpoints to keep")
+	fs.BoolVar(&f.ckpt, "checkpoint-activations", false, "keep only each block's input and run it again in the backward pass: less memory, about a third more compute")
 	fs.BoolVar(&f.resume, "resume", false, "continue from the newest checkpoint in --out")
 	fs.BoolVar(&f.jsonOut, "json", false, "print events as JSON lines")
 	fs.StringVar(&f.out, "out", "", "run folder (required)")
@@ -263,6 +264,7 @@ func runPretrain(e *Env) (err error) {
 	}
 	defer rep.close()
 	// Data: text is encoded once into shards inside the run folder.
+	m.CheckpointBlocks = tf.ckpt
 	trainShards, evalShards, err := prepareShards(e, tf.out, files, tok, m.Cfg.VocabSize, *docSep, *evalFrac, tf.seed, *strictUTF8, tf.jsonOut)
 	if err != nil {
 		return err

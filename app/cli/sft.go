@@ -260,6 +260,7 @@ func prepareTraining(mf *modelFlags, tf *trainFlags, tmplName string, pf *peftFl
 		return nil, err
 	}
 	tf.ctx = min(tf.ctx, l.M.Cfg.MaxPos)
+	l.M.CheckpointBlocks = tf.ckpt
 	tmpl, err := chooseTemplate(l, tmplName)
 	if err != nil {
 		return nil, err

@@ -46,6 +46,8 @@ type Tape struct {
 	// NoGrad disables recording: the forward runs, nothing is kept for
 	// backward (inference, reference models).
 	NoGrad bool
+
+	child *Tape // for Checkpoint: runs one block at a time
 }
 
 // NewTape returns a tape computing on b.
@@ -163,6 +165,11 @@ func (t *Tape) Backward(loss *Var) error {
 	for i := range g.F32 {
 		g.F32[i] = 1
 	}
+	return t.backward()
+}
+
+// backward runs the recorded nodes in reverse, the output's gradient seeded.
+func (t *Tape) backward() error {
 	for i := len(t.nodes) - 1; i >= 0; i-- {
 		n := &t.nodes[i]
 		if !n.hasGrad() {
@@ -183,6 +190,16 @@ func (t *Tape) Backward(loss *Var) error {
 		}
 	}
 	return nil
+}
+
+// BackwardFrom runs the tape backwards from out with the given gradient
+// (same shape as out.Value), as Backward does from a scalar loss.
+func (t *Tape) BackwardFrom(out *Var, grad *tensor.Tensor) error {
+	if !out.needs {
+		return fmt.Errorf("autograd: output does not depend on any trainable parameter")
+	}
+	copy(t.GradOf(out).F32, grad.F32)
+	return t.backward()
 }
 
 // releaseGrad returns an activation's gradient buffer to the arena.

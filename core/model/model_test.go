@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"llmlab/core/autograd"
@@ -359,5 +360,62 @@ func TestQuantize(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCheckpointBlocks: with activation checkpointing the loss and every
+// gradient are bit for bit those of the plain pass, and the tape's arena
+// is smaller.
+func TestCheckpointBlocks(t *testing.T) {
+	for _, arch := range []Arch{Llama, GPT2} {
+		t.Run(arch.String(), func(t *testing.T) {
+			m, err := New(smallConfig(arch), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := Inputs{B: 2, T: 6, IDs: []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}}
+			targets := []int32{2, 3, 4, 5, 6, -1, 8, 9, 10, 11, 12, -1}
+			run := func(ckpt bool) (float32, map[string][]float32, int) {
+				m.CheckpointBlocks = ckpt
+				for _, p := range m.ParamList() {
+					p.Grad = nil
+				}
+				tp := autograd.NewTape(tensor.NewCPU(2))
+				var loss *autograd.Var
+				for range 2 { // the second pass runs on sized arenas
+					tp.Reset()
+					for _, p := range m.ParamList() {
+						p.Grad = nil
+					}
+					loss, _, err = m.Loss(tp, in, targets)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := tp.Backward(loss); err != nil {
+						t.Fatal(err)
+					}
+				}
+				g := map[string][]float32{}
+				for _, p := range m.ParamList() {
+					g[p.Name] = append([]float32(nil), p.Grad.F32...)
+				}
+				return loss.Value.F32[0], g, tp.ArenaFloats()
+			}
+			l0, g0, a0 := run(false)
+			l1, g1, a1 := run(true)
+			m.CheckpointBlocks = false
+			if l0 != l1 {
+				t.Fatalf("loss %v with checkpointing, %v without", l1, l0)
+			}
+			for name, g := range g0 {
+				if !slices.Equal(g, g1[name]) {
+					d, i := tensortest.MaxDiff(g1[name], g)
+					t.Errorf("%s: gradients differ by %g at %d", name, d, i)
+				}
+			}
+			if a1 >= a0 {
+				t.Errorf("arena %d floats with checkpointing, %d without", a1, a0)
+			}
+		})
 	}
 }

@@ -76,6 +76,10 @@ type Transformer struct {
 
 	// Prefix, when set, adds learned prefixes to every layer's attention.
 	Prefix PrefixSource
+	// CheckpointBlocks trades compute for memory in training: each block
+	// keeps only its input and output, and runs forward again during the
+	// backward pass (activation checkpointing). Not with a prefix.
+	CheckpointBlocks bool
 
 	rope   *tensor.RoPETable
 	params []*autograd.Param // in HF order
@@ -393,51 +397,14 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 			opts.QSeg, opts.KSeg = in.Seg, in.Cache.Seg
 		}
 	}
+	bs := blockState{in: in, pos: pos, opts: opts, prefix: prefix, past: past}
+	checkpoint := m.CheckpointBlocks && in.Cache == nil && in.KV == nil && prefix == nil && !t.NoGrad
 	for l := range m.Blocks {
-		blk := &m.Blocks[l]
-		var h *autograd.Var
-		if c.Arch == GPT2 {
-			h = t.LayerNorm(x, t.Param(blk.Norm1.W), t.Param(blk.Norm1.B), c.NormEps)
+		if checkpoint {
+			x = t.Checkpoint(x, func(t *autograd.Tape, x *autograd.Var) *autograd.Var { return m.block(t, l, x, &bs) })
 		} else {
-			h = t.RMSNorm(x, t.Param(blk.Norm1.W), c.NormEps)
+			x = m.block(t, l, x, &bs)
 		}
-		var q, k, v *autograd.Var
-		if c.Arch == GPT2 {
-			qkv := t.SplitCols(blk.QKV.Forward(t, h), H*D, KVH*D, KVH*D)
-			q, k, v = qkv[0], qkv[1], qkv[2]
-		} else {
-			q = blk.Q.Forward(t, h)
-			k = blk.K.Forward(t, h)
-			v = blk.V.Forward(t, h)
-			q = t.RoPE(t.View(q, N, H, D), pos, m.rope)
-			k = t.RoPE(t.View(k, N, KVH, D), pos, m.rope)
-		}
-		if in.KV != nil {
-			in.KV(l, t.View(k, in.B, in.T, KVH, D), t.View(v, in.B, in.T, KVH, D))
-		}
-		if in.Cache != nil {
-			kc, vc := in.Cache.K[l], in.Cache.V[l]
-			storeRows(kc, k.Value, in.B, in.T, past, in.Cache.Cap)
-			storeRows(vc, v.Value, in.B, in.T, past, in.Cache.Cap)
-			k, v = t.Const(kc), t.Const(vc)
-		} else {
-			k = t.View(k, in.B, in.T, KVH, D)
-			v = t.View(v, in.B, in.T, KVH, D)
-		}
-		var pk, pv *autograd.Var
-		if prefix != nil {
-			pk, pv = prefix.Prefix(t, l)
-		}
-		a := t.Attention(t.View(q, in.B, in.T, H, D), k, v, pk, pv, opts)
-		x = t.Add(x, blk.O.Forward(t, t.View(a, N, H*D)))
-		if c.Arch == GPT2 {
-			h = t.LayerNorm(x, t.Param(blk.Norm2.W), t.Param(blk.Norm2.B), c.NormEps)
-			h = blk.Proj.Forward(t, t.GELU(blk.FC.Forward(t, h)))
-		} else {
-			h = t.RMSNorm(x, t.Param(blk.Norm2.W), c.NormEps)
-			h = blk.Down.Forward(t, t.SwiGLU(blk.Gate.Forward(t, h), blk.Up.Forward(t, h)))
-		}
-		x = t.Add(x, h)
 	}
 	if in.Cache != nil {
 		in.Cache.Len += in.T
@@ -499,4 +466,66 @@ func (m *Transformer) Loss(t *autograd.Tape, in Inputs, targets []int32) (*autog
 		return nil, 0, fmt.Errorf("model: the batch has no target tokens")
 	}
 	return t.SumScaled(t.CrossEntropy(logits, targets), 1/float32(n)), n, nil
+}
+
+// blockState is what every block of one forward pass shares.
+type blockState struct {
+	in     Inputs
+	pos    []int32
+	opts   tensor.AttentionOpts
+	prefix PrefixSource
+	past   int
+}
+
+// block runs layer l on x (N, C): attention and MLP, each with its
+// residual connection.
+func (m *Transformer) block(t *autograd.Tape, l int, x *autograd.Var, bs *blockState) *autograd.Var {
+	c := m.Cfg
+	in, pos, opts := bs.in, bs.pos, bs.opts
+	N := in.B * in.T
+	H, KVH, D := c.Heads, c.KVHeads, c.HeadDim
+	blk := &m.Blocks[l]
+	var h *autograd.Var
+	if c.Arch == GPT2 {
+		h = t.LayerNorm(x, t.Param(blk.Norm1.W), t.Param(blk.Norm1.B), c.NormEps)
+	} else {
+		h = t.RMSNorm(x, t.Param(blk.Norm1.W), c.NormEps)
+	}
+	var q, k, v *autograd.Var
+	if c.Arch == GPT2 {
+		qkv := t.SplitCols(blk.QKV.Forward(t, h), H*D, KVH*D, KVH*D)
+		q, k, v = qkv[0], qkv[1], qkv[2]
+	} else {
+		q = blk.Q.Forward(t, h)
+		k = blk.K.Forward(t, h)
+		v = blk.V.Forward(t, h)
+		q = t.RoPE(t.View(q, N, H, D), pos, m.rope)
+		k = t.RoPE(t.View(k, N, KVH, D), pos, m.rope)
+	}
+	if in.KV != nil {
+		in.KV(l, t.View(k, in.B, in.T, KVH, D), t.View(v, in.B, in.T, KVH, D))
+	}
+	if in.Cache != nil {
+		kc, vc := in.Cache.K[l], in.Cache.V[l]
+		storeRows(kc, k.Value, in.B, in.T, bs.past, in.Cache.Cap)
+		storeRows(vc, v.Value, in.B, in.T, bs.past, in.Cache.Cap)
+		k, v = t.Const(kc), t.Const(vc)
+	} else {
+		k = t.View(k, in.B, in.T, KVH, D)
+		v = t.View(v, in.B, in.T, KVH, D)
+	}
+	var pk, pv *autograd.Var
+	if bs.prefix != nil {
+		pk, pv = bs.prefix.Prefix(t, l)
+	}
+	a := t.Attention(t.View(q, in.B, in.T, H, D), k, v, pk, pv, opts)
+	x = t.Add(x, blk.O.Forward(t, t.View(a, N, H*D)))
+	if c.Arch == GPT2 {
+		h = t.LayerNorm(x, t.Param(blk.Norm2.W), t.Param(blk.Norm2.B), c.NormEps)
+		h = blk.Proj.Forward(t, t.GELU(blk.FC.Forward(t, h)))
+	} else {
+		h = t.RMSNorm(x, t.Param(blk.Norm2.W), c.NormEps)
+		h = blk.Down.Forward(t, t.SwiGLU(blk.Gate.Forward(t, h), blk.Up.Forward(t, h)))
+	}
+	return t.Add(x, h)
 }

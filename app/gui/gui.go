@@ -317,6 +317,10 @@ func (u *UI) Close() {
 		j.Wait()
 	}
 	u.cancel()
+	if p := u.Playground; p != nil && p.served != nil {
+		<-p.served // the server's context was u.ctx's child
+		p.stopServe, p.served = nil, nil
+	}
 	u.bg.Wait()
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"image/png"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -662,5 +664,41 @@ func TestDataPageTrainsTokenizer(t *testing.T) {
 	}
 	if _, err := tokenizer.Load(filepath.Dir(matches[0])); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPlaygroundServes: the Serve button runs llmlab serve for the chosen
+// model; the API answers; the button stops it.
+func TestPlaygroundServes(t *testing.T) {
+	u := newTestUI(t, nil)
+	p := u.Playground
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	p.Model.SetText("demo")
+	p.Addr.SetText(addr)
+	p.ToggleServe(nil)
+	var body []byte
+	waitFor(t, 20*time.Second, "the server", func() bool {
+		resp, err := http.Get("http://" + addr + "/v1/models")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == 200
+	})
+	if !strings.Contains(string(body), "data") {
+		t.Errorf("/v1/models: %s", body)
+	}
+	p.ToggleServe(nil)
+	if _, err := http.Get("http://" + addr + "/v1/models"); err == nil {
+		t.Error("the server still answers after Stop")
+	}
+	if !strings.Contains(p.ServeInfo.Text, "stopped") {
+		t.Errorf("info %q", p.ServeInfo.Text)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -41,6 +42,9 @@ type PlaygroundPage struct {
 	Stop        *widget.Button
 	Reset       *widget.Button
 	Speed       *widget.Label
+	Serve       *widget.Button // llmlab serve for the chosen model and adapter
+	Addr        *widget.Entry
+	ServeInfo   *widget.Label
 	Tuned, Base *widget.Label
 	Error       *widget.Label
 	baseCol     fyne.CanvasObject
@@ -57,6 +61,9 @@ type PlaygroundPage struct {
 	shown   [2]string         // transcript text
 	pending bool
 	pieces  int // text pieces streamed so far (tests check a reply streams)
+
+	stopServe context.CancelFunc // non-nil while the server runs
+	served    chan int           // its exit code
 }
 
 const noAdapter = "none"
@@ -119,7 +126,11 @@ func newPlaygroundPage(u *UI) *PlaygroundPage {
 			HintText: "0: greedy; lower is steadier"},
 		&widget.FormItem{Text: "Top-k / max tokens", Widget: container.NewGridWithColumns(2, p.TopK, p.MaxTokens)},
 	)
-	top := container.NewVBox(controls, container.NewHBox(p.Compare, p.Status), p.Error)
+	p.Addr = widget.NewEntry()
+	p.Addr.SetText("127.0.0.1:8080")
+	p.ServeInfo = widget.NewLabel("")
+	p.Serve = widget.NewButton("Serve (OpenAI API)", func() { p.ToggleServe(nil) })
+	top := container.NewVBox(controls, container.NewHBox(p.Compare, p.Status), container.NewHBox(p.Serve, p.Addr, p.ServeInfo), p.Error)
 	bottom := container.NewVBox(
 		container.NewBorder(nil, nil, nil, container.NewHBox(p.Send, p.Stop, p.Reset), p.Prompt),
 		p.Speed)
@@ -388,4 +399,58 @@ func (p *PlaygroundPage) Transcript() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.shown[0]
+}
+
+// ToggleServe starts `llmlab serve` for the model and adapter chosen above
+// on the address given, or stops the running server. started (may be nil)
+// is called on the UI thread once the server is starting or has stopped.
+func (p *PlaygroundPage) ToggleServe(started func(error)) {
+	finish := func(err error) {
+		if err != nil {
+			p.Error.SetText(err.Error())
+		}
+		if started != nil {
+			started(err)
+		}
+	}
+	if p.stopServe != nil {
+		p.stopServe()
+		code := <-p.served
+		p.stopServe, p.served = nil, nil
+		p.Serve.SetText("Serve (OpenAI API)")
+		p.ServeInfo.SetText(fmt.Sprintf("server stopped (exit %d)", code))
+		finish(nil)
+		return
+	}
+	model := strings.TrimSpace(p.Model.Text)
+	addr := strings.TrimSpace(p.Addr.Text)
+	if model == "" || addr == "" {
+		finish(errors.New("Serve: give a model and an address"))
+		return
+	}
+	args := []string{"serve", "--model", model, "--addr", addr}
+	if a := p.adapters[p.Adapter.Selected]; a != "" {
+		args = append(args, "--adapter", a)
+	}
+	ctx, cancel := context.WithCancel(p.u.ctx)
+	p.stopServe, p.served = cancel, make(chan int, 1)
+	var errb strings.Builder
+	served := p.served
+	go func() {
+		code := p.u.run(ctx, args, io.Discard, &errb)
+		served <- code
+		if code != 0 && ctx.Err() == nil {
+			fyne.Do(func() {
+				p.Error.SetText(lastLine(errb.String(), "llmlab "))
+				p.ServeInfo.SetText("")
+				p.Serve.SetText("Serve (OpenAI API)")
+				if p.served == served {
+					p.stopServe, p.served = nil, nil
+				}
+			})
+		}
+	}()
+	p.Serve.SetText("Stop server")
+	p.ServeInfo.SetText("serving http://" + addr + "/v1 (chat/completions, completions, models)")
+	finish(nil)
 }

@@ -139,6 +139,9 @@ func runExport(e *Env) error {
 func ollamaTemplate(t chat.Template) (string, []string, error) {
 	const sys, prompt = "\x01SYSTEM\x01", "\x01PROMPT\x01"
 	fill := func(s string) string {
+		if t.IncludesBOS() { // llama.cpp adds BOS itself
+			s = stripBOS(s)
+		}
 		return strings.NewReplacer(sys, "{{ .System }}", prompt, "{{ .Prompt }}").Replace(s)
 	}
 	plain, err := t.Text([]chat.Message{{Role: chat.RoleUser, Content: prompt}}, true)
@@ -150,4 +153,14 @@ func ollamaTemplate(t chat.Template) (string, []string, error) {
 		out = "{{ if .System }}" + fill(withSys) + "{{ else }}" + fill(plain) + "{{ end }}{{ .Response }}"
 	}
 	return out, t.StopStrings(), nil
+}
+
+// stripBOS removes the BOS token text a chat template starts with.
+func stripBOS(s string) string {
+	for _, b := range []string{"<s>", "<|begin_of_text|>", "<bos>"} {
+		if rest, ok := strings.CutPrefix(s, b); ok {
+			return rest
+		}
+	}
+	return s
 }

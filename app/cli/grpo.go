@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -96,14 +97,20 @@ func runGRPO(e *Env) error {
 	lr := fs.Float64("lr", 5e-4, "learning rate")
 	rank := fs.Int("rank", 16, "LoRA rank when no --adapter is given")
 	save := fs.String("modules-to-save", "", "base modules trained in full beside a new LoRA adapter: embed_tokens")
-	out := fs.String("out", "", "run folder; the adapter goes to OUT/final (required)")
-	seed := fs.Uint64("seed", 1, "seed")
+	out := fs.String("out", "", "run folder: checkpoints, and the adapter in OUT/final (required)")
+	seed := fs.Uint64("seed", 1, "seed (adapter init, sampling)")
+	saveEvery := fs.Int("save-every", 0, "checkpoint every N steps (0: at the end and on Ctrl-C)")
+	keep := fs.Int("keep", 2, "checkpoints to keep")
+	resume := fs.Bool("resume", false, "continue from the newest checkpoint in --out")
 	jsonOut := fs.Bool("json", false, "one JSON object per step, then the summary")
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
 	if *dataPath == "" || *out == "" {
 		return Usagef("--data and --out are required")
+	}
+	if *steps <= 0 || *prompts <= 0 || *group < 2 || *maxTok <= 0 {
+		return BadInput(fmt.Errorf("--steps (%d), --prompts (%d) and --max-tokens (%d) must be positive and --group (%d) at least 2", *steps, *prompts, *maxTok, *group))
 	}
 	if len(rewards) == 0 {
 		rewards = stringList{"exact"}
@@ -135,6 +142,15 @@ func runGRPO(e *Env) error {
 			return err
 		}
 	}
+	// run.json holds the settings but the number of steps: a run may be
+	// resumed with more of them.
+	rec := runRecord{Command: "grpo", Model: mf.model, Data: []string{*dataPath}, Batch: *prompts * *group, Device: mf.device, Threads: mf.threads, Out: *out,
+		Extra: map[string]any{"adapter": mf.adapter, "template": tmpl.String(), "reward": reward.String(), "beta": *beta, "clip": *eps, "lr": *lr,
+			"prompts": *prompts, "group": *group, "max_tokens": *maxTok, "temperature": *temp, "rank": *rank, "modules_to_save": *save, "seed": *seed}}
+	if err := prepareRun(*out, rec, *resume); err != nil {
+		return err
+	}
+
 	// The reference is the starting policy: the base (adapter off) for a
 	// fresh adapter, or a frozen snapshot of the adapter given with
 	// --adapter (usually the SFT model), swapped in without copying.
@@ -176,7 +192,8 @@ func runGRPO(e *Env) error {
 	pad := max(l.Tok.PAD(), max(l.Tok.EOS(), 0))
 	run := &rlhf.GRPORun{M: l.M, Tok: l.Tok, B: b, Cfg: cfg, Reward: reward, Params: adapter.Params(), SetPolicy: setPolicy,
 		Optim: optim.AdamWConfig{LR: float32(*lr), Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}, LR: float32(*lr),
-		Prompts: *prompts, G: *group, MaxTokens: *maxTok, Temp: *temp, Stops: stops, Pad: pad, Seed: *seed}
+		Prompts: *prompts, G: *group, MaxTokens: *maxTok, Temp: *temp, Stops: stops, Pad: pad, Seed: *seed,
+		Weights: adapter, Out: *out, Resume: *resume, Hash: runHash(rec), SaveEvery: *saveEvery, KeepLast: *keep}
 	if eos := l.Tok.EOS(); eos >= 0 {
 		run.StopIDs = []int32{eos}
 	}
@@ -192,6 +209,14 @@ func runGRPO(e *Env) error {
 				s.Step, *steps, s.Reward, s.KL, s.ClipFrac, s.Length, s.RolloutS, s.UpdateS)
 		}
 	})
+	if e.Ctx.Err() != nil && errors.Is(err, e.Ctx.Err()) {
+		fmt.Fprintln(e.Stderr, "stopped; resume with the same command and --resume")
+		return nil
+	}
+	var mm *rlhf.CheckpointMismatchError
+	if errors.As(err, &mm) {
+		return BadInput(err)
+	}
 	if err != nil {
 		return err
 	}

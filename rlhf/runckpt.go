@@ -1,0 +1,264 @@
+package rlhf
+
+import (
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"llmlab/core/checkpoint"
+)
+
+// The checkpoint machinery PPO and GRPO share. A run's checkpoints are
+// RUN/checkpoints/step-N/, each written into step-N.tmp and renamed into
+// place, its state.json written last: the run's own state beside a
+// manifest (runManifest) with the run's hash and config and the size and
+// CRC-32C of every other file. A resume takes the newest folder whose
+// files match its manifest and refuses one written with other settings.
+
+// runManifest is the part of state.json every run writes.
+type runManifest struct {
+	Hash   string             `json:"hash"`
+	Config json.RawMessage    `json:"config"`
+	Files  map[string]fileSum `json:"files"`
+	Time   string             `json:"time"`
+}
+
+type fileSum struct {
+	Size   int64  `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// writeRunCheckpoint writes root/step-N: write fills the folder, then
+// state.json takes st (a struct holding man) with man's file sums and time
+// filled in. Only the newest keep checkpoints are kept (keep <= 0 means 2).
+func writeRunCheckpoint(root string, step, keep int, write func(dir string) error, st any, man *runManifest) error {
+	final := filepath.Join(root, fmt.Sprintf("step-%d", step))
+	tmp := final + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := write(tmp); err != nil {
+		return err
+	}
+	var err error
+	if man.Files, err = sumFiles(tmp); err != nil {
+		return err
+	}
+	man.Time = time.Now().UTC().Format(time.RFC3339)
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(root); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	if keep <= 0 {
+		keep = 2
+	}
+	for i, s := range checkpointSteps(root) {
+		if i >= keep {
+			os.RemoveAll(filepath.Join(root, fmt.Sprintf("step-%d", s)))
+		}
+	}
+	return nil
+}
+
+// readRunState reads dir/state.json into st (a struct holding man), runs
+// check on it, then verifies every file man lists.
+func readRunState(dir string, st any, man *runManifest, check func() error) error {
+	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return fmt.Errorf("state.json: %w", err)
+	}
+	if err := check(); err != nil {
+		return fmt.Errorf("state.json: %w", err)
+	}
+	names := make([]string, 0, len(man.Files))
+	for n := range man.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		want := man.Files[n]
+		got, err := sumFile(filepath.Join(dir, filepath.FromSlash(n)))
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%s has %d bytes, checksum %08x; state.json says %d bytes, %08x", n, got.Size, got.CRC32C, want.Size, want.CRC32C)
+		}
+	}
+	return nil
+}
+
+// newestRunCheckpoint returns the newest step folder under root that read
+// (readRunState through the caller's state) accepts, or "" when there is
+// none; when every folder fails it names them and why.
+func newestRunCheckpoint(kind, root string, read func(dir string) error) (string, error) {
+	var skipped []string
+	for _, s := range checkpointSteps(root) {
+		dir := filepath.Join(root, fmt.Sprintf("step-%d", s))
+		if err := read(dir); err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s: %v", dir, err))
+			continue
+		}
+		return dir, nil
+	}
+	if len(skipped) > 0 {
+		return "", fmt.Errorf("%s: no usable checkpoint to resume from:\n  %s", kind, strings.Join(skipped, "\n  "))
+	}
+	return "", nil // nothing saved yet: start from the beginning
+}
+
+// CheckpointMismatchError refuses to resume a checkpoint written by a run
+// with other settings.
+type CheckpointMismatchError struct {
+	Run  string // "ppo", "grpo"
+	Dir  string
+	Diff []string // "key: then -> now"
+}
+
+// PPOCheckpointMismatchError is PPO's name for it.
+type PPOCheckpointMismatchError = CheckpointMismatchError
+
+func (e *CheckpointMismatchError) Error() string {
+	msg := e.Run + ": " + e.Dir + " was written by a run with other settings"
+	if len(e.Diff) > 0 {
+		return msg + ":\n  " + strings.Join(e.Diff, "\n  ")
+	}
+	return msg + " (the model, data or reward differ)"
+}
+
+// checkRunConfig compares a checkpoint's manifest with the run resuming
+// it: the hash and the config, once extend has copied the run's length
+// from now into the saved config (a finished run may be extended).
+func checkRunConfig[C any](kind, dir string, man *runManifest, hash string, now C, extend func(then *C)) error {
+	var then C
+	if err := json.Unmarshal(man.Config, &then); err != nil {
+		return fmt.Errorf("%s: %s/state.json: config: %w", kind, dir, err)
+	}
+	extend(&then)
+	a, _ := json.Marshal(then)
+	b, _ := json.Marshal(now)
+	if man.Hash != hash || string(a) != string(b) {
+		return &CheckpointMismatchError{Run: kind, Dir: dir, Diff: jsonDiff(a, b)}
+	}
+	return nil
+}
+
+// checkpointSteps lists the step-N folders under root, newest first.
+func checkpointSteps(root string) []int {
+	ents, _ := os.ReadDir(root)
+	var steps []int
+	for _, e := range ents {
+		if n, ok := strings.CutPrefix(e.Name(), "step-"); ok && e.IsDir() {
+			if s, err := strconv.Atoi(n); err == nil {
+				steps = append(steps, s)
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(steps)))
+	return steps
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func sumFiles(dir string) (map[string]fileSum, error) {
+	sums := map[string]fileSum{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		s, err := sumFile(path)
+		sums[filepath.ToSlash(rel)] = s
+		return err
+	})
+	return sums, err
+}
+
+func sumFile(path string) (fileSum, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return fileSum{}, err
+	}
+	defer f.Close()
+	h := crc32.New(castagnoli)
+	n, err := io.Copy(h, f)
+	return fileSum{Size: n, CRC32C: h.Sum32()}, err
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
+
+// jsonDiff lists the top-level keys whose values differ between two JSON
+// objects, as "key: a -> b".
+func jsonDiff(a, b []byte) []string {
+	var x, y map[string]json.RawMessage
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return nil
+	}
+	keys := map[string]bool{}
+	for k := range x {
+		keys[k] = true
+	}
+	for k := range y {
+		keys[k] = true
+	}
+	var out []string
+	for k := range keys {
+		if !jsonEqual(x[k], y[k]) {
+			out = append(out, fmt.Sprintf("%s: %s -> %s", k, orNone(x[k]), orNone(y[k])))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func orNone(b json.RawMessage) string {
+	if b == nil {
+		return "(none)"
+	}
+	return string(b)
+}

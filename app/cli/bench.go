@@ -247,13 +247,8 @@ func benchTrain(ctx context.Context, cfg model.Config, b tensor.Backend, batch, 
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	ids := make([]int32, batch*seq)
-	targets := make([]int32, batch*seq)
-	for i := range ids {
-		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
-		targets[i] = int32((i*104729 + 7) % cfg.VocabSize)
-	}
-	opt := optim.NewAdamW(optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, m.ParamList())
+	ids, targets := benchTokens(cfg, batch*seq)
+	opt := optim.NewAdamW(benchAdamW, m.ParamList())
 	tp := autograd.NewTape(b)
 	step := func() error {
 		tp.Reset()
@@ -385,13 +380,8 @@ func benchLoRA(ctx context.Context, cfg model.Config, b tensor.Backend, batch, s
 	if err != nil {
 		return 0, 0, err
 	}
-	ids := make([]int32, batch*seq)
-	targetsIDs := make([]int32, batch*seq)
-	for i := range ids {
-		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
-		targetsIDs[i] = int32((i*104729 + 7) % cfg.VocabSize)
-	}
-	opt := optim.NewAdamW(optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, a.Params())
+	ids, targetsIDs := benchTokens(cfg, batch*seq)
+	opt := optim.NewAdamW(benchAdamW, a.Params())
 	tp := autograd.NewTape(b)
 	var peak uint64
 	step := func() error {
@@ -425,4 +415,17 @@ func benchLoRA(ctx context.Context, cfg model.Config, b tensor.Backend, batch, s
 		}
 	}
 	return float64(batch*seq*steps) / time.Since(start).Seconds(), float64(peak) / (1 << 20), nil
+}
+
+// benchAdamW is the optimizer of the training benchmarks.
+var benchAdamW = optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}
+
+// benchTokens returns n deterministic token ids and next-token targets.
+func benchTokens(cfg model.Config, n int) (ids, targets []int32) {
+	ids, targets = make([]int32, n), make([]int32, n)
+	for i := range ids {
+		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
+		targets[i] = int32((i*104729 + 7) % cfg.VocabSize)
+	}
+	return ids, targets
 }

@@ -23,6 +23,7 @@ type alignReport struct {
 	Label       string  `json:"label,omitempty"`
 	N           int     `json:"n"`
 	WinRate     float64 `json:"win_rate"`     // RM(policy) > RM(ref), ties half; -1 without --reward-model
+	Ties        float64 `json:"ties"`         // fraction of equal RM scores (mostly identical answers)
 	RewardMean  float64 `json:"reward"`       // mean RM score of the policy's answers
 	RefReward   float64 `json:"ref_reward"`   // and of the reference's
 	Accuracy    float64 `json:"accuracy"`     // exact match of the policy's answers
@@ -243,11 +244,12 @@ func runAlignEval(e *Env) error {
 				wins++
 			case ps[i] == rs[i]:
 				wins += 0.5
+				r.Ties++
 			}
 			sp += float64(ps[i])
 			sr += float64(rs[i])
 		}
-		r.WinRate, r.RewardMean, r.RefReward = wins/nf, sp/nf, sr/nf
+		r.WinRate, r.Ties, r.RewardMean, r.RefReward = wins/nf, r.Ties/nf, sp/nf, sr/nf
 	}
 	if *jsonOut {
 		out := r
@@ -262,14 +264,14 @@ func runAlignEval(e *Env) error {
 }
 
 func alignHeader() string {
-	return fmt.Sprintf("%-14s %5s %9s %9s %9s %9s %9s %8s %8s", "policy", "n", "win-rate", "reward", "ref-rew", "accuracy", "ref-acc", "kl/tok", "length")
+	return fmt.Sprintf("%-14s %5s %9s %6s %8s %8s %9s %8s %8s %7s", "policy", "n", "win-rate", "ties", "reward", "ref-rew", "accuracy", "ref-acc", "kl/tok", "length")
 }
 
 func (r alignReport) line() string {
-	win := "      -"
+	win, ties := "-", "-"
 	if r.WinRate >= 0 {
-		win = fmt.Sprintf("%6.1f%%", 100*r.WinRate)
+		win, ties = fmt.Sprintf("%.1f%%", 100*r.WinRate), fmt.Sprintf("%.0f%%", 100*r.Ties)
 	}
-	return fmt.Sprintf("%-14s %5d %9s %9.3f %9.3f %8.1f%% %8.1f%% %8.4f %8.1f", clip(r.Label, 14), r.N, win, r.RewardMean, r.RefReward,
+	return fmt.Sprintf("%-14s %5d %9s %6s %8.3f %8.3f %8.1f%% %7.1f%% %8.4f %7.1f", clip(r.Label, 14), r.N, win, ties, r.RewardMean, r.RefReward,
 		100*r.Accuracy, 100*r.RefAccuracy, r.KL, r.Length)
 }

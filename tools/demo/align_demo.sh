@@ -63,7 +63,37 @@ step grpo $B grpo --model demo --adapter demo --data "$OUT/data/arith_train.json
 step rlaif $B rlaif --model demo --adapter demo --judge demo --rubric "$OUT/data/rubric.txt" --prompts demo \
 	--out "$OUT/data/rlaif_pairs.jsonl" --limit 200 --samples 2 --max-new 24 --tie-margin 0
 rlaif_pairs=$(wc -l <"$OUT/data/rlaif_pairs.jsonl")
-rlaif_note=$(grep '^wrote' "$OUT/logs/rlaif.log" | sed 's/ to [^:]*:/:/' || true)
+rlaif_note="local judge: $(grep '^wrote' "$OUT/logs/rlaif.log" | sed 's/ to [^:]*:/:/' || true)"
+if [ "$rlaif_pairs" -lt 4 ]; then
+	# No verdicts from the local judge: ask the demo model over HTTP
+	# instead (llmlab serve on a free port), where it must reply A or B.
+	$B serve --model demo --adapter demo --addr 127.0.0.1:0 >"$OUT/logs/serve.log" 2>&1 &
+	serve_pid=$!
+	trap 'kill $serve_pid 2>/dev/null || true' EXIT
+	url=
+	for _ in $(seq 50); do
+		url=$(grep -o 'http://127.0.0.1:[0-9]*' "$OUT/logs/serve.log" | head -n 1 || true)
+		[ -n "$url" ] && break
+		sleep 0.2
+	done
+	t0=$SECONDS
+	printf '%-12s ' rlaif-http
+	if [ -n "$url" ] && $B rlaif --model demo --adapter demo --judge "$url" --rubric "$OUT/data/rubric.txt" --prompts demo \
+		--out "$OUT/data/rlaif_http_pairs.jsonl" --limit 60 --samples 2 --max-new 24 --tie-margin 0 --cache none \
+		--max-malformed 1000 --retries 1 >"$OUT/logs/rlaif-http.log" 2>&1; then
+		n=$(wc -l <"$OUT/data/rlaif_http_pairs.jsonl")
+		rlaif_note="$rlaif_note; HTTP judge (llmlab serve): $(grep '^wrote' "$OUT/logs/rlaif-http.log" | sed 's/ to [^:]*:/:/' || true)"
+		if [ "$n" -gt "$rlaif_pairs" ]; then
+			cp "$OUT/data/rlaif_http_pairs.jsonl" "$OUT/data/rlaif_pairs.jsonl"
+			rlaif_pairs=$n
+		fi
+	else
+		rlaif_note="$rlaif_note; HTTP judge (llmlab serve): failed, see logs/rlaif-http.log"
+	fi
+	echo "$((SECONDS - t0))s"
+	timings+=("rlaif-http $((SECONDS - t0))s")
+	kill $serve_pid 2>/dev/null || true
+fi
 if [ "$rlaif_pairs" -ge 4 ]; then
 	step rlaif-dpo $B dpo --model demo --adapter demo --data "$OUT/data/rlaif_pairs.jsonl" --out "$OUT/rlaif-dpo" \
 		--steps 40 --batch 8 --lr 5e-4 --beta 0.1 --eval-frac 0
@@ -114,7 +144,8 @@ total=$((SECONDS - start))
 	echo '```'
 	echo
 	echo "- reward model: pairwise accuracy $(awk -v a="$rm_acc" 'BEGIN{printf "%.1f%%", 100*a}') on prefs_eval.jsonl (LoRA on the base)"
-	echo "- RLAIF: ${rlaif_note:-no summary} (judge: the demo model, local, both orders)"
+	echo "- RLAIF (judge: the demo model with the SFT adapter, asked in both orders; a verdict needs both to agree):"
+	echo "  $rlaif_note"
 	echo "- time: ${total}s in all; $(
 		IFS=,
 		echo "${timings[*]}"

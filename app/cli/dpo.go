@@ -61,7 +61,10 @@ func runDPO(e *Env) error {
 		return err
 	}
 	rec := runRecord{Command: "dpo", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
-		Extra: map[string]any{"dpo": dcfg, "adapter": mf.adapter, "kind": kind, "gamma": *gamma, "orpo_lambda": *orpoLambda, "peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String()}}
+		Extra: map[string]any{"dpo": dcfg, "kind": kind, "gamma": *gamma, "orpo_lambda": *orpoLambda, "peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String()}}
+	if mf.adapter != "" { // recorded only when given, so older runs keep their hash
+		rec.Extra["adapter"] = mf.adapter
+	}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}

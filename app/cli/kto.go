@@ -59,7 +59,10 @@ func runKTO(e *Env) error {
 		return BadInput(fmt.Errorf("%s: KTO needs at least 2 usable examples", *dataPath))
 	}
 	rec := runRecord{Command: "kto", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
-		Extra: map[string]any{"kto": kcfg, "adapter": mf.adapter, "peft": pf.method, "rank": pf.rank, "targets": pf.targets, "template": tmpl.String()}}
+		Extra: map[string]any{"kto": kcfg, "peft": pf.method, "rank": pf.rank, "targets": pf.targets, "template": tmpl.String()}}
+	if mf.adapter != "" { // recorded only when given, so older runs keep their hash
+		rec.Extra["adapter"] = mf.adapter
+	}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ echo "== training (logs in $OUT/logs)"
 step rm $B rm --model demo --data "$DATA/prefs_train.jsonl" --out "$OUT/rm" \
 	--steps 60 --batch 8 --lr 1e-3 --eval-frac 0
 step rm-score $B score --model "$OUT/rm/final" --data "$DATA/prefs_eval.jsonl" --json
-rm_acc=$(tail -n 1 "$OUT/logs/rm-score.log" | jq -r '.accuracy')
+rm_acc=$(tail -n 1 "$OUT/logs/rm-score.log" | grep -o '"accuracy":[0-9.eE+-]*' | cut -d: -f2)
 
 step dpo $B dpo --model demo --adapter demo --data "$DATA/prefs_train.jsonl" --out "$OUT/dpo" \
 	--steps 40 --batch 8 --lr 5e-4 --beta 0.1 --eval-frac 0.05
@@ -138,6 +138,8 @@ total=$((SECONDS - start))
 	echo "win-rate: RM score above the SFT answer's (ties, mostly identical answers, count half);"
 	echo "accuracy: exact match (ref-acc: the SFT policy's); kl/tok: mean log p_policy - log p_SFT"
 	echo "over the policy's answer tokens; length: answer tokens."
+	echo "Targets: DPO and PPO aim at the reward model's preferences (win-rate), GRPO at the"
+	echo "arithmetic checker (grpo-arith accuracy), each with a KL leash to the SFT policy."
 	echo
 	echo '```'
 	cat "$table"

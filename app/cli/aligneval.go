@@ -128,8 +128,9 @@ func runAlignEval(e *Env) error {
 	if *maxTok <= 0 {
 		return Usagef("--max-tokens must be positive")
 	}
-	raw := assets.InstructEval()
+	raw, name := assets.InstructEval(), "instruct_eval.jsonl (embedded)"
 	if *dataPath != "" {
+		name = *dataPath
 		var err error
 		if raw, err = os.ReadFile(*dataPath); err != nil {
 			return BadInput(err)
@@ -137,13 +138,13 @@ func runAlignEval(e *Env) error {
 	}
 	items, err := demo.ReadInstruct(raw)
 	if err != nil {
-		return BadInput(fmt.Errorf("%s: %w", *dataPath, err))
+		return BadInput(fmt.Errorf("%s: %w", name, err))
 	}
 	if *n > 0 && *n < len(items) {
 		items = items[:*n]
 	}
 	if len(items) == 0 {
-		return BadInput(fmt.Errorf("%s: no tasks", *dataPath))
+		return BadInput(fmt.Errorf("%s: no tasks", name))
 	}
 	b, err := mf.backend()
 	if err != nil {

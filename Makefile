@@ -3,7 +3,7 @@ GO ?= go
 PYTHON ?= /usr/bin/python3
 WASMEXEC := $(shell $(GO) env GOROOT)/lib/wasm
 
-.PHONY: build build-nogui web test test-short test-wasm test-desktop demo demo-model golden bench package screenshots icon clean
+.PHONY: build build-nogui web test test-short test-wasm test-desktop demo align-demo demo-model golden bench package screenshots icon clean
 
 # The default build has the desktop app (Fyne: cgo and the X11/GL
 # development packages, see .ci/run); the first one compiles GLFW's C for
@@ -53,6 +53,12 @@ test-wasm:
 # (the CLI build: it needs no system packages)
 demo: build-nogui
 	./bin/llmlab-nogui demo
+
+# The alignment methods side by side on the demo model: reward model, DPO,
+# PPO, GRPO (arithmetic checker) and RLAIF -> DPO from the SFT adapter, each
+# scored against it (win rate, accuracy, KL) into runs/align-demo/summary.md.
+align-demo: build-nogui
+	LLMLAB=./bin/llmlab-nogui tools/demo/align_demo.sh
 
 # Rebuild the embedded demo model from the project's own data (about 15
 # minutes on 2 cores): tokenizer, then pretraining, into assets/model.

@@ -56,6 +56,8 @@ func commands() map[string]command {
 		"web":       {"serve the browser demo (WebAssembly) from the binary", runWeb},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
+
+		"align-eval": {"compare a policy with a reference: reward-model win rate, task accuracy, KL", runAlignEval},
 	}
 }
 

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -16,11 +15,12 @@ import (
 
 // runDPO aligns a model on preference pairs with the DPO family of losses
 // (sigmoid/cDPO, IPO, hinge, robust), with full weights or a LoRA policy
-// whose reference is the base with the adapter switched off.
+// whose reference is the base with the adapter switched off (or, for an
+// adapter given with --adapter, a frozen snapshot of it).
 func runDPO(e *Env) error {
 	fs := newFlags(e, "dpo")
 	var mf modelFlags
-	mf.register(fs, false)
+	mf.register(fs, true)
 	dataPath := fs.String("data", "", "JSONL of {\"prompt\",\"chosen\",\"rejected\"} records (required)")
 	tmplName := fs.String("template", "", "chat template (default: the model's own): "+chat.Names())
 	lossName := fs.String("loss", "sigmoid", "sigmoid (cDPO with --label-smoothing), ipo, hinge, robust; or the reference-free simpo and orpo")
@@ -62,6 +62,9 @@ func runDPO(e *Env) error {
 	}
 	rec := runRecord{Command: "dpo", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
 		Extra: map[string]any{"dpo": dcfg, "kind": kind, "gamma": *gamma, "orpo_lambda": *orpoLambda, "peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String()}}
+	if mf.adapter != "" { // recorded only when given, so older runs keep their hash
+		rec.Extra["adapter"] = mf.adapter
+	}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}
@@ -76,19 +79,25 @@ func runDPO(e *Env) error {
 	if err := pf.quantize(m, e.Stderr); err != nil {
 		return err
 	}
+	if mf.adapter != "" && (l.Adapter == nil || pf.method == "none") {
+		return BadInput(fmt.Errorf("--adapter %s: dpo continues LoRA and DoRA adapters only (with --peft lora; merge others first)", mf.adapter))
+	}
 	switch pf.method {
 	case "lora", "dora":
-		adapter, err = lora.Apply(m, pf.loraConfig(tf.seed))
-		if err != nil {
-			return BadInput(err)
+		// A fresh adapter's reference is the base (the adapter switched
+		// off); an adapter given with --adapter (usually the SFT model)
+		// trains on, against a frozen snapshot of where it started.
+		var setPolicy func(on bool)
+		if adapter = l.Adapter; adapter != nil {
+			setPolicy = snapshotSwitch(adapter)
+		} else {
+			if adapter, err = lora.Apply(m, pf.loraConfig(tf.seed)); err != nil {
+				return BadInput(err)
+			}
+			setPolicy = adapter.SetEnabled
 		}
 		params, weights = adapter.Params(), adapter
-		frozen := rlhf.NewFrozenModel(m, b)
-		ref = rlhf.ReferenceFunc(func(ctx context.Context, bt data.Batch, dst []float32) error {
-			adapter.SetEnabled(false)
-			defer adapter.SetEnabled(true)
-			return frozen.LogProbs(ctx, bt, dst)
-		})
+		ref = adapterReference(m, b, setPolicy)
 	case "none":
 		m.Freeze(false)
 		refModel, err := model.Load(l.Dir, model.LoadOptions{KeepStored: true})

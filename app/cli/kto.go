@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -15,11 +14,12 @@ import (
 )
 
 // runKTO aligns a model on unpaired desirable/undesirable examples (KTO),
-// with a LoRA policy (reference: adapter off) or full weights.
+// with a LoRA policy (reference: adapter off, or a snapshot of the adapter
+// given with --adapter) or full weights.
 func runKTO(e *Env) error {
 	fs := newFlags(e, "kto")
 	var mf modelFlags
-	mf.register(fs, false)
+	mf.register(fs, true)
 	dataPath := fs.String("data", "", "JSONL of {\"prompt\",\"completion\",\"label\"} records (required)")
 	tmplName := fs.String("template", "", "chat template (default: the model's own): "+chat.Names())
 	beta := fs.Float64("beta", 0.1, "β")
@@ -60,6 +60,9 @@ func runKTO(e *Env) error {
 	}
 	rec := runRecord{Command: "kto", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
 		Extra: map[string]any{"kto": kcfg, "peft": pf.method, "rank": pf.rank, "targets": pf.targets, "template": tmpl.String()}}
+	if mf.adapter != "" { // recorded only when given, so older runs keep their hash
+		rec.Extra["adapter"] = mf.adapter
+	}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}
@@ -72,18 +75,25 @@ func runKTO(e *Env) error {
 	if err := pf.quantize(m, e.Stderr); err != nil {
 		return err
 	}
+	if mf.adapter != "" && (l.Adapter == nil || pf.method == "none") {
+		return BadInput(fmt.Errorf("--adapter %s: kto continues LoRA and DoRA adapters only (with --peft lora; merge others first)", mf.adapter))
+	}
 	switch pf.method {
 	case "lora", "dora":
-		if adapter, err = lora.Apply(m, pf.loraConfig(tf.seed)); err != nil {
-			return BadInput(err)
+		// A fresh adapter's reference is the base (the adapter switched
+		// off); an adapter given with --adapter (usually the SFT model)
+		// trains on, against a frozen snapshot of where it started.
+		var setPolicy func(on bool)
+		if adapter = l.Adapter; adapter != nil {
+			setPolicy = snapshotSwitch(adapter)
+		} else {
+			if adapter, err = lora.Apply(m, pf.loraConfig(tf.seed)); err != nil {
+				return BadInput(err)
+			}
+			setPolicy = adapter.SetEnabled
 		}
 		params, weights = adapter.Params(), adapter
-		frozen := rlhf.NewFrozenModel(m, b)
-		ref = rlhf.ReferenceFunc(func(ctx context.Context, bt data.Batch, dst []float32) error {
-			adapter.SetEnabled(false)
-			defer adapter.SetEnabled(true)
-			return frozen.LogProbs(ctx, bt, dst)
-		})
+		ref = adapterReference(m, b, setPolicy)
 	case "none":
 		m.Freeze(false)
 		refModel, err := model.Load(l.Dir, model.LoadOptions{KeepStored: true})

@@ -121,6 +121,26 @@ func CombineOrders(pFirstAB, pFirstBA, margin float64) Verdict {
 	return v
 }
 
+// CombineMean is CombineOrders without the agreement rule: the verdict
+// follows the mean of P(a) over the two orders, a tie within margin of
+// 1/2. A pure position bias still gives exactly 1/2, a tie.
+//
+// Example: pFirstAB = 0.9, pFirstBA = 0.8 (the judge prefers the first
+// answer, and a a little more than b): P(a) is 0.9 and 0.2, the mean 0.55,
+// a verdict for a at margin 0.01, where CombineOrders calls a tie.
+func CombineMean(pFirstAB, pFirstBA, margin float64) Verdict {
+	v := Verdict{PA: (pFirstAB + 1 - pFirstBA) / 2, PFirst: [2]float64{pFirstAB, pFirstBA}}
+	switch {
+	case math.Abs(v.PA-0.5) < margin || v.PA == 0.5:
+		v.Winner = Tie
+	case v.PA > 0.5:
+		v.Winner = ChoiceA
+	default:
+		v.Winner = ChoiceB
+	}
+	return v
+}
+
 // DefaultRubric is the constitution a judge applies unless the user gives
 // their own (llmlab rlaif --rubric FILE).
 const DefaultRubric = `You are a careful judge of answers written by an AI assistant.

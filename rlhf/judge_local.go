@@ -33,6 +33,11 @@ type LocalJudge struct {
 	Rubric   string
 	// Margin is the tie band: a mean P(a) within Margin of 1/2 is a tie.
 	Margin float64
+	// MeanOnly decides on the mean of the two orders alone, without
+	// requiring them to agree: a position bias cancels in the mean, and a
+	// weak judge whose preference is smaller than its bias still gives
+	// verdicts (CombineMean).
+	MeanOnly bool
 
 	mu    sync.Mutex
 	tape  *autograd.Tape
@@ -130,6 +135,9 @@ func (j *LocalJudge) Compare(ctx context.Context, prompt, a, b string) (Verdict,
 			pFirst[k], 1-pFirst[k], math.Exp(la-all), math.Exp(lb-all))
 	}
 	v := CombineOrders(pFirst[0], pFirst[1], j.Margin)
+	if j.MeanOnly {
+		v = CombineMean(pFirst[0], pFirst[1], j.Margin)
+	}
 	v.Raw = raw
 	return v, nil
 }

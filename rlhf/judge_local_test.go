@@ -153,3 +153,26 @@ func TestLogSumExpAt(t *testing.T) {
 		t.Errorf("subset: %v, naive %v", got, want)
 	}
 }
+
+// TestCombineMean: the mean of both orders decides; a pure position bias
+// stays a tie; a preference smaller than the bias, which CombineOrders
+// calls a tie, gives a verdict.
+func TestCombineMean(t *testing.T) {
+	for _, tc := range []struct {
+		ab, ba, margin float64
+		want           Choice
+	}{
+		{1, 1, 0, Tie},
+		{0.9, 0.9, 0.01, Tie},
+		{0.9, 0.8, 0.01, ChoiceA},
+		{0.8, 0.9, 0.01, ChoiceB},
+		{0.9, 0.8, 0.1, Tie},
+	} {
+		if got := CombineMean(tc.ab, tc.ba, tc.margin).Winner; got != tc.want {
+			t.Errorf("CombineMean(%v, %v, %v) = %v, want %v", tc.ab, tc.ba, tc.margin, got, tc.want)
+		}
+	}
+	if CombineOrders(0.9, 0.8, 0.01).Winner != Tie {
+		t.Error("CombineOrders should call disagreeing orders a tie")
+	}
+}

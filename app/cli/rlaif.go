@@ -163,6 +163,7 @@ func runRLAIF(e *Env) error {
 	judgeMax := fs.Int("judge-max-tokens", 8, "HTTP judge: max_tokens of each reply")
 	maxBad := fs.Int("max-malformed", 20, "HTTP judge: replies naming neither A nor B (after re-asks) that are skipped before the run fails")
 	margin := fs.Float64("tie-margin", 0.05, "a verdict whose P(a) is within this of 0.5 is a tie")
+	judgeMean := fs.Bool("judge-mean", false, "local judge: decide on the mean of both orders without requiring them to agree (a position bias cancels in the mean; for weak judges)")
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	jsonOut := fs.Bool("json", false, "one JSON object per batch, then the summary")
 	if err := parse(fs, e.Args); err != nil {
@@ -258,7 +259,7 @@ func runRLAIF(e *Env) error {
 		if err != nil {
 			return BadInput(fmt.Errorf("--judge %s: %w", *judgeArg, err))
 		}
-		lj.Margin = *margin
+		lj.Margin, lj.MeanOnly = *margin, *judgeMean
 		if over, err := lj.Overhead(); err != nil {
 			return BadInput(fmt.Errorf("--judge %s: %w", *judgeArg, err))
 		} else if over+16 > jl.M.Cfg.MaxPos {

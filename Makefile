@@ -79,12 +79,15 @@ bench: build
 
 # The desktop package for Linux: build/llmlab.tar.xz with the binary, a
 # .desktop file, the icon and an install Makefile (fyne.io/tools, offline).
-# It packages bin/llmlab as built above, so GLFW is compiled once.
+# It packages bin/llmlab as built above, so GLFW is compiled once; fyne
+# bumps the build number in FyneApp.toml, which is put back afterwards.
 FYNE ?= $(shell $(GO) env GOPATH)/bin/fyne
 package: build
 	test -x "$(FYNE)" || $(GO) install fyne.io/tools/cmd/fyne@v1.7.4
-	"$(FYNE)" package --target linux --release --exe bin/llmlab --name llmlab
-	mkdir -p build && mv llmlab.tar.xz build/llmlab.tar.xz
+	mkdir -p build && cp FyneApp.toml build/FyneApp.toml.keep
+	"$(FYNE)" package --target linux --release --exe bin/llmlab --name llmlab; \
+		status=$$?; mv build/FyneApp.toml.keep FyneApp.toml; exit $$status
+	mv llmlab.tar.xz build/llmlab.tar.xz
 	@echo build/llmlab.tar.xz
 
 # One PNG per page of the desktop app, from a short scripted session under

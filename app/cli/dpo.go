@@ -9,7 +9,6 @@ import (
 	"llmlab/core/data"
 	"llmlab/core/model"
 	"llmlab/core/train"
-	"llmlab/lora"
 	"llmlab/rlhf"
 )
 
@@ -72,41 +71,9 @@ func runDPO(e *Env) error {
 
 	// The policy and its reference.
 	m := l.M
-	params := m.ParamList()
-	var weights train.Weights = train.ModelWeights{M: m}
-	var ref rlhf.Reference
-	var adapter *lora.Adapter
-	if err := pf.quantize(m, e.Stderr); err != nil {
+	params, weights, ref, adapter, err := preferencePolicy("dpo", l, &mf, &pf, b, tf.seed, e.Stderr)
+	if err != nil {
 		return err
-	}
-	if mf.adapter != "" && (l.Adapter == nil || pf.method == "none") {
-		return BadInput(fmt.Errorf("--adapter %s: dpo continues LoRA and DoRA adapters only (with --peft lora; merge others first)", mf.adapter))
-	}
-	switch pf.method {
-	case "lora", "dora":
-		// A fresh adapter's reference is the base (the adapter switched
-		// off); an adapter given with --adapter (usually the SFT model)
-		// trains on, against a frozen snapshot of where it started.
-		var setPolicy func(on bool)
-		if adapter = l.Adapter; adapter != nil {
-			setPolicy = snapshotSwitch(adapter)
-		} else {
-			if adapter, err = lora.Apply(m, pf.loraConfig(tf.seed)); err != nil {
-				return BadInput(err)
-			}
-			setPolicy = adapter.SetEnabled
-		}
-		params, weights = adapter.Params(), adapter
-		ref = adapterReference(m, b, setPolicy)
-	case "none":
-		m.Freeze(false)
-		refModel, err := model.Load(l.Dir, model.LoadOptions{KeepStored: true})
-		if err != nil {
-			return BadInput(err)
-		}
-		ref = rlhf.NewFrozenModel(refModel, b)
-	default:
-		return BadInput(fmt.Errorf("--peft %q: dpo supports none, lora and dora", pf.method))
 	}
 	cached := rlhf.NewCachedReference(ref)
 	pad := max(l.Tok.PAD(), max(l.Tok.EOS(), 0))

@@ -2,6 +2,11 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"io"
+
+	"llmlab/core/autograd"
+	"llmlab/core/train"
 
 	"llmlab/core/data"
 	"llmlab/core/model"
@@ -43,4 +48,41 @@ func adapterReference(m *model.Transformer, b tensor.Backend, setPolicy func(on 
 		defer setPolicy(true)
 		return frozen.LogProbs(ctx, bt, dst)
 	})
+}
+
+// preferencePolicy sets up the trained policy and its reference for the
+// preference methods (dpo, kto): a fresh LoRA/DoRA adapter against the base
+// (adapter off), an adapter given with --adapter (usually the SFT model)
+// trained on against a frozen snapshot of where it started, or the full
+// model against a frozen copy. The base is quantized first if asked.
+func preferencePolicy(cmd string, l *loaded, mf *modelFlags, pf *peftFlags, b tensor.Backend, seed uint64, log io.Writer) (
+	params []*autograd.Param, weights train.Weights, ref rlhf.Reference, adapter *lora.Adapter, err error) {
+	m := l.M
+	if err := pf.quantize(m, log); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if mf.adapter != "" && (l.Adapter == nil || pf.method == "none") {
+		return nil, nil, nil, nil, BadInput(fmt.Errorf("--adapter %s: %s continues LoRA and DoRA adapters only (with --peft lora; merge others first)", mf.adapter, cmd))
+	}
+	switch pf.method {
+	case "lora", "dora":
+		var setPolicy func(on bool)
+		if adapter = l.Adapter; adapter != nil {
+			setPolicy = snapshotSwitch(adapter)
+		} else {
+			if adapter, err = lora.Apply(m, pf.loraConfig(seed)); err != nil {
+				return nil, nil, nil, nil, BadInput(err)
+			}
+			setPolicy = adapter.SetEnabled
+		}
+		return adapter.Params(), adapter, adapterReference(m, b, setPolicy), adapter, nil
+	case "none":
+		m.Freeze(false)
+		refModel, err := model.Load(l.Dir, model.LoadOptions{KeepStored: true})
+		if err != nil {
+			return nil, nil, nil, nil, BadInput(err)
+		}
+		return m.ParamList(), train.ModelWeights{M: m}, rlhf.NewFrozenModel(refModel, b), nil, nil
+	}
+	return nil, nil, nil, nil, BadInput(fmt.Errorf("--peft %q: %s supports none, lora and dora", pf.method, cmd))
 }

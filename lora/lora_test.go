@@ -42,6 +42,26 @@ func loss(t *testing.T, m *model.Transformer, tp *autograd.Tape) *autograd.Var {
 	return l
 }
 
+// forwardLogits returns a copy of the logits of the test batch.
+func forwardLogits(t *testing.T, m *model.Transformer, b tensor.Backend) []float32 {
+	t.Helper()
+	tp := autograd.NewTape(b)
+	tp.NoGrad = true
+	l, err := m.Forward(tp, model.Inputs{B: 2, T: 5, IDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]float32(nil), l.Value.F32...)
+}
+
+// noGradLoss is the test batch's loss without recording (for central
+// differences).
+func noGradLoss(t *testing.T, m *model.Transformer, b tensor.Backend) float64 {
+	tp := autograd.NewTape(b)
+	tp.NoGrad = true
+	return float64(loss(t, m, tp).Value.F32[0])
+}
+
 // TestLoRAGradients checks the adapter's gradients against central
 // differences, and that the base receives none.
 func TestLoRAGradients(t *testing.T) {
@@ -70,11 +90,7 @@ func TestLoRAGradients(t *testing.T) {
 					t.Fatalf("frozen base parameter %s received a gradient", p.Name)
 				}
 			}
-			f := func() float64 {
-				tp := autograd.NewTape(b)
-				tp.NoGrad = true
-				return float64(loss(t, m, tp).Value.F32[0])
-			}
+			f := func() float64 { return noGradLoss(t, m, b) }
 			for _, p := range a.Params() {
 				tensortest.GradCheck(t, p.Name, p.Value.F32, p.Grad.F32, f, 1e-2, 5e-4, 3e-2, 24)
 			}
@@ -95,15 +111,7 @@ func TestSaveLoadMerge(t *testing.T) {
 func testSaveLoadMerge(t *testing.T, method Method, arch model.Arch) {
 	m := tinyModel(t, arch)
 	b := tensor.NewCPU(1)
-	logits := func() []float32 {
-		tp := autograd.NewTape(b)
-		tp.NoGrad = true
-		l, err := m.Forward(tp, model.Inputs{B: 2, T: 5, IDs: ids})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return append([]float32(nil), l.Value.F32...)
-	}
+	logits := func() []float32 { return forwardLogits(t, m, b) }
 	base := logits()
 	a, err := Apply(m, Config{Method: method, Rank: 2, Alpha: 4, Targets: []string{"all-linear"}, Seed: 2})
 	if err != nil {
@@ -229,11 +237,7 @@ func TestDoRAGradients(t *testing.T) {
 			if err := tp.Backward(loss(t, m, tp)); err != nil {
 				t.Fatal(err)
 			}
-			f := func() float64 {
-				tp := autograd.NewTape(b)
-				tp.NoGrad = true
-				return float64(loss(t, m, tp).Value.F32[0])
-			}
+			f := func() float64 { return noGradLoss(t, m, b) }
 			for _, l := range a.Layers {
 				tensortest.GradCheck(t, l.M.Name, l.M.Value.F32, l.M.Grad.F32, f, 1e-2, 5e-4, 3e-2, 8)
 				if n := len(a.Params()); n != 3*len(a.Layers) {
@@ -252,15 +256,7 @@ func TestIA3(t *testing.T) {
 		t.Run(arch.String(), func(t *testing.T) {
 			m := tinyModel(t, arch)
 			b := tensor.NewCPU(1)
-			logits := func() []float32 {
-				tp := autograd.NewTape(b)
-				tp.NoGrad = true
-				l, err := m.Forward(tp, model.Inputs{B: 2, T: 5, IDs: ids})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return append([]float32(nil), l.Value.F32...)
-			}
+			logits := func() []float32 { return forwardLogits(t, m, b) }
 			base := logits()
 			a, err := ApplyIA3(m, nil, nil)
 			if err != nil {
@@ -276,11 +272,7 @@ func TestIA3(t *testing.T) {
 			if err := tp.Backward(loss(t, m, tp)); err != nil {
 				t.Fatal(err)
 			}
-			f := func() float64 {
-				tp := autograd.NewTape(b)
-				tp.NoGrad = true
-				return float64(loss(t, m, tp).Value.F32[0])
-			}
+			f := func() float64 { return noGradLoss(t, m, b) }
 			for _, p := range a.Params() {
 				tensortest.GradCheck(t, p.Name, p.Value.F32, p.Grad.F32, f, 1e-2, 5e-4, 3e-2, 12)
 			}
@@ -313,15 +305,7 @@ func TestBottleneck(t *testing.T) {
 			t.Run(arch.String()+"/"+act, func(t *testing.T) {
 				m := tinyModel(t, arch)
 				b := tensor.NewCPU(1)
-				logits := func() []float32 {
-					tp := autograd.NewTape(b)
-					tp.NoGrad = true
-					l, err := m.Forward(tp, model.Inputs{B: 2, T: 5, IDs: ids})
-					if err != nil {
-						t.Fatal(err)
-					}
-					return append([]float32(nil), l.Value.F32...)
-				}
+				logits := func() []float32 { return forwardLogits(t, m, b) }
 				base := logits()
 				a, err := ApplyBottleneck(m, BottleneckConfig{Size: 4, Activation: act, Seed: 3})
 				if err != nil {
@@ -339,11 +323,7 @@ func TestBottleneck(t *testing.T) {
 				if err := tp.Backward(loss(t, m, tp)); err != nil {
 					t.Fatal(err)
 				}
-				f := func() float64 {
-					tp := autograd.NewTape(b)
-					tp.NoGrad = true
-					return float64(loss(t, m, tp).Value.F32[0])
-				}
+				f := func() float64 { return noGradLoss(t, m, b) }
 				for _, p := range a.Params() {
 					tensortest.GradCheck(t, p.Name, p.Value.F32, p.Grad.F32, f, 1e-2, 5e-4, 3e-2, 12)
 				}

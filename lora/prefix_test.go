@@ -52,11 +52,7 @@ func TestPrefixGradients(t *testing.T) {
 						t.Fatalf("frozen base parameter %s received a gradient", p.Name)
 					}
 				}
-				f := func() float64 {
-					tp := autograd.NewTape(b)
-					tp.NoGrad = true
-					return float64(loss(t, m, tp).Value.F32[0])
-				}
+				f := func() float64 { return noGradLoss(t, m, b) }
 				for _, p := range a.Params() {
 					tensortest.GradCheck(t, p.Name, p.Value.F32, p.Grad.F32, f, 1e-2, 5e-4, 3e-2, 16)
 				}
@@ -115,15 +111,7 @@ func TestPrefixCacheAndFiles(t *testing.T) {
 			t.Run(arch.String()+"/"+tc.name, func(t *testing.T) {
 				m := tinyModel(t, arch)
 				b := tensor.NewCPU(1)
-				logits := func() []float32 {
-					tp := autograd.NewTape(b)
-					tp.NoGrad = true
-					l, err := m.Forward(tp, model.Inputs{B: 2, T: 5, IDs: ids})
-					if err != nil {
-						t.Fatal(err)
-					}
-					return append([]float32(nil), l.Value.F32...)
-				}
+				logits := func() []float32 { return forwardLogits(t, m, b) }
 				base := logits()
 				a, err := ApplyPrefix(m, tc.cfg)
 				if err != nil {

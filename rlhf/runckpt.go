@@ -3,9 +3,6 @@ package rlhf
 import (
 	"encoding/json"
 	"fmt"
-	"hash/crc32"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,15 +22,10 @@ import (
 
 // runManifest is the part of state.json every run writes.
 type runManifest struct {
-	Hash   string             `json:"hash"`
-	Config json.RawMessage    `json:"config"`
-	Files  map[string]fileSum `json:"files"`
-	Time   string             `json:"time"`
-}
-
-type fileSum struct {
-	Size   int64  `json:"size"`
-	CRC32C uint32 `json:"crc32c"`
+	Hash   string                        `json:"hash"`
+	Config json.RawMessage               `json:"config"`
+	Files  map[string]checkpoint.FileSum `json:"files"`
+	Time   string                        `json:"time"`
 }
 
 // writeRunCheckpoint writes root/step-N: write fills the folder, then
@@ -58,7 +50,7 @@ func writeRunCheckpoint(root string, step, keep int, write func(dir string) erro
 		return err
 	}
 	var err error
-	if man.Files, err = sumFiles(tmp); err != nil {
+	if man.Files, err = checkpoint.SumFiles(tmp); err != nil {
 		return err
 	}
 	man.Time = time.Now().UTC().Format(time.RFC3339)
@@ -104,22 +96,7 @@ func readRunState(dir string, st any, man *runManifest, check func() error) erro
 	if err := check(); err != nil {
 		return fmt.Errorf("state.json: %w", err)
 	}
-	names := make([]string, 0, len(man.Files))
-	for n := range man.Files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		want := man.Files[n]
-		got, err := sumFile(filepath.Join(dir, filepath.FromSlash(n)))
-		if err != nil {
-			return err
-		}
-		if got != want {
-			return fmt.Errorf("%s has %d bytes, checksum %08x; state.json says %d bytes, %08x", n, got.Size, got.CRC32C, want.Size, want.CRC32C)
-		}
-	}
-	return nil
+	return checkpoint.VerifySums(dir, man.Files)
 }
 
 // newestRunCheckpoint returns the newest step folder under root that read
@@ -190,36 +167,6 @@ func checkpointSteps(root string) []int {
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(steps)))
 	return steps
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func sumFiles(dir string) (map[string]fileSum, error) {
-	sums := map[string]fileSum{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
-		}
-		s, err := sumFile(path)
-		sums[filepath.ToSlash(rel)] = s
-		return err
-	})
-	return sums, err
-}
-
-func sumFile(path string) (fileSum, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return fileSum{}, err
-	}
-	defer f.Close()
-	h := crc32.New(castagnoli)
-	n, err := io.Copy(h, f)
-	return fileSum{Size: n, CRC32C: h.Sum32()}, err
 }
 
 func jsonEqual(a, b []byte) bool {

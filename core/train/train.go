@@ -34,9 +34,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -156,21 +153,15 @@ func (e *ConfigMismatchError) Error() string {
 
 // state is a checkpoint's state.json.
 type state struct {
-	Step      int                `json:"step"`
-	Tokens    int64              `json:"tokens"`
-	Source    json.RawMessage    `json:"source,omitempty"`
-	SourceBin []byte             `json:"source_bin,omitempty"` // a cursor that is not JSON
-	RNG       []byte             `json:"rng"`                  // PCG state
-	Hash      string             `json:"hash"`
-	Config    json.RawMessage    `json:"config,omitempty"`
-	Files     map[string]fileSum `json:"files"`
-	Time      string             `json:"time"`
-}
-
-// fileSum identifies one file of a checkpoint.
-type fileSum struct {
-	Size   int64  `json:"size"`
-	CRC32C uint32 `json:"crc32c"`
+	Step      int                           `json:"step"`
+	Tokens    int64                         `json:"tokens"`
+	Source    json.RawMessage               `json:"source,omitempty"`
+	SourceBin []byte                        `json:"source_bin,omitempty"` // a cursor that is not JSON
+	RNG       []byte                        `json:"rng"`                  // PCG state
+	Hash      string                        `json:"hash"`
+	Config    json.RawMessage               `json:"config,omitempty"`
+	Files     map[string]checkpoint.FileSum `json:"files"`
+	Time      string                        `json:"time"`
 }
 
 // rngStream separates the loop's generator from other users of the seed
@@ -417,7 +408,7 @@ func (r *runner) writeCheckpoint() (string, error) {
 	if st.Config, err = json.Marshal(r.c); err != nil {
 		return "", err
 	}
-	if st.Files, err = sumFiles(tmp); err != nil {
+	if st.Files, err = checkpoint.SumFiles(tmp); err != nil {
 		return "", err
 	}
 	js, err := json.MarshalIndent(st, "", "  ")
@@ -555,63 +546,7 @@ func verify(dir string, st state) error {
 	if _, ok := st.Files["optimizer.safetensors"]; !ok {
 		return errors.New("state.json lists no optimizer.safetensors")
 	}
-	names := make([]string, 0, len(st.Files))
-	for n := range st.Files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		want := st.Files[n]
-		got, err := sumFile(filepath.Join(dir, filepath.FromSlash(n)))
-		if err != nil {
-			return err
-		}
-		if got.Size != want.Size {
-			return fmt.Errorf("%s has %d bytes, state.json says %d", n, got.Size, want.Size)
-		}
-		if got.CRC32C != want.CRC32C {
-			return fmt.Errorf("%s has checksum %08x, state.json says %08x", n, got.CRC32C, want.CRC32C)
-		}
-	}
-	return nil
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// sumFiles returns the size and CRC-32C of every regular file under dir,
-// keyed by slash-separated relative path.
-func sumFiles(dir string) (map[string]fileSum, error) {
-	sums := map[string]fileSum{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, path)
-		if err != nil {
-			return err
-		}
-		s, err := sumFile(path)
-		if err != nil {
-			return err
-		}
-		sums[filepath.ToSlash(rel)] = s
-		return nil
-	})
-	return sums, err
-}
-
-func sumFile(path string) (fileSum, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return fileSum{}, err
-	}
-	defer f.Close()
-	h := crc32.New(castagnoli)
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return fileSum{}, err
-	}
-	return fileSum{Size: n, CRC32C: h.Sum32()}, nil
+	return checkpoint.VerifySums(dir, st.Files)
 }
 
 // syncDir makes a rename inside dir durable; file systems that cannot

@@ -1,0 +1,18 @@
+//go:build (linux && !android) || darwin || freebsd
+
+package blas
+
+import (
+	"testing"
+
+	"llmlab/core/tensor"
+	"llmlab/core/tensor/backendtest"
+)
+
+// TestBackendOps checks every op of the BLAS backend against the CPU
+// backend (with MinFlops 0, so every float32 product goes to the library).
+func TestBackendOps(t *testing.T) {
+	b := NewBackend(tensor.NewCPU(2), openOrSkip(t))
+	b.MinFlops = 0
+	backendtest.Run(t, b)
+}

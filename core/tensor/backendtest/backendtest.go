@@ -400,6 +400,11 @@ func (c *checker) elementwise(t *testing.T) {
 	c.b.Mul(got, a, b)
 	c.ref.Mul(want, a, b)
 	same(t, "Mul", got, want, 0)
+	// In place, as residual connections do: dst is also an input.
+	got, want = a.Clone(), a.Clone()
+	c.b.Add(got, got, b)
+	c.ref.Add(want, want, b)
+	same(t, "Add in place", got, want, 0)
 	got, want = c.pair(1, N, C)
 	c.b.AddScaled(got, a, -0.37)
 	c.ref.AddScaled(want, a, -0.37)

@@ -1,0 +1,532 @@
+//go:build linux || freebsd
+
+package vulkan
+
+import (
+	"embed"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"llmlab/core/tensor"
+)
+
+//go:generate sh gen_shaders.sh
+
+//go:embed shaders/*.spv
+var shaderFS embed.FS
+
+// Backend runs every tensor.Backend op as Vulkan compute shaders.
+//
+// The engine's tensors are host slices, so an op copies its inputs into
+// pooled, host-visible device buffers, records its dispatches, submits and
+// waits, and copies its outputs back. Storage-only weights (F16, BF16, Q8,
+// NF4) are immutable by contract: they are widened to float32 once and
+// stay on the device, keyed by the address of their data, as do RoPE
+// tables. Tensors larger than the device's storage-buffer limit, and
+// attention with a head dimension above 256, run on the embedded CPU
+// backend instead.
+type Backend struct {
+	d   *Device
+	cpu *tensor.CPU
+
+	resident map[uintptr]*buffer // widened weights and tables, by data address
+	dummy    *buffer             // bound where an optional input is absent
+
+	// per-op state
+	temps []*buffer
+	bound map[*tensor.Tensor]*buffer
+	blank map[*buffer]bool // output buffers not uploaded (contents undefined)
+	outs  []download
+}
+
+type download struct {
+	t *tensor.Tensor
+	b *buffer
+}
+
+var _ tensor.Backend = (*Backend)(nil)
+
+// Open creates the backend on the best Vulkan device (see openDevice);
+// cpu runs what the device cannot (nil: a CPU backend on all cores).
+func Open(cpu *tensor.CPU) (*Backend, error) {
+	d, err := openDevice()
+	if err != nil {
+		return nil, err
+	}
+	if cpu == nil {
+		cpu = tensor.NewCPU(0)
+	}
+	b := &Backend{d: d, cpu: cpu, resident: map[uintptr]*buffer{}, bound: map[*tensor.Tensor]*buffer{}, blank: map[*buffer]bool{}}
+	if b.dummy, err = d.alloc(16); err != nil {
+		d.Close()
+		return nil, err
+	}
+	// Compile one pipeline now, so a broken driver fails here, not mid-run.
+	if _, err := d.kernel("add", 3); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, d.name, err)
+	}
+	return b, nil
+}
+
+// Close releases the device.
+func (b *Backend) Close() {
+	if b.d != nil {
+		b.d.Close()
+		b.d = nil
+	}
+}
+
+// Name describes the device.
+func (b *Backend) Name() string { return "vulkan: " + b.d.Name() }
+
+// Device is the device's name as the driver reports it.
+func (b *Backend) Device() string { return b.d.name }
+
+// fits reports whether every tensor fits one storage buffer.
+func (b *Backend) fits(ts ...*tensor.Tensor) bool {
+	for _, t := range ts {
+		if t != nil && uint64(t.Numel())*4 > b.d.maxRange {
+			return false
+		}
+	}
+	return true
+}
+
+// temp returns a pooled buffer of n bytes released when the op ends.
+func (b *Backend) temp(n int) *buffer {
+	buf, err := b.d.alloc(uint64(n))
+	if err != nil {
+		panic(err)
+	}
+	b.temps = append(b.temps, buf)
+	return buf
+}
+
+// in binds t as an input: float32 data is copied in, storage-only weights
+// come from (or go to) the resident cache. nil binds the dummy buffer.
+func (b *Backend) in(t *tensor.Tensor) *buffer {
+	if t == nil {
+		return b.dummy
+	}
+	buf := b.bound[t]
+	if buf != nil && !b.blank[buf] {
+		return buf
+	}
+	if t.DType == tensor.F32 {
+		if buf == nil {
+			buf = b.temp(len(t.F32) * 4)
+		}
+		// An output bound first (blank) is also an input: upload it now.
+		delete(b.blank, buf)
+		copy(unsafe.Slice((*float32)(buf.ptr), len(t.F32)), t.F32)
+	} else {
+		buf = b.residentOf(t)
+	}
+	b.bound[t] = buf
+	return buf
+}
+
+// residentOf returns the device copy of an immutable tensor, widened.
+func (b *Backend) residentOf(t *tensor.Tensor) *buffer {
+	var key uintptr
+	switch {
+	case len(t.Half) > 0:
+		key = uintptr(unsafe.Pointer(&t.Half[0]))
+	case len(t.Q) > 0:
+		key = uintptr(unsafe.Pointer(&t.Q[0]))
+	default:
+		panic(fmt.Sprintf("vulkan: tensor %v has no data", t))
+	}
+	if buf := b.resident[key]; buf != nil {
+		return buf
+	}
+	f := t.Float32s()
+	buf, err := b.d.alloc(uint64(len(f) * 4))
+	if err != nil {
+		panic(err)
+	}
+	copy(unsafe.Slice((*float32)(buf.ptr), len(f)), f)
+	b.resident[key] = buf
+	return buf
+}
+
+// floats binds an immutable float32 table (RoPE) resident on the device.
+func (b *Backend) floats(x []float32) *buffer {
+	key := uintptr(unsafe.Pointer(&x[0]))
+	if buf := b.resident[key]; buf != nil {
+		return buf
+	}
+	buf, err := b.d.alloc(uint64(len(x) * 4))
+	if err != nil {
+		panic(err)
+	}
+	copy(unsafe.Slice((*float32)(buf.ptr), len(x)), x)
+	b.resident[key] = buf
+	return buf
+}
+
+// ints binds an int32 slice (ids, targets, positions, segments).
+func (b *Backend) ints(x []int32) *buffer {
+	if len(x) == 0 {
+		return b.dummy
+	}
+	buf := b.temp(len(x) * 4)
+	copy(unsafe.Slice((*int32)(buf.ptr), len(x)), x)
+	return buf
+}
+
+// out binds t as an output, copied back when the op ends. keep uploads its
+// current contents first (kernels that add into it, in-place updates).
+func (b *Backend) out(t *tensor.Tensor, keep bool) *buffer {
+	if t == nil {
+		return b.dummy
+	}
+	buf := b.bound[t]
+	if buf == nil {
+		if keep {
+			buf = b.in(t)
+		} else {
+			buf = b.temp(len(t.F32) * 4)
+			b.bound[t] = buf
+			b.blank[buf] = true
+		}
+	}
+	b.outs = append(b.outs, download{t, buf})
+	return buf
+}
+
+// run records one dispatch of the named kernel.
+func (b *Backend) run(name string, groups [3]uint32, pc []uint32, bufs ...*buffer) {
+	k, err := b.d.kernel(name, len(bufs))
+	if err == nil {
+		err = b.d.dispatch(k, groups, pc, bufs...)
+	}
+	if err != nil {
+		panic(err)
+	}
+}
+
+// finish submits the op, copies the outputs back and releases the temps.
+func (b *Backend) finish() {
+	if err := b.d.submit(); err != nil {
+		panic(err)
+	}
+	for _, o := range b.outs {
+		copy(o.t.F32, unsafe.Slice((*float32)(o.b.ptr), len(o.t.F32)))
+	}
+	for _, t := range b.temps {
+		b.d.release(t)
+	}
+	b.temps, b.outs = b.temps[:0], b.outs[:0]
+	clear(b.bound)
+	clear(b.blank)
+}
+
+func f32(x float32) uint32 { return math.Float32bits(x) }
+
+func u(x int) uint32 { return uint32(x) }
+
+func b2u(x bool) uint32 {
+	if x {
+		return 1
+	}
+	return 0
+}
+
+// rowGroups spreads n one-workgroup-per-row workgroups over a 2-D grid.
+func rowGroups(n int) [3]uint32 { return groups1D(n, 1) }
+
+func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
+	if !b.fits(dst, a, w) {
+		b.cpu.MatMul(dst, a, w, o)
+		return
+	}
+	batch := max(o.Batch, 1)
+	ar, ac := a.Rows()/batch, a.Cols()
+	br, bc := w.Rows()/batch, w.Cols()
+	m, k := ar, ac
+	if o.TransA {
+		m, k = ac, ar
+	}
+	n := bc
+	if o.TransB {
+		n = br
+	}
+	if dst.Numel() != batch*m*n {
+		panic(fmt.Sprintf("vulkan.MatMul: dst %v for %d×(%d×%d)", dst.Shape, batch, m, n))
+	}
+	db := b.out(dst, o.Accumulate)
+	groups := [3]uint32{u((n + 15) / 16), u((m + 15) / 16), u(batch)}
+	b.run("matmul", groups, []uint32{u(m), u(n), u(k), b2u(o.TransA), b2u(o.TransB), b2u(o.Accumulate), u(ar * ac), u(br * bc), u(m * n)},
+		db, b.in(a), b.in(w))
+	b.finish()
+}
+
+func (b *Backend) Embedding(dst *tensor.Tensor, ids []int32, table *tensor.Tensor) {
+	C, V := table.Cols(), table.Rows()
+	if !b.fits(table) {
+		b.cpu.Embedding(dst, ids, table)
+		return
+	}
+	for _, id := range ids {
+		if id < 0 || int(id) >= V {
+			panic(fmt.Sprintf("vulkan.Embedding: id %d outside table of %d rows", id, V))
+		}
+	}
+	b.run("embedding", groups1D(len(ids)*C, 256), []uint32{u(len(ids)), u(C)}, b.out(dst, false), b.in(table), b.ints(ids))
+	b.finish()
+}
+
+func (b *Backend) EmbeddingBackward(dtable *tensor.Tensor, ids []int32, dy *tensor.Tensor) {
+	if !b.fits(dtable) {
+		b.cpu.EmbeddingBackward(dtable, ids, dy)
+		return
+	}
+	C := dtable.Cols()
+	b.run("embedding_bwd", groups1D(C, 256), []uint32{u(len(ids)), u(C)}, b.out(dtable, true), b.in(dy), b.ints(ids))
+	b.finish()
+}
+
+func (b *Backend) LayerNorm(dst, mean, rstd, x, w, bias *tensor.Tensor, eps float32) {
+	N, C := x.Rows(), x.Cols()
+	b.run("layernorm", rowGroups(N), []uint32{u(C), f32(eps), b2u(bias != nil)},
+		b.out(dst, false), b.out(mean, false), b.out(rstd, false), b.in(x), b.in(w), b.in(bias))
+	b.finish()
+}
+
+func (b *Backend) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor) {
+	N, C := x.Rows(), x.Cols()
+	b.run("layernorm_bwd", rowGroups(N), []uint32{u(C)}, b.out(dx, true), b.in(dy), b.in(x), b.in(w), b.in(mean), b.in(rstd))
+	if dw != nil || db != nil {
+		b.run("norm_dw", groups1D(C, 256), []uint32{u(N), u(C), 0, b2u(dw != nil), b2u(db != nil)},
+			b.out(dw, true), b.out(db, true), b.in(dy), b.in(x), b.in(mean), b.in(rstd))
+	}
+	b.finish()
+}
+
+func (b *Backend) RMSNorm(dst, rstd, x, w *tensor.Tensor, eps float32) {
+	N, C := x.Rows(), x.Cols()
+	b.run("rmsnorm", rowGroups(N), []uint32{u(C), f32(eps)}, b.out(dst, false), b.out(rstd, false), b.in(x), b.in(w))
+	b.finish()
+}
+
+func (b *Backend) RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor) {
+	N, C := x.Rows(), x.Cols()
+	b.run("rmsnorm_bwd", rowGroups(N), []uint32{u(C)}, b.out(dx, true), b.in(dy), b.in(x), b.in(w), b.in(rstd))
+	if dw != nil {
+		b.run("norm_dw", groups1D(C, 256), []uint32{u(N), u(C), 1, 1, 0},
+			b.out(dw, true), b.dummy, b.in(dy), b.in(x), b.dummy, b.in(rstd))
+	}
+	b.finish()
+}
+
+func (b *Backend) GELU(dst, x *tensor.Tensor) {
+	n := x.Numel()
+	b.run("gelu", groups1D(n, 256), []uint32{u(n)}, b.out(dst, false), b.in(x))
+	b.finish()
+}
+
+func (b *Backend) GELUBackward(dx, dy, x *tensor.Tensor) {
+	n := x.Numel()
+	b.run("gelu_bwd", groups1D(n, 256), []uint32{u(n)}, b.out(dx, true), b.in(dy), b.in(x))
+	b.finish()
+}
+
+func (b *Backend) SwiGLU(dst, gate, up *tensor.Tensor) {
+	n := gate.Numel()
+	b.run("swiglu", groups1D(n, 256), []uint32{u(n)}, b.out(dst, false), b.in(gate), b.in(up))
+	b.finish()
+}
+
+func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	n := gate.Numel()
+	b.run("swiglu_bwd", groups1D(n, 256), []uint32{u(n)}, b.out(dgate, true), b.out(dup, true), b.in(dy), b.in(gate), b.in(up))
+	b.finish()
+}
+
+func (b *Backend) rope(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable, sign float32, acc bool) {
+	D := tab.Dim
+	N := len(pos)
+	H := x.Numel() / (N * D)
+	if H*N*D != x.Numel() {
+		panic(fmt.Sprintf("vulkan.RoPE: x %v is not (%d, H, %d)", x.Shape, N, D))
+	}
+	for _, p := range pos {
+		if p < 0 || int(p) >= tab.MaxPos {
+			panic(fmt.Sprintf("vulkan.RoPE: position %d outside table of %d", p, tab.MaxPos))
+		}
+	}
+	xb := b.in(x)
+	db := b.out(dst, acc)
+	b.run("rope", groups1D(N*H*D/2, 256), []uint32{u(N), u(H), u(D), f32(sign), b2u(acc)},
+		db, xb, b.ints(pos), b.floats(tab.Cos), b.floats(tab.Sin))
+	b.finish()
+}
+
+func (b *Backend) RoPE(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable) {
+	b.rope(dst, x, pos, tab, 1, false)
+}
+
+func (b *Backend) RoPEBackward(dx, dy *tensor.Tensor, pos []int32, tab *tensor.RoPETable) {
+	b.rope(dx, dy, pos, tab, -1, true)
+}
+
+// attnPush is the push-constant block the attention kernels share.
+func attnPush(o *tensor.AttentionOpts) (pc []uint32, B, H, KVH, D, T, S, stride, P int) {
+	B, H, KVH, D, T, S = o.Batch, o.Heads, o.KVHeads, o.HeadDim, o.Queries, o.Keys
+	stride = o.KStride
+	if stride == 0 {
+		stride = S
+	}
+	if o.PrefixK != nil {
+		P = o.PrefixK.Numel() / (KVH * D)
+	}
+	scale := o.Scale
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(D)))
+	}
+	pc = []uint32{u(T), u(S), u(H), u(KVH), u(D), u(stride), u(P), uint32(int32(o.Offset)), f32(scale), b2u(o.QSeg != nil)}
+	return
+}
+
+func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.AttentionOpts) {
+	pc, B, H, _, D, T, _, _, _ := attnPush(o)
+	if D > 256 || !b.fits(q, k, v) {
+		b.cpu.Attention(out, lse, q, k, v, o)
+		return
+	}
+	b.run("attention", [3]uint32{u(T), u(H), u(B)}, pc,
+		b.out(out, false), b.out(lse, false), b.in(q), b.in(k), b.in(v), b.in(o.PrefixK), b.in(o.PrefixV), b.ints(o.QSeg), b.ints(o.KSeg))
+	b.finish()
+}
+
+func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, o *tensor.AttentionOpts) {
+	pc, B, H, KVH, D, T, S, _, P := attnPush(o)
+	if D > 256 || !b.fits(q, k, v) {
+		b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o)
+		return
+	}
+	delta := b.temp(B * H * T * 4)
+	b.run("attention_delta", groups1D(B*T*H, 256), []uint32{u(B * T * H), u(T), u(H), u(D)}, delta, b.in(dout), b.in(out))
+	qb, dob, lb, kb, vb := b.in(q), b.in(dout), b.in(lse), b.in(k), b.in(v)
+	pk, pv := b.in(o.PrefixK), b.in(o.PrefixV)
+	qs, ks := b.ints(o.QSeg), b.ints(o.KSeg)
+	if dq != nil {
+		b.run("attention_dq", [3]uint32{u(T), u(H), u(B)}, pc, b.out(dq, true), qb, dob, lb, delta, kb, vb, pk, pv, qs, ks)
+	}
+	if dk != nil || dv != nil {
+		pcs := append(pc[:len(pc):len(pc)], 0, u(B), b2u(dk != nil), b2u(dv != nil))
+		b.run("attention_dkv", [3]uint32{u(S), u(KVH), u(B)}, pcs, b.out(dk, true), b.out(dv, true), qb, dob, lb, delta, kb, vb, qs, ks)
+	}
+	if P > 0 && (o.DPrefixK != nil || o.DPrefixV != nil) {
+		pcs := append(pc[:len(pc):len(pc)], 1, u(B), b2u(o.DPrefixK != nil), b2u(o.DPrefixV != nil))
+		b.run("attention_dkv", [3]uint32{u(P), u(KVH), 1}, pcs, b.out(o.DPrefixK, true), b.out(o.DPrefixV, true), qb, dob, lb, delta, pk, pv, qs, ks)
+	}
+	b.finish()
+}
+
+func (b *Backend) CrossEntropy(loss, lse, logits *tensor.Tensor, targets []int32) {
+	N, V := logits.Rows(), logits.Cols()
+	if !b.fits(logits) {
+		b.cpu.CrossEntropy(loss, lse, logits, targets)
+		return
+	}
+	for _, t := range targets {
+		if int(t) >= V {
+			panic(fmt.Sprintf("vulkan.CrossEntropy: target %d outside %d classes", t, V))
+		}
+	}
+	b.run("crossentropy", rowGroups(N), []uint32{u(V)}, b.out(loss, false), b.out(lse, false), b.in(logits), b.ints(targets))
+	b.finish()
+}
+
+func (b *Backend) CrossEntropyBackward(dlogits, dloss, logits, lse *tensor.Tensor, targets []int32) {
+	N, V := logits.Rows(), logits.Cols()
+	if !b.fits(logits) {
+		b.cpu.CrossEntropyBackward(dlogits, dloss, logits, lse, targets)
+		return
+	}
+	b.run("crossentropy_bwd", groups1D(N*V, 256), []uint32{u(N), u(V)}, b.out(dlogits, true), b.in(dloss), b.in(logits), b.in(lse), b.ints(targets))
+	b.finish()
+}
+
+func (b *Backend) binary(dst, x, y *tensor.Tensor, op uint32) {
+	n := dst.Numel()
+	b.run("add", groups1D(n, 256), []uint32{u(n), op}, b.out(dst, false), b.in(x), b.in(y))
+	b.finish()
+}
+
+func (b *Backend) Add(dst, x, y *tensor.Tensor) { b.binary(dst, x, y, 0) }
+func (b *Backend) Mul(dst, x, y *tensor.Tensor) { b.binary(dst, x, y, 1) }
+
+func (b *Backend) AddScaled(dst, a *tensor.Tensor, s float32) {
+	n := dst.Numel()
+	b.run("addscaled", groups1D(n, 256), []uint32{u(n), f32(s)}, b.out(dst, true), b.in(a))
+	b.finish()
+}
+
+func (b *Backend) AddBias(dst, x, bias *tensor.Tensor) {
+	n, C := x.Numel(), x.Cols()
+	b.run("addbias", groups1D(n, 256), []uint32{u(n), u(C)}, b.out(dst, false), b.in(x), b.in(bias))
+	b.finish()
+}
+
+func (b *Backend) SumRows(dst, x *tensor.Tensor) {
+	N, C := x.Rows(), x.Cols()
+	b.run("sumrows", groups1D(C, 256), []uint32{u(N), u(C)}, b.out(dst, true), b.in(x))
+	b.finish()
+}
+
+func (b *Backend) SplitCols(dsts []*tensor.Tensor, x *tensor.Tensor) {
+	N, C := x.Rows(), x.Cols()
+	xb := b.in(x)
+	off := 0
+	for _, d := range dsts {
+		w := d.Cols()
+		b.run("copycols", groups1D(N*w, 256), []uint32{u(N), u(w), u(w), 0, u(C), u(off)}, b.out(d, false), xb)
+		off += w
+	}
+	b.finish()
+}
+
+func (b *Backend) ConcatCols(dst *tensor.Tensor, srcs []*tensor.Tensor) {
+	N, C := dst.Rows(), dst.Cols()
+	db := b.out(dst, false)
+	off := 0
+	for _, s := range srcs {
+		w := s.Cols()
+		b.run("copycols", groups1D(N*w, 256), []uint32{u(N), u(w), u(C), u(off), u(w), 0}, db, b.in(s))
+		off += w
+	}
+	b.finish()
+}
+
+func (b *Backend) AdamW(p, g, m, v *tensor.Tensor, o tensor.AdamWOpts) {
+	bc1 := 1 - math.Pow(float64(o.Beta1), float64(o.Step))
+	bc2 := 1 - math.Pow(float64(o.Beta2), float64(o.Step))
+	decay := float32(1 - float64(o.LR)*float64(o.WeightDecay))
+	stepSize := float32(float64(o.LR) / bc1)
+	bc2s := float32(math.Sqrt(bc2))
+	n := p.Numel()
+	b.run("adamw", groups1D(n, 256), []uint32{u(n), f32(o.Beta1), f32(o.Beta2), f32(o.Eps), f32(decay), f32(stepSize), f32(bc2s)},
+		b.out(p, true), b.in(g), b.out(m, true), b.out(v, true))
+	b.finish()
+}
+
+func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
+	n := x.Numel()
+	parts := (n + 4095) / 4096
+	pb := b.temp(parts * 4)
+	b.run("sumsq", rowGroups(parts), []uint32{u(n)}, pb, b.in(x))
+	if err := b.d.submit(); err != nil {
+		panic(err)
+	}
+	var s float64
+	for _, v := range unsafe.Slice((*float32)(pb.ptr), parts) {
+		s += float64(v)
+	}
+	b.finish()
+	return s
+}

@@ -1,0 +1,460 @@
+//go:build linux || freebsd
+
+package vulkan
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"strings"
+	"unsafe"
+)
+
+// Device is one Vulkan device with a compute queue, ready to run the
+// embedded compute shaders. It is not safe for concurrent use: a Backend
+// serialises its ops, as the engine calls them one at a time.
+type Device struct {
+	a      *api
+	inst   vkInstance
+	pd     vkPhysicalDevice
+	dev    vkDevice
+	queue  vkQueue
+	family uint32
+
+	name     string
+	kind     string // discrete, integrated, cpu...
+	memType  uint32 // host-visible, coherent: every buffer lives there
+	local    bool   // that memory is also device-local (integrated GPUs, CPUs, resizable BAR)
+	maxRange uint64 // maxStorageBufferRange
+	align    uint64 // minStorageBufferOffsetAlignment
+
+	cmdPool  vkHandle
+	cmd      vkCommandBuffer
+	fence    vkHandle
+	descPool vkHandle
+
+	kernels map[string]*kernel
+	free    map[int][]*buffer // pooled buffers by size class (log2 of bytes)
+
+	recording bool
+	sets      int  // descriptor sets used in the open command buffer
+	written   bool // a dispatch since the last barrier
+}
+
+// kernel is one compute pipeline: a shader with nbuf storage buffers at
+// bindings 0..nbuf-1 and up to maxPush bytes of push constants.
+type kernel struct {
+	name   string
+	nbuf   int
+	dsl    vkHandle
+	layout vkHandle
+	pipe   vkHandle
+	module vkHandle
+}
+
+// buffer is a host-visible, persistently mapped storage buffer.
+type buffer struct {
+	buf, mem vkHandle
+	size     uint64
+	class    int
+	ptr      unsafe.Pointer
+}
+
+const (
+	maxPush = 128 // bytes: the minimum every device supports
+	maxSets = 512 // descriptor sets per submission
+)
+
+// ErrUnavailable is returned (wrapped) when Vulkan cannot be used here.
+var ErrUnavailable = errors.New("vulkan unavailable")
+
+// openDevice creates an instance and a device on the best physical device:
+// a discrete GPU, then an integrated one, then anything with a compute
+// queue (lavapipe, Mesa's CPU device, is the last resort).
+func openDevice() (*Device, error) {
+	a, err := loadAPI()
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{a: a, kernels: map[string]*kernel{}, free: map[int][]*buffer{}}
+	app := vkApplicationInfo{sType: sTypeApplicationInfo, pApplicationName: cstr("llmlab"), pEngineName: cstr("llmlab"), apiVersion: apiVersion10}
+	ici := vkInstanceCreateInfo{sType: sTypeInstanceCreateInfo, pApplicationInfo: &app}
+	if err := check("vkCreateInstance", a.createInstance(&ici, nil, &d.inst)); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	var n uint32
+	if err := check("vkEnumeratePhysicalDevices", a.enumeratePhysicalDevices(d.inst, &n, nil)); err != nil || n == 0 {
+		d.Close()
+		if err == nil {
+			err = errors.New("no Vulkan device")
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	pds := make([]vkPhysicalDevice, n)
+	if err := check("vkEnumeratePhysicalDevices", a.enumeratePhysicalDevices(d.inst, &n, &pds[0])); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	rank := map[uint32]int{2: 0, 1: 1, 3: 2, 0: 3, 4: 4} // discrete, integrated, virtual, other, cpu
+	best, bestRank := -1, 99
+	var props physProps
+	for i, pd := range pds[:n] {
+		var p physProps
+		a.getPhysicalDeviceProps(pd, &p)
+		if _, ok := computeFamily(a, pd); !ok {
+			continue
+		}
+		if r := rank[p.deviceType]; r < bestRank {
+			best, bestRank, props = i, r, p
+		}
+	}
+	if best < 0 {
+		d.Close()
+		return nil, fmt.Errorf("%w: no Vulkan device has a compute queue", ErrUnavailable)
+	}
+	d.pd = pds[best]
+	d.family, _ = computeFamily(a, d.pd)
+	d.name = string(bytes.TrimRight(props.deviceName[:], "\x00"))
+	d.kind = [...]string{"other", "integrated GPU", "discrete GPU", "virtual GPU", "CPU"}[min(props.deviceType, 4)]
+	d.maxRange = uint64(props.u32(limMaxStorageBufferRange))
+	d.align = max(props.u64(limMinStorageBufferOffsetAln), 4)
+	if props.u32(limMaxPushConstantsSize) < maxPush || props.u32(limMaxComputeWorkGroupInvocs) < 256 || props.u32(limMaxComputeSharedMemory) < 16384 {
+		d.Close()
+		return nil, fmt.Errorf("%w: %s: limits too small (push constants %d, workgroup invocations %d, shared memory %d; need 128, 256, 16384)",
+			ErrUnavailable, d.name, props.u32(limMaxPushConstantsSize), props.u32(limMaxComputeWorkGroupInvocs), props.u32(limMaxComputeSharedMemory))
+	}
+
+	var mp vkPhysicalDeviceMemoryProperties
+	a.getMemoryProps(d.pd, &mp)
+	d.memType = math.MaxUint32
+	for i := uint32(0); i < mp.memoryTypeCount; i++ {
+		f := mp.memoryTypes[i].propertyFlags
+		if f&(memHostVisible|memHostCoherent) != memHostVisible|memHostCoherent {
+			continue
+		}
+		local := f&memDeviceLocal != 0
+		if d.memType == math.MaxUint32 || (local && !d.local) {
+			d.memType, d.local = i, local
+		}
+	}
+	if d.memType == math.MaxUint32 {
+		d.Close()
+		return nil, fmt.Errorf("%w: %s has no host-visible coherent memory", ErrUnavailable, d.name)
+	}
+
+	prio := float32(1)
+	qci := vkDeviceQueueCreateInfo{sType: sTypeDeviceQueueCreateInfo, queueFamilyIndex: d.family, queueCount: 1, pQueuePriorities: &prio}
+	dci := vkDeviceCreateInfo{sType: sTypeDeviceCreateInfo, queueCreateInfoCount: 1, pQueueCreateInfos: &qci}
+	if err := check("vkCreateDevice", a.createDevice(d.pd, &dci, nil, &d.dev)); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, d.name, err)
+	}
+	a.getDeviceQueue(d.dev, d.family, 0, &d.queue)
+
+	cpi := vkCommandPoolCreateInfo{sType: sTypeCommandPoolCreateInfo, flags: commandPoolResetBuffer, queueFamilyIndex: d.family}
+	if err := check("vkCreateCommandPool", a.createCommandPool(d.dev, &cpi, nil, &d.cmdPool)); err != nil {
+		d.Close()
+		return nil, err
+	}
+	cai := vkCommandBufferAllocateInfo{sType: sTypeCommandBufferAllocInfo, commandPool: d.cmdPool, commandBufferCount: 1}
+	if err := check("vkAllocateCommandBuffers", a.allocateCommandBuffers(d.dev, &cai, &d.cmd)); err != nil {
+		d.Close()
+		return nil, err
+	}
+	fci := vkFenceCreateInfo{sType: sTypeFenceCreateInfo}
+	if err := check("vkCreateFence", a.createFence(d.dev, &fci, nil, &d.fence)); err != nil {
+		d.Close()
+		return nil, err
+	}
+	size := vkDescriptorPoolSize{typ: descriptorStorageBuffer, count: maxSets * 8}
+	dpi := vkDescriptorPoolCreateInfo{sType: sTypeDescriptorPoolCreateInfo, maxSets: maxSets, poolSizeCount: 1, pPoolSizes: &size}
+	if err := check("vkCreateDescriptorPool", a.createDescriptorPool(d.dev, &dpi, nil, &d.descPool)); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func computeFamily(a *api, pd vkPhysicalDevice) (uint32, bool) {
+	var n uint32
+	a.getQueueFamilyProps(pd, &n, nil)
+	if n == 0 {
+		return 0, false
+	}
+	fams := make([]vkQueueFamilyProperties, n)
+	a.getQueueFamilyProps(pd, &n, &fams[0])
+	for i, f := range fams[:n] {
+		if f.queueFlags&queueCompute != 0 && f.queueCount > 0 {
+			return uint32(i), true
+		}
+	}
+	return 0, false
+}
+
+// cstr returns a NUL-terminated copy of s.
+func cstr(s string) *byte {
+	b := append([]byte(s), 0)
+	return &b[0]
+}
+
+// Name describes the device.
+func (d *Device) Name() string {
+	mem := "host-visible memory"
+	if d.local {
+		mem = "device-local host-visible memory"
+	}
+	return fmt.Sprintf("%s (%s, %s)", d.name, d.kind, mem)
+}
+
+// Close releases every Vulkan object; the Device is unusable afterwards.
+func (d *Device) Close() {
+	a := d.a
+	if d.dev != 0 {
+		a.deviceWaitIdle(d.dev)
+		for _, k := range d.kernels {
+			a.destroyPipeline(d.dev, k.pipe, nil)
+			a.destroyPipelineLayout(d.dev, k.layout, nil)
+			a.destroyDescSetLayout(d.dev, k.dsl, nil)
+			a.destroyShaderModule(d.dev, k.module, nil)
+		}
+		d.kernels = nil
+		for _, list := range d.free {
+			for _, b := range list {
+				d.destroy(b)
+			}
+		}
+		d.free = nil
+		if d.descPool != 0 {
+			a.destroyDescriptorPool(d.dev, d.descPool, nil)
+		}
+		if d.fence != 0 {
+			a.destroyFence(d.dev, d.fence, nil)
+		}
+		if d.cmdPool != 0 {
+			a.destroyCommandPool(d.dev, d.cmdPool, nil)
+		}
+		a.destroyDevice(d.dev, nil)
+		d.dev = 0
+	}
+	if d.inst != 0 {
+		a.destroyInstance(d.inst, nil)
+		d.inst = 0
+	}
+}
+
+// alloc returns a buffer of at least n bytes from the pool (sizes are
+// rounded up to a power of two, at least 256 bytes, so buffers are reused
+// across steps of different shapes).
+func (d *Device) alloc(n uint64) (*buffer, error) {
+	class := max(8, bits.Len64(max(n, 1)-1))
+	if l := d.free[class]; len(l) > 0 {
+		b := l[len(l)-1]
+		d.free[class] = l[:len(l)-1]
+		return b, nil
+	}
+	size := uint64(1) << class
+	if size > d.maxRange {
+		size = max(n, 4)
+		if size > d.maxRange {
+			return nil, fmt.Errorf("vulkan: a buffer of %d bytes exceeds the device's storage buffer limit of %d", n, d.maxRange)
+		}
+		class = -1 // not pooled by class
+	}
+	b := &buffer{size: size, class: class}
+	bci := vkBufferCreateInfo{sType: sTypeBufferCreateInfo, size: size, usage: bufferUsageStorage | bufferUsageTransferSrc | bufferUsageTransferDst}
+	if err := check("vkCreateBuffer", d.a.createBuffer(d.dev, &bci, nil, &b.buf)); err != nil {
+		return nil, err
+	}
+	var req vkMemoryRequirements
+	d.a.getBufferMemReqs(d.dev, b.buf, &req)
+	if req.memoryTypeBits&(1<<d.memType) == 0 {
+		d.a.destroyBuffer(d.dev, b.buf, nil)
+		return nil, fmt.Errorf("vulkan: storage buffers cannot live in memory type %d", d.memType)
+	}
+	mai := vkMemoryAllocateInfo{sType: sTypeMemoryAllocateInfo, allocationSize: req.size, memoryTypeIndex: d.memType}
+	if err := check("vkAllocateMemory", d.a.allocateMemory(d.dev, &mai, nil, &b.mem)); err != nil {
+		d.a.destroyBuffer(d.dev, b.buf, nil)
+		return nil, err
+	}
+	if err := check("vkBindBufferMemory", d.a.bindBufferMemory(d.dev, b.buf, b.mem, 0)); err != nil {
+		d.destroy(b)
+		return nil, err
+	}
+	if err := check("vkMapMemory", d.a.mapMemory(d.dev, b.mem, 0, req.size, 0, &b.ptr)); err != nil {
+		d.destroy(b)
+		return nil, err
+	}
+	return b, nil
+}
+
+// release returns b to the pool.
+func (d *Device) release(b *buffer) {
+	if b.class < 0 {
+		d.destroy(b)
+		return
+	}
+	d.free[b.class] = append(d.free[b.class], b)
+}
+
+func (d *Device) destroy(b *buffer) {
+	if b.ptr != nil {
+		d.a.unmapMemory(d.dev, b.mem)
+	}
+	d.a.destroyBuffer(d.dev, b.buf, nil)
+	d.a.freeMemory(d.dev, b.mem, nil)
+}
+
+// bytes views the first n bytes of b's mapping.
+func (b *buffer) bytes(n int) []byte { return unsafe.Slice((*byte)(b.ptr), n) }
+
+// kernel returns the named pipeline, creating it on first use from the
+// embedded SPIR-V.
+func (d *Device) kernel(name string, nbuf int) (*kernel, error) {
+	if k := d.kernels[name]; k != nil {
+		if k.nbuf != nbuf {
+			return nil, fmt.Errorf("vulkan: kernel %s used with %d buffers, created with %d", name, nbuf, k.nbuf)
+		}
+		return k, nil
+	}
+	code, err := spirv(name)
+	if err != nil {
+		return nil, err
+	}
+	k := &kernel{name: name, nbuf: nbuf}
+	smi := vkShaderModuleCreateInfo{sType: sTypeShaderModuleCreateInfo, codeSize: uintptr(len(code) * 4), pCode: &code[0]}
+	if err := check("vkCreateShaderModule "+name, d.a.createShaderModule(d.dev, &smi, nil, &k.module)); err != nil {
+		return nil, err
+	}
+	binds := make([]vkDescriptorSetLayoutBinding, nbuf)
+	for i := range binds {
+		binds[i] = vkDescriptorSetLayoutBinding{binding: uint32(i), descriptorType: descriptorStorageBuffer, descriptorCount: 1, stageFlags: stageCompute}
+	}
+	dli := vkDescriptorSetLayoutCreateInfo{sType: sTypeDescriptorSetLayoutInfo, bindingCount: uint32(nbuf), pBindings: &binds[0]}
+	if err := check("vkCreateDescriptorSetLayout "+name, d.a.createDescriptorSetLayout(d.dev, &dli, nil, &k.dsl)); err != nil {
+		return nil, err
+	}
+	pr := vkPushConstantRange{stageFlags: stageCompute, size: maxPush}
+	pli := vkPipelineLayoutCreateInfo{sType: sTypePipelineLayoutCreateInfo, setLayoutCount: 1, pSetLayouts: &k.dsl, pushConstantRangeCount: 1, pPushConstantRanges: &pr}
+	if err := check("vkCreatePipelineLayout "+name, d.a.createPipelineLayout(d.dev, &pli, nil, &k.layout)); err != nil {
+		return nil, err
+	}
+	cpi := vkComputePipelineCreateInfo{sType: sTypeComputePipelineCreate, layout: k.layout, basePipelineIndex: -1,
+		stage: vkPipelineShaderStageCreateInfo{sType: sTypePipelineShaderStage, stage: stageCompute, module: k.module, pName: cstr("main")}}
+	if err := check("vkCreateComputePipelines "+name, d.a.createComputePipelines(d.dev, 0, 1, &cpi, nil, &k.pipe)); err != nil {
+		return nil, err
+	}
+	d.kernels[name] = k
+	return k, nil
+}
+
+// begin opens the command buffer if it is not open.
+func (d *Device) begin() error {
+	if d.recording {
+		return nil
+	}
+	bi := vkCommandBufferBeginInfo{sType: sTypeCommandBufferBeginInfo, flags: commandBufferOneTime}
+	if err := check("vkBeginCommandBuffer", d.a.beginCommandBuffer(d.cmd, &bi)); err != nil {
+		return err
+	}
+	d.recording, d.sets, d.written = true, 0, false
+	return nil
+}
+
+// dispatch records one run of k over groups workgroups, with push
+// constants pc and buffers bound in order. A barrier before it makes every
+// earlier dispatch's writes visible, so recorded dispatches run in order.
+func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...*buffer) error {
+	if len(bufs) != k.nbuf {
+		return fmt.Errorf("vulkan: kernel %s takes %d buffers, got %d", k.name, k.nbuf, len(bufs))
+	}
+	if len(pc)*4 > maxPush {
+		return fmt.Errorf("vulkan: kernel %s: %d bytes of push constants (at most %d)", k.name, len(pc)*4, maxPush)
+	}
+	if d.recording && d.sets == maxSets {
+		if err := d.submit(); err != nil {
+			return err
+		}
+	}
+	if err := d.begin(); err != nil {
+		return err
+	}
+	var set vkHandle
+	dsa := vkDescriptorSetAllocateInfo{sType: sTypeDescriptorSetAllocInfo, descriptorPool: d.descPool, descriptorSetCount: 1, pSetLayouts: &k.dsl}
+	if err := check("vkAllocateDescriptorSets", d.a.allocateDescriptorSets(d.dev, &dsa, &set)); err != nil {
+		return err
+	}
+	d.sets++
+	infos := make([]vkDescriptorBufferInfo, len(bufs))
+	writes := make([]vkWriteDescriptorSet, len(bufs))
+	for i, b := range bufs {
+		infos[i] = vkDescriptorBufferInfo{buffer: b.buf, rng: b.size}
+		writes[i] = vkWriteDescriptorSet{sType: sTypeWriteDescriptorSet, dstSet: set, dstBinding: uint32(i), descriptorCount: 1,
+			descriptorType: descriptorStorageBuffer, pBufferInfo: &infos[i]}
+	}
+	d.a.updateDescriptorSets(d.dev, uint32(len(writes)), &writes[0], 0, nil)
+	if d.written {
+		mb := vkMemoryBarrier{sType: sTypeMemoryBarrier, srcAccessMask: accessShaderWrite, dstAccessMask: accessShaderRead | accessShaderWrite}
+		d.a.cmdPipelineBarrier(d.cmd, pipelineStageCompute, pipelineStageCompute, 0, 1, &mb, 0, nil, 0, nil)
+	}
+	d.a.cmdBindPipeline(d.cmd, bindPointCompute, k.pipe)
+	d.a.cmdBindDescriptorSets(d.cmd, bindPointCompute, k.layout, 0, 1, &set, 0, nil)
+	if len(pc) > 0 {
+		d.a.cmdPushConstants(d.cmd, k.layout, stageCompute, 0, uint32(len(pc)*4), unsafe.Pointer(&pc[0]))
+	}
+	d.a.cmdDispatch(d.cmd, max(groups[0], 1), max(groups[1], 1), max(groups[2], 1))
+	d.written = true
+	return nil
+}
+
+// submit ends the command buffer, runs it and waits for it; afterwards the
+// host sees every write.
+func (d *Device) submit() error {
+	if !d.recording {
+		return nil
+	}
+	mb := vkMemoryBarrier{sType: sTypeMemoryBarrier, srcAccessMask: accessShaderWrite, dstAccessMask: accessHostRead}
+	d.a.cmdPipelineBarrier(d.cmd, pipelineStageCompute, pipelineStageHost, 0, 1, &mb, 0, nil, 0, nil)
+	d.recording = false
+	if err := check("vkEndCommandBuffer", d.a.endCommandBuffer(d.cmd)); err != nil {
+		return err
+	}
+	si := vkSubmitInfo{sType: sTypeSubmitInfo, commandBufferCount: 1, pCommandBuffers: &d.cmd}
+	if err := check("vkQueueSubmit", d.a.queueSubmit(d.queue, 1, &si, d.fence)); err != nil {
+		return err
+	}
+	if err := check("vkWaitForFences", d.a.waitForFences(d.dev, 1, &d.fence, 1, math.MaxUint64)); err != nil {
+		return err
+	}
+	if err := check("vkResetFences", d.a.resetFences(d.dev, 1, &d.fence)); err != nil {
+		return err
+	}
+	if err := check("vkResetCommandBuffer", d.a.resetCommandBuffer(d.cmd, 0)); err != nil {
+		return err
+	}
+	return check("vkResetDescriptorPool", d.a.resetDescriptorPool(d.dev, d.descPool, 0))
+}
+
+// groups1D spreads n invocations of a local size of local over a 2-D grid
+// (each dimension is limited to 65535 workgroups); shaders rebuild the
+// linear index as (wg.y * numWG.x + wg.x) * local + lid.
+func groups1D(n, local int) [3]uint32 {
+	g := (n + local - 1) / local
+	x := min(g, 65535)
+	return [3]uint32{uint32(x), uint32((g + x - 1) / max(x, 1)), 1}
+}
+
+// spirv returns the embedded SPIR-V words of a shader.
+func spirv(name string) ([]uint32, error) {
+	b, err := shaderFS.ReadFile("shaders/" + name + ".spv")
+	if err != nil {
+		return nil, fmt.Errorf("vulkan: no compiled shader %q (run go generate ./gpu/vulkan/): %v", name, err)
+	}
+	if len(b)%4 != 0 || len(b) < 20 || !strings.HasPrefix(string(b[:4]), "\x03\x02\x23\x07") {
+		return nil, fmt.Errorf("vulkan: shaders/%s.spv is not SPIR-V", name)
+	}
+	words := make([]uint32, len(b)/4)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(b)), b)
+	return words, nil
+}

@@ -3,10 +3,9 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"runtime"
 
 	"llmlab/core/tensor"
-	"llmlab/gpu/blas"
+	"llmlab/gpu"
 )
 
 // runDevices lists the compute backends found and which one is chosen.
@@ -17,25 +16,29 @@ func runDevices(e *Env) error {
 		return err
 	}
 	type row struct {
-		Backend  string   `json:"backend"`
-		OK       bool     `json:"ok"`
+		gpu.Probe
 		Chosen   bool     `json:"chosen"`
-		Detail   string   `json:"detail"`
 		Features []string `json:"features,omitempty"`
 	}
-	rows := []row{{
-		Backend: "cpu", OK: true, Chosen: true,
-		Detail:   fmt.Sprintf("%s/%s, %d cores, GEMM kernel %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), tensor.CPUFeatures()[0]),
-		Features: tensor.CPUFeatures(),
-	}}
-	if l, err := blas.Open(); err == nil {
-		rows = append(rows, row{Backend: "blas", OK: true, Detail: l.Name() + " found: --device blas sends large float32 products to it (bench uses it as the GEMM reference)"})
-	} else {
-		rows = append(rows, row{Backend: "blas", Detail: err.Error()})
+	chosen := "cpu"
+	probes := gpu.Detect(1)
+	for _, p := range probes {
+		if p.OK && p.Auto {
+			chosen = p.Backend
+			break
+		}
 	}
-	rows = append(rows,
-		row{Backend: "cuda", Detail: "not built into this version"},
-		row{Backend: "vulkan", Detail: "not built into this version"})
+	var rows []row
+	for _, p := range probes {
+		r := row{Probe: p, Chosen: p.Backend == chosen}
+		if p.Backend == "cpu" {
+			r.Features = tensor.CPUFeatures()
+		}
+		rows = append(rows, r)
+	}
+	if !*jsonOut {
+		fmt.Fprintln(e.Stdout, "  backend usable  device (* = the one --device auto takes)")
+	}
 	for _, r := range rows {
 		if *jsonOut {
 			if err := json.NewEncoder(e.Stdout).Encode(r); err != nil {
@@ -47,7 +50,11 @@ func runDevices(e *Env) error {
 		if r.Chosen {
 			mark = "*"
 		}
-		fmt.Fprintf(e.Stdout, "%s %-8s %s", mark, r.Backend, r.Detail)
+		state := "no "
+		if r.OK {
+			state = "yes"
+		}
+		fmt.Fprintf(e.Stdout, "%s %-7s %s  %s", mark, r.Backend, state, r.Detail)
 		if len(r.Features) > 0 {
 			fmt.Fprintf(e.Stdout, "  features: %v", r.Features)
 		}

@@ -3,6 +3,7 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,7 +11,7 @@ import (
 	"llmlab/core/model"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
-	"llmlab/gpu/blas"
+	"llmlab/gpu"
 	"llmlab/lora"
 )
 
@@ -18,6 +19,7 @@ import (
 type modelFlags struct {
 	model, adapter, device string
 	threads                int
+	warn                   io.Writer // where a device fallback is reported
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
@@ -25,7 +27,8 @@ func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
 	if withAdapter {
 		fs.StringVar(&f.adapter, "adapter", "", "PEFT adapter folder to apply")
 	}
-	fs.StringVar(&f.device, "device", "auto", "compute device: auto, cpu, or blas (large products through OpenBLAS/MKL/BLIS)")
+	fs.StringVar(&f.device, "device", "auto", "compute device: auto, cuda, vulkan, blas (large products through OpenBLAS/MKL/BLIS) or cpu; `llmlab devices` lists what this machine has")
+	f.warn = fs.Output()
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
 }
 
@@ -35,17 +38,16 @@ func (f *modelFlags) backend() (tensor.Backend, error) {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	switch f.device {
-	case "", "auto", "cpu":
-		return tensor.NewCPU(n), nil
-	case "blas":
-		lib, err := blas.Open()
-		if err != nil {
-			return nil, BadInput(fmt.Errorf("--device blas: %w", err))
-		}
-		return blas.NewBackend(tensor.NewCPU(n), lib), nil
+	warn := f.warn
+	if warn == nil {
+		warn = io.Discard
 	}
-	return nil, Usagef("--device %q is not available in this build (have: auto, cpu, blas)", f.device)
+	// The device stays open until the process ends.
+	b, _, err := gpu.Open(f.device, n, warn)
+	if err != nil {
+		return nil, Usagef("%v", err)
+	}
+	return b, nil
 }
 
 // resolveModelDir maps --model to a folder: 'demo' is the embedded demo

@@ -530,3 +530,7 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 	b.finish()
 	return s
 }
+
+// IsCPU reports whether the device is the CPU itself (lavapipe): correct,
+// but slower than the CPU backend.
+func (b *Backend) IsCPU() bool { return b.d.kind == "CPU" }

@@ -24,3 +24,6 @@ func (b *Backend) Close() {}
 
 // Device is empty.
 func (b *Backend) Device() string { return "" }
+
+// IsCPU is false.
+func (b *Backend) IsCPU() bool { return false }

@@ -73,6 +73,11 @@ func Open(cpu *tensor.CPU) (*Backend, error) {
 // Close releases the device.
 func (b *Backend) Close() {
 	if b.d != nil {
+		for _, buf := range b.resident {
+			b.d.release(buf)
+		}
+		b.d.release(b.dummy)
+		b.resident = nil
 		b.d.Close()
 		b.d = nil
 	}

@@ -3,6 +3,10 @@
 package vulkan
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"llmlab/core/tensor"
@@ -24,4 +28,40 @@ func TestOps(t *testing.T) {
 	b := openOrSkip(t)
 	t.Logf("device: %s", b.Name())
 	backendtest.Run(t, b)
+}
+
+// TestValidation reruns the op and training tests under the Khronos
+// validation layer (Debian: vulkan-validationlayers), when it is installed,
+// and fails on any message it prints: API misuse that a lenient driver
+// tolerates would break on another.
+func TestValidation(t *testing.T) {
+	if os.Getenv("LLMLAB_VK_CHILD") != "" {
+		t.Skip("running as the child")
+	}
+	const layer = "VK_LAYER_KHRONOS_validation"
+	found := false
+	for _, dir := range []string{"/usr/share/vulkan/explicit_layer.d", "/usr/local/share/vulkan/explicit_layer.d", "/etc/vulkan/explicit_layer.d"} {
+		if _, err := os.Stat(filepath.Join(dir, "VkLayer_khronos_validation.json")); err == nil {
+			found = true
+		}
+	}
+	if !found {
+		t.Skip("no Vulkan validation layer here (install vulkan-validationlayers to run this)")
+	}
+	openOrSkip(t).Close()
+	run := "TestOps"
+	if !testing.Short() {
+		run += "|TestTrainingMatchesCPU"
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^("+run+")$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "VK_INSTANCE_LAYERS="+layer, "LLMLAB_VK_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tests under the validation layer failed: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "VUID") || strings.Contains(line, "Validation Error") || strings.Contains(line, "Validation Warning") {
+			t.Errorf("validation layer: %s", line)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"llmlab/core/tensor"
 	"llmlab/core/tensor/backendtest"
+	"llmlab/gpu/gputest"
 )
 
 // TestBackendOps checks every op of the BLAS backend against the CPU
@@ -15,4 +16,12 @@ func TestBackendOps(t *testing.T) {
 	b := NewBackend(tensor.NewCPU(2), openOrSkip(t))
 	b.MinFlops = 0
 	backendtest.Run(t, b)
+}
+
+// TestTrainingMatchesCPU: a few training steps through the library's GEMM
+// follow the CPU backend's losses.
+func TestTrainingMatchesCPU(t *testing.T) {
+	b := NewBackend(tensor.NewCPU(2), openOrSkip(t))
+	b.MinFlops = 0
+	gputest.TrainMatchesCPU(t, b)
 }

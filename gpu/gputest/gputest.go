@@ -1,0 +1,87 @@
+// Package gputest holds the checks every backend in gpu/ runs on top of
+// core/tensor/backendtest's op-by-op comparison: a few training steps of
+// small models whose losses must follow the CPU backend's.
+package gputest
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"llmlab/core/autograd"
+	"llmlab/core/model"
+	"llmlab/core/optim"
+	"llmlab/core/tensor"
+)
+
+// Losses trains a fresh model of cfg (seeded, so every backend starts from
+// the same weights) for steps AdamW steps with gradient clipping on one
+// fixed batch on b, and returns each step's loss.
+func Losses(t testing.TB, b tensor.Backend, cfg model.Config, steps int) []float64 {
+	t.Helper()
+	m, err := model.New(cfg, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	B, T := 2, 24
+	ids, tg := make([]int32, B*T), make([]int32, B*T)
+	for i := range ids {
+		ids[i], tg[i] = int32(i*31%cfg.VocabSize), int32((i*31+1)%cfg.VocabSize)
+	}
+	ps := slices.Collect(m.Params())
+	opt := optim.NewAdamW(optim.AdamWConfig{LR: 3e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, ps)
+	tp := autograd.NewTape(b)
+	var out []float64
+	for s := 0; s < steps; s++ {
+		tp.Reset()
+		opt.ZeroGrad()
+		loss, _, err := m.Loss(tp, model.Inputs{B: B, T: T, IDs: ids}, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, float64(loss.Value.F32[0]))
+		tp.Backward(loss)
+		optim.ClipGradNorm(b, ps, 1)
+		opt.Update(b, 3e-3)
+	}
+	return out
+}
+
+// Configs returns the models TrainMatchesCPU trains: the tiny Llama
+// preset (RMSNorm, RoPE, SwiGLU, GQA-ready attention) and a GPT-2 of the
+// same size (LayerNorm with bias, learned positions, GELU, fused qkv).
+func Configs(t testing.TB) map[string]model.Config {
+	t.Helper()
+	llama, err := model.Preset(model.Llama, "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	llama.KVHeads = 2 // grouped-query attention
+	gpt2, err := model.Preset(model.GPT2, "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpt2.Arch, gpt2.ModelType, gpt2.Activation, gpt2.AttentionBias, gpt2.OutputBias = model.GPT2, "gpt2", "gelu_new", true, true
+	return map[string]model.Config{"llama": llama, "gpt2": gpt2}
+}
+
+// TrainMatchesCPU trains each of Configs for 5 steps on b and on the CPU
+// backend; every step's loss must agree to 1e-3 (relative), and the loss
+// must fall.
+func TrainMatchesCPU(t *testing.T, b tensor.Backend) {
+	for name, cfg := range Configs(t) {
+		t.Run(name, func(t *testing.T) {
+			want := Losses(t, tensor.NewCPU(1), cfg, 5)
+			got := Losses(t, b, cfg, 5)
+			for i := range want {
+				if math.Abs(got[i]-want[i]) > 1e-3*math.Max(1, want[i]) {
+					t.Errorf("step %d: loss %.6f on %s, %.6f on the CPU", i, got[i], b.Name(), want[i])
+				}
+			}
+			if want[len(want)-1] >= want[0] {
+				t.Errorf("loss did not fall: %v", want)
+			}
+			t.Logf("cpu %.5f, %s %.5f", want, b.Name(), got)
+		})
+	}
+}

@@ -23,6 +23,11 @@ type Arena struct {
 	// a gradient is dead once the op that produced its value has run
 	// backward, and the next gradient of the same size reuses it.
 	free map[int][][]float32
+
+	// dev, when set, provides the slab in device memory (see
+	// tensor.Allocator); tensors are then aligned to tensor.AllocAlign.
+	dev     tensor.Allocator
+	devSlab bool // slab came from dev
 }
 
 // Alloc returns an F32 tensor whose contents are unspecified.
@@ -35,10 +40,16 @@ func (a *Arena) Alloc(shape ...int) *tensor.Tensor {
 	if a.off+n <= len(a.slab) {
 		data = a.slab[a.off : a.off+n : a.off+n]
 		a.off += n
+		if a.devSlab {
+			a.off = min((a.off+tensor.AllocAlign-1)/tensor.AllocAlign*tensor.AllocAlign, len(a.slab))
+		}
 	} else {
 		data = make([]float32, n)
 		a.spill = append(a.spill, data)
 		a.extra += n
+		if a.dev != nil {
+			a.extra += tensor.AllocAlign
+		}
 	}
 	var t *tensor.Tensor
 	if a.used < len(a.pool) {
@@ -110,14 +121,23 @@ func (a *Arena) Reset() {
 		// is made: a step's activations are most of a run's memory, and
 		// the collector would otherwise keep both until its next cycle, and
 		// the process would hold on to the old pages.
-		a.slab = nil
+		if a.devSlab {
+			a.dev.FreeF32(a.slab)
+		}
+		a.slab, a.devSlab = nil, false
 		clear(a.spill)
 		a.spill = a.spill[:0]
 		for _, t := range a.pool {
 			t.F32 = nil
 		}
 		debug.FreeOSMemory()
-		a.slab = make([]float32, n)
+		if a.dev != nil {
+			a.slab = a.dev.AllocF32(n)
+			a.devSlab = a.slab != nil
+		}
+		if a.slab == nil {
+			a.slab = make([]float32, n)
+		}
 		a.extra = 0
 	}
 	a.off = 0

@@ -51,7 +51,11 @@ type Tape struct {
 }
 
 // NewTape returns a tape computing on b.
-func NewTape(b tensor.Backend) *Tape { return &Tape{B: b} }
+func NewTape(b tensor.Backend) *Tape {
+	t := &Tape{B: b}
+	t.arena.dev, _ = b.(tensor.Allocator)
+	return t
+}
 
 // Reset forgets every op and releases all step tensors.
 func (t *Tape) Reset() {

@@ -113,3 +113,22 @@ type RoPETable struct {
 	MaxPos   int
 	Cos, Sin []float32 // (MaxPos, Dim/2)
 }
+
+// Allocator is implemented by backends whose memory the host can map
+// (a GPU's host-visible device memory, an integrated GPU, a CPU Vulkan
+// device): float32 storage allocated there is used by their kernels in
+// place, with no copy in or out. The autograd arena takes its slab from
+// it, so a step's activations and gradients live on the device.
+type Allocator interface {
+	// AllocF32 returns n floats of device memory, zeroed, or nil when the
+	// device cannot provide them (the caller then uses ordinary memory).
+	// The slice starts at an offset aligned for binding.
+	AllocF32(n int) []float32
+	// FreeF32 returns memory from AllocF32; the slice must not be used again.
+	FreeF32(x []float32)
+}
+
+// AllocAlign is the alignment, in float32 values, that arenas give every
+// tensor they carve from an Allocator's memory (256 bytes: the largest
+// storage-buffer offset alignment devices ask for).
+const AllocAlign = 64

@@ -3,9 +3,11 @@
 package vulkan
 
 import (
+	"cmp"
 	"embed"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"llmlab/core/tensor"
@@ -18,26 +20,48 @@ var shaderFS embed.FS
 
 // Backend runs every tensor.Backend op as Vulkan compute shaders.
 //
-// The engine's tensors are host slices, so an op copies its inputs into
-// pooled, host-visible device buffers, records its dispatches, submits and
-// waits, and copies its outputs back. Storage-only weights (F16, BF16, Q8,
-// NF4) are immutable by contract: they are widened to float32 once and
-// stay on the device, keyed by the address of their data, as do RoPE
-// tables. Tensors larger than the device's storage-buffer limit, and
-// attention with a head dimension above 256, run on the embedded CPU
-// backend instead.
+// The engine's tensors are host slices. Where the device's host-visible
+// memory is also device-local (integrated GPUs, GPUs with resizable BAR,
+// lavapipe), the backend is a tensor.Allocator: the autograd arena then
+// keeps a step's activations and gradients in mapped device memory, and
+// kernels bind them in place with no copy. Any other float32 tensor is
+// copied into a pooled buffer for the op and its outputs copied back.
+// Storage-only weights (F16, BF16, Q8, NF4) are immutable by contract:
+// they are widened to float32 once and stay on the device, keyed by the
+// address of their data, as do RoPE tables. Tensors larger than the
+// device's storage-buffer limit, and attention with a head dimension above
+// 256, run on the embedded CPU backend instead.
 type Backend struct {
 	d   *Device
 	cpu *tensor.CPU
 
 	resident map[uintptr]*buffer // widened weights and tables, by data address
 	dummy    *buffer             // bound where an optional input is absent
+	regions  []region            // AllocF32 memory, by address
 
 	// per-op state
 	temps []*buffer
-	bound map[*tensor.Tensor]*buffer
+	bound map[*tensor.Tensor]binding
 	blank map[*buffer]bool // output buffers not uploaded (contents undefined)
 	outs  []download
+
+	stats Stats
+}
+
+// Stats counts how ops found their float32 tensors: bound in place in
+// mapped device memory, or copied (bytes both ways).
+type Stats struct {
+	InPlace, Copied int
+	CopiedBytes     int64
+}
+
+// Stats returns the counts since Open.
+func (b *Backend) Stats() Stats { return b.stats }
+
+// region is one AllocF32 allocation: host addresses [base, base+n).
+type region struct {
+	base, n uintptr
+	b       *buffer
 }
 
 type download struct {
@@ -45,7 +69,10 @@ type download struct {
 	b *buffer
 }
 
-var _ tensor.Backend = (*Backend)(nil)
+var (
+	_ tensor.Backend   = (*Backend)(nil)
+	_ tensor.Allocator = (*Backend)(nil)
+)
 
 // Open creates the backend on the best Vulkan device (see openDevice);
 // cpu runs what the device cannot (nil: a CPU backend on all cores).
@@ -57,7 +84,7 @@ func Open(cpu *tensor.CPU) (*Backend, error) {
 	if cpu == nil {
 		cpu = tensor.NewCPU(0)
 	}
-	b := &Backend{d: d, cpu: cpu, resident: map[uintptr]*buffer{}, bound: map[*tensor.Tensor]*buffer{}, blank: map[*buffer]bool{}}
+	b := &Backend{d: d, cpu: cpu, resident: map[uintptr]*buffer{}, bound: map[*tensor.Tensor]binding{}, blank: map[*buffer]bool{}}
 	if b.dummy, err = d.alloc(16); err != nil {
 		d.Close()
 		return nil, err
@@ -70,14 +97,17 @@ func Open(cpu *tensor.CPU) (*Backend, error) {
 	return b, nil
 }
 
-// Close releases the device.
+// Close releases the device. Memory from AllocF32 is invalid afterwards.
 func (b *Backend) Close() {
 	if b.d != nil {
 		for _, buf := range b.resident {
 			b.d.release(buf)
 		}
+		for _, r := range b.regions {
+			b.d.destroy(r.b)
+		}
 		b.d.release(b.dummy)
-		b.resident = nil
+		b.resident, b.regions = nil, nil
 		b.d.Close()
 		b.d = nil
 	}
@@ -88,6 +118,64 @@ func (b *Backend) Name() string { return "vulkan: " + b.d.Name() }
 
 // Device is the device's name as the driver reports it.
 func (b *Backend) Device() string { return b.d.name }
+
+// AllocF32 returns n floats of mapped device memory, zeroed, or nil when
+// the device's mappable memory is not its own (a discrete GPU without
+// resizable BAR: there, kernels reading host memory would be slower than
+// copying) or the allocation fails.
+func (b *Backend) AllocF32(n int) []float32 {
+	if !b.d.local || n <= 0 {
+		return nil
+	}
+	buf, err := b.d.newBuffer(uint64(n)*4, -1)
+	if err != nil {
+		return nil
+	}
+	x := unsafe.Slice((*float32)(buf.ptr), n)
+	clear(x)
+	r := region{base: uintptr(buf.ptr), n: uintptr(n) * 4, b: buf}
+	i, _ := slices.BinarySearchFunc(b.regions, r.base, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
+	b.regions = slices.Insert(b.regions, i, r)
+	return x
+}
+
+// FreeF32 releases memory from AllocF32.
+func (b *Backend) FreeF32(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	p := uintptr(unsafe.Pointer(&x[0]))
+	for i, r := range b.regions {
+		if r.base == p {
+			b.d.destroy(r.b)
+			b.regions = slices.Delete(b.regions, i, i+1)
+			return
+		}
+	}
+	panic("vulkan: FreeF32 of memory it did not allocate")
+}
+
+// mapped returns the binding of x when it lies, suitably aligned, in
+// AllocF32 memory.
+func (b *Backend) mapped(x []float32) (binding, bool) {
+	if len(b.regions) == 0 || len(x) == 0 {
+		return binding{}, false
+	}
+	p := uintptr(unsafe.Pointer(&x[0]))
+	i, found := slices.BinarySearchFunc(b.regions, p, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
+	if !found {
+		i--
+	}
+	if i < 0 {
+		return binding{}, false
+	}
+	r := b.regions[i]
+	off, size := uint64(p-r.base), uint64(len(x))*4
+	if p < r.base || uintptr(off+size) > r.n || off%b.d.align != 0 {
+		return binding{}, false
+	}
+	return binding{r.b, off, size}, true
+}
 
 // fits reports whether every tensor fits one storage buffer.
 func (b *Backend) fits(ts ...*tensor.Tensor) bool {
@@ -109,28 +197,34 @@ func (b *Backend) temp(n int) *buffer {
 	return buf
 }
 
-// in binds t as an input: float32 data is copied in, storage-only weights
-// come from (or go to) the resident cache. nil binds the dummy buffer.
-func (b *Backend) in(t *tensor.Tensor) *buffer {
+// in binds t as an input: mapped memory in place, other float32 data
+// copied in, storage-only weights from (or into) the resident cache. nil
+// binds the dummy buffer.
+func (b *Backend) in(t *tensor.Tensor) binding {
 	if t == nil {
-		return b.dummy
+		return whole(b.dummy)
 	}
-	buf := b.bound[t]
-	if buf != nil && !b.blank[buf] {
-		return buf
+	bd, ok := b.bound[t]
+	if ok && !b.blank[bd.b] {
+		return bd
 	}
-	if t.DType == tensor.F32 {
-		if buf == nil {
-			buf = b.temp(len(t.F32) * 4)
-		}
-		// An output bound first (blank) is also an input: upload it now.
-		delete(b.blank, buf)
-		copy(unsafe.Slice((*float32)(buf.ptr), len(t.F32)), t.F32)
+	if t.DType != tensor.F32 {
+		bd = whole(b.residentOf(t))
+	} else if m, ok := b.mapped(t.F32); ok {
+		bd = m
+		b.stats.InPlace++
 	} else {
-		buf = b.residentOf(t)
+		if bd.b == nil {
+			bd = whole(b.temp(len(t.F32) * 4))
+		}
+		b.stats.Copied++
+		b.stats.CopiedBytes += int64(len(t.F32)) * 4
+		// An output bound first (blank) is also an input: upload it now.
+		delete(b.blank, bd.b)
+		copy(unsafe.Slice((*float32)(bd.b.ptr), len(t.F32)), t.F32)
 	}
-	b.bound[t] = buf
-	return buf
+	b.bound[t] = bd
+	return bd
 }
 
 // residentOf returns the device copy of an immutable tensor, widened.
@@ -158,10 +252,10 @@ func (b *Backend) residentOf(t *tensor.Tensor) *buffer {
 }
 
 // floats binds an immutable float32 table (RoPE) resident on the device.
-func (b *Backend) floats(x []float32) *buffer {
+func (b *Backend) floats(x []float32) binding {
 	key := uintptr(unsafe.Pointer(&x[0]))
 	if buf := b.resident[key]; buf != nil {
-		return buf
+		return whole(buf)
 	}
 	buf, err := b.d.alloc(uint64(len(x) * 4))
 	if err != nil {
@@ -169,41 +263,47 @@ func (b *Backend) floats(x []float32) *buffer {
 	}
 	copy(unsafe.Slice((*float32)(buf.ptr), len(x)), x)
 	b.resident[key] = buf
-	return buf
+	return whole(buf)
 }
 
 // ints binds an int32 slice (ids, targets, positions, segments).
-func (b *Backend) ints(x []int32) *buffer {
+func (b *Backend) ints(x []int32) binding {
 	if len(x) == 0 {
-		return b.dummy
+		return whole(b.dummy)
 	}
 	buf := b.temp(len(x) * 4)
 	copy(unsafe.Slice((*int32)(buf.ptr), len(x)), x)
-	return buf
+	return whole(buf)
 }
 
-// out binds t as an output, copied back when the op ends. keep uploads its
-// current contents first (kernels that add into it, in-place updates).
-func (b *Backend) out(t *tensor.Tensor, keep bool) *buffer {
+// out binds t as an output. Mapped memory is written in place; anything
+// else is copied back when the op ends. keep uploads its current contents
+// first (kernels that add into it, in-place updates).
+func (b *Backend) out(t *tensor.Tensor, keep bool) binding {
 	if t == nil {
-		return b.dummy
+		return whole(b.dummy)
 	}
-	buf := b.bound[t]
-	if buf == nil {
+	if m, ok := b.mapped(t.F32); ok {
+		b.bound[t] = m
+		b.stats.InPlace++
+		return m
+	}
+	bd, ok := b.bound[t]
+	if !ok {
 		if keep {
-			buf = b.in(t)
+			bd = b.in(t)
 		} else {
-			buf = b.temp(len(t.F32) * 4)
-			b.bound[t] = buf
-			b.blank[buf] = true
+			bd = whole(b.temp(len(t.F32) * 4))
+			b.bound[t] = bd
+			b.blank[bd.b] = true
 		}
 	}
-	b.outs = append(b.outs, download{t, buf})
-	return buf
+	b.outs = append(b.outs, download{t, bd.b})
+	return bd
 }
 
 // run records one dispatch of the named kernel.
-func (b *Backend) run(name string, groups [3]uint32, pc []uint32, bufs ...*buffer) {
+func (b *Backend) run(name string, groups [3]uint32, pc []uint32, bufs ...binding) {
 	k, err := b.d.kernel(name, len(bufs))
 	if err == nil {
 		err = b.d.dispatch(k, groups, pc, bufs...)
@@ -220,6 +320,8 @@ func (b *Backend) finish() {
 	}
 	for _, o := range b.outs {
 		copy(o.t.F32, unsafe.Slice((*float32)(o.b.ptr), len(o.t.F32)))
+		b.stats.Copied++
+		b.stats.CopiedBytes += int64(len(o.t.F32)) * 4
 	}
 	for _, t := range b.temps {
 		b.d.release(t)
@@ -322,7 +424,7 @@ func (b *Backend) RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor) {
 	b.run("rmsnorm_bwd", rowGroups(N), []uint32{u(C)}, b.out(dx, true), b.in(dy), b.in(x), b.in(w), b.in(rstd))
 	if dw != nil {
 		b.run("norm_dw", groups1D(C, 256), []uint32{u(N), u(C), 1, 1, 0},
-			b.out(dw, true), b.dummy, b.in(dy), b.in(x), b.dummy, b.in(rstd))
+			b.out(dw, true), whole(b.dummy), b.in(dy), b.in(x), whole(b.dummy), b.in(rstd))
 	}
 	b.finish()
 }
@@ -413,7 +515,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 		b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o)
 		return
 	}
-	delta := b.temp(B * H * T * 4)
+	delta := whole(b.temp(B * H * T * 4))
 	b.run("attention_delta", groups1D(B*T*H, 256), []uint32{u(B * T * H), u(T), u(H), u(D)}, delta, b.in(dout), b.in(out))
 	qb, dob, lb, kb, vb := b.in(q), b.in(dout), b.in(lse), b.in(k), b.in(v)
 	pk, pv := b.in(o.PrefixK), b.in(o.PrefixV)
@@ -524,7 +626,7 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 	n := x.Numel()
 	parts := (n + 4095) / 4096
 	pb := b.temp(parts * 4)
-	b.run("sumsq", rowGroups(parts), []uint32{u(n)}, pb, b.in(x))
+	b.run("sumsq", rowGroups(parts), []uint32{u(n)}, whole(pb), b.in(x))
 	if err := b.d.submit(); err != nil {
 		panic(err)
 	}

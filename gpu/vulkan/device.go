@@ -62,6 +62,15 @@ type buffer struct {
 	ptr      unsafe.Pointer
 }
 
+// binding is the part of a buffer a kernel sees at one binding point.
+type binding struct {
+	b         *buffer
+	off, size uint64
+}
+
+// whole binds all of b.
+func whole(b *buffer) binding { return binding{b, 0, b.size} }
+
 const (
 	maxPush = 128 // bytes: the minimum every device supports
 	maxSets = 512 // descriptor sets per submission
@@ -262,6 +271,11 @@ func (d *Device) alloc(n uint64) (*buffer, error) {
 		}
 		class = -1 // not pooled by class
 	}
+	return d.newBuffer(size, class)
+}
+
+// newBuffer creates and maps a buffer of size bytes (class -1: not pooled).
+func (d *Device) newBuffer(size uint64, class int) (*buffer, error) {
 	b := &buffer{size: size, class: class}
 	bci := vkBufferCreateInfo{sType: sTypeBufferCreateInfo, size: size, usage: bufferUsageStorage | bufferUsageTransferSrc | bufferUsageTransferDst}
 	if err := check("vkCreateBuffer", d.a.createBuffer(d.dev, &bci, nil, &b.buf)); err != nil {
@@ -365,7 +379,7 @@ func (d *Device) begin() error {
 // dispatch records one run of k over groups workgroups, with push
 // constants pc and buffers bound in order. A barrier before it makes every
 // earlier dispatch's writes visible, so recorded dispatches run in order.
-func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...*buffer) error {
+func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...binding) error {
 	if len(bufs) != k.nbuf {
 		return fmt.Errorf("vulkan: kernel %s takes %d buffers, got %d", k.name, k.nbuf, len(bufs))
 	}
@@ -389,7 +403,7 @@ func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...*buf
 	infos := make([]vkDescriptorBufferInfo, len(bufs))
 	writes := make([]vkWriteDescriptorSet, len(bufs))
 	for i, b := range bufs {
-		infos[i] = vkDescriptorBufferInfo{buffer: b.buf, rng: b.size}
+		infos[i] = vkDescriptorBufferInfo{buffer: b.b.buf, offset: b.off, rng: b.size}
 		writes[i] = vkWriteDescriptorSet{sType: sTypeWriteDescriptorSet, dstSet: set, dstBinding: uint32(i), descriptorCount: 1,
 			descriptorType: descriptorStorageBuffer, pBufferInfo: &infos[i]}
 	}

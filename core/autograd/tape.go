@@ -135,6 +135,17 @@ func (t *Tape) Custom(out *tensor.Tensor, fn func(), in ...*Var) *Var {
 	return o
 }
 
+// persistent returns a zeroed tensor that outlives the step (a parameter's
+// gradient): in the backend's device memory when it has some to lend.
+func (t *Tape) persistent(shape tensor.Shape) *tensor.Tensor {
+	if t.arena.dev != nil {
+		if x := t.arena.dev.AllocF32(shape.Numel()); x != nil {
+			return tensor.FromF32(x, shape...)
+		}
+	}
+	return tensor.New(shape...)
+}
+
 // GradOf returns v's gradient buffer, allocating it (zeroed) on first use:
 // from the arena for activations, persistently for parameters.
 func (t *Tape) GradOf(v *Var) *tensor.Tensor {
@@ -149,7 +160,7 @@ func (t *Tape) GradOf(v *Var) *tensor.Tensor {
 	if v.param != nil {
 		p := v.param
 		if p.Grad == nil {
-			p.Grad = tensor.New(p.Value.Shape...)
+			p.Grad = t.persistent(p.Value.Shape)
 		}
 		v.Grad = p.Grad
 		return v.Grad

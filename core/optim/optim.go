@@ -40,6 +40,7 @@ type AdamW struct {
 	Decay  func(*autograd.Param) bool
 	Step   int
 	m, v   []*tensor.Tensor
+	placed bool // moved to the backend's memory (see place)
 }
 
 // NewAdamW returns an optimizer over the non-frozen parameters of ps.
@@ -67,6 +68,9 @@ func (o *AdamW) ensureState() {
 // a gradient.
 func (o *AdamW) Update(b tensor.Backend, lr float32) {
 	o.ensureState()
+	if !o.placed {
+		o.place(b)
+	}
 	o.Step++
 	for i, p := range o.Params {
 		if p.Grad == nil {
@@ -82,6 +86,32 @@ func (o *AdamW) Update(b tensor.Backend, lr float32) {
 		b.AdamW(p.Value, p.Grad, o.m[i], o.v[i], tensor.AdamWOpts{
 			LR: lr, Beta1: o.Cfg.Beta1, Beta2: o.Cfg.Beta2, Eps: o.Cfg.Eps, WeightDecay: wd, Step: o.Step,
 		})
+	}
+}
+
+// place moves the moments and the trainable float32 values into the
+// backend's memory when it has mappable device memory (tensor.Allocator),
+// so the updates and the kernels that read the weights run without copies.
+// Contents are kept; only the storage moves.
+func (o *AdamW) place(b tensor.Backend) {
+	o.placed = true
+	a, ok := b.(tensor.Allocator)
+	if !ok {
+		return
+	}
+	move := func(t *tensor.Tensor) {
+		if t == nil || t.DType != tensor.F32 || len(t.F32) == 0 {
+			return
+		}
+		if x := a.AllocF32(len(t.F32)); x != nil {
+			copy(x, t.F32)
+			t.F32 = x
+		}
+	}
+	for i, p := range o.Params {
+		move(p.Value)
+		move(o.m[i])
+		move(o.v[i])
 	}
 }
 

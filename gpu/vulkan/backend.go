@@ -76,8 +76,11 @@ var (
 
 // Open creates the backend on the best Vulkan device (see openDevice);
 // cpu runs what the device cannot (nil: a CPU backend on all cores).
-func Open(cpu *tensor.CPU) (*Backend, error) {
-	d, err := openDevice()
+func Open(cpu *tensor.CPU) (*Backend, error) { return open(cpu, false) }
+
+// open is Open, optionally forcing the staging path (for tests).
+func open(cpu *tensor.CPU, forceStaging bool) (*Backend, error) {
+	d, err := openDevice(forceStaging)
 	if err != nil {
 		return nil, err
 	}
@@ -124,10 +127,10 @@ func (b *Backend) Device() string { return b.d.name }
 // resizable BAR: there, kernels reading host memory would be slower than
 // copying) or the allocation fails.
 func (b *Backend) AllocF32(n int) []float32 {
-	if !b.d.local || n <= 0 {
+	if !b.d.local || b.d.staging || n <= 0 {
 		return nil
 	}
-	buf, err := b.d.newBuffer(uint64(n)*4, -1)
+	buf, err := b.d.newBuffer(uint64(n)*4, -1, b.d.memType, true)
 	if err != nil {
 		return nil
 	}
@@ -221,7 +224,8 @@ func (b *Backend) in(t *tensor.Tensor) binding {
 		b.stats.CopiedBytes += int64(len(t.F32)) * 4
 		// An output bound first (blank) is also an input: upload it now.
 		delete(b.blank, bd.b)
-		copy(unsafe.Slice((*float32)(bd.b.ptr), len(t.F32)), t.F32)
+		copy(unsafe.Slice((*float32)(bd.b.host()), len(t.F32)), t.F32)
+		b.must(b.d.upload(bd.b, len(t.F32)*4))
 	}
 	b.bound[t] = bd
 	return bd
@@ -246,7 +250,8 @@ func (b *Backend) residentOf(t *tensor.Tensor) *buffer {
 	if err != nil {
 		panic(err)
 	}
-	copy(unsafe.Slice((*float32)(buf.ptr), len(f)), f)
+	copy(unsafe.Slice((*float32)(buf.host()), len(f)), f)
+	b.must(b.d.upload(buf, len(f)*4))
 	b.resident[key] = buf
 	return buf
 }
@@ -261,7 +266,8 @@ func (b *Backend) floats(x []float32) binding {
 	if err != nil {
 		panic(err)
 	}
-	copy(unsafe.Slice((*float32)(buf.ptr), len(x)), x)
+	copy(unsafe.Slice((*float32)(buf.host()), len(x)), x)
+	b.must(b.d.upload(buf, len(x)*4))
 	b.resident[key] = buf
 	return whole(buf)
 }
@@ -272,7 +278,8 @@ func (b *Backend) ints(x []int32) binding {
 		return whole(b.dummy)
 	}
 	buf := b.temp(len(x) * 4)
-	copy(unsafe.Slice((*int32)(buf.ptr), len(x)), x)
+	copy(unsafe.Slice((*int32)(buf.host()), len(x)), x)
+	b.must(b.d.upload(buf, len(x)*4))
 	return whole(buf)
 }
 
@@ -302,6 +309,14 @@ func (b *Backend) out(t *tensor.Tensor, keep bool) binding {
 	return bd
 }
 
+// must panics on a device error in the middle of an op (the op cannot
+// return one; Open has already checked the device works).
+func (b *Backend) must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
 // run records one dispatch of the named kernel.
 func (b *Backend) run(name string, groups [3]uint32, pc []uint32, bufs ...binding) {
 	k, err := b.d.kernel(name, len(bufs))
@@ -315,11 +330,12 @@ func (b *Backend) run(name string, groups [3]uint32, pc []uint32, bufs ...bindin
 
 // finish submits the op, copies the outputs back and releases the temps.
 func (b *Backend) finish() {
-	if err := b.d.submit(); err != nil {
-		panic(err)
-	}
 	for _, o := range b.outs {
-		copy(o.t.F32, unsafe.Slice((*float32)(o.b.ptr), len(o.t.F32)))
+		b.must(b.d.download(o.b, len(o.t.F32)*4))
+	}
+	b.must(b.d.submit())
+	for _, o := range b.outs {
+		copy(o.t.F32, unsafe.Slice((*float32)(o.b.host()), len(o.t.F32)))
 		b.stats.Copied++
 		b.stats.CopiedBytes += int64(len(o.t.F32)) * 4
 	}
@@ -627,11 +643,10 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 	parts := (n + 4095) / 4096
 	pb := b.temp(parts * 4)
 	b.run("sumsq", rowGroups(parts), []uint32{u(n)}, whole(pb), b.in(x))
-	if err := b.d.submit(); err != nil {
-		panic(err)
-	}
+	b.must(b.d.download(pb, parts*4))
+	b.must(b.d.submit())
 	var s float64
-	for _, v := range unsafe.Slice((*float32)(pb.ptr), parts) {
+	for _, v := range unsafe.Slice((*float32)(pb.host()), parts) {
 		s += float64(v)
 	}
 	b.finish()

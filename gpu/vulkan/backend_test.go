@@ -30,6 +30,21 @@ func TestOps(t *testing.T) {
 	backendtest.Run(t, b)
 }
 
+// TestOpsStaging runs the op checks through the staging path that
+// discrete GPUs take (device-only buffers, copy commands), forced here.
+func TestOpsStaging(t *testing.T) {
+	openOrSkip(t).Close()
+	b, err := open(tensor.NewCPU(1), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !b.d.staging || b.AllocF32(10) != nil {
+		t.Fatalf("%s: not in staging mode", b.Name())
+	}
+	backendtest.Run(t, b)
+}
+
 // TestValidation reruns the op and training tests under the Khronos
 // validation layer (Debian: vulkan-validationlayers), when it is installed,
 // and fails on any message it prints: API misuse that a lenient driver
@@ -49,7 +64,7 @@ func TestValidation(t *testing.T) {
 		t.Skip("no Vulkan validation layer here (install vulkan-validationlayers to run this)")
 	}
 	openOrSkip(t).Close()
-	run := "TestOps"
+	run := "TestOps|TestOpsStaging"
 	if !testing.Short() {
 		run += "|TestTrainingMatchesCPU"
 	}

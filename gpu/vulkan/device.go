@@ -25,8 +25,10 @@ type Device struct {
 
 	name     string
 	kind     string // discrete, integrated, cpu...
-	memType  uint32 // host-visible, coherent: every buffer lives there
-	local    bool   // that memory is also device-local (integrated GPUs, CPUs, resizable BAR)
+	memType   uint32 // where buffers live
+	stageType uint32 // host-visible, coherent: staging buffers (staging mode)
+	local     bool   // buffers are host-visible and device-local (integrated GPUs, CPUs, resizable BAR)
+	staging   bool   // buffers are device-local only; data moves through staging twins
 	maxRange uint64 // maxStorageBufferRange
 	align    uint64 // minStorageBufferOffsetAlignment
 
@@ -59,7 +61,8 @@ type buffer struct {
 	buf, mem vkHandle
 	size     uint64
 	class    int
-	ptr      unsafe.Pointer
+	ptr      unsafe.Pointer // the mapping; nil for device-only memory
+	stage    *buffer        // host-visible twin in staging mode
 }
 
 // binding is the part of a buffer a kernel sees at one binding point.
@@ -82,7 +85,7 @@ var ErrUnavailable = errors.New("vulkan unavailable")
 // openDevice creates an instance and a device on the best physical device:
 // a discrete GPU, then an integrated one, then anything with a compute
 // queue (lavapipe, Mesa's CPU device, is the last resort).
-func openDevice() (*Device, error) {
+func openDevice(forceStaging bool) (*Device, error) {
 	a, err := loadAPI()
 	if err != nil {
 		return nil, err
@@ -135,22 +138,9 @@ func openDevice() (*Device, error) {
 			ErrUnavailable, d.name, props.u32(limMaxPushConstantsSize), props.u32(limMaxComputeWorkGroupInvocs), props.u32(limMaxComputeSharedMemory))
 	}
 
-	var mp vkPhysicalDeviceMemoryProperties
-	a.getMemoryProps(d.pd, &mp)
-	d.memType = math.MaxUint32
-	for i := uint32(0); i < mp.memoryTypeCount; i++ {
-		f := mp.memoryTypes[i].propertyFlags
-		if f&(memHostVisible|memHostCoherent) != memHostVisible|memHostCoherent {
-			continue
-		}
-		local := f&memDeviceLocal != 0
-		if d.memType == math.MaxUint32 || (local && !d.local) {
-			d.memType, d.local = i, local
-		}
-	}
-	if d.memType == math.MaxUint32 {
+	if err := d.chooseMemory(forceStaging); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("%w: %s has no host-visible coherent memory", ErrUnavailable, d.name)
+		return nil, err
 	}
 
 	prio := float32(1)
@@ -186,6 +176,50 @@ func openDevice() (*Device, error) {
 	return d, nil
 }
 
+// chooseMemory picks where buffers live. Unified: one host-visible,
+// coherent type that is the device's own memory (any such type on a CPU or
+// integrated device; on a discrete GPU only a device-local one whose heap
+// is at least 1 GiB, i.e. resizable BAR, not the 256 MiB window): the host
+// maps every buffer. Otherwise staging: buffers in device-local memory,
+// each with a host-visible twin, and copy commands between them.
+// forceStaging takes the staging path even where unified memory exists
+// (tests use it to run that path on lavapipe).
+func (d *Device) chooseMemory(forceStaging bool) error {
+	var mp vkPhysicalDeviceMemoryProperties
+	d.a.getMemoryProps(d.pd, &mp)
+	const none = math.MaxUint32
+	host, unified, devLocal := uint32(none), uint32(none), uint32(none)
+	hostMem := d.kind == "CPU" || d.kind == "integrated GPU"
+	for i := uint32(0); i < mp.memoryTypeCount; i++ {
+		f := mp.memoryTypes[i].propertyFlags
+		heap := mp.memoryHeaps[mp.memoryTypes[i].heapIndex].size
+		visible := f&(memHostVisible|memHostCoherent) == memHostVisible|memHostCoherent
+		local := f&memDeviceLocal != 0
+		if visible && (host == none || f&memHostCached != 0 && mp.memoryTypes[host].propertyFlags&memHostCached == 0) {
+			host = i
+		}
+		if visible && unified == none && (hostMem || local && heap >= 1<<30) {
+			unified = i
+		}
+		if local && devLocal == none {
+			devLocal = i
+		}
+	}
+	switch {
+	case host == none:
+		return fmt.Errorf("%w: %s has no host-visible coherent memory", ErrUnavailable, d.name)
+	case unified != none && !forceStaging:
+		d.memType, d.local = unified, true
+	case forceStaging:
+		d.memType, d.stageType, d.staging = host, host, true
+	case devLocal != none:
+		d.memType, d.stageType, d.staging = devLocal, host, true
+	default: // no device-local memory at all: kernels read host memory
+		d.memType = host
+	}
+	return nil
+}
+
 func computeFamily(a *api, pd vkPhysicalDevice) (uint32, bool) {
 	var n uint32
 	a.getQueueFamilyProps(pd, &n, nil)
@@ -210,9 +244,12 @@ func cstr(s string) *byte {
 
 // Name describes the device.
 func (d *Device) Name() string {
-	mem := "host-visible memory"
-	if d.local {
-		mem = "device-local host-visible memory"
+	mem := "host memory"
+	switch {
+	case d.local:
+		mem = "unified memory, no copies for arena tensors"
+	case d.staging:
+		mem = "device memory, staging copies"
 	}
 	return fmt.Sprintf("%s (%s, %s)", d.name, d.kind, mem)
 }
@@ -271,11 +308,20 @@ func (d *Device) alloc(n uint64) (*buffer, error) {
 		}
 		class = -1 // not pooled by class
 	}
-	return d.newBuffer(size, class)
+	b, err := d.newBuffer(size, class, d.memType, !d.staging)
+	if err != nil || !d.staging {
+		return b, err
+	}
+	if b.stage, err = d.newBuffer(size, -1, d.stageType, true); err != nil {
+		d.destroy(b)
+		return nil, err
+	}
+	return b, nil
 }
 
-// newBuffer creates and maps a buffer of size bytes (class -1: not pooled).
-func (d *Device) newBuffer(size uint64, class int) (*buffer, error) {
+// newBuffer creates a buffer of size bytes in memory type typ, mapped
+// when mapped is set (class -1: not pooled).
+func (d *Device) newBuffer(size uint64, class int, typ uint32, mapped bool) (*buffer, error) {
 	b := &buffer{size: size, class: class}
 	bci := vkBufferCreateInfo{sType: sTypeBufferCreateInfo, size: size, usage: bufferUsageStorage | bufferUsageTransferSrc | bufferUsageTransferDst}
 	if err := check("vkCreateBuffer", d.a.createBuffer(d.dev, &bci, nil, &b.buf)); err != nil {
@@ -283,11 +329,11 @@ func (d *Device) newBuffer(size uint64, class int) (*buffer, error) {
 	}
 	var req vkMemoryRequirements
 	d.a.getBufferMemReqs(d.dev, b.buf, &req)
-	if req.memoryTypeBits&(1<<d.memType) == 0 {
+	if req.memoryTypeBits&(1<<typ) == 0 {
 		d.a.destroyBuffer(d.dev, b.buf, nil)
-		return nil, fmt.Errorf("vulkan: storage buffers cannot live in memory type %d", d.memType)
+		return nil, fmt.Errorf("vulkan: storage buffers cannot live in memory type %d", typ)
 	}
-	mai := vkMemoryAllocateInfo{sType: sTypeMemoryAllocateInfo, allocationSize: req.size, memoryTypeIndex: d.memType}
+	mai := vkMemoryAllocateInfo{sType: sTypeMemoryAllocateInfo, allocationSize: req.size, memoryTypeIndex: typ}
 	if err := check("vkAllocateMemory", d.a.allocateMemory(d.dev, &mai, nil, &b.mem)); err != nil {
 		d.a.destroyBuffer(d.dev, b.buf, nil)
 		return nil, err
@@ -295,6 +341,9 @@ func (d *Device) newBuffer(size uint64, class int) (*buffer, error) {
 	if err := check("vkBindBufferMemory", d.a.bindBufferMemory(d.dev, b.buf, b.mem, 0)); err != nil {
 		d.destroy(b)
 		return nil, err
+	}
+	if !mapped {
+		return b, nil
 	}
 	if err := check("vkMapMemory", d.a.mapMemory(d.dev, b.mem, 0, req.size, 0, &b.ptr)); err != nil {
 		d.destroy(b)
@@ -313,6 +362,9 @@ func (d *Device) release(b *buffer) {
 }
 
 func (d *Device) destroy(b *buffer) {
+	if b.stage != nil {
+		d.destroy(b.stage)
+	}
 	if b.ptr != nil {
 		d.a.unmapMemory(d.dev, b.mem)
 	}
@@ -320,8 +372,55 @@ func (d *Device) destroy(b *buffer) {
 	d.a.freeMemory(d.dev, b.mem, nil)
 }
 
-// bytes views the first n bytes of b's mapping.
-func (b *buffer) bytes(n int) []byte { return unsafe.Slice((*byte)(b.ptr), n) }
+// host is the address the host writes b's contents to and reads them
+// from: b's own mapping, or its staging twin's.
+func (b *buffer) host() unsafe.Pointer {
+	if b.stage != nil {
+		return b.stage.ptr
+	}
+	return b.ptr
+}
+
+// upload makes the first n bytes written at b.host() visible to the
+// kernels recorded after it (a copy command in staging mode).
+func (d *Device) upload(b *buffer, n int) error {
+	if b.stage == nil || n == 0 {
+		return nil
+	}
+	return d.copyBuffer(b.stage, b, uint64(n))
+}
+
+// download records what makes the first n bytes of b readable at
+// b.host() once the command buffer has run.
+func (d *Device) download(b *buffer, n int) error {
+	if b.stage == nil || n == 0 {
+		return nil
+	}
+	return d.copyBuffer(b, b.stage, uint64(n))
+}
+
+func (d *Device) copyBuffer(src, dst *buffer, n uint64) error {
+	if err := d.begin(); err != nil {
+		return err
+	}
+	d.barrier()
+	r := vkBufferCopy{size: n}
+	d.a.cmdCopyBuffer(d.cmd, src.buf, dst.buf, 1, &r)
+	d.written = true
+	return nil
+}
+
+// barrier orders the next command after every earlier one's writes.
+func (d *Device) barrier() {
+	if !d.written {
+		return
+	}
+	mb := vkMemoryBarrier{sType: sTypeMemoryBarrier, srcAccessMask: accessShaderWrite | accessTransferWrite,
+		dstAccessMask: accessShaderRead | accessShaderWrite | accessTransferRead | accessTransferWrite}
+	stages := uint32(pipelineStageCompute | pipelineStageTransfer)
+	d.a.cmdPipelineBarrier(d.cmd, stages, stages, 0, 1, &mb, 0, nil, 0, nil)
+	d.written = false
+}
 
 // kernel returns the named pipeline, creating it on first use from the
 // embedded SPIR-V.
@@ -408,10 +507,7 @@ func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...bind
 			descriptorType: descriptorStorageBuffer, pBufferInfo: &infos[i]}
 	}
 	d.a.updateDescriptorSets(d.dev, uint32(len(writes)), &writes[0], 0, nil)
-	if d.written {
-		mb := vkMemoryBarrier{sType: sTypeMemoryBarrier, srcAccessMask: accessShaderWrite, dstAccessMask: accessShaderRead | accessShaderWrite}
-		d.a.cmdPipelineBarrier(d.cmd, pipelineStageCompute, pipelineStageCompute, 0, 1, &mb, 0, nil, 0, nil)
-	}
+	d.barrier()
 	d.a.cmdBindPipeline(d.cmd, bindPointCompute, k.pipe)
 	d.a.cmdBindDescriptorSets(d.cmd, bindPointCompute, k.layout, 0, 1, &set, 0, nil)
 	if len(pc) > 0 {
@@ -428,8 +524,8 @@ func (d *Device) submit() error {
 	if !d.recording {
 		return nil
 	}
-	mb := vkMemoryBarrier{sType: sTypeMemoryBarrier, srcAccessMask: accessShaderWrite, dstAccessMask: accessHostRead}
-	d.a.cmdPipelineBarrier(d.cmd, pipelineStageCompute, pipelineStageHost, 0, 1, &mb, 0, nil, 0, nil)
+	mb := vkMemoryBarrier{sType: sTypeMemoryBarrier, srcAccessMask: accessShaderWrite | accessTransferWrite, dstAccessMask: accessHostRead}
+	d.a.cmdPipelineBarrier(d.cmd, pipelineStageCompute|pipelineStageTransfer, pipelineStageHost, 0, 1, &mb, 0, nil, 0, nil)
 	d.recording = false
 	if err := check("vkEndCommandBuffer", d.a.endCommandBuffer(d.cmd)); err != nil {
 		return err

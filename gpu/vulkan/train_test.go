@@ -5,6 +5,7 @@ package vulkan
 import (
 	"testing"
 
+	"llmlab/core/tensor"
 	"llmlab/gpu/gputest"
 )
 
@@ -20,4 +21,18 @@ func TestTrainingMatchesCPU(t *testing.T) {
 	if b.d.local && st.InPlace == 0 {
 		t.Errorf("no tensor was bound in place: %+v", st)
 	}
+}
+
+// TestTrainingStaging: the same through the staging path.
+func TestTrainingStaging(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow on a CPU Vulkan device")
+	}
+	openOrSkip(t).Close()
+	b, err := open(tensor.NewCPU(1), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	gputest.TrainMatchesCPU(t, b)
 }

@@ -23,14 +23,14 @@ type Device struct {
 	queue  vkQueue
 	family uint32
 
-	name     string
-	kind     string // discrete, integrated, cpu...
+	name      string
+	kind      string // discrete, integrated, cpu...
 	memType   uint32 // where buffers live
 	stageType uint32 // host-visible, coherent: staging buffers (staging mode)
 	local     bool   // buffers are host-visible and device-local (integrated GPUs, CPUs, resizable BAR)
 	staging   bool   // buffers are device-local only; data moves through staging twins
-	maxRange uint64 // maxStorageBufferRange
-	align    uint64 // minStorageBufferOffsetAlignment
+	maxRange  uint64 // maxStorageBufferRange
+	align     uint64 // minStorageBufferOffsetAlignment
 
 	cmdPool  vkHandle
 	cmd      vkCommandBuffer

@@ -1,5 +1,5 @@
 // llmlab's CUDA kernels, compiled at run time by NVRTC (no headers, no
-// cuda_fp16.h: the few conversions are written out). Each kernel mirrors a
+// cuda_fp16.h: the one conversion is written out). Each kernel mirrors a
 // method of the CPU backend (core/tensor/cpu*.go), which is the reference;
 // names and argument order follow it: outputs first, then inputs, then
 // dimensions. Backward kernels ADD into their gradient outputs.
@@ -55,10 +55,15 @@ __device__ float blockMax(float v, float* sh) {
 
 // ---- storage-only weights: widened once into a float32 device copy ----
 
+// halfToFloat widens IEEE binary16 bits exactly (subnormals, inf, NaN).
 __device__ __forceinline__ float halfToFloat(unsigned short h) {
-  float f;
-  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-  return f;
+  unsigned s = (unsigned)(h & 0x8000) << 16, e = (h >> 10) & 31, m = h & 1023;
+  if (e == 0) {
+    float f = (float)m * 5.9604644775390625e-8f;  // m * 2^-24
+    return s ? -f : f;
+  }
+  if (e == 31) return __uint_as_float(s | 0x7f800000u | (m << 13));
+  return __uint_as_float(s | ((e + 112) << 23) | (m << 13));
 }
 
 extern "C" __global__ void widen_f16(float* dst, const unsigned short* src, i64 n) {

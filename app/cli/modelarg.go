@@ -11,6 +11,7 @@ import (
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
 	"llmlab/gpu/blas"
+	"llmlab/gpu/cuda"
 	"llmlab/lora"
 )
 
@@ -25,7 +26,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
 	if withAdapter {
 		fs.StringVar(&f.adapter, "adapter", "", "PEFT adapter folder to apply")
 	}
-	fs.StringVar(&f.device, "device", "auto", "compute device: auto, cpu, or blas (large products through OpenBLAS/MKL/BLIS)")
+	fs.StringVar(&f.device, "device", "auto", "compute device: auto, cpu, blas (large products through OpenBLAS/MKL/BLIS) or cuda (an NVIDIA GPU; LLMLAB_CUDA_TF32=1 lets its products use TF32)")
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
 }
 
@@ -44,8 +45,17 @@ func (f *modelFlags) backend() (tensor.Backend, error) {
 			return nil, BadInput(fmt.Errorf("--device blas: %w", err))
 		}
 		return blas.NewBackend(tensor.NewCPU(n), lib), nil
+	case "cuda":
+		b, err := cuda.Open()
+		if err != nil {
+			return nil, BadInput(fmt.Errorf("--device cuda: %w", err))
+		}
+		if os.Getenv("LLMLAB_CUDA_TF32") == "1" {
+			b.SetTF32(true)
+		}
+		return b, nil
 	}
-	return nil, Usagef("--device %q is not available in this build (have: auto, cpu, blas)", f.device)
+	return nil, Usagef("--device %q is not available in this build (have: auto, cpu, blas, cuda)", f.device)
 }
 
 // resolveModelDir maps --model to a folder: 'demo' is the embedded demo

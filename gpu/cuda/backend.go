@@ -134,7 +134,7 @@ func (b *Backend) open(ordinal int) error {
 		return fmt.Errorf("cuStreamCreate: %s", b.errName(r))
 	}
 
-	hb, blasLib, err := openLib("libcublas", libcublasNames...)
+	hb, blasLib, err := openLib("libcublas", withCUDADirs(libcublasNames)...)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ package cuda
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"unsafe"
 
@@ -214,6 +216,11 @@ type symbol struct {
 func openLib(what string, names ...string) (uintptr, string, error) {
 	var why []string
 	for _, name := range names {
+		if strings.Contains(name, "/") {
+			if _, err := os.Stat(name); err != nil {
+				continue // a folder tried in case: no need to list it
+			}
+		}
 		h, err := purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_LOCAL)
 		if err == nil {
 			return h, name, nil
@@ -221,6 +228,29 @@ func openLib(what string, names ...string) (uintptr, string, error) {
 		why = append(why, fmt.Sprintf("%s: %v", name, err))
 	}
 	return 0, "", fmt.Errorf("%s not found (%s)", what, strings.Join(why, "; "))
+}
+
+// withCUDADirs returns the sonames followed by the same names in the
+// toolkit's usual folders ($CUDA_HOME or $CUDA_PATH, then
+// /usr/local/cuda), where cuBLAS and NVRTC often live without being on
+// the loader's path. The driver (libcuda) is always on it.
+func withCUDADirs(names []string) []string {
+	var dirs []string
+	for _, env := range []string{"CUDA_HOME", "CUDA_PATH"} {
+		if d := os.Getenv(env); d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	dirs = append(dirs, "/usr/local/cuda")
+	out := append([]string(nil), names...)
+	for _, d := range dirs {
+		for _, sub := range []string{"lib64", "targets/x86_64-linux/lib", "targets/sbsa-linux/lib"} {
+			for _, n := range names {
+				out = append(out, filepath.Join(d, sub, n))
+			}
+		}
+	}
+	return out
 }
 
 // bind resolves every symbol of syms in h. A missing symbol is an error,

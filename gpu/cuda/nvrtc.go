@@ -28,7 +28,7 @@ type compiler struct {
 
 // openNVRTC loads NVRTC and reads its version.
 func openNVRTC() (*compiler, error) {
-	h, name, err := openLib("libnvrtc (the CUDA runtime compiler)", nvrtcNames...)
+	h, name, err := openLib("libnvrtc (the CUDA runtime compiler)", withCUDADirs(nvrtcNames)...)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,6 @@ func (c *compiler) compile(src, name string, arch int) ([]byte, error) {
 	defer c.api.destroyProgram(&prog)
 	opts := []string{
 		fmt.Sprintf("--gpu-architecture=compute_%d", arch),
-		"--std=c++14",
 	}
 	// Each option is a NUL-terminated copy; the array holds their
 	// addresses. The copies stay alive (cs) until the call returns.

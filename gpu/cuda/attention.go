@@ -92,7 +92,7 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 	}
 	if !b.run(func(op *op) {
 		if s.dl < 0 || s.fwdShm() > b.maxShm {
-			op.declined = true
+			op.fail(errDeclined)
 			return
 		}
 		qs, ks := segs(op, o)
@@ -125,7 +125,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 	}
 	if !b.run(func(op *op) {
 		if s.dl < 0 || s.dqShm() > b.maxShm || s.dkvShm() > b.maxShm {
-			op.declined = true
+			op.fail(errDeclined)
 			return
 		}
 		pq, pk, pv, pdo := op.f32(q), op.f32(k), op.f32(v), op.f32(dout)

@@ -55,6 +55,9 @@ type Backend struct {
 	zero    float32
 	argVals [32]uint64  // kernel parameter values ...
 	argPtrs [32]uintptr // ... and the array of their addresses cuLaunchKernel reads
+	// checkArgs, when set (by tests), vets each launch's arguments against
+	// the kernel's parameter list.
+	checkArgs func(fn uintptr, args []any) error
 }
 
 var _ tensor.Backend = (*Backend)(nil)

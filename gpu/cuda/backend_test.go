@@ -25,6 +25,7 @@ func openOrSkip(t *testing.T) *Backend {
 	}
 	t.Cleanup(b.Close)
 	t.Logf("%s", b.Name())
+	b.checkArgs = argChecker(t, b)
 	return b
 }
 

@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -99,21 +100,25 @@ type mapping struct {
 	download bool
 }
 
+// errDeclined stops an op whose arguments the device path does not take
+// (shapes beyond the kernels' limits, overlapping views): it runs on the
+// CPU instead, and the device stays in use.
+var errDeclined = errors.New("declined")
+
 // op is the state of one Backend call: the device buffers it took, which
 // host arrays they mirror, and the first error. Helpers do nothing once
 // err is set, so an op's code reads straight through; finish then reports.
 type op struct {
-	b        *Backend
-	err      error
-	declined bool // the kernels do not take these shapes: run on the CPU, not an error
-	maps     []mapping
-	bufs     []devptr
-	sizes    []uintptr
+	b     *Backend
+	err   error
+	maps  []mapping
+	bufs  []devptr
+	sizes []uintptr
 }
 
 func (o *op) reset(b *Backend) {
 	o.release()
-	o.b, o.err, o.declined = b, nil, false
+	o.b, o.err = b, nil
 	o.maps = o.maps[:0]
 }
 
@@ -154,7 +159,10 @@ func (o *op) find(host unsafe.Pointer, bytes uintptr) *mapping {
 		m := &o.maps[i]
 		if m.host == host {
 			if m.bytes != bytes {
-				panic(fmt.Sprintf("cuda: one array passed with lengths %d and %d bytes in one op", m.bytes, bytes))
+				// Two views of one array with different lengths: the
+				// copies back could clobber each other, so the CPU does it.
+				o.fail(errDeclined)
+				return m
 			}
 			return m
 		}
@@ -360,6 +368,11 @@ func (o *op) launch(fn uintptr, g [3]uint32, block uint32, shmem int, args ...an
 		return
 	}
 	b := o.b
+	if b.checkArgs != nil {
+		if err := b.checkArgs(fn, args); err != nil {
+			panic(err)
+		}
+	}
 	if len(args) > len(b.argVals) {
 		panic(fmt.Sprintf("cuda: %d kernel arguments (at most %d)", len(args), len(b.argVals)))
 	}
@@ -419,11 +432,10 @@ func (b *Backend) run(f func(o *op)) bool {
 		return false
 	}
 	f(o)
-	if o.declined && o.err == nil {
-		o.release()
-		return false
-	}
 	if err := o.finish(); err != nil {
+		if errors.Is(err, errDeclined) {
+			return false
+		}
 		b.err = fmt.Errorf("cuda: %w (this op and all later ones run on the CPU)", err)
 		return false
 	}

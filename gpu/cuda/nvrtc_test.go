@@ -158,3 +158,79 @@ func TestSizeClass(t *testing.T) {
 		}
 	}
 }
+
+// kernelParams reads each kernel's parameter kinds from kernels.cu:
+// "ptr", "int32" (int), "int64" (i64) or "float32" (float).
+func kernelParams(t testing.TB) map[string][]string {
+	out := map[string][]string{}
+	re := regexp.MustCompile(`extern "C" __global__ void (\w+?)(_##DL)?\(([^)]*)\)`)
+	for _, m := range re.FindAllStringSubmatch(kernelSource, -1) {
+		var kinds []string
+		for _, p := range strings.Split(strings.ReplaceAll(m[3], "\\", " "), ",") {
+			p = strings.TrimSpace(p)
+			switch {
+			case strings.Contains(p, "*"):
+				kinds = append(kinds, "ptr")
+			case strings.HasPrefix(p, "i64 "):
+				kinds = append(kinds, "int64")
+			case strings.HasPrefix(p, "int "):
+				kinds = append(kinds, "int32")
+			case strings.HasPrefix(p, "float "):
+				kinds = append(kinds, "float32")
+			default:
+				t.Fatalf("kernel %s: parameter %q of unknown kind", m[1], p)
+			}
+		}
+		if m[2] == "" {
+			out[m[1]] = kinds
+			continue
+		}
+		for _, dl := range []int{1, 2, 4, 8} {
+			out[fmt.Sprintf("%s_%d", m[1], dl)] = kinds
+		}
+	}
+	return out
+}
+
+// argChecker returns a Backend.checkArgs that compares every launch's Go
+// argument types with the kernel's C parameters, one for one.
+func argChecker(t testing.TB, b *Backend) func(fn uintptr, args []any) error {
+	params := kernelParams(t)
+	names := map[uintptr]string{}
+	for name, p := range b.k.names() {
+		names[*p] = name
+	}
+	return func(fn uintptr, args []any) error {
+		name, ok := names[fn]
+		if !ok {
+			return fmt.Errorf("launch of an unknown function %#x", fn)
+		}
+		want := params[name]
+		if len(args) != len(want) {
+			return fmt.Errorf("kernel %s: %d arguments, it takes %d", name, len(args), len(want))
+		}
+		for i, a := range args {
+			got := fmt.Sprintf("%T", a)
+			if got == "cuda.devptr" {
+				got = "ptr"
+			}
+			if got != want[i] {
+				return fmt.Errorf("kernel %s: argument %d is %s, the parameter is %s", name, i, got, want[i])
+			}
+		}
+		return nil
+	}
+}
+
+func TestKernelParams(t *testing.T) {
+	p := kernelParams(t)
+	var k kernels
+	for name := range k.names() {
+		if len(p[name]) == 0 {
+			t.Errorf("no parameters parsed for %s", name)
+		}
+	}
+	if got := strings.Join(p["attn_fwd_4"], " "); got != "ptr ptr ptr ptr ptr ptr ptr ptr ptr int32 int32 int32 int32 int32 int32 int32 int32 float32" {
+		t.Errorf("attn_fwd_4 parameters: %s", got)
+	}
+}

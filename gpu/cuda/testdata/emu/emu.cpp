@@ -172,8 +172,13 @@ static void runBlock(int n) {
 #endif
     t.state = RUN;
   }
+  // Odd blocks run their threads last to first between barriers, so a
+  // read that relies on another warp's write without a barrier between
+  // them sees stale data (NaN) in one of the two orders.
+  bool reverse = (blockIdx.x + blockIdx.y + blockIdx.z) & 1;
   for (;;) {
-    for (int i = 0; i < n; i++) {
+    for (int k = 0; k < n; k++) {
+      int i = reverse ? n - 1 - k : k;
       if (threads[i].state != RUN) continue;
       cur = i;
       threadIdx.x = i;

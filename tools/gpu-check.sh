@@ -9,7 +9,10 @@
 #      gpt2-124m and llama-1b (LLMLAB_CUDA_BENCH_PRESETS overrides);
 #   3. `llmlab bench --device cuda` on gpt2-124m, when bench takes --device.
 # A summary is printed at the end. Needs Go, the NVIDIA driver, cuBLAS and
-# NVRTC (the CUDA toolkit, or its pip wheels on LD_LIBRARY_PATH).
+# NVRTC (the CUDA toolkit, or its pip wheels on LD_LIBRARY_PATH). On a GPU
+# machine without Go, build the two binaries elsewhere and name them:
+#   go test -c -o cuda.test ./gpu/cuda && CGO_ENABLED=0 go build -tags nogui -o llmlab .
+#   CUDA_TEST_BIN=./cuda.test LLMLAB_BIN=./llmlab tools/gpu-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -29,9 +32,19 @@ for d in "${CUDA_HOME:-}" /usr/local/cuda; do
 	fi
 done
 
+# cudatest SECONDS PATTERN runs the package's tests matching PATTERN,
+# through go test or the prebuilt test binary, for at most SECONDS.
+cudatest() {
+	if [ -n "${CUDA_TEST_BIN:-}" ]; then
+		timeout "$1" "$CUDA_TEST_BIN" -test.count=1 -test.v -test.run "$2"
+	else
+		timeout "$1" "$GO" test -count=1 -v -run "$2" ./gpu/cuda/
+	fi
+}
+
 status=0
 echo "== 1. go test ./gpu/cuda (kernels compile, ops vs CPU, training vs CPU)"
-timeout 200 "$GO" test -count=1 -v -run '^(TestKernelsCompile|TestOpenWithoutDriver|TestBackendOps|TestTF32|TestTrainingMatchesCPU)$' ./gpu/cuda/ >"$out/test.log" 2>&1
+cudatest 200 '^(TestKernelsCompile|TestOpenWithoutDriver|TestBackendOps|TestTF32|TestTrainingMatchesCPU)$' >"$out/test.log" 2>&1
 rc=$?
 # Top-level results, failures at any depth, and the test's own log lines.
 grep -E '^(--- |ok|FAIL|PASS)|^\s+--- FAIL|^\s+(backend_test|nvrtc_test)\.go|^\s+cpu  \[' "$out/test.log"
@@ -47,8 +60,8 @@ if grep -q -- '--- SKIP: TestBackendOps' "$out/test.log"; then
 fi
 
 echo "== 2. speed figures"
-LLMLAB_CUDA_BENCH=1 LLMLAB_CUDA_BENCH_OUT="$out/figures.txt" \
-	timeout 240 "$GO" test -count=1 -v -run '^TestDeviceFigures$' ./gpu/cuda/ >"$out/figures.log" 2>&1
+export LLMLAB_CUDA_BENCH=1 LLMLAB_CUDA_BENCH_OUT="$out/figures.txt"
+cudatest 240 '^TestDeviceFigures$' >"$out/figures.log" 2>&1
 rc=$?
 grep -vE '^(=== RUN|--- PASS|PASS|ok)' "$out/figures.log" | grep -v 'figures_test.go' || true
 if [ $rc -ne 0 ]; then
@@ -57,9 +70,10 @@ if [ $rc -ne 0 ]; then
 fi
 
 echo "== 3. llmlab bench --device cuda"
-if CGO_ENABLED=0 "$GO" build -tags nogui -o "$out/llmlab" . 2>"$out/build.log"; then
-	if "$out/llmlab" bench -h 2>&1 | grep -q -- '-device'; then
-		timeout 120 "$out/llmlab" bench --device cuda --only generate --presets gpt2-124m 2>&1 | tee "$out/bench.txt" || status=1
+bin=${LLMLAB_BIN:-$out/llmlab}
+if [ -n "${LLMLAB_BIN:-}" ] || CGO_ENABLED=0 "$GO" build -tags nogui -o "$bin" . 2>"$out/build.log"; then
+	if "$bin" bench -h 2>&1 | grep -q -- '-device'; then
+		timeout 120 "$bin" bench --device cuda --only generate --presets gpt2-124m 2>&1 | tee "$out/bench.txt" || status=1
 	else
 		echo "(llmlab bench does not take --device yet: the figures above are the CUDA ones)" | tee "$out/bench.txt"
 	fi
@@ -70,7 +84,7 @@ fi
 
 echo
 echo "== gpu-check summary"
-grep -E '^(ok|FAIL)' "$out/test.log" | sed 's/^/tests: /'
+grep -E '^(ok|FAIL|PASS)' "$out/test.log" | sed 's/^/tests: /'
 cat "$out/figures.txt" 2>/dev/null || echo "figures: none"
 grep -E 'tokens/s|does not take' "$out/bench.txt" 2>/dev/null | sed 's/^/bench: /'
 exit $status

@@ -1,0 +1,163 @@
+//go:build linux && !android
+
+package cuda
+
+import (
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"llmlab/core/autograd"
+	"llmlab/core/model"
+	"llmlab/core/optim"
+	"llmlab/core/tensor"
+	"llmlab/core/tensor/backendtest"
+)
+
+func openOrSkip(t *testing.T) *Backend {
+	t.Helper()
+	b, err := Open()
+	if err != nil {
+		t.Skipf("no CUDA: %v", err)
+	}
+	t.Cleanup(b.Close)
+	t.Logf("%s", b.Name())
+	b.checkArgs = argChecker(t, b)
+	return b
+}
+
+// TestBackendOps checks every op against the CPU backend.
+func TestBackendOps(t *testing.T) {
+	b := openOrSkip(t)
+	backendtest.Run(t, b)
+	if err := b.Err(); err != nil {
+		t.Fatalf("a device error sent ops to the CPU: %v", err)
+	}
+}
+
+// TestTF32 checks that TF32 products stay near float32 ones.
+func TestTF32(t *testing.T) {
+	b := openOrSkip(t)
+	b.SetTF32(true)
+	defer b.SetTF32(false)
+	const M, N, K = 64, 48, 256
+	a := tensor.New(M, K)
+	w := tensor.New(N, K)
+	for i := range a.F32 {
+		a.F32[i] = float32(math.Sin(float64(i)))
+	}
+	for i := range w.F32 {
+		w.F32[i] = float32(math.Cos(float64(i) * 0.7))
+	}
+	got, want := tensor.New(M, N), tensor.New(M, N)
+	b.MatMul(got, a, w, tensor.MatMulOpts{TransB: true})
+	tensor.NewCPU(1).MatMul(want, a, w, tensor.MatMulOpts{TransB: true})
+	for i := range got.F32 {
+		if d := math.Abs(float64(got.F32[i] - want.F32[i])); d > 0.05 {
+			t.Fatalf("element %d: tf32 %v, f32 %v", i, got.F32[i], want.F32[i])
+		}
+	}
+}
+
+// trainLosses runs steps AdamW steps of the tiny Llama preset on b and
+// returns each step's loss.
+func trainLosses(t *testing.T, b tensor.Backend, steps, B, T int) []float32 {
+	t.Helper()
+	cfg, err := model.Preset(model.Llama, "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, targets := make([]int32, B*T), make([]int32, B*T)
+	for i := range ids {
+		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
+		targets[i] = int32((i*104729 + 7) % cfg.VocabSize)
+	}
+	targets[5] = -1 // an ignored position
+	opt := optim.NewAdamW(optim.AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, m.ParamList())
+	tp := autograd.NewTape(b)
+	var losses []float32
+	for range steps {
+		tp.Reset()
+		loss, _, err := m.Loss(tp, model.Inputs{B: B, T: T, IDs: ids}, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses = append(losses, loss.Value.F32[0])
+		if err := tp.Backward(loss); err != nil {
+			t.Fatal(err)
+		}
+		optim.ClipGradNorm(b, m.ParamList(), 1)
+		opt.Update(b, 1e-3)
+		opt.ZeroGrad()
+	}
+	return losses
+}
+
+// TestTrainingMatchesCPU runs a few training steps of the tiny preset on
+// the device and on the CPU and compares the losses.
+func TestTrainingMatchesCPU(t *testing.T) {
+	b := openOrSkip(t)
+	steps, B, T := 4, 2, 32
+	if os.Getenv("LLMLAB_CUDA_EMULATED") != "" {
+		steps, B, T = 2, 1, 16 // the emulator runs one CUDA thread at a time
+	}
+	got := trainLosses(t, b, steps, B, T)
+	want := trainLosses(t, tensor.NewCPU(0), steps, B, T)
+	t.Logf("cuda %v\ncpu  %v", got, want)
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); d > 2e-3*math.Max(1, math.Abs(float64(want[i]))) {
+			t.Errorf("step %d: loss %v on cuda, %v on cpu", i, got[i], want[i])
+		}
+	}
+	if want[steps-1] >= want[0] {
+		t.Errorf("the loss did not fall: %v", want)
+	}
+	if err := b.Err(); err != nil {
+		t.Fatalf("a device error sent ops to the CPU: %v", err)
+	}
+}
+
+// TestEmulated runs this package's device tests against the CPU stand-ins
+// for libcuda and libcublas in testdata/emu (when g++ is installed), so
+// the kernels, launch shapes and bindings are checked on machines without
+// a GPU. The kernels run as coroutines, one CUDA thread at a time: slow,
+// hence skipped in -short mode.
+func TestEmulated(t *testing.T) {
+	if os.Getenv("LLMLAB_CUDA_EMULATED") != "" {
+		t.Skip("already running under the emulator")
+	}
+	if testing.Short() {
+		t.Skip("slow (builds and runs the kernels on a CPU emulator)")
+	}
+	if _, err := exec.LookPath("g++"); err != nil {
+		t.Skip("no g++ to build the emulator")
+	}
+	if b, err := Open(); err == nil {
+		b.Close()
+		t.Skip("a real CUDA device is here")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("sh", "testdata/emu/build.sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("building the emulator: %v\n%s", err, out)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32)$", "-test.v")
+	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, "LLMLAB_CUDA_EMULATED=1", "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
+	out, err := cmd.CombinedOutput()
+	s := string(out)
+	if err != nil || strings.Contains(s, "--- SKIP") || !strings.Contains(s, "CPU emulator") {
+		t.Fatalf("the device tests under the emulator failed (%v):\n%s", err, s)
+	}
+	t.Logf("under the emulator:\n%s", lastLines(s, 40))
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# `make gpu-check`: on a machine with an NVIDIA GPU, check the CUDA backend
+# and measure it, in under 8 minutes:
+#   1. go test ./gpu/cuda: every kernel compiles, every op matches the CPU
+#      backend, a few training steps of the tiny preset match the CPU's
+#      losses;
+#   2. speed figures (TestDeviceFigures): full fine-tune and LoRA steps in
+#      tokens/s with model FLOPs utilisation, and generation tokens/s, for
+#      gpt2-124m and llama-1b (LLMLAB_CUDA_BENCH_PRESETS overrides);
+#   3. `llmlab bench --device cuda` on gpt2-124m, when bench takes --device.
+# A summary is printed at the end. Needs Go, the NVIDIA driver, cuBLAS and
+# NVRTC (the CUDA toolkit, or its pip wheels on LD_LIBRARY_PATH). On a GPU
+# machine without Go, build the two binaries elsewhere and name them:
+#   go test -c -o cuda.test ./gpu/cuda && CGO_ENABLED=0 go build -tags nogui -o llmlab .
+#   CUDA_TEST_BIN=./cuda.test LLMLAB_BIN=./llmlab tools/gpu-check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+if ! command -v nvidia-smi >/dev/null 2>&1 && [ ! -e /dev/nvidiactl ]; then
+	echo "gpu-check: no NVIDIA GPU here (no nvidia-smi, no /dev/nvidiactl)" >&2
+	exit 1
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
+
+# cuBLAS and NVRTC often sit in the toolkit's folder, off the loader path.
+for d in "${CUDA_HOME:-}" /usr/local/cuda; do
+	if [ -n "$d" ] && [ -d "$d/lib64" ]; then
+		export LD_LIBRARY_PATH="$d/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+	fi
+done
+
+# cudatest SECONDS PATTERN runs the package's tests matching PATTERN,
+# through go test or the prebuilt test binary, for at most SECONDS.
+cudatest() {
+	if [ -n "${CUDA_TEST_BIN:-}" ]; then
+		timeout "$1" "$CUDA_TEST_BIN" -test.count=1 -test.v -test.run "$2"
+	else
+		timeout "$1" "$GO" test -count=1 -v -run "$2" ./gpu/cuda/
+	fi
+}
+
+status=0
+echo "== 1. go test ./gpu/cuda (kernels compile, ops vs CPU, training vs CPU)"
+cudatest 200 '^(TestKernelsCompile|TestOpenWithoutDriver|TestBackendOps|TestTF32|TestTrainingMatchesCPU)$' >"$out/test.log" 2>&1
+rc=$?
+# Top-level results, failures at any depth, and the test's own log lines.
+grep -E '^(--- |ok|FAIL|PASS)|^\s+--- FAIL|^\s+(backend_test|nvrtc_test)\.go|^\s+cpu  \[' "$out/test.log"
+if [ $rc -ne 0 ]; then
+	echo "gpu-check: the CUDA tests failed (exit $rc); the last lines of their log:" >&2
+	tail -40 "$out/test.log" >&2
+	exit $rc
+fi
+if grep -q -- '--- SKIP: TestBackendOps' "$out/test.log"; then
+	echo "gpu-check: the CUDA backend did not open, so nothing ran on the GPU:" >&2
+	grep -m1 'no CUDA:' "$out/test.log" >&2
+	exit 1
+fi
+
+echo "== 2. speed figures"
+export LLMLAB_CUDA_BENCH=1 LLMLAB_CUDA_BENCH_OUT="$out/figures.txt"
+cudatest 240 '^TestDeviceFigures$' >"$out/figures.log" 2>&1
+rc=$?
+grep -vE '^(=== RUN|--- PASS|PASS|ok)' "$out/figures.log" | grep -v 'figures_test.go' || true
+if [ $rc -ne 0 ]; then
+	echo "gpu-check: the speed figures failed or ran out of time (exit $rc)" >&2
+	status=$rc
+fi
+
+echo "== 3. llmlab bench --device cuda"
+bin=${LLMLAB_BIN:-$out/llmlab}
+if [ -n "${LLMLAB_BIN:-}" ] || CGO_ENABLED=0 "$GO" build -tags nogui -o "$bin" . 2>"$out/build.log"; then
+	if "$bin" bench -h 2>&1 | grep -q -- '-device'; then
+		timeout 120 "$bin" bench --device cuda --only generate --presets gpt2-124m 2>&1 | tee "$out/bench.txt" || status=1
+	else
+		echo "(llmlab bench does not take --device yet: the figures above are the CUDA ones)" | tee "$out/bench.txt"
+	fi
+else
+	cat "$out/build.log" >&2
+	status=1
+fi
+
+echo
+echo "== gpu-check summary"
+grep -E '^(ok|FAIL|PASS)' "$out/test.log" | sed 's/^/tests: /'
+cat "$out/figures.txt" 2>/dev/null || echo "figures: none"
+grep -E 'tokens/s|does not take' "$out/bench.txt" 2>/dev/null | sed 's/^/bench: /'
+exit $status

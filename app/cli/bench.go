@@ -17,6 +17,7 @@ import (
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
+	"llmlab/gpu"
 	"llmlab/gpu/blas"
 	"llmlab/lora"
 )
@@ -35,6 +36,7 @@ func runBench(e *Env) error {
 	presets := fs.String("presets", "tiny,stories15m,gpt2-124m", "comma-separated presets for train and generate")
 	quick := fs.Bool("quick", false, "fewer repetitions (for tests)")
 	jsonOut := fs.Bool("json", false, "one JSON object per line")
+	device := fs.String("device", "cpu", "backend for the gemm, train, lora and generate groups: cpu, cuda, vulkan, blas or auto")
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
@@ -47,21 +49,49 @@ func runBench(e *Env) error {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
+	dev, closeDev, err := gpu.Open(*device, n, e.Stderr)
+	if err != nil {
+		return Usagef("%v", err)
+	}
+	defer closeDev()
+	onCPU := dev.Name() == "cpu"
+	// backend is the device for the model groups; each gets a fresh CPU
+	// backend when that is the device.
+	backend := func() tensor.Backend {
+		if onCPU {
+			return tensor.NewCPU(n)
+		}
+		return dev
+	}
 	emit := func(r benchResult) error {
+		if !onCPU {
+			r["device"] = dev.Name()
+		}
 		if *jsonOut {
 			return json.NewEncoder(e.Stdout).Encode(r)
 		}
 		switch r["bench"] {
 		case "gemm":
 			fmt.Fprintf(e.Stdout, "gemm     m=%-5v n=%-5v k=%-5v threads=%d  %7.1f GFLOP/s", r["m"], r["n"], r["k"], r["threads"], r["gflops"])
+			if d, ok := r["device"]; ok {
+				fmt.Fprintf(e.Stdout, "  on %v", d)
+			}
 			if ref, ok := r["ref"]; ok {
 				fmt.Fprintf(e.Stdout, "   %s %7.1f GFLOP/s   ratio %.2f", ref, r["ref_gflops"], r["ratio"])
 			}
 			fmt.Fprintln(e.Stdout)
 		case "train":
-			fmt.Fprintf(e.Stdout, "train    %-12v batch=%vx%v threads=%d  %9.0f tokens/s\n", r["preset"], r["batch"], r["ctx"], r["threads"], r["tokens_per_s"])
+			fmt.Fprintf(e.Stdout, "train    %-12v batch=%vx%v threads=%d  %9.0f tokens/s", r["preset"], r["batch"], r["ctx"], r["threads"], r["tokens_per_s"])
+			if d, ok := r["device"]; ok {
+				fmt.Fprintf(e.Stdout, "  on %v", d)
+			}
+			fmt.Fprintln(e.Stdout)
 		case "generate":
-			fmt.Fprintf(e.Stdout, "generate %-12v threads=%d  %9.1f tokens/s\n", r["preset"], r["threads"], r["tokens_per_s"])
+			fmt.Fprintf(e.Stdout, "generate %-12v threads=%d  %9.1f tokens/s", r["preset"], r["threads"], r["tokens_per_s"])
+			if d, ok := r["device"]; ok {
+				fmt.Fprintf(e.Stdout, "  on %v", d)
+			}
+			fmt.Fprintln(e.Stdout)
 		case "lora":
 			fmt.Fprintf(e.Stdout, "lora     %-12v batch=%vx%v threads=%d  %9.0f tokens/s  base %v, peak heap %.0f MB",
 				r["preset"], r["batch"], r["ctx"], r["threads"], r["tokens_per_s"], r["base"], r["heap_mb"])
@@ -84,9 +114,17 @@ func runBench(e *Env) error {
 			shapes = shapes[3:]
 		}
 		ref, refErr := blas.Open()
-		for _, th := range uniqueInts(1, n) {
+		ths := uniqueInts(1, n)
+		if !onCPU {
+			ths = []int{n}
+		}
+		for _, th := range ths {
 			for _, s := range shapes {
-				gf := benchGEMM(tensor.NewCPU(th), s[0], s[1], s[2], reps)
+				var gb tensor.Backend = tensor.NewCPU(th)
+				if !onCPU {
+					gb = dev
+				}
+				gf := benchGEMM(gb, s[0], s[1], s[2], reps)
 				r := benchResult{"bench": "gemm", "m": s[0], "n": s[1], "k": s[2], "threads": th, "gflops": gf}
 				if refErr == nil {
 					ref.SetThreads(th)
@@ -128,7 +166,7 @@ func runBench(e *Env) error {
 				steps = 1
 				shape = [2]int{2, 32}
 			}
-			tps, allocs, allocBytes, err := benchTrain(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps)
+			tps, allocs, allocBytes, err := benchTrain(e.Ctx, cfg, backend(), shape[0], shape[1], steps)
 			if err != nil {
 				return err
 			}
@@ -144,11 +182,11 @@ func runBench(e *Env) error {
 			}
 			full := 0.0
 			if *loraBase == "f32" {
-				if full, _, _, err = benchTrain(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps); err != nil {
+				if full, _, _, err = benchTrain(e.Ctx, cfg, backend(), shape[0], shape[1], steps); err != nil {
 					return err
 				}
 			}
-			tps, heap, err := benchLoRA(e.Ctx, cfg, tensor.NewCPU(n), shape[0], shape[1], steps, *loraBase, *ckpt)
+			tps, heap, err := benchLoRA(e.Ctx, cfg, backend(), shape[0], shape[1], steps, *loraBase, *ckpt)
 			if err != nil {
 				return err
 			}
@@ -166,7 +204,7 @@ func runBench(e *Env) error {
 			if *quick {
 				ntok = 4
 			}
-			tps, err := benchGenerate(e.Ctx, cfg, tensor.NewCPU(n), ntok)
+			tps, err := benchGenerate(e.Ctx, cfg, backend(), ntok)
 			if err != nil {
 				return err
 			}

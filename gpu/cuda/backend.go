@@ -58,9 +58,33 @@ type Backend struct {
 	// checkArgs, when set (by tests), vets each launch's arguments against
 	// the kernel's parameter list.
 	checkArgs func(fn uintptr, args []any) error
+
+	managed bool     // the device has managed (unified) memory
+	regions []region // AllocF32 memory, by address
+	stats   Stats
 }
 
-var _ tensor.Backend = (*Backend)(nil)
+// region is one AllocF32 allocation: managed memory at [base, base+n).
+type region struct{ base, n uintptr }
+
+// Stats counts how ops found their float32 arrays: used in place in
+// managed memory, or copied (bytes both ways).
+type Stats struct {
+	InPlace, Copied int
+	CopiedBytes     int64
+}
+
+// Stats returns the counts since Open.
+func (b *Backend) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stats
+}
+
+var (
+	_ tensor.Backend   = (*Backend)(nil)
+	_ tensor.Allocator = (*Backend)(nil)
+)
 
 // Open loads the CUDA libraries, takes device 0's primary context and
 // compiles (or loads from the cache) the kernels. The error says which
@@ -112,7 +136,9 @@ func (b *Backend) open(ordinal int) error {
 	if r := d.cuDeviceGet(&b.dev, int32(ordinal)); r != cuSuccess {
 		return fmt.Errorf("cuDeviceGet(%d): %s", ordinal, b.errName(r))
 	}
-	var major, minor, shm int32
+	var major, minor, shm, managed int32
+	d.cuDeviceGetAttribute(&managed, attrManagedMemory, b.dev)
+	b.managed = managed == 1
 	d.cuDeviceGetAttribute(&major, attrCCMajor, b.dev)
 	d.cuDeviceGetAttribute(&minor, attrCCMinor, b.dev)
 	d.cuDeviceGetAttribute(&shm, attrMaxSharedPerBlockOptin, b.dev)
@@ -237,6 +263,10 @@ func (b *Backend) release() {
 	}
 	b.dropWeights()
 	b.pool.drain(d)
+	for _, r := range b.regions {
+		d.cuMemFree(devptr(r.base))
+	}
+	b.regions = nil
 	if b.handle != 0 {
 		b.blas.destroy(b.handle)
 	}

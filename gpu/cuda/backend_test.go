@@ -122,6 +122,13 @@ func TestTrainingMatchesCPU(t *testing.T) {
 	if err := b.Err(); err != nil {
 		t.Fatalf("a device error sent ops to the CPU: %v", err)
 	}
+	// The arena, gradients, optimizer state and weights are in managed
+	// memory from the second step on: used in place, not copied.
+	st := b.Stats()
+	t.Logf("%+v", st)
+	if b.managed && st.InPlace == 0 {
+		t.Errorf("nothing was used in place in managed memory: %+v", st)
+	}
 }
 
 // TestEmulated runs this package's device tests against the CPU stand-ins

@@ -7,20 +7,25 @@
 // later runs skip the compile. A machine without the libraries or without
 // a device gets an error from Open that says which, never a crash.
 //
-// # Residency (the limitation of this first version)
+// # Residency
 //
-// The engine's tensors are host slices (tensor.Tensor holds []float32), so
-// every op uploads its float32 inputs to device buffers, runs its kernels
-// on one stream, and downloads its outputs before it returns. Buffers come
-// from a pool of size classes (a quarter of a power of two apart), so a
-// steady-state training step allocates no device memory; the transfers,
-// not the kernels, bound the speed for all but the largest products.
-// Storage-only weights (DType F16, BF16, Q8, NF4) are immutable by
-// contract: their widened float32 device copies are cached, keyed by the
-// address and length of their data (the cache keeps a reference to that
-// data, so an address is never reused while its entry lives), and each is
-// uploaded once. Keeping activations and float32 parameters on the device
-// needs device-resident tensors in core/tensor and is left for later.
+// The engine's tensors are host slices (tensor.Tensor holds []float32).
+// The backend is a tensor.Allocator: on devices with managed (unified)
+// memory, AllocF32 hands out cuMemAllocManaged memory, which the host uses
+// as an ordinary slice and kernels use in place, the driver migrating
+// pages to whichever side touches them. The autograd arena takes its slab
+// from it, and parameter gradients, AdamW moments and trainable weights
+// move there at their first use, so from a run's second step on the
+// activations, gradients and weights of training stay on the GPU; ops
+// synchronise the stream before returning, so the host may read results.
+// Any other float32 array is uploaded to pooled device buffers for the op
+// and its outputs downloaded before it returns (the pool has size classes
+// a quarter of a power of two apart, so a steady-state step allocates no
+// device memory). Storage-only weights (DType F16, BF16, Q8, NF4) are
+// immutable by contract: their widened float32 device copies are cached,
+// keyed by the address and length of their data (the cache keeps a
+// reference to that data, so an address is never reused while its entry
+// lives), and each is uploaded once. Stats counts both kinds of access.
 //
 // # Failures
 //
@@ -28,7 +33,9 @@
 // (out of memory, a failed launch) is detected before any output is
 // written back, so the op is redone on the CPU backend and its result is
 // still correct; the first such error is kept (Err) and every later op
-// runs on the CPU. Shapes that contradict each other are programming
+// runs on the CPU. The exception is an op whose outputs are in managed
+// memory and whose kernels had started: they may have written part of an
+// output, so the op cannot be redone, and it panics. Shapes that contradict each other are programming
 // errors and panic, as on the CPU backend.
 //
 // MatMul computes in float32 through cublasSgemm; SetTF32 lets it use the

@@ -52,6 +52,9 @@ type driverAPI struct {
 	cuMemGetInfo func(free, total *uintptr) cuResult
 	// CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 	cuMemAlloc func(p *devptr, n uintptr) cuResult
+	// CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
+	// (the address is valid on the host too, so it is read as a pointer)
+	cuMemAllocManaged func(p *unsafe.Pointer, n uintptr, flags uint32) cuResult
 	// CUresult cuMemFree_v2(CUdeviceptr dptr)
 	cuMemFree func(p devptr) cuResult
 	// CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s)
@@ -95,6 +98,7 @@ func (d *driverAPI) symbols() []symbol {
 		{"cuCtxSetCurrent", &d.cuCtxSetCurrent},
 		{"cuMemGetInfo_v2", &d.cuMemGetInfo},
 		{"cuMemAlloc_v2", &d.cuMemAlloc},
+		{"cuMemAllocManaged", &d.cuMemAllocManaged},
 		{"cuMemFree_v2", &d.cuMemFree},
 		{"cuMemcpyHtoDAsync_v2", &d.cuMemcpyHtoDAsync},
 		{"cuMemcpyDtoHAsync_v2", &d.cuMemcpyDtoHAsync},
@@ -117,6 +121,7 @@ const (
 	attrCCMajor                = 75 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 	attrCCMinor                = 76 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
 	attrSMCount                = 16 // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
+	attrManagedMemory          = 83 // CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY
 	funcMaxDynamicShared       = 8  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 )
 

@@ -3,11 +3,13 @@
 package cuda
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"math/bits"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"llmlab/core/tensor"
@@ -109,17 +111,23 @@ var errDeclined = errors.New("declined")
 // host arrays they mirror, and the first error. Helpers do nothing once
 // err is set, so an op's code reads straight through; finish then reports.
 type op struct {
-	b     *Backend
-	err   error
-	maps  []mapping
-	bufs  []devptr
-	sizes []uintptr
+	b   *Backend
+	err error
+	// managedOut: an output lives in managed memory, where kernels write
+	// it directly (so a failed op cannot be redone on the CPU safely once
+	// a kernel has run); launched counts the kernels started.
+	managedOut bool
+	launched   int
+	maps       []mapping
+	bufs       []devptr
+	sizes      []uintptr
 }
 
 func (o *op) reset(b *Backend) {
 	o.release()
 	o.b, o.err = b, nil
 	o.maps = o.maps[:0]
+	o.managedOut, o.launched = false, 0
 }
 
 // release returns the op's buffers to the pool.
@@ -172,10 +180,15 @@ func (o *op) find(host unsafe.Pointer, bytes uintptr) *mapping {
 	return &o.maps[len(o.maps)-1]
 }
 
-// upload returns the device copy of a host array, copied up once per op.
+// upload returns the device copy of a host array, copied up once per op;
+// managed memory is used in place.
 func (o *op) upload(host unsafe.Pointer, bytes uintptr) devptr {
 	if o.err != nil || bytes == 0 {
 		return 0
+	}
+	if p, ok := o.b.managedPtr(host, bytes); ok {
+		o.b.stats.InPlace++
+		return p
 	}
 	m := o.find(host, bytes)
 	if o.err != nil {
@@ -187,6 +200,8 @@ func (o *op) upload(host unsafe.Pointer, bytes uintptr) devptr {
 			return 0
 		}
 		m.uploaded = true
+		o.b.stats.Copied++
+		o.b.stats.CopiedBytes += int64(bytes)
 	}
 	return m.dev
 }
@@ -196,6 +211,10 @@ func (o *op) upload(host unsafe.Pointer, bytes uintptr) devptr {
 func (o *op) result(host unsafe.Pointer, bytes uintptr) devptr {
 	if o.err != nil || bytes == 0 {
 		return 0
+	}
+	if p, ok := o.b.managedPtr(host, bytes); ok {
+		o.managedOut = true
+		return p
 	}
 	m := o.find(host, bytes)
 	if o.err != nil {
@@ -277,6 +296,8 @@ func (o *op) finish() error {
 		if r := b.drv.cuMemcpyDtoHAsync(m.host, m.dev, m.bytes, b.stream); r != cuSuccess {
 			panic(fmt.Sprintf("cuda: copying a result back failed: %s", b.errName(r)))
 		}
+		b.stats.Copied++
+		b.stats.CopiedBytes += int64(m.bytes)
 	}
 	if r := b.drv.cuStreamSynchronize(b.stream); r != cuSuccess {
 		panic(fmt.Sprintf("cuda: copying results back failed: %s", b.errName(r)))
@@ -410,7 +431,9 @@ func (o *op) launch(fn uintptr, g [3]uint32, block uint32, shmem int, args ...an
 	}
 	if r := b.drv.cuLaunchKernel(fn, g[0], g[1], g[2], block, 1, 1, uint32(shmem), b.stream, params, nil); r != cuSuccess {
 		o.fail(fmt.Errorf("cuLaunchKernel: %s", b.errName(r)))
+		return
 	}
+	o.launched++
 }
 
 // run does one op under the lock with the context current on this thread,
@@ -433,6 +456,11 @@ func (b *Backend) run(f func(o *op)) bool {
 	}
 	f(o)
 	if err := o.finish(); err != nil {
+		if o.managedOut && o.launched > 0 {
+			// Kernels may have written part of an output in place: the
+			// CPU cannot redo the op from its inputs.
+			panic(fmt.Sprintf("cuda: the device failed during an op whose outputs are in managed memory: %v", err))
+		}
 		if errors.Is(err, errDeclined) {
 			return false
 		}
@@ -440,4 +468,78 @@ func (b *Backend) run(f func(o *op)) bool {
 		return false
 	}
 	return true
+}
+
+// AllocF32 returns n floats of managed memory, zeroed: the host reads and
+// writes it as an ordinary slice and kernels use it in place, the driver
+// moving pages to whichever side touches them. The autograd arena, the
+// parameter gradients, the optimizer state and the trainable weights live
+// there when the backend is a tensor.Allocator, so a training step moves
+// no activations over the bus. nil when the device has no managed memory
+// or the allocation fails.
+func (b *Backend) AllocF32(n int) []float32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.managed || b.closed || b.err != nil || n <= 0 {
+		return nil
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if b.drv.cuCtxSetCurrent(b.ctx) != cuSuccess {
+		return nil
+	}
+	var p unsafe.Pointer
+	if b.drv.cuMemAllocManaged(&p, uintptr(4*n), 1 /* CU_MEM_ATTACH_GLOBAL */) != cuSuccess || p == nil {
+		return nil
+	}
+	x := unsafe.Slice((*float32)(p), n)
+	clear(x)
+	r := region{base: uintptr(p), n: uintptr(4 * n)}
+	i, _ := slices.BinarySearchFunc(b.regions, r.base, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
+	b.regions = slices.Insert(b.regions, i, r)
+	return x
+}
+
+// FreeF32 frees memory from AllocF32.
+func (b *Backend) FreeF32(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := uintptr(unsafe.Pointer(&x[0]))
+	i, found := slices.BinarySearchFunc(b.regions, p, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
+	if !found {
+		panic("cuda: FreeF32 of memory it did not allocate")
+	}
+	b.regions = slices.Delete(b.regions, i, i+1)
+	if b.closed {
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.drv.cuCtxSetCurrent(b.ctx)
+	b.drv.cuStreamSynchronize(b.stream)
+	b.drv.cuMemFree(devptr(p))
+}
+
+// managedPtr returns the device address of host memory that lies in an
+// AllocF32 region (the same address), or false.
+func (b *Backend) managedPtr(host unsafe.Pointer, bytes uintptr) (devptr, bool) {
+	if len(b.regions) == 0 {
+		return 0, false
+	}
+	p := uintptr(host)
+	i, found := slices.BinarySearchFunc(b.regions, p, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
+	if !found {
+		i--
+	}
+	if i < 0 {
+		return 0, false
+	}
+	r := b.regions[i]
+	if p < r.base || p+bytes > r.base+r.n {
+		return 0, false
+	}
+	return devptr(p), true
 }

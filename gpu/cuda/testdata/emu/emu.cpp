@@ -309,6 +309,7 @@ CUresult cuDeviceGetAttribute(int* v, int attr, int dev) {
     case 76: *v = 0; return 0;
     case 97: *v = 227 << 10; return 0;  // opt-in shared memory per block
     case 16: *v = 4; return 0;
+    case 83: *v = 1; return 0;  // managed memory
   }
   *v = 0;
   return 0;
@@ -332,6 +333,13 @@ CUresult cuMemGetInfo_v2(size_t* f, size_t* t) {
   return 0;
 }
 CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t n) {
+  void* q = guardedAlloc(n, 0xff);  // NaN
+  if (!q) return 2;
+  *p = (CUdeviceptr)q;
+  return 0;
+}
+CUresult cuMemAllocManaged(CUdeviceptr* p, size_t n, unsigned flags) {
+  if (flags != 1) return 1;  // CU_MEM_ATTACH_GLOBAL only
   void* q = guardedAlloc(n, 0xff);  // NaN
   if (!q) return 2;
   *p = (CUdeviceptr)q;

@@ -51,15 +51,52 @@ func answerText(msgs []chat.Message) string {
 // Example: prompt "What is 2 plus 2?", chosen "4", rejected "5" gives
 // JudgeQuestion(rubric, "What is 2 plus 2?", "4", "5") -> "A" and
 // JudgeQuestion(rubric, "What is 2 plus 2?", "5", "4") -> "B".
-func judgeExamples(rubric string, recs []data.Record) []judgeRecord {
-	out := make([]judgeRecord, 0, 2*len(recs))
-	for _, r := range recs {
-		q, c, rej := judgeText(r.Prompt), answerText(r.Completion), answerText(r.Rejected)
-		for _, o := range []struct{ first, second, letter string }{{c, rej, "A"}, {rej, c, "B"}} {
+//
+// With offTopic, each record also gives a pair whose rejected answer is
+// the chosen answer of the next record of the same "task" (the file's
+// order, wrapping around; records without a task are one group), when
+// that answer differs: a well-formed answer to another question. Labelled
+// pairs often differ only in tone or length, and a judge trained on them
+// alone learns nothing about whether an answer answers the question,
+// which is how a weak policy's samples mostly differ.
+func judgeExamples(rubric string, recs []data.Record, offTopic bool) []judgeRecord {
+	var next []int // next[i]: the next record of i's task, or -1
+	if offTopic {
+		next = make([]int, len(recs))
+		last := map[string]int{} // task -> the latest record seen
+		first := map[string]int{}
+		for i := range recs {
+			next[i] = -1
+			task := string(recs[i].Extra["task"])
+			if j, ok := last[task]; ok {
+				next[j] = i
+			} else {
+				first[task] = i
+			}
+			last[task] = i
+		}
+		for task, j := range last {
+			if f := first[task]; f != j {
+				next[j] = f
+			}
+		}
+	}
+	out := make([]judgeRecord, 0, 4*len(recs))
+	add := func(q, chosen, rejected string) {
+		for _, o := range []struct{ first, second, letter string }{{chosen, rejected, "A"}, {rejected, chosen, "B"}} {
 			out = append(out, judgeRecord{Messages: []chat.Message{
 				{Role: chat.RoleUser, Content: rlhf.JudgeQuestion(rubric, q, o.first, o.second)},
 				{Role: chat.RoleAssistant, Content: o.letter},
 			}})
+		}
+	}
+	for i, r := range recs {
+		q, c := judgeText(r.Prompt), answerText(r.Completion)
+		add(q, c, answerText(r.Rejected))
+		if offTopic && next[i] >= 0 {
+			if other := answerText(recs[next[i]].Completion); strings.TrimSpace(other) != strings.TrimSpace(c) {
+				add(q, c, other)
+			}
 		}
 	}
 	return out
@@ -89,11 +126,12 @@ func runJudgeData(e *Env) error {
 	out := fs.String("out", "", "SFT chat records to write, two per pair (required)")
 	rubricPath := fs.String("rubric", "", "file with the rubric the judge will be asked with (the same as rlaif's --rubric); default: the built-in one")
 	limit := fs.Int("limit", 0, "use the first N pairs only (0: all)")
+	offTopic := fs.Bool("off-topic", false, "also teach that an answer to another question loses: per pair, the chosen answer against the next same-\"task\" pair's chosen answer")
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
 	if *prefs == "" || *out == "" {
-		return Usagef("usage: llmlab rlaif judge-data --prefs FILE --out FILE [--rubric FILE] [--limit N]")
+		return Usagef("usage: llmlab rlaif judge-data --prefs FILE --out FILE [--rubric FILE] [--limit N] [--off-topic]")
 	}
 	if *limit < 0 {
 		return Usagef("--limit must be at least 0, got %d", *limit)
@@ -118,7 +156,7 @@ func runJudgeData(e *Env) error {
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	exs := judgeExamples(rubric, recs)
+	exs := judgeExamples(rubric, recs, *offTopic)
 	for _, r := range exs {
 		if err := enc.Encode(r); err != nil {
 			f.Close()
@@ -132,7 +170,11 @@ func runJudgeData(e *Env) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Stdout, "wrote %d judge examples (%d pairs, both orders) to %s\n", len(exs), len(recs), *out)
+	what := "labelled pairs"
+	if *offTopic {
+		what += " and their off-topic pairs"
+	}
+	fmt.Fprintf(e.Stdout, "wrote %d judge examples (%d %s, both orders) to %s\n", len(exs), len(recs), what, *out)
 	return nil
 }
 

@@ -148,3 +148,46 @@ func TestRLAIFJudgeBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestJudgeExamplesOffTopic(t *testing.T) {
+	rec := func(task, q, chosen, rejected string) data.Record {
+		r := data.Record{
+			Prompt:     []chat.Message{{Role: chat.RoleUser, Content: q}},
+			Completion: []chat.Message{{Role: chat.RoleAssistant, Content: chosen}},
+			Rejected:   []chat.Message{{Role: chat.RoleAssistant, Content: rejected}},
+		}
+		if task != "" {
+			r.Extra = map[string]json.RawMessage{"task": json.RawMessage(`"` + task + `"`)}
+		}
+		return r
+	}
+	recs := []data.Record{
+		rec("add", "1+1?", "2", "3"),
+		rec("upper", "cat?", "CAT", "cat"),
+		rec("add", "2+2?", "4", "5"),
+		rec("add", "3+1?", "4", "6"), // the next add's answer is the same: no off-topic pair
+	}
+	type question struct{ Q, Letter string }
+	var got []question
+	for _, r := range judgeExamples("R", recs, true) {
+		got = append(got, question{r.Messages[0].Content, r.Messages[1].Content})
+	}
+	both := func(q, c, rej string) []question {
+		return []question{{rlhf.JudgeQuestion("R", q, c, rej), "A"}, {rlhf.JudgeQuestion("R", q, rej, c), "B"}}
+	}
+	var want []question
+	for _, p := range [][3]string{
+		{"1+1?", "2", "3"}, {"1+1?", "2", "4"}, // next add: 2+2
+		{"cat?", "CAT", "cat"},                 // the only upper: no off-topic pair
+		{"2+2?", "4", "5"},                     // next add (3+1) answers 4 too
+		{"3+1?", "4", "6"}, {"3+1?", "4", "2"}, // wraps around to 1+1
+	} {
+		want = append(want, both(p[0], p[1], p[2])...)
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("judge examples (-want +got):\n%s", d)
+	}
+	if n := len(judgeExamples("R", recs, false)); n != 2*len(recs) {
+		t.Errorf("without off-topic pairs: %d examples, want %d", n, 2*len(recs))
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"llmlab/core/data"
 	"llmlab/core/generate"
 	"llmlab/core/model"
+	"llmlab/core/tensor"
 	"llmlab/rlhf"
 )
 
@@ -110,6 +111,46 @@ func judgeText(msgs []chat.Message) string {
 	return b.String()
 }
 
+// readRubric returns the judge's rubric: the file's text, or
+// rlhf.DefaultRubric when path is empty.
+func readRubric(path string) (string, error) {
+	if path == "" {
+		return rlhf.DefaultRubric, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", BadInput(fmt.Errorf("--rubric: %w", err))
+	}
+	rubric := strings.TrimSpace(string(b))
+	if rubric == "" {
+		return "", BadInput(fmt.Errorf("--rubric %s is empty", path))
+	}
+	return rubric, nil
+}
+
+// loadLocalJudge loads the model (and adapter) jf names as a judge with
+// the rubric, and checks that the rubric leaves room in its context.
+func loadLocalJudge(jf *modelFlags, b tensor.Backend, tmplName, rubric string) (*rlhf.LocalJudge, error) {
+	jl, err := jf.load(model.LoadOptions{KeepStored: true})
+	if err != nil {
+		return nil, err
+	}
+	jt, err := chooseTemplate(jl, tmplName)
+	if err != nil {
+		return nil, err
+	}
+	lj, err := rlhf.NewLocalJudge(jl.M, b, jl.Tok, jt, rubric)
+	if err != nil {
+		return nil, BadInput(fmt.Errorf("--judge %s: %w", jf.model, err))
+	}
+	if over, err := lj.Overhead(); err != nil {
+		return nil, BadInput(fmt.Errorf("--judge %s: %w", jf.model, err))
+	} else if over+16 > jl.M.Cfg.MaxPos {
+		return nil, BadInput(fmt.Errorf("--judge %s: the rubric and the question's frame take %d tokens of the judge's %d-token context, leaving no room for the prompt and answers; give a shorter --rubric", jf.model, over, jl.M.Cfg.MaxPos))
+	}
+	return lj, nil
+}
+
 // prefLine is one line of the output, in the preference shape.
 type prefLine struct {
 	Prompt     any     `json:"prompt"` // a string, or a list of messages
@@ -137,7 +178,20 @@ type rlaifStats struct {
 // runRLAIF samples answer pairs from a policy, has a judge (a local model
 // or an OpenAI-compatible endpoint) pick the better of each, and writes
 // the verdicts as preference pairs for rm, dpo and kto.
+//
+// Two helpers share the command: `rlaif judge-data` writes SFT data that
+// teaches a local judge its verdicts, and `rlaif judge-eval` measures a
+// judge's agreement with labelled pairs (rlaif_judge.go).
 func runRLAIF(e *Env) error {
+	if len(e.Args) > 0 {
+		sub := &Env{Ctx: e.Ctx, Args: e.Args[1:], Stdout: e.Stdout, Stderr: e.Stderr}
+		switch e.Args[0] {
+		case "judge-data":
+			return runJudgeData(sub)
+		case "judge-eval":
+			return runJudgeEval(sub)
+		}
+	}
 	fs := newFlags(e, "rlaif")
 	var mf modelFlags
 	mf.register(fs, true)
@@ -185,15 +239,9 @@ func runRLAIF(e *Env) error {
 	if err := sampling.Validate(); err != nil {
 		return BadInput(err)
 	}
-	rubric := rlhf.DefaultRubric
-	if *rubricPath != "" {
-		b, err := os.ReadFile(*rubricPath)
-		if err != nil {
-			return BadInput(fmt.Errorf("--rubric: %w", err))
-		}
-		if rubric = strings.TrimSpace(string(b)); rubric == "" {
-			return BadInput(fmt.Errorf("--rubric %s is empty", *rubricPath))
-		}
+	rubric, err := readRubric(*rubricPath)
+	if err != nil {
+		return err
 	}
 	prompts, err := readRLAIFPrompts(*promptsPath)
 	if err != nil {
@@ -247,24 +295,11 @@ func runRLAIF(e *Env) error {
 		judge, stats = hj, hj.Stats
 	} else {
 		jf := modelFlags{model: *judgeArg, adapter: *judgeAdapter, device: mf.device, threads: mf.threads}
-		jl, err := jf.load(model.LoadOptions{KeepStored: true})
+		lj, err := loadLocalJudge(&jf, b, *judgeTmpl, rubric)
 		if err != nil {
 			return err
-		}
-		jt, err := chooseTemplate(jl, *judgeTmpl)
-		if err != nil {
-			return err
-		}
-		lj, err := rlhf.NewLocalJudge(jl.M, b, jl.Tok, jt, rubric)
-		if err != nil {
-			return BadInput(fmt.Errorf("--judge %s: %w", *judgeArg, err))
 		}
 		lj.Margin, lj.MeanOnly = *margin, *judgeMean
-		if over, err := lj.Overhead(); err != nil {
-			return BadInput(fmt.Errorf("--judge %s: %w", *judgeArg, err))
-		} else if over+16 > jl.M.Cfg.MaxPos {
-			return BadInput(fmt.Errorf("--judge %s: the rubric and the question's frame take %d tokens of the judge's %d-token context, leaving no room for the prompt and answers; give a shorter --rubric", *judgeArg, over, jl.M.Cfg.MaxPos))
-		}
 		judge, stats = lj, lj.Stats
 	}
 

@@ -2,13 +2,14 @@
 # make align-demo: the alignment methods side by side on the embedded demo
 # model and data. From the SFT policy (the demo's LoRA adapter, --adapter
 # demo): a reward model on the preference pairs, then DPO, PPO (against the
-# reward model), GRPO (against the arithmetic checker) and RLAIF -> DPO,
+# reward model), GRPO (against the arithmetic checker) and RLAIF -> DPO
+# (pairs judged by a judge LoRA tuned on the preference pairs),
 # each continued from the SFT adapter with it as the reference. Every
 # policy is then compared with the SFT policy by `llmlab align-eval` on the
 # held-out instruction tasks: win rate under the reward model, exact-match
 # accuracy, KL per answer token to the SFT policy.
 # Outputs under runs/align-demo (OUT=...); the table goes to summary.md.
-# About 5-10 minutes on 2 cores.
+# About 8-12 minutes on 2 cores.
 set -euo pipefail
 
 B=${LLMLAB:-./bin/llmlab}
@@ -58,47 +59,33 @@ step ppo $B ppo --model demo --adapter demo --reward-model "$OUT/rm/final" --dat
 step grpo $B grpo --model demo --adapter demo --data "$OUT/data/arith_train.jsonl" --eval "$OUT/data/arith_eval.jsonl" \
 	--reward number --reward '0.3*number:3' --out "$OUT/grpo" --steps 120 --prompts 4 --group 8 --lr 2e-4
 
-# RLAIF: the SFT policy answers each prompt twice; the demo model (local
-# log-prob judge, asked in both orders) picks the better answer.
-step rlaif $B rlaif --model demo --adapter demo --judge demo --rubric "$OUT/data/rubric.txt" --prompts demo \
-	--out "$OUT/data/rlaif_pairs.jsonl" --limit 200 --samples 2 --max-new 24 --tie-margin 0
+# RLAIF. The untuned demo model is no judge (P(A) stays within 0.002 of
+# 1/2: pure position bias), so a judge is tuned first: a LoRA on the base
+# (with the embeddings, which hold the chat markers) trained by sft on
+# `rlaif judge-data`, the prefs_train pairs rendered as exactly the
+# question the local judge is asked, in both orders, answered with the
+# chosen answer's letter. Its agreement with the held-out prefs_eval labels
+# is measured, then the SFT policy answers each prompt twice and the judge
+# picks the better answer (both orders must agree).
+step judge-data $B rlaif judge-data --prefs "$DATA/prefs_train.jsonl" --rubric "$OUT/data/rubric.txt" --out "$OUT/data/judge_train.jsonl"
+step judge $B sft --model demo --data "$OUT/data/judge_train.jsonl" --out "$OUT/judge" \
+	--steps 80 --batch 16 --lr 3e-3 --modules-to-save embed_tokens --eval-frac 0
+step judge-eval $B rlaif judge-eval --judge demo --judge-adapter "$OUT/judge/final" --rubric "$OUT/data/rubric.txt" \
+	--prefs "$DATA/prefs_eval.jsonl" --tie-margin 0 --json
+judge_json=$(tail -n 1 "$OUT/logs/judge-eval.log")
+field() { echo "$judge_json" | grep -o "\"$1\":[0-9.eE+-]*" | cut -d: -f2; }
+judge_note="$(field agree)/$(field pairs) = $(awk -v a="$(field accuracy)" 'BEGIN{printf "%.1f%%", 100*a}') of prefs_eval.jsonl pairs ($(field against) against, $(field ties) ties; single orders $(awk -v a="$(field order_accuracy)" 'BEGIN{printf "%.1f%%", 100*a}'))"
+step rlaif $B rlaif --model demo --adapter demo --judge demo --judge-adapter "$OUT/judge/final" --rubric "$OUT/data/rubric.txt" \
+	--prompts demo --out "$OUT/data/rlaif_pairs.jsonl" --limit 200 --samples 2 --max-new 24 --tie-margin 0
 rlaif_pairs=$(wc -l <"$OUT/data/rlaif_pairs.jsonl")
-rlaif_note="local judge: $(grep '^wrote' "$OUT/logs/rlaif.log" | sed 's/ to [^:]*:/:/' || true)"
-if [ "$rlaif_pairs" -lt 4 ]; then
-	# No verdicts from the local judge: ask the demo model over HTTP
-	# instead (llmlab serve on a free port), where it must reply A or B.
-	$B serve --model demo --adapter demo --addr 127.0.0.1:0 >"$OUT/logs/serve.log" 2>&1 &
-	serve_pid=$!
-	trap 'kill $serve_pid 2>/dev/null || true' EXIT
-	url=
-	for _ in $(seq 50); do
-		url=$(grep -o 'http://127.0.0.1:[0-9]*' "$OUT/logs/serve.log" | head -n 1 || true)
-		[ -n "$url" ] && break
-		sleep 0.2
-	done
-	t0=$SECONDS
-	printf '%-12s ' rlaif-http
-	if [ -n "$url" ] && $B rlaif --model demo --adapter demo --judge "$url" --rubric "$OUT/data/rubric.txt" --prompts demo \
-		--out "$OUT/data/rlaif_http_pairs.jsonl" --limit 60 --samples 2 --max-new 24 --tie-margin 0 --cache none \
-		--max-malformed 1000 --retries 1 >"$OUT/logs/rlaif-http.log" 2>&1; then
-		n=$(wc -l <"$OUT/data/rlaif_http_pairs.jsonl")
-		rlaif_note="$rlaif_note; HTTP judge (llmlab serve): $(grep '^wrote' "$OUT/logs/rlaif-http.log" | sed 's/ to [^:]*:/:/' || true)"
-		if [ "$n" -gt "$rlaif_pairs" ]; then
-			cp "$OUT/data/rlaif_http_pairs.jsonl" "$OUT/data/rlaif_pairs.jsonl"
-			rlaif_pairs=$n
-		fi
-	else
-		rlaif_note="$rlaif_note; HTTP judge (llmlab serve): failed, see logs/rlaif-http.log"
-	fi
-	echo "$((SECONDS - t0))s"
-	timings+=("rlaif-http $((SECONDS - t0))s")
-	kill $serve_pid 2>/dev/null || true
-fi
-if [ "$rlaif_pairs" -ge 4 ]; then
+rlaif_note="$(grep '^wrote' "$OUT/logs/rlaif.log" | sed 's/ to [^:]*:/:/' || true)"
+# DPO on a handful of pairs would measure noise, not the judge.
+if [ "$rlaif_pairs" -ge 16 ]; then
 	step rlaif-dpo $B dpo --model demo --adapter demo --data "$OUT/data/rlaif_pairs.jsonl" --out "$OUT/rlaif-dpo" \
 		--steps 40 --batch 8 --lr 5e-4 --beta 0.1 --eval-frac 0
 else
-	echo "rlaif-dpo    skipped: the judge gave $rlaif_pairs non-tie verdicts"
+	echo "rlaif-dpo    skipped: the judge gave $rlaif_pairs verdicts (16 needed)"
+	rlaif_note="$rlaif_note; rlaif-dpo skipped (16 pairs needed)"
 fi
 
 echo "== evaluation against the SFT policy ($N held-out tasks)"
@@ -146,8 +133,9 @@ total=$((SECONDS - start))
 	echo '```'
 	echo
 	echo "- reward model: pairwise accuracy $(awk -v a="$rm_acc" 'BEGIN{printf "%.1f%%", 100*a}') on prefs_eval.jsonl (LoRA on the base)"
-	echo "- RLAIF (judge: the demo model with the SFT adapter, asked in both orders; a verdict needs both to agree):"
-	echo "  $rlaif_note"
+	echo "- RLAIF judge (the demo base with a LoRA tuned on rlaif judge-data from prefs_train.jsonl, asked in both"
+	echo "  orders; a verdict needs both to agree): agreement $judge_note"
+	echo "- RLAIF pairs (the SFT policy's samples at temperature 0.9, judged): $rlaif_note"
 	echo "- time: ${total}s in all; $(
 		IFS=,
 		echo "${timings[*]}"

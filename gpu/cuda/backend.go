@@ -45,6 +45,7 @@ type Backend struct {
 	maxShm  int // dynamic shared memory a block may opt in to, bytes
 	shmSet  map[uintptr]int
 	tf32    bool
+	bf16    bool // MatMul on bfloat16 tensor cores (SetBF16)
 	closed  bool
 	err     error       // the first CUDA error; once set every op runs on cpu
 	cpu     *tensor.CPU // fallback after an error, and for shapes the kernels do not take
@@ -237,6 +238,18 @@ func (b *Backend) SetTF32(on bool) {
 	}
 }
 
+// SetBF16 turns on mixed precision for MatMul: both operands are rounded
+// to bfloat16 on the device (a frozen weight once, cached) and multiplied
+// on the tensor cores with float32 accumulation and a float32 result.
+// Everything else (activations between ops, gradients, the float32
+// master weights and AdamW) stays float32, so no loss scaling is needed.
+// Products then carry bfloat16's 8 bits of mantissa in their inputs.
+func (b *Backend) SetBF16(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.bf16 = on
+}
+
 // Close frees the device memory and releases the context. The Backend
 // must not be used afterwards.
 func (b *Backend) Close() {
@@ -315,6 +328,7 @@ func cublasError(s int32) string {
 // kernels holds the module's functions.
 type kernels struct {
 	widenF16, widenBF16, dequantQ8, dequantNF4      uintptr
+	toBF16                                          uintptr
 	embeddingFwd, embeddingBwd                      uintptr
 	layerNormFwd, layerNormBwdDx, layerNormBwdDwDb  uintptr
 	rmsNormFwd, rmsNormBwdDx, rmsNormBwdDw, sumRows uintptr
@@ -331,6 +345,7 @@ type kernels struct {
 func (k *kernels) names() map[string]*uintptr {
 	m := map[string]*uintptr{
 		"widen_f16": &k.widenF16, "widen_bf16": &k.widenBF16, "dequant_q8": &k.dequantQ8, "dequant_nf4": &k.dequantNF4,
+		"to_bf16":       &k.toBF16,
 		"embedding_fwd": &k.embeddingFwd, "embedding_bwd": &k.embeddingBwd,
 		"layernorm_fwd": &k.layerNormFwd, "layernorm_bwd_dx": &k.layerNormBwdDx, "layernorm_bwd_dwdb": &k.layerNormBwdDwDb,
 		"rmsnorm_fwd": &k.rmsNormFwd, "rmsnorm_bwd_dx": &k.rmsNormBwdDx, "rmsnorm_bwd_dw": &k.rmsNormBwdDw,

@@ -62,6 +62,83 @@ func TestTF32(t *testing.T) {
 	}
 }
 
+// TestBF16 checks the mixed-precision products against float32 ones on
+// bfloat16-rounded inputs, for float32 and storage-only weights, with and
+// without transposes and accumulation; and that training still follows
+// the CPU's losses closely.
+func TestBF16(t *testing.T) {
+	b := openOrSkip(t)
+	b.SetBF16(true)
+	defer b.SetBF16(false)
+	round := func(x *tensor.Tensor) *tensor.Tensor { return x.Convert(tensor.BF16).Convert(tensor.F32) }
+	cpu := tensor.NewCPU(1)
+	const M, N, K = 37, 48, 160
+	for _, dt := range []tensor.DType{tensor.F32, tensor.BF16, tensor.F16, tensor.NF4} {
+		for _, o := range []tensor.MatMulOpts{{TransB: true}, {TransB: true, Accumulate: true}, {}, {TransA: true, Batch: 2}} {
+			bt := max(o.Batch, 1)
+			ash, wsh := []int{bt * M, K}, []int{bt * K, N}
+			if o.TransA {
+				ash = []int{bt * K, M}
+			}
+			if o.TransB {
+				wsh = []int{bt * N, K}
+			}
+			a, w := tensor.New(ash...), tensor.New(wsh...)
+			for i := range a.F32 {
+				a.F32[i] = float32(math.Sin(float64(i) * 0.37))
+			}
+			for i := range w.F32 {
+				w.F32[i] = float32(math.Cos(float64(i) * 0.71))
+			}
+			var wt *tensor.Tensor
+			switch dt {
+			case tensor.F32:
+				wt = w
+			case tensor.NF4:
+				q, err := tensor.Quantize(w, tensor.NF4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wt = q
+			default:
+				wt = w.Convert(dt)
+			}
+			got, want := tensor.New(bt*M, N), tensor.New(bt*M, N)
+			for i := range got.F32 {
+				got.F32[i] = float32(i%7) - 3
+				want.F32[i] = got.F32[i]
+			}
+			b.MatMul(got, a, wt, o)
+			// The reference: the same product of bfloat16-rounded operands.
+			wf := wt
+			if wf.DType != tensor.F32 {
+				wf = tensor.FromF32(wt.Float32s(), wt.Shape...)
+			}
+			cpu.MatMul(want, round(a), round(wf), o)
+			for i := range got.F32 {
+				if d := math.Abs(float64(got.F32[i] - want.F32[i])); d > 1e-3*math.Max(1, math.Abs(float64(want.F32[i]))) {
+					t.Fatalf("%v weights, %+v: element %d: bf16 %v, want %v", dt, o, i, got.F32[i], want.F32[i])
+				}
+			}
+		}
+	}
+	steps, B, T := 4, 2, 32
+	if os.Getenv("LLMLAB_CUDA_EMULATED") != "" {
+		steps, B, T = 2, 1, 16
+	}
+	got := trainLosses(t, b, steps, B, T)
+	want := trainLosses(t, cpu, steps, B, T)
+	t.Logf("bf16 %v\nf32  %v", got, want)
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); d > 2e-2*math.Max(1, math.Abs(float64(want[i]))) {
+			t.Errorf("step %d: loss %v with bf16 products, %v in float32", i, got[i], want[i])
+		}
+	}
+	if err := b.Err(); err != nil {
+		t.Fatalf("a device error sent ops to the CPU: %v", err)
+	}
+}
+
 // trainLosses runs steps AdamW steps of the tiny Llama preset on b and
 // returns each step's loss.
 func trainLosses(t *testing.T, b tensor.Backend, steps, B, T int) []float32 {
@@ -154,7 +231,7 @@ func TestEmulated(t *testing.T) {
 	if out, err := exec.Command("sh", "testdata/emu/build.sh", dir).CombinedOutput(); err != nil {
 		t.Fatalf("building the emulator: %v\n%s", err, out)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32)$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32|TestBF16)$", "-test.v")
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, "LLMLAB_CUDA_EMULATED=1", "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
 	out, err := cmd.CombinedOutput()
 	s := string(out)

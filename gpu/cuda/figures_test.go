@@ -81,16 +81,18 @@ func TestDeviceFigures(t *testing.T) {
 	} else {
 		say("peak: device not in the table; MFU not computed")
 	}
-	mfu := func(n int, tps float64, tf32 bool) string {
+	mfu := func(n int, tps float64, mode string) string {
 		if !known {
 			return ""
 		}
 		fl := 6 * float64(n) * tps / 1e12
-		used, label := peak.fp32, "fp32"
-		if tf32 {
-			used, label = peak.tf32, "tf32"
-		}
-		return fmt.Sprintf("  %.2f TFLOP/s: MFU %.2f%% of bf16 peak, %.1f%% of %s peak", fl, 100*fl/peak.bf16, 100*fl/used, label)
+		used := map[string]float64{"fp32": peak.fp32, "tf32": peak.tf32, "bf16": peak.bf16}[mode]
+		return fmt.Sprintf("  %.2f TFLOP/s: MFU %.2f%% of bf16 peak, %.1f%% of %s peak", fl, 100*fl/peak.bf16, 100*fl/used, mode)
+	}
+	// setMode picks the products' precision: float32, TF32 or bfloat16.
+	setMode := func(mode string) {
+		b.SetTF32(mode == "tf32")
+		b.SetBF16(mode == "bf16")
 	}
 	for _, name := range strings.Split(presets, ",") {
 		arch := model.Llama
@@ -119,19 +121,15 @@ func TestDeviceFigures(t *testing.T) {
 		}
 		say("%-10s generate batch 1, 16 tokens  %8.1f tokens/s", name, tps)
 		full := optim.NewAdamW(figureAdamW, m.ParamList())
-		for _, tf32 := range []bool{false, true} {
-			b.SetTF32(tf32)
-			mode := "fp32"
-			if tf32 {
-				mode = "tf32"
-			}
+		for _, mode := range []string{"fp32", "tf32", "bf16"} {
+			setMode(mode)
 			tps, err := figureTrain(m, full, b, batch, seq, 2)
 			if err != nil {
 				t.Fatalf("%s full fine-tune: %v", name, err)
 			}
-			say("%-10s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, tf32))
+			say("%-10s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode))
 		}
-		b.SetTF32(false)
+		setMode("fp32")
 		targets := []string{"q_proj", "v_proj"}
 		if cfg.Arch == model.GPT2 {
 			targets = []string{"c_attn"}
@@ -140,11 +138,16 @@ func TestDeviceFigures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tps, err = figureTrain(m, optim.NewAdamW(figureAdamW, a.Params()), b, batch, seq, 2)
-		if err != nil {
-			t.Fatalf("%s lora: %v", name, err)
+		lopt := optim.NewAdamW(figureAdamW, a.Params())
+		for _, mode := range []string{"fp32", "bf16"} {
+			setMode(mode)
+			tps, err = figureTrain(m, lopt, b, batch, seq, 2)
+			if err != nil {
+				t.Fatalf("%s lora: %v", name, err)
+			}
+			say("%-10s LoRA r=8      %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s (6N convention)", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode))
 		}
-		say("%-10s LoRA r=8      fp32 batch %dx%d  N=%.0fM  %8.0f tokens/s%s (6N convention)", name, batch, seq, float64(n)/1e6, tps, mfu(n, tps, false))
+		setMode("fp32")
 		if err := b.Err(); err != nil {
 			t.Fatalf("a device error sent ops to the CPU: %v", err)
 		}

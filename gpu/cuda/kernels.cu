@@ -74,6 +74,19 @@ extern "C" __global__ void widen_bf16(float* dst, const unsigned short* src, i64
   GRID_STRIDE(i, n) dst[i] = __uint_as_float(((unsigned)src[i]) << 16);
 }
 
+// to_bf16: dst[i] = src[i] rounded to bfloat16 (nearest, ties to even;
+// NaN stays NaN), for the tensor-core products of SetBF16.
+extern "C" __global__ void to_bf16(unsigned short* dst, const float* src, i64 n) {
+  GRID_STRIDE(i, n) {
+    unsigned u = __float_as_uint(src[i]);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+      dst[i] = (unsigned short)((u >> 16) | 0x40);
+    } else {
+      dst[i] = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+  }
+}
+
 // dequant_q8: dst[i] = int8(q[i]) * scale[i / cols] (one scale per row).
 extern "C" __global__ void dequant_q8(float* dst, const signed char* q, const float* scale, i64 n, int cols) {
   GRID_STRIDE(i, n) dst[i] = (float)q[i] * scale[i / cols];

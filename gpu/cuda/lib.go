@@ -149,6 +149,13 @@ type cublasAPI struct {
 	//	int m, int n, int k, const float *alpha, const float *A, int lda,
 	//	const float *B, int ldb, const float *beta, float *C, int ldc)
 	sgemm func(h uintptr, ta, tb int32, m, n, k int32, alpha *float32, a devptr, lda int32, b devptr, ldb int32, beta *float32, c devptr, ldc int32) int32
+	// cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb,
+	//	int m, int n, int k, const void *alpha, const void *A, cudaDataType Atype, int lda,
+	//	const void *B, cudaDataType Btype, int ldb, const void *beta, void *C, cudaDataType Ctype,
+	//	int ldc, cublasComputeType_t computeType, cublasGemmAlgo_t algo)
+	// (19 arguments: purego passes up to 32 on amd64 and arm64)
+	gemmEx func(h uintptr, ta, tb int32, m, n, k int32, alpha *float32, a devptr, atype, lda int32, b devptr, btype, ldb int32,
+		beta *float32, c devptr, ctype, ldc int32, compute, algo int32) int32
 }
 
 func (c *cublasAPI) symbols() []symbol {
@@ -159,8 +166,18 @@ func (c *cublasAPI) symbols() []symbol {
 		{"cublasGetVersion_v2", &c.getVersion},
 		{"cublasSetMathMode", &c.setMathMode},
 		{"cublasSgemm_v2", &c.sgemm},
+		{"cublasGemmEx", &c.gemmEx},
 	}
 }
+
+// cudaDataType and cublasComputeType_t values (library_types.h,
+// cublas_api.h), and CUBLAS_GEMM_DEFAULT.
+const (
+	cudaR32F         = 0
+	cudaR16BF        = 14
+	cublasCompute32F = 68
+	cublasGemmDflt   = -1
+)
 
 // cuBLAS enum values (cublas_api.h).
 const (

@@ -73,9 +73,10 @@ func (b *Backend) put(p devptr, s uintptr) { b.pool.free[s] = append(b.pool.free
 
 // weightKey identifies a storage-only weight by its data.
 type weightKey struct {
-	ptr uintptr
-	n   int
-	dt  tensor.DType
+	ptr  uintptr
+	n    int
+	dt   tensor.DType
+	bf16 bool // the bfloat16 copy (SetBF16) rather than the float32 one
 }
 
 // weightEntry is the float32 device copy of a storage-only weight. keep
@@ -321,9 +322,9 @@ func (o *op) weight(t *tensor.Tensor) devptr {
 		if len(t.Half) != n {
 			panic(fmt.Sprintf("cuda: %v tensor %v has %d values", t.DType, t.Shape, len(t.Half)))
 		}
-		key, keep = weightKey{uintptr(ptrOf(t.Half)), n, t.DType}, t.Half
+		key, keep = weightKey{uintptr(ptrOf(t.Half)), n, t.DType, false}, t.Half
 	case tensor.Q8, tensor.NF4:
-		key, keep = weightKey{uintptr(ptrOf(t.Q)), n, t.DType}, t.Q
+		key, keep = weightKey{uintptr(ptrOf(t.Q)), n, t.DType, false}, t.Q
 	default:
 		panic(fmt.Sprintf("cuda: unknown dtype %v", t.DType))
 	}
@@ -361,6 +362,53 @@ func (o *op) weight(t *tensor.Tensor) devptr {
 	}
 	// The entry owns dst from here (dropWeights frees it). The scratch
 	// uploads stay mapped until the op ends, which is after the kernel.
+	b.weights[key] = &weightEntry{dev: dst, size: size, keep: keep}
+	return dst
+}
+
+// bf16 returns a bfloat16 device copy of t for a tensor-core product:
+// converted for this op from float32 data, or, for a storage-only weight,
+// made once and cached (BF16 storage is uploaded as it is).
+func (o *op) bf16(t *tensor.Tensor) devptr {
+	if o.err != nil {
+		return 0
+	}
+	b := o.b
+	n := t.Numel()
+	if n == 0 {
+		return 0
+	}
+	if t.DType == tensor.F32 {
+		dst := o.tmp(uintptr(2 * n))
+		o.launch1(b.k.toBF16, n, dst, o.f32(t), int64(n))
+		return dst
+	}
+	var key weightKey
+	var keep any
+	if t.DType == tensor.F16 || t.DType == tensor.BF16 {
+		key, keep = weightKey{uintptr(ptrOf(t.Half)), n, t.DType, true}, t.Half
+	} else {
+		key, keep = weightKey{uintptr(ptrOf(t.Q)), n, t.DType, true}, t.Q
+	}
+	if e, ok := b.weights[key]; ok {
+		return e.dev
+	}
+	dst, size, err := b.alloc(uintptr(2 * n))
+	if err != nil {
+		o.fail(err)
+		return 0
+	}
+	if t.DType == tensor.BF16 {
+		if r := b.drv.cuMemcpyHtoDAsync(dst, ptrOf(t.Half), uintptr(2*n), b.stream); r != cuSuccess {
+			o.fail(fmt.Errorf("cuMemcpyHtoD (%d bytes): %s", 2*n, b.errName(r)))
+		}
+	} else {
+		o.launch1(b.k.toBF16, n, dst, o.weight(t), int64(n))
+	}
+	if o.err != nil {
+		b.put(dst, size)
+		return 0
+	}
 	b.weights[key] = &weightEntry{dev: dst, size: size, keep: keep}
 	return dst
 }

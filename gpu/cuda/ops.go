@@ -65,7 +65,14 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 		} else {
 			pd = op.out(dst)
 		}
-		pa, pw := op.f32(a), op.in(w)
+		var pa, pw devptr
+		esize, typ := 4, int32(cudaR32F)
+		if b.bf16 {
+			pa, pw = op.bf16(a), op.bf16(w)
+			esize, typ = 2, cudaR16BF
+		} else {
+			pa, pw = op.f32(a), op.in(w)
+		}
 		if op.err != nil {
 			return
 		}
@@ -86,10 +93,17 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 			opA, lda = cublasOpT, int32(m)
 		}
 		for s := 0; s < batch; s++ {
-			st := b.blas.sgemm(b.handle, opW, opA, int32(n), int32(m), int32(k), &b.one,
-				pw+devptr(4*s*k*n), ldw, pa+devptr(4*s*m*k), lda, beta, pd+devptr(4*s*m*n), int32(n))
+			var st int32
+			if b.bf16 {
+				st = b.blas.gemmEx(b.handle, opW, opA, int32(n), int32(m), int32(k), &b.one,
+					pw+devptr(esize*s*k*n), typ, ldw, pa+devptr(esize*s*m*k), typ, lda, beta, pd+devptr(4*s*m*n), cudaR32F, int32(n),
+					cublasCompute32F, cublasGemmDflt)
+			} else {
+				st = b.blas.sgemm(b.handle, opW, opA, int32(n), int32(m), int32(k), &b.one,
+					pw+devptr(4*s*k*n), ldw, pa+devptr(4*s*m*k), lda, beta, pd+devptr(4*s*m*n), int32(n))
+			}
 			if st != 0 {
-				op.fail(fmt.Errorf("cublasSgemm(%d, %d, %d): %s", m, n, k, cublasError(st)))
+				op.fail(fmt.Errorf("cublas gemm (%d, %d, %d, bf16 %v): %s", m, n, k, b.bf16, cublasError(st)))
 				return
 			}
 		}

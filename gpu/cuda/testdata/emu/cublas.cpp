@@ -4,6 +4,15 @@
 
 #include <cstdio>
 
+#include <cstring>
+
+static float bf16(unsigned short h) {
+  unsigned u = (unsigned)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
 extern "C" {
 int cublasCreate_v2(void** h) {
   *h = (void*)0x4000;
@@ -31,6 +40,31 @@ int cublasSgemm_v2(void* h, int ta, int tb, int m, int n, int k, const float* al
       for (int l = 0; l < k; l++) {
         float a = ta ? A[l + (long)i * lda] : A[i + (long)l * lda];  // op(A)(i, l)
         float b = tb ? B[j + (long)l * ldb] : B[l + (long)j * ldb];  // op(B)(l, j)
+        s += (double)a * b;
+      }
+      float* c = &C[i + (long)j * ldc];
+      *c = *beta == 0 ? (float)(*alpha * s) : (float)(*alpha * s + *beta * *c);
+    }
+  return 0;
+}
+
+// cublasGemmEx for bfloat16 (type 14) or float32 (type 0) inputs, a
+// float32 output and float32 computation (CUBLAS_COMPUTE_32F, 68).
+int cublasGemmEx(void* h, int ta, int tb, int m, int n, int k, const float* alpha, const void* A, int atype, int lda,
+                 const void* B, int btype, int ldb, const float* beta, float* C, int ctype, int ldc, int compute,
+                 int algo) {
+  if (h != (void*)0x4000 || (ta != 0 && ta != 1) || (tb != 0 && tb != 1)) return 7;
+  if ((atype != 0 && atype != 14) || (btype != 0 && btype != 14) || ctype != 0 || compute != 68) return 15;  // NOT_SUPPORTED
+  if (m < 0 || n < 0 || k < 0 || ldc < m || lda < (ta ? k : m) || ldb < (tb ? n : k)) return 7;
+  auto at = [&](const void* p, int type, long i) -> float {
+    return type == 14 ? bf16(((const unsigned short*)p)[i]) : ((const float*)p)[i];
+  };
+  for (int j = 0; j < n; j++)
+    for (int i = 0; i < m; i++) {
+      double s = 0;
+      for (int l = 0; l < k; l++) {
+        float a = ta ? at(A, atype, l + (long)i * lda) : at(A, atype, i + (long)l * lda);
+        float b = tb ? at(B, btype, j + (long)l * ldb) : at(B, btype, l + (long)j * ldb);
         s += (double)a * b;
       }
       float* c = &C[i + (long)j * ldc];

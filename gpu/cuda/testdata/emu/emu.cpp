@@ -113,6 +113,11 @@ static float __int_as_float(int i) {
   memcpy(&f, &i, 4);
   return f;
 }
+static unsigned __float_as_uint(float f) {
+  unsigned i;
+  memcpy(&i, &f, 4);
+  return i;
+}
 static float __uint_as_float(unsigned i) {
   float f;
   memcpy(&f, &i, 4);
@@ -240,7 +245,7 @@ struct Kernel {
 static std::map<std::string, Kernel> kernelTable() {
   std::map<std::string, Kernel> m;
 #define K(name) m[#name] = Kernel{invoke<name>, 48 << 10}
-  K(widen_f16); K(widen_bf16); K(dequant_q8); K(dequant_nf4);
+  K(widen_f16); K(widen_bf16); K(dequant_q8); K(dequant_nf4); K(to_bf16);
   K(embedding_fwd); K(embedding_bwd);
   K(layernorm_fwd); K(layernorm_bwd_dx); K(layernorm_bwd_dwdb);
   K(rmsnorm_fwd); K(rmsnorm_bwd_dx); K(rmsnorm_bwd_dw); K(sum_rows);

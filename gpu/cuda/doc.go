@@ -40,6 +40,8 @@
 //
 // MatMul computes in float32 through cublasSgemm; SetTF32 lets it use the
 // tensor cores' TF32 mode (about 10 bits of mantissa in the products),
-// which is faster and less exact. Batched products loop over cublasSgemm:
-// cublasSgemmStridedBatched takes 18 arguments, more than purego can pass.
+// which is faster and less exact; SetBF16 makes them bfloat16 tensor-core
+// products through cublasGemmEx (mixed precision: float32 accumulation,
+// float32 master weights). Batched products (attention-free here: only
+// small batches reach MatMul) loop over one call per batch.
 package cuda

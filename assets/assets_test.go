@@ -22,7 +22,8 @@ func TestEmbeddedDataIsGenerated(t *testing.T) {
 	}
 	got := map[string][]byte{
 		demo.InstructTrainFile: InstructTrain(), demo.InstructEvalFile: InstructEval(),
-		demo.PrefsTrainFile: PrefsTrain(), demo.PrefsEvalFile: PrefsEval(), demo.KTOTrainFile: KTOTrain(),
+		demo.InstructMoreFile: InstructMore(),
+		demo.PrefsTrainFile:   PrefsTrain(), demo.PrefsEvalFile: PrefsEval(), demo.KTOTrainFile: KTOTrain(),
 	}
 	for name, b := range got {
 		if !bytes.Equal(b, want[name]) {

@@ -19,8 +19,6 @@ var (
 	instructTrain []byte
 	//go:embed data/instruct_eval.jsonl
 	instructEval []byte
-	//go:embed data/instruct_more.jsonl
-	instructMore []byte
 	//go:embed data/prefs_train.jsonl
 	prefsTrain []byte
 	//go:embed data/prefs_eval.jsonl
@@ -53,12 +51,6 @@ func InstructTrain() []byte { return instructTrain }
 // InstructEval returns the held-out instructions (200, prompts disjoint
 // from the training set), with the expected "answer" on each line.
 func InstructEval() []byte { return instructEval }
-
-// InstructMore returns more training instructions in the same shape,
-// their prompts disjoint from InstructTrain's and InstructEval's; the
-// demo trains on both sets (the preference data covers InstructTrain's
-// prompts only).
-func InstructMore() []byte { return instructMore }
 
 // PrefsTrain returns preference pairs over the training prompts:
 // {"prompt","chosen","rejected","rejected_kind","task","answer"}.

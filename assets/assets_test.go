@@ -22,8 +22,7 @@ func TestEmbeddedDataIsGenerated(t *testing.T) {
 	}
 	got := map[string][]byte{
 		demo.InstructTrainFile: InstructTrain(), demo.InstructEvalFile: InstructEval(),
-		demo.InstructMoreFile: InstructMore(),
-		demo.PrefsTrainFile:   PrefsTrain(), demo.PrefsEvalFile: PrefsEval(), demo.KTOTrainFile: KTOTrain(),
+		demo.PrefsTrainFile: PrefsTrain(), demo.PrefsEvalFile: PrefsEval(), demo.KTOTrainFile: KTOTrain(),
 	}
 	for name, b := range got {
 		if !bytes.Equal(b, want[name]) {

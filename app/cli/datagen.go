@@ -44,7 +44,7 @@ func runDataGen(e *Env) error {
 	nTrain := fs.Int("n", demo.NumTrain, "training examples (instruct, prefs)")
 	nEval := fs.Int("n-eval", demo.NumEval, "held-out examples (instruct, prefs)")
 	moreOut := fs.String("more", "", "output for the extra training instructions (instruct; default: derived from --out)")
-	nMore := fs.Int("n-more", demo.NumMore, "extra training instructions, prompts disjoint from both splits (instruct; 0: none)")
+	nMore := fs.Int("n-more", 0, "extra training instructions, prompts disjoint from both splits (instruct; 0: none)")
 	size := fs.Int("bytes", demo.StoryBytes, "approximate size of the story text (stories)")
 	asJSON := fs.Bool("json", false, "print one JSON object per file written")
 	if err := parse(fs, e.Args); err != nil {

@@ -35,9 +35,9 @@ func runDemo(e *Env) error {
 	alpha := fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
 	targets := fs.String("targets", "all-linear", "modules to adapt")
 	save := fs.String("modules-to-save", "embed_tokens", "base modules trained in full beside LoRA")
-	pack := fs.Bool("pack", false, "pack several examples per row")
+	pack := fs.Bool("pack", true, "pack several examples into each row of --ctx tokens")
 	ctxFlag := fs.Int("ctx", 128, "context length for training")
-	trainFile := fs.String("train", "", "training set, chat JSONL (default: the embedded instruct_train and instruct_more)")
+	trainFile := fs.String("train", "", "training set, chat JSONL (default: the embedded instruct_train.jsonl)")
 	minRatio := fs.Float64("min-lr-ratio", 0.1, "final lr / peak lr")
 	nEval := fs.Int("eval", 200, "held-out tasks to score (0: all)")
 	seed := fs.Uint64("seed", 1, "seed")
@@ -72,11 +72,7 @@ func runDemo(e *Env) error {
 	if *nEval > 0 && *nEval < len(items) {
 		items = items[:*nEval]
 	}
-	// The embedded instruction set and its extra instructions: more
-	// distinct examples of every task than 2000 (several tasks' prompts
-	// run out, see demo.InstructMore) generalise better for the same steps.
-	trainBytes := append(append([]byte(nil), assets.InstructTrain()...), assets.InstructMore()...)
-	trainName := "instruct_train.jsonl + instruct_more.jsonl"
+	trainBytes, trainName := assets.InstructTrain(), "instruct_train.jsonl"
 	if *trainFile != "" {
 		if trainBytes, err = os.ReadFile(*trainFile); err != nil {
 			return err

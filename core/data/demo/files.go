@@ -13,7 +13,6 @@ const (
 	StoryBytes = 3 << 20
 	NumTrain   = 2000
 	NumEval    = 200
-	NumMore    = 6000 // the demo's extra training instructions
 )
 
 // The file names under assets/data.
@@ -21,7 +20,6 @@ const (
 	StoriesFile       = "stories.txt.gz"
 	InstructTrainFile = "instruct_train.jsonl"
 	InstructEvalFile  = "instruct_eval.jsonl"
-	InstructMoreFile  = "instruct_more.jsonl"
 	PrefsTrainFile    = "prefs_train.jsonl"
 	PrefsEvalFile     = "prefs_eval.jsonl"
 	KTOTrainFile      = "kto_train.jsonl"
@@ -46,11 +44,9 @@ func Files(seed uint64) (map[string][]byte, error) {
 	out[StoriesFile] = gz.Bytes()
 
 	train, eval := Instruct(seed, NumTrain, NumEval)
-	more := InstructMore(seed, NumMore, nil, train, eval)
 	for name, write := range map[string]func(*bytes.Buffer) error{
 		InstructTrainFile: func(b *bytes.Buffer) error { return WriteInstruct(b, train) },
 		InstructEvalFile:  func(b *bytes.Buffer) error { return WriteInstruct(b, eval) },
-		InstructMoreFile:  func(b *bytes.Buffer) error { return WriteInstruct(b, more) },
 		PrefsTrainFile:    func(b *bytes.Buffer) error { return WritePrefs(b, Prefs(seed, train)) },
 		PrefsEvalFile:     func(b *bytes.Buffer) error { return WritePrefs(b, Prefs(seed+1, eval)) },
 		KTOTrainFile:      func(b *bytes.Buffer) error { return WriteKTO(b, Prefs(seed, train)) },

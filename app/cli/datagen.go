@@ -30,7 +30,8 @@ func runData(e *Env) error {
 // another seed or size.
 //
 //	stories:  --out FILE (.gz: gzipped), --bytes N
-//	instruct: --out TRAIN.jsonl, --eval EVAL.jsonl (default: "train" -> "eval" in the name), --n, --n-eval
+//	instruct: --out TRAIN.jsonl, --eval EVAL.jsonl (default: "train" -> "eval" in the name), --n, --n-eval,
+//	          --more MORE.jsonl (default: "train" -> "more"), --n-more (0: none)
 //	prefs:    the same prompts as instruct with that seed; --out PREFS_TRAIN, --eval PREFS_EVAL, --kto KTO_TRAIN
 //	all:      --out DIR: every embedded file, as in assets/data
 func runDataGen(e *Env) error {
@@ -42,6 +43,8 @@ func runDataGen(e *Env) error {
 	ktoOut := fs.String("kto", "", "KTO output for prefs (default: derived from --out)")
 	nTrain := fs.Int("n", demo.NumTrain, "training examples (instruct, prefs)")
 	nEval := fs.Int("n-eval", demo.NumEval, "held-out examples (instruct, prefs)")
+	moreOut := fs.String("more", "", "output for the extra training instructions (instruct; default: derived from --out)")
+	nMore := fs.Int("n-more", 0, "extra training instructions, prompts disjoint from both splits (instruct; 0: none)")
 	size := fs.Int("bytes", demo.StoryBytes, "approximate size of the story text (stories)")
 	asJSON := fs.Bool("json", false, "print one JSON object per file written")
 	if err := parse(fs, e.Args); err != nil {
@@ -50,8 +53,8 @@ func runDataGen(e *Env) error {
 	if *out == "" {
 		return Usagef("--out is required")
 	}
-	if *nTrain < 1 || *nEval < 0 || *size < 1 {
-		return Usagef("--n %d, --n-eval %d and --bytes %d must be positive", *nTrain, *nEval, *size)
+	if *nTrain < 1 || *nEval < 0 || *nMore < 0 || *size < 1 {
+		return Usagef("--n %d, --n-eval %d, --n-more %d and --bytes %d must be positive", *nTrain, *nEval, *nMore, *size)
 	}
 	files := map[string][]byte{}
 	switch *kind {
@@ -82,6 +85,20 @@ func runDataGen(e *Env) error {
 			}
 			if err := demo.WriteInstruct(&eb, eval); err != nil {
 				return err
+			}
+			if *nMore > 0 {
+				m := *moreOut
+				if m == "" {
+					m = derive(*out, "train", "more")
+				}
+				if m == *out || m == ev {
+					return Usagef("the extra output %s collides with another output; give --more FILE", m)
+				}
+				var mb bytes.Buffer
+				if err := demo.WriteInstruct(&mb, demo.InstructMore(*seed, *nMore, nil, train, eval)); err != nil {
+					return err
+				}
+				files[m] = mb.Bytes()
 			}
 		} else {
 			ps := demo.Prefs(*seed, train)

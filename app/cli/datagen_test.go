@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"llmlab/core/data"
+	"llmlab/core/data/demo"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -20,16 +21,34 @@ func runCLI(args ...string) (int, string, string) {
 func TestDataGen(t *testing.T) {
 	dir := t.TempDir()
 	train := filepath.Join(dir, "instruct_train.jsonl")
-	code, out, errs := runCLI("data", "gen", "--kind", "instruct", "--out", train, "--seed", "3", "--n", "50", "--n-eval", "10")
+	code, out, errs := runCLI("data", "gen", "--kind", "instruct", "--out", train, "--seed", "3", "--n", "50", "--n-eval", "10", "--n-more", "30")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	if !strings.Contains(out, "instruct_eval.jsonl") {
-		t.Errorf("output %q does not name the eval file", out)
+	if !strings.Contains(out, "instruct_eval.jsonl") || !strings.Contains(out, "instruct_more.jsonl") {
+		t.Errorf("output %q does not name the eval and extra files", out)
 	}
 	ds, err := data.LoadJSONL(train)
 	if err != nil || ds.Shape != data.ShapeChat || len(ds.Records) != 50 {
 		t.Fatalf("train: %v, %+v", err, ds)
+	}
+	// The extra instructions share no prompt with either split.
+	prompts := map[string]string{}
+	for _, name := range []string{"instruct_train.jsonl", "instruct_eval.jsonl", "instruct_more.jsonl"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := demo.ReadInstruct(b)
+		if err != nil || len(items) == 0 {
+			t.Fatalf("%s: %v, %d items", name, err, len(items))
+		}
+		for _, it := range items {
+			if prev, ok := prompts[it.Prompt]; ok {
+				t.Errorf("%q in %s and %s", it.Prompt, prev, name)
+			}
+			prompts[it.Prompt] = name
+		}
 	}
 	prefs := filepath.Join(dir, "prefs_train.jsonl")
 	if code, _, errs := runCLI("data", "gen", "--kind", "prefs", "--out", prefs, "--seed", "3", "--n", "50", "--n-eval", "10", "--json"); code != 0 {

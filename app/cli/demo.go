@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -31,6 +32,13 @@ func runDemo(e *Env) error {
 	batch := fs.Int("batch", 16, "examples per step")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate")
 	rank := fs.Int("rank", 16, "LoRA rank")
+	alpha := fs.Float64("alpha", 0, "LoRA alpha (0: 2*rank)")
+	targets := fs.String("targets", "all-linear", "modules to adapt")
+	save := fs.String("modules-to-save", "embed_tokens", "base modules trained in full beside LoRA")
+	pack := fs.Bool("pack", true, "pack several examples into each row of --ctx tokens")
+	ctxFlag := fs.Int("ctx", 128, "context length for training")
+	trainFile := fs.String("train", "", "training set, chat JSONL (default: the embedded instruct_train.jsonl)")
+	minRatio := fs.Float64("min-lr-ratio", 0.1, "final lr / peak lr")
 	nEval := fs.Int("eval", 200, "held-out tasks to score (0: all)")
 	seed := fs.Uint64("seed", 1, "seed")
 	jsonOut := fs.Bool("json", false, "JSON lines; the last is the summary")
@@ -64,11 +72,18 @@ func runDemo(e *Env) error {
 	if *nEval > 0 && *nEval < len(items) {
 		items = items[:*nEval]
 	}
-	ds, err := data.ReadJSONL(bytes.NewReader(assets.InstructTrain()), "instruct_train.jsonl")
+	trainBytes, trainName := assets.InstructTrain(), "instruct_train.jsonl"
+	if *trainFile != "" {
+		if trainBytes, err = os.ReadFile(*trainFile); err != nil {
+			return err
+		}
+		trainName = *trainFile
+	}
+	ds, err := data.ReadJSONL(bytes.NewReader(trainBytes), trainName)
 	if err != nil {
 		return err
 	}
-	ctxLen := min(l.M.Cfg.MaxPos, 128)
+	ctxLen := min(l.M.Cfg.MaxPos, *ctxFlag)
 	exs, _, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: ctxLen})
 	if err != nil {
 		return err
@@ -84,7 +99,7 @@ func runDemo(e *Env) error {
 
 	cfg := train.Config{Steps: *steps, Accum: 1, LR: *lr, Clip: 1, Seed: *seed,
 		Optim:    optim.AdamWConfig{LR: float32(*lr), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0},
-		Schedule: optim.Schedule{Kind: optim.Cosine, Warmup: *steps / 20, Total: *steps, MinRatio: 0.1}}
+		Schedule: optim.Schedule{Kind: optim.Cosine, Warmup: *steps / 20, Total: *steps, MinRatio: *minRatio}}
 	rep, err := newReporter(&Env{Stdout: log}, *jsonOut, "")
 	if err != nil {
 		return err
@@ -92,8 +107,12 @@ func runDemo(e *Env) error {
 	// The embedding is trained too (PEFT's modules_to_save): the demo model
 	// saw task words and numbers too rarely in its stories for low-rank
 	// updates alone to make them likely outputs.
-	job := &sftJob{L: l, Train: exs, PEFT: peftFlags{method: "lora", rank: *rank, alpha: float64(2 * *rank), targets: "all-linear", save: "embed_tokens"},
-		Cfg: cfg, Batch: *batch, Ctx: ctxLen, Backend: b, On: rep.event, Log: log}
+	a := *alpha
+	if a == 0 {
+		a = float64(2 * *rank)
+	}
+	job := &sftJob{L: l, Train: exs, PEFT: peftFlags{method: "lora", rank: *rank, alpha: a, targets: *targets, save: *save},
+		Cfg: cfg, Batch: *batch, Ctx: ctxLen, Pack: *pack, Backend: b, On: rep.event, Log: log}
 	adapter, err := job.run(e.Ctx)
 	if err != nil {
 		if e.Ctx.Err() != nil && errors.Is(err, e.Ctx.Err()) {
@@ -141,6 +160,17 @@ func runDemo(e *Env) error {
 	}
 	dir := filepath.Join(*out, "adapter")
 	if err := adapter.Save(dir, "demo"); err != nil {
+		return err
+	}
+	// Every held-out answer, before and after, for a closer look.
+	var ab bytes.Buffer
+	enc := json.NewEncoder(&ab)
+	enc.SetEscapeHTML(false)
+	for i, it := range items {
+		enc.Encode(map[string]any{"task": it.Task, "prompt": it.Prompt, "answer": it.Answer,
+			"before": before.answers[i], "after": after.answers[i], "right": demo.Match(it.Task, after.answers[i], it.Answer)})
+	}
+	if err := os.WriteFile(filepath.Join(*out, "answers.jsonl"), ab.Bytes(), 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(log, "\nadapter saved in %s (try: llmlab chat --model demo --adapter %s)  [%s]\n", dir, dir, time.Since(start).Round(time.Second))

@@ -448,11 +448,12 @@ func (m *Transformer) Forward(t *autograd.Tape, in Inputs) (*autograd.Var, error
 // Loss returns the mean next-token cross-entropy over targets that are
 // not negative (targets[i] is the token that should follow position i),
 // and the number of tokens it averages over.
+//
+// Only the positions with a target go through the output projection and
+// the softmax: in SFT batches (prompt tokens and padding ignored) that is a
+// small share of the rows, and the vocabulary-wide work is the largest
+// per-token cost of a small model.
 func (m *Transformer) Loss(t *autograd.Tape, in Inputs, targets []int32) (*autograd.Var, int, error) {
-	logits, err := m.Forward(t, in)
-	if err != nil {
-		return nil, 0, err
-	}
 	n := 0
 	for _, y := range targets {
 		if y >= 0 {
@@ -465,7 +466,25 @@ func (m *Transformer) Loss(t *autograd.Tape, in Inputs, targets []int32) (*autog
 	if n == 0 {
 		return nil, 0, fmt.Errorf("model: the batch has no target tokens")
 	}
-	return t.SumScaled(t.CrossEntropy(logits, targets), 1/float32(n)), n, nil
+	h, err := m.Hidden(t, in)
+	if err != nil {
+		return nil, 0, err
+	}
+	if N := h.Value.Rows(); len(targets) != N {
+		return nil, 0, fmt.Errorf("model: %d targets for %d positions", len(targets), N)
+	}
+	if n < len(targets) {
+		// Gather the rows that have a target (the gather's backward
+		// scatters their gradients back) and their targets.
+		rows, ys := make([]int32, 0, n), make([]int32, 0, n)
+		for i, y := range targets {
+			if y >= 0 {
+				rows, ys = append(rows, int32(i)), append(ys, y)
+			}
+		}
+		h, targets = t.Embedding(rows, h), ys
+	}
+	return t.SumScaled(t.CrossEntropy(m.Logits(t, h), targets), 1/float32(n)), n, nil
 }
 
 // blockState is what every block of one forward pass shares.

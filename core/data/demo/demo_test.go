@@ -195,3 +195,51 @@ func TestFilesReadable(t *testing.T) {
 		}
 	}
 }
+
+// InstructMore adds items whose prompts are new, leaves Instruct's split as
+// it was, skips weight-0 tasks and stops drawing from spent ones.
+func TestInstructMore(t *testing.T) {
+	train, eval := Instruct(1, 600, 100)
+	more := InstructMore(1, 3000, map[string]int{"add": 0, "repeat": 2}, train, eval)
+	if len(more) != 3000 {
+		t.Fatalf("%d items", len(more))
+	}
+	seen := map[string]bool{}
+	for _, it := range append(append([]Item(nil), train...), eval...) {
+		seen[it.Prompt] = true
+	}
+	perTask := map[string]int{}
+	for _, it := range more {
+		if seen[it.Prompt] {
+			t.Errorf("%q repeated", it.Prompt)
+		}
+		seen[it.Prompt] = true
+		perTask[it.Task]++
+		if want, ok := solve(it); ok && want != it.Answer {
+			t.Errorf("%q: answer %q, recomputed %q", it.Prompt, it.Answer, want)
+		}
+	}
+	if perTask["add"] != 0 || perTask["repeat"] <= perTask["subtract"] {
+		t.Errorf("per task %v: want no add and repeat weighted up", perTask)
+	}
+	// first_letter has one prompt per word: it runs out, the rest go on.
+	if perTask["first_letter"]+countTask(train, "first_letter")+countTask(eval, "first_letter") > len(taskWords) {
+		t.Errorf("first_letter: %d extra items for %d words", perTask["first_letter"], len(taskWords))
+	}
+	if again := InstructMore(1, 3000, map[string]int{"add": 0, "repeat": 2}, train, eval); again[17] != more[17] {
+		t.Error("not deterministic")
+	}
+	if tr2, ev2 := Instruct(1, 600, 100); tr2[5] != train[5] || ev2[5] != eval[5] {
+		t.Error("Instruct changed after InstructMore")
+	}
+}
+
+func countTask(items []Item, task string) int {
+	n := 0
+	for _, it := range items {
+		if it.Task == task {
+			n++
+		}
+	}
+	return n
+}

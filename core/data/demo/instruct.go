@@ -283,6 +283,54 @@ func Instruct(seed uint64, nTrain, nEval int) (train, eval []Item) {
 	return all[nEval:], all[:nEval]
 }
 
+// InstructMore generates n more training instructions for seed, from a
+// stream of its own so that Instruct's split (and the preference data made
+// from it) stays as it is. weight[task] is how many items a task makes per
+// round (missing: 1); a prompt in any of avoid, or already made, is drawn
+// again, and a task whose prompts run out (first_letter has one per word)
+// drops out, so the result may be shorter than n.
+func InstructMore(seed uint64, n int, weight map[string]int, avoid ...[]Item) []Item {
+	r := newRNG(seed, 4)
+	seen := map[string]bool{}
+	for _, items := range avoid {
+		for _, it := range items {
+			seen[it.Prompt] = true
+		}
+	}
+	ts := tasks()
+	ws := make([]int, len(ts))
+	live := make([]bool, len(ts))
+	for i, t := range ts {
+		w, ok := weight[t.name]
+		if !ok {
+			w = 1
+		}
+		ws[i], live[i] = w, w > 0
+	}
+	var out []Item
+	for len(out) < n && slices.Contains(live, true) {
+		for i, t := range ts {
+			for k := 0; k < ws[i] && live[i] && len(out) < n; k++ {
+				// A task is spent once 200 draws in a row repeat prompts.
+				for tries := 0; ; tries++ {
+					if tries == 200 {
+						live[i] = false
+						break
+					}
+					it := t.make(r)
+					if !seen[it.Prompt] {
+						seen[it.Prompt] = true
+						out = append(out, it)
+						break
+					}
+				}
+			}
+		}
+	}
+	r.shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
 // Match reports whether a model's answer got is right for want: exact after
 // trimming spaces and one trailing period; yes/no answers ignore case.
 func Match(task, got, want string) bool {

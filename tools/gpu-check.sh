@@ -44,7 +44,7 @@ cudatest() {
 
 status=0
 echo "== 1. go test ./gpu/cuda (kernels compile, ops vs CPU, training vs CPU)"
-cudatest 200 '^(TestKernelsCompile|TestOpenWithoutDriver|TestBackendOps|TestTF32|TestBF16|TestTrainingMatchesCPU)$' >"$out/test.log" 2>&1
+cudatest 200 '^(TestKernelsCompile|TestOpenWithoutDriver|TestBackendOps|TestTF32|TestBF16|TestTrainingMatchesCPU|TestGenerateMatchesCPU)$' >"$out/test.log" 2>&1
 rc=$?
 # Top-level results, failures at any depth, and the test's own log lines.
 grep -E '^(--- |ok|FAIL|PASS)|^\s+--- FAIL|^\s+(backend_test|nvrtc_test)\.go|^\s+cpu  \[' "$out/test.log"

@@ -144,7 +144,14 @@ func (g *Generator) Begin(req Request) (*Run, error) {
 	}
 	capacity := maxP + maxNew
 	if g.cache == nil || g.cache.B != nb || g.cache.Cap < capacity {
+		a, onDevice := g.B.(tensor.Allocator)
+		if g.cache != nil && onDevice {
+			g.cache.Free(a)
+		}
 		g.cache = g.M.NewCache(nb, capacity)
+		if onDevice {
+			g.cache.Place(a) // the keys and values stay on the device
+		}
 	}
 	g.cache.Reset()
 	// Left-pad the prompts: pad tokens get segment 0 and position 0; real

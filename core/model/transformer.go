@@ -292,6 +292,8 @@ type Cache struct {
 	B, Cap, Len int
 	K, V        []*tensor.Tensor
 	Seg         []int32 // (B*Cap) segment id of each cached key
+
+	placed []*tensor.Tensor // tensors in an Allocator's memory (Place)
 }
 
 // NewCache allocates a cache for b sequences of up to capacity tokens.
@@ -308,6 +310,28 @@ func (m *Transformer) NewCache(b, capacity int) *Cache {
 
 // Reset empties the cache for reuse.
 func (kc *Cache) Reset() { kc.Len = 0 }
+
+// Place moves the keys and values into a's memory (see tensor.Allocator),
+// so a device backend reads and appends to them in place; tensors a cannot
+// hold stay where they are. Free gives the memory back.
+func (kc *Cache) Place(a tensor.Allocator) {
+	for _, t := range append(append([]*tensor.Tensor(nil), kc.K...), kc.V...) {
+		if x := a.AllocF32(len(t.F32)); x != nil {
+			copy(x, t.F32)
+			t.F32 = x
+			kc.placed = append(kc.placed, t)
+		}
+	}
+}
+
+// Free returns memory Place took to a; the cache must not be used again.
+func (kc *Cache) Free(a tensor.Allocator) {
+	for _, t := range kc.placed {
+		a.FreeF32(t.F32)
+		t.F32 = nil
+	}
+	kc.placed = nil
+}
 
 // positions returns the position ids to use: in.Pos, or past+t for each
 // row, both shifted by the prefix length P.

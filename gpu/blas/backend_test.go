@@ -25,3 +25,10 @@ func TestTrainingMatchesCPU(t *testing.T) {
 	b.MinFlops = 0
 	gputest.TrainMatchesCPU(t, b)
 }
+
+// TestGenerateMatchesCPU: greedy decoding through the library's GEMM.
+func TestGenerateMatchesCPU(t *testing.T) {
+	b := NewBackend(tensor.NewCPU(2), openOrSkip(t))
+	b.MinFlops = 0
+	gputest.GenerateMatchesCPU(t, b)
+}

@@ -4,11 +4,14 @@
 package gputest
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
 
 	"llmlab/core/autograd"
+	"llmlab/core/generate"
 	"llmlab/core/model"
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
@@ -82,6 +85,39 @@ func TrainMatchesCPU(t *testing.T, b tensor.Backend) {
 				t.Errorf("loss did not fall: %v", want)
 			}
 			t.Logf("cpu %.5f, %s %.5f", want, b.Name(), got)
+		})
+	}
+}
+
+// idText decodes ids as their numbers (the checks need no tokenizer).
+type idText struct{}
+
+func (idText) Decode(ids []int32) string { return fmt.Sprint(ids) }
+
+// GenerateMatchesCPU decodes greedily from two prompts of different
+// lengths (left padding, segment masks, the KV cache) on b and on the CPU
+// with each of Configs: the tokens must be the same.
+func GenerateMatchesCPU(t *testing.T, b tensor.Backend) {
+	for name, cfg := range Configs(t) {
+		t.Run(name, func(t *testing.T) {
+			m, err := model.New(cfg, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := generate.Request{Prompts: [][]int32{{5, 17, 99, 3, 42}, {7, 8}}, MaxTokens: 12}
+			want, err := generate.New(m, tensor.NewCPU(1), idText{}).Generate(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := generate.New(m, b, idText{}).Generate(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want.IDs {
+				if !slices.Equal(got.IDs[i], want.IDs[i]) {
+					t.Errorf("sequence %d: %v on %s, %v on the CPU", i, got.IDs[i], b.Name(), want.IDs[i])
+				}
+			}
 		})
 	}
 }

@@ -36,3 +36,9 @@ func TestTrainingStaging(t *testing.T) {
 	defer b.Close()
 	gputest.TrainMatchesCPU(t, b)
 }
+
+// TestGenerateMatchesCPU: greedy decoding with the KV cache in device
+// memory gives the CPU's tokens.
+func TestGenerateMatchesCPU(t *testing.T) {
+	gputest.GenerateMatchesCPU(t, openOrSkip(t))
+}

@@ -27,7 +27,7 @@ func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
 	if withAdapter {
 		fs.StringVar(&f.adapter, "adapter", "", "PEFT adapter folder to apply")
 	}
-	fs.StringVar(&f.device, "device", "auto", "compute device: auto, cuda, vulkan, blas (large products through OpenBLAS/MKL/BLIS) or cpu (LLMLAB_CUDA_TF32=1 or LLMLAB_CUDA_BF16=1: CUDA products in TF32 or bfloat16); `llmlab devices` lists what this machine has")
+	fs.StringVar(&f.device, "device", "auto", "compute device: auto, cuda, vulkan, blas (large products through OpenBLAS/MKL/BLIS) or cpu (LLMLAB_CUDA_TF32=1 or LLMLAB_CUDA_BF16=1: CUDA products in TF32 or bfloat16); llmlab devices lists what this machine has")
 	f.warn = fs.Output()
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
 }

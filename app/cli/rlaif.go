@@ -196,6 +196,9 @@ type prefLine struct {
 	Chosen     string  `json:"chosen"`
 	Rejected   string  `json:"rejected"`
 	Confidence float64 `json:"judge_confidence"`
+	// Reference is the reference answer the judge was shown (rlaif
+	// --reference-field), kept for inspection; trainers ignore it.
+	Reference string `json:"reference,omitempty"`
 }
 
 // rlaifStats is the progress and the summary.
@@ -485,7 +488,7 @@ func runRLAIF(e *Env) error {
 			if m := kept[jb.p].Msgs; len(m) == 1 && m[0].Role == chat.RoleUser {
 				prompt = m[0].Content
 			}
-			if err := enc.Encode(prefLine{Prompt: prompt, Chosen: chosen, Rejected: rejected, Confidence: jb.v.Confidence()}); err != nil {
+			if err := enc.Encode(prefLine{Prompt: prompt, Chosen: chosen, Rejected: rejected, Confidence: jb.v.Confidence(), Reference: kept[jb.p].Reference}); err != nil {
 				return err
 			}
 			st.Pairs++

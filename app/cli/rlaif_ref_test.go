@@ -51,10 +51,18 @@ func TestRLAIFReferenceField(t *testing.T) {
 			http.Error(w, "bad body", 400)
 			return
 		}
+		q := req.Messages[0].Content
 		mu.Lock()
-		questions = append(questions, req.Messages[0].Content)
+		questions = append(questions, q)
 		mu.Unlock()
-		fmt.Fprint(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"A"}}]}`)
+		_, rest, _ := strings.Cut(q, "[Answer A]\n")
+		first, rest, _ := strings.Cut(rest, "\n\n[Answer B]\n")
+		second, _, _ := strings.Cut(rest, "\n\nWhich answer")
+		reply := "A" // the shorter answer
+		if len(second) < len(first) {
+			reply = "B"
+		}
+		fmt.Fprintf(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":%q}}]}`, reply)
 	}))
 	t.Cleanup(srv.Close)
 	out := filepath.Join(dir, "prefs.jsonl")
@@ -73,6 +81,21 @@ func TestRLAIFReferenceField(t *testing.T) {
 		ref, _, _ = strings.Cut(ref, "\n\n")
 		if !ok || ref != refs[prompt] {
 			t.Errorf("question about %q: reference %q (section found: %v), want %q:\n%s", prompt, ref, ok, refs[prompt], q)
+		}
+	}
+
+	// The pairs record the reference their judge saw.
+	ds, err := data.LoadJSONL(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Records) == 0 {
+		t.Fatal("no pairs written")
+	}
+	for _, r := range ds.Records {
+		var ref string
+		if err := json.Unmarshal(r.Extra["reference"], &ref); err != nil || ref != refs[r.Prompt[0].Content] {
+			t.Errorf("line %d: reference %s, want %q", r.Line, r.Extra["reference"], refs[r.Prompt[0].Content])
 		}
 	}
 

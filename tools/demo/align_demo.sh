@@ -74,7 +74,7 @@ step grpo $B grpo --model demo --adapter demo --data "$OUT/data/arith_train.json
 # prompt twice and the judge, shown the prompt's reference, picks the
 # better answer (both orders must agree). The reward model scores the same
 # pairs: how often it agrees with the judge.
-JUDGE_STEPS=${JUDGE_STEPS:-200}
+JUDGE_STEPS=${JUDGE_STEPS:-80}
 step judge-data $B rlaif judge-data --prefs "$DATA/prefs_train.jsonl" --rubric "$OUT/data/rubric.txt" --off-topic \
 	--reference-field answer --out "$OUT/data/judge_train.jsonl"
 step judge $B sft --model demo --data "$OUT/data/judge_train.jsonl" --out "$OUT/judge" \

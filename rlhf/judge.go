@@ -25,9 +25,15 @@ import (
 // and reads the letter from the reply's text, since such servers need not
 // return log-probabilities (llmlab serve does not).
 
-// Judge compares answers a and b to prompt.
+// Judge compares answers a and b to prompt. CompareRef does the same with
+// a reference answer shown to the judge beside the question (reference-
+// guided judging, as MT-Bench grades maths): "which answer agrees with the
+// reference" is a comparison a judge can make without knowing the answer
+// itself. Only the judge sees the reference, never the policy being
+// trained. Compare is CompareRef with no reference ("").
 type Judge interface {
 	Compare(ctx context.Context, prompt, a, b string) (Verdict, error)
+	CompareRef(ctx context.Context, prompt, reference, a, b string) (Verdict, error)
 }
 
 var (
@@ -153,8 +159,31 @@ Ignore the order in which the answers are shown, and do not prefer an answer for
 
 // JudgeQuestion renders the question a judge is asked: the rubric, the
 // prompt and the two answers in the order shown, labelled A and B, and
-// the request for one letter.
+// the request for one letter. It is JudgeQuestionRef with no reference.
 func JudgeQuestion(rubric, prompt, first, second string) string {
+	return JudgeQuestionRef(rubric, prompt, "", first, second)
+}
+
+// JudgeQuestionRef is JudgeQuestion with a reference answer, in its own
+// section after the question; a reference that is empty (or only white
+// space) leaves the question exactly as JudgeQuestion renders it.
+//
+// Example: JudgeQuestionRef("", "What is 2 plus 2?", "4", "5", "4") is
+//
+//	[Question]
+//	What is 2 plus 2?
+//
+//	[Reference answer]
+//	4
+//
+//	[Answer A]
+//	5
+//
+//	[Answer B]
+//	4
+//
+//	Which answer is better, A or B? Answer with one letter.
+func JudgeQuestionRef(rubric, prompt, reference, first, second string) string {
 	var b strings.Builder
 	if r := strings.TrimSpace(rubric); r != "" {
 		b.WriteString(r)
@@ -162,6 +191,10 @@ func JudgeQuestion(rubric, prompt, first, second string) string {
 	}
 	b.WriteString("[Question]\n")
 	b.WriteString(strings.TrimSpace(prompt))
+	if ref := strings.TrimSpace(reference); ref != "" {
+		b.WriteString("\n\n[Reference answer]\n")
+		b.WriteString(ref)
+	}
 	b.WriteString("\n\n[Answer A]\n")
 	b.WriteString(strings.TrimSpace(first))
 	b.WriteString("\n\n[Answer B]\n")

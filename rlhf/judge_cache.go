@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 )
 
@@ -23,8 +24,8 @@ import (
 // damage anywhere else is an error, not something to paper over.
 //
 // The key covers everything that decides the answer: the judge's model
-// name, the rubric, the prompt and the two answers in the order shown (see
-// CacheKey). Each order is one entry, so a crash between the two orders of
+// name, the rubric, the prompt, the reference answer if any, and the two
+// answers in the order shown (see CacheKeyRef). Each order is one entry, so a crash between the two orders of
 // a comparison still keeps the first.
 type VerdictCache struct {
 	Path    string
@@ -47,12 +48,33 @@ type CacheEntry struct {
 // must not be answered from an old cache.
 const cacheFormat = "llmlab-judge-v1"
 
+// cacheFormatRef replaces cacheFormat in the keys of questions with a
+// reference answer, which hash one field more.
+const cacheFormatRef = "llmlab-judge-v1+reference"
+
 // CacheKey is the hex SHA-256 of the length-prefixed fields (so that no
-// two different field lists hash the same bytes).
+// two different field lists hash the same bytes). It is CacheKeyRef with
+// no reference.
 func CacheKey(modelName, rubric, prompt, first, second string) string {
+	return hashFields(cacheFormat, modelName, rubric, prompt, first, second)
+}
+
+// CacheKeyRef is the key of a question with a reference answer. With an
+// empty (or white space) reference it is CacheKey's, so caches written
+// before references existed still answer; otherwise the reference and a
+// different format tag are hashed in, so no question with a reference
+// shares a key with one without, or with another reference.
+func CacheKeyRef(modelName, rubric, prompt, reference, first, second string) string {
+	if strings.TrimSpace(reference) == "" {
+		return CacheKey(modelName, rubric, prompt, first, second)
+	}
+	return hashFields(cacheFormatRef, modelName, rubric, prompt, reference, first, second)
+}
+
+func hashFields(fields ...string) string {
 	h := sha256.New()
 	var n [8]byte
-	for _, s := range []string{cacheFormat, modelName, rubric, prompt, first, second} {
+	for _, s := range fields {
 		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
 		h.Write(n[:])
 		h.Write([]byte(s))

@@ -117,6 +117,12 @@ func (j *HTTPJudge) Endpoint() string {
 
 // Compare asks both orders at once (each waits for a slot) and combines.
 func (j *HTTPJudge) Compare(ctx context.Context, prompt, a, b string) (Verdict, error) {
+	return j.CompareRef(ctx, prompt, "", a, b)
+}
+
+// CompareRef is Compare with a reference answer in the question
+// (JudgeQuestionRef); the cache keys it too (CacheKeyRef).
+func (j *HTTPJudge) CompareRef(ctx context.Context, prompt, reference, a, b string) (Verdict, error) {
 	j.init()
 	var (
 		wg    sync.WaitGroup
@@ -131,7 +137,7 @@ func (j *HTTPJudge) Compare(ctx context.Context, prompt, a, b string) (Verdict, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pf[k], raw[k], errs[k] = j.order(ctx, prompt, pairs[k][0], pairs[k][1])
+			pf[k], raw[k], errs[k] = j.order(ctx, prompt, reference, pairs[k][0], pairs[k][1])
 			if errs[k] != nil {
 				cancel() // the other order is no use now
 			}
@@ -150,20 +156,20 @@ func (j *HTTPJudge) Compare(ctx context.Context, prompt, a, b string) (Verdict, 
 }
 
 // order judges one order: from the cache, or by asking.
-func (j *HTTPJudge) order(ctx context.Context, prompt, first, second string) (float64, string, error) {
+func (j *HTTPJudge) order(ctx context.Context, prompt, reference, first, second string) (float64, string, error) {
 	key := ""
 	if j.Cache != nil {
 		name := j.Model
 		if name == "" {
 			name = j.Endpoint() // the server decides the model: key by the server
 		}
-		key = CacheKey(name, j.Rubric, prompt, first, second)
+		key = CacheKeyRef(name, j.Rubric, prompt, reference, first, second)
 		if e, ok := j.Cache.Get(key); ok {
 			j.hits.Add(1)
 			return e.PFirst, e.Reply, nil
 		}
 	}
-	q := JudgeQuestion(j.Rubric, prompt, first, second)
+	q := JudgeQuestionRef(j.Rubric, prompt, reference, first, second)
 	temp := 0.0
 	var reply string
 	for try := 0; ; try++ {

@@ -101,12 +101,18 @@ func (j *LocalJudge) Stats() JudgeStats {
 
 // Compare asks in both orders in one batch of two rows.
 func (j *LocalJudge) Compare(ctx context.Context, prompt, a, b string) (Verdict, error) {
+	return j.CompareRef(ctx, prompt, "", a, b)
+}
+
+// CompareRef is Compare with a reference answer in the question
+// (JudgeQuestionRef).
+func (j *LocalJudge) CompareRef(ctx context.Context, prompt, reference, a, b string) (Verdict, error) {
 	if err := ctx.Err(); err != nil {
 		return Verdict{}, err
 	}
 	var rows [2][]int32
 	for k, pair := range [2][2]string{{a, b}, {b, a}} {
-		q := JudgeQuestion(j.Rubric, prompt, pair[0], pair[1])
+		q := JudgeQuestionRef(j.Rubric, prompt, reference, pair[0], pair[1])
 		ids, err := data.EncodePrompt(j.Tok, j.Template, []chat.Message{{Role: chat.RoleUser, Content: q}})
 		if err != nil {
 			return Verdict{}, fmt.Errorf("judge: %w", err)

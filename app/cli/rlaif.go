@@ -25,14 +25,47 @@ import (
 type rlaifPrompt struct {
 	Msgs []chat.Message
 	Line int
+	// Reference is the reference answer shown to the judge (never to the
+	// policy), from the record's --reference-field; "" when none.
+	Reference string
+}
+
+// recordReference returns a record's reference answer, the value of its
+// field: a JSON string as it is, a number or boolean as written (so
+// {"answer": 42} works). A record without the field, or with an empty or
+// other value, is an error naming the file and line: a judge asked some
+// questions with a reference and some without is not judging alike.
+func recordReference(r data.Record, field, name string) (string, error) {
+	raw, ok := r.Extra[field]
+	if !ok {
+		return "", BadInput(fmt.Errorf("%s:%d: the record has no %q field for --reference-field (fields a record's shape uses, such as \"prompt\" or \"chosen\", cannot be the reference)", name, r.Line, field))
+	}
+	var ref string
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", BadInput(fmt.Errorf("%s:%d: --reference-field %q: %w", name, r.Line, field, err))
+	}
+	switch x := v.(type) {
+	case string:
+		ref = x
+	case float64, bool:
+		ref = string(bytes.TrimSpace(raw))
+	default:
+		return "", BadInput(fmt.Errorf("%s:%d: --reference-field %q is %s; want a string or a number", name, r.Line, field, bytes.TrimSpace(raw)))
+	}
+	if strings.TrimSpace(ref) == "" {
+		return "", BadInput(fmt.Errorf("%s:%d: --reference-field %q is empty", name, r.Line, field))
+	}
+	return ref, nil
 }
 
 // readRLAIFPrompts reads prompts: "demo" is the embedded instruction set;
 // a file is JSONL of any shape core/data reads but text (the prompt is
 // the record's prompt, or a chat record's turns before its last assistant
 // turn), and also {"prompt": ...} alone, which is read as a
-// prompt-completion record with an empty completion.
-func readRLAIFPrompts(path string) ([]rlaifPrompt, error) {
+// prompt-completion record with an empty completion. With refField, each
+// record's reference answer is read from that field (recordReference).
+func readRLAIFPrompts(path, refField string) ([]rlaifPrompt, error) {
 	var raw []byte
 	name := path
 	if path == "demo" {
@@ -63,7 +96,13 @@ func readRLAIFPrompts(path string) ([]rlaifPrompt, error) {
 		if len(msgs) == 0 {
 			return nil, BadInput(fmt.Errorf("%s:%d: no prompt (the record has no turn before its answer)", name, r.Line))
 		}
-		out = append(out, rlaifPrompt{Msgs: msgs, Line: r.Line})
+		p := rlaifPrompt{Msgs: msgs, Line: r.Line}
+		if refField != "" {
+			if p.Reference, err = recordReference(r, refField, name); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }
@@ -157,6 +196,9 @@ type prefLine struct {
 	Chosen     string  `json:"chosen"`
 	Rejected   string  `json:"rejected"`
 	Confidence float64 `json:"judge_confidence"`
+	// Reference is the reference answer the judge was shown (rlaif
+	// --reference-field), kept for inspection; trainers ignore it.
+	Reference string `json:"reference,omitempty"`
 }
 
 // rlaifStats is the progress and the summary.
@@ -210,6 +252,7 @@ func runRLAIF(e *Env) error {
 	batch := fs.Int("batch", 8, "prompts per generation batch")
 	limit := fs.Int("limit", 0, "use the first N prompts only (0: all)")
 	rubricPath := fs.String("rubric", "", "file with the judge's rubric (constitution); default: a built-in one")
+	refField := fs.String("reference-field", "", "show the judge (never the policy) a reference answer: the named field of each prompt record, e.g. answer; a record without it is an error")
 	conc := fs.Int("concurrency", 4, "comparisons (and HTTP requests) in flight at once")
 	cachePath := fs.String("cache", "", "HTTP judge verdict cache, appended as answers arrive (default OUT.judge-cache.jsonl; none: off)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "HTTP judge: time limit per request")
@@ -243,7 +286,7 @@ func runRLAIF(e *Env) error {
 	if err != nil {
 		return err
 	}
-	prompts, err := readRLAIFPrompts(*promptsPath)
+	prompts, err := readRLAIFPrompts(*promptsPath, *refField)
 	if err != nil {
 		return err
 	}
@@ -332,7 +375,11 @@ func runRLAIF(e *Env) error {
 	jenc := json.NewEncoder(e.Stdout)
 	start := time.Now()
 	st := rlaifStats{Prompts: len(prompts)}
-	fmt.Fprintf(log, "RLAIF: %d prompts, %d answers each, judge %s\n", len(prompts), *samples, *judgeArg)
+	withRef := ""
+	if *refField != "" {
+		withRef = fmt.Sprintf(", with the reference answers in %q", *refField)
+	}
+	fmt.Fprintf(log, "RLAIF: %d prompts, %d answers each, judge %s%s\n", len(prompts), *samples, *judgeArg, withRef)
 
 	gen := generate.New(l.M, b, l.Tok)
 	stops := tmpl.StopStrings()
@@ -401,7 +448,7 @@ func runRLAIF(e *Env) error {
 			go func() {
 				defer wg.Done()
 				for jb := range work {
-					jb.v, jb.err = judge.Compare(e.Ctx, judgeText(kept[jb.p].Msgs), jb.a, jb.b)
+					jb.v, jb.err = judge.CompareRef(e.Ctx, judgeText(kept[jb.p].Msgs), kept[jb.p].Reference, jb.a, jb.b)
 				}
 			}()
 		}
@@ -441,7 +488,7 @@ func runRLAIF(e *Env) error {
 			if m := kept[jb.p].Msgs; len(m) == 1 && m[0].Role == chat.RoleUser {
 				prompt = m[0].Content
 			}
-			if err := enc.Encode(prefLine{Prompt: prompt, Chosen: chosen, Rejected: rejected, Confidence: jb.v.Confidence()}); err != nil {
+			if err := enc.Encode(prefLine{Prompt: prompt, Chosen: chosen, Rejected: rejected, Confidence: jb.v.Confidence(), Reference: kept[jb.p].Reference}); err != nil {
 				return err
 			}
 			st.Pairs++

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -52,6 +53,11 @@ func answerText(msgs []chat.Message) string {
 // JudgeQuestion(rubric, "What is 2 plus 2?", "4", "5") -> "A" and
 // JudgeQuestion(rubric, "What is 2 plus 2?", "5", "4") -> "B".
 //
+// With refField, every question carries the record's reference answer
+// from that field (rlhf.JudgeQuestionRef, as rlaif --reference-field
+// asks it); the off-topic pairs carry their own record's reference, the
+// answer to the question asked.
+//
 // With offTopic, each record also gives a pair whose rejected answer is
 // the chosen answer of the next record of the same "task" (the file's
 // order, wrapping around; records without a task are one group), when
@@ -59,7 +65,7 @@ func answerText(msgs []chat.Message) string {
 // pairs often differ only in tone or length, and a judge trained on them
 // alone learns nothing about whether an answer answers the question,
 // which is how a weak policy's samples mostly differ.
-func judgeExamples(rubric string, recs []data.Record, offTopic bool) []judgeRecord {
+func judgeExamples(rubric string, recs []data.Record, offTopic bool, refField, name string) ([]judgeRecord, error) {
 	var next []int // next[i]: the next record of i's task, or -1
 	if offTopic {
 		next = make([]int, len(recs))
@@ -82,24 +88,31 @@ func judgeExamples(rubric string, recs []data.Record, offTopic bool) []judgeReco
 		}
 	}
 	out := make([]judgeRecord, 0, 4*len(recs))
-	add := func(q, chosen, rejected string) {
+	add := func(q, ref, chosen, rejected string) {
 		for _, o := range []struct{ first, second, letter string }{{chosen, rejected, "A"}, {rejected, chosen, "B"}} {
 			out = append(out, judgeRecord{Messages: []chat.Message{
-				{Role: chat.RoleUser, Content: rlhf.JudgeQuestion(rubric, q, o.first, o.second)},
+				{Role: chat.RoleUser, Content: rlhf.JudgeQuestionRef(rubric, q, ref, o.first, o.second)},
 				{Role: chat.RoleAssistant, Content: o.letter},
 			}})
 		}
 	}
 	for i, r := range recs {
 		q, c := judgeText(r.Prompt), answerText(r.Completion)
-		add(q, c, answerText(r.Rejected))
+		ref := ""
+		if refField != "" {
+			var err error
+			if ref, err = recordReference(r, refField, name); err != nil {
+				return nil, err
+			}
+		}
+		add(q, ref, c, answerText(r.Rejected))
 		if offTopic && next[i] >= 0 {
 			if other := answerText(recs[next[i]].Completion); strings.TrimSpace(other) != strings.TrimSpace(c) {
-				add(q, c, other)
+				add(q, ref, c, other)
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // readPrefs reads a preference file for judge-data and judge-eval, the
@@ -127,11 +140,12 @@ func runJudgeData(e *Env) error {
 	rubricPath := fs.String("rubric", "", "file with the rubric the judge will be asked with (the same as rlaif's --rubric); default: the built-in one")
 	limit := fs.Int("limit", 0, "use the first N pairs only (0: all)")
 	offTopic := fs.Bool("off-topic", false, "also teach that an answer to another question loses: per pair, the chosen answer against the next same-\"task\" pair's chosen answer")
+	refField := fs.String("reference-field", "", "put each pair's reference answer, from this field of the record (e.g. answer), in the question, as rlaif --reference-field asks it; a record without it is an error")
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
 	if *prefs == "" || *out == "" {
-		return Usagef("usage: llmlab rlaif judge-data --prefs FILE --out FILE [--rubric FILE] [--limit N] [--off-topic]")
+		return Usagef("usage: llmlab rlaif judge-data --prefs FILE --out FILE [--rubric FILE] [--limit N] [--off-topic] [--reference-field FIELD]")
 	}
 	if *limit < 0 {
 		return Usagef("--limit must be at least 0, got %d", *limit)
@@ -141,6 +155,10 @@ func runJudgeData(e *Env) error {
 		return err
 	}
 	recs, err := readPrefs(*prefs, *limit)
+	if err != nil {
+		return err
+	}
+	exs, err := judgeExamples(rubric, recs, *offTopic, *refField, *prefs)
 	if err != nil {
 		return err
 	}
@@ -156,7 +174,6 @@ func runJudgeData(e *Env) error {
 	w := bufio.NewWriter(f)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	exs := judgeExamples(rubric, recs, *offTopic)
 	for _, r := range exs {
 		if err := enc.Encode(r); err != nil {
 			f.Close()
@@ -173,6 +190,9 @@ func runJudgeData(e *Env) error {
 	what := "labelled pairs"
 	if *offTopic {
 		what += " and their off-topic pairs"
+	}
+	if *refField != "" {
+		what += fmt.Sprintf(", with the reference answers in %q", *refField)
 	}
 	fmt.Fprintf(e.Stdout, "wrote %d judge examples (%d %s, both orders) to %s\n", len(exs), len(recs), what, *out)
 	return nil
@@ -191,11 +211,48 @@ type judgeEvalStats struct {
 	Accuracy      float64 `json:"accuracy"`
 	OrderAccuracy float64 `json:"order_accuracy"`
 	MeanPChosen   float64 `json:"mean_p_chosen"`
-	ElapsedS      float64 `json:"elapsed_s"`
+	ElapsedS      float64 `json:"elapsed_s,omitempty"`
+	// By holds the same figures for each value of the --by field (a
+	// record without the field counts under "").
+	By map[string]*judgeEvalStats `json:"by,omitempty"`
+
+	orderHits int
+}
+
+// finish turns the sums into the shares.
+func (s *judgeEvalStats) finish() {
+	if s.Pairs > 0 {
+		s.Accuracy = float64(s.Agree) / float64(s.Pairs)
+		s.OrderAccuracy = float64(s.orderHits) / float64(2*s.Pairs)
+		s.MeanPChosen /= float64(s.Pairs)
+	}
+	for _, g := range s.By {
+		g.finish()
+	}
+}
+
+// line is the figures in words.
+func (s *judgeEvalStats) line() string {
+	return fmt.Sprintf("%d/%d = %.1f%% (%d against, %d ties, %d too long); single orders %.1f%%; mean P(chosen) %.3f",
+		s.Agree, s.Pairs, 100*s.Accuracy, s.Against, s.Ties, s.TooLong, 100*s.OrderAccuracy, s.MeanPChosen)
+}
+
+// groupOf is a record's value of field as a group name: a string's text,
+// anything else as written, "" when the record has no such field.
+func groupOf(r data.Record, field string) string {
+	raw, ok := r.Extra[field]
+	if !ok {
+		return ""
+	}
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		return str
+	}
+	return string(raw)
 }
 
 // tally adds one verdict on Compare(prompt, chosen, rejected).
-func (s *judgeEvalStats) tally(v rlhf.Verdict, orderHits *int) {
+func (s *judgeEvalStats) tally(v rlhf.Verdict) {
 	s.Pairs++
 	switch v.Winner {
 	case rlhf.ChoiceA:
@@ -207,10 +264,10 @@ func (s *judgeEvalStats) tally(v rlhf.Verdict, orderHits *int) {
 	}
 	s.MeanPChosen += v.PA
 	if v.PFirst[0] > 0.5 { // chosen shown first, judged better
-		*orderHits++
+		s.orderHits++
 	}
 	if v.PFirst[1] < 0.5 { // rejected shown first, judged worse
-		*orderHits++
+		s.orderHits++
 	}
 }
 
@@ -228,13 +285,15 @@ func runJudgeEval(e *Env) error {
 	limit := fs.Int("limit", 0, "use the first N pairs only (0: all)")
 	margin := fs.Float64("tie-margin", 0.05, "a verdict whose P(a) is within this of 0.5 is a tie (as for rlaif)")
 	judgeMean := fs.Bool("judge-mean", false, "decide on the mean of both orders without requiring them to agree (as for rlaif)")
+	refField := fs.String("reference-field", "", "show the judge each pair's reference answer, from this field of the record (e.g. answer), as rlaif --reference-field does; a record without it is an error")
+	by := fs.String("by", "", "also report the agreement for each value of this field of the records (e.g. rejected_kind); JSON: \"by\"")
 	jsonOut := fs.Bool("json", false, "print the summary as one JSON object")
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
 	switch {
 	case jf.model == "" || *prefs == "":
-		return Usagef("usage: llmlab rlaif judge-eval --judge MODEL [--judge-adapter DIR] --prefs FILE [--rubric FILE]")
+		return Usagef("usage: llmlab rlaif judge-eval --judge MODEL [--judge-adapter DIR] --prefs FILE [--rubric FILE] [--reference-field FIELD] [--by FIELD]")
 	case *limit < 0:
 		return Usagef("--limit must be at least 0, got %d", *limit)
 	case *margin < 0 || *margin >= 0.5:
@@ -248,6 +307,14 @@ func runJudgeEval(e *Env) error {
 	if err != nil {
 		return err
 	}
+	refs := make([]string, len(recs))
+	if *refField != "" {
+		for i, r := range recs {
+			if refs[i], err = recordReference(r, *refField, *prefs); err != nil {
+				return err
+			}
+		}
+	}
 	b, err := jf.backend()
 	if err != nil {
 		return err
@@ -259,29 +326,50 @@ func runJudgeEval(e *Env) error {
 	lj.Margin, lj.MeanOnly = *margin, *judgeMean
 	start := time.Now()
 	var st judgeEvalStats
-	orderHits := 0
-	for _, r := range recs {
-		v, err := lj.Compare(e.Ctx, judgeText(r.Prompt), answerText(r.Completion), answerText(r.Rejected))
+	if *by != "" {
+		st.By = map[string]*judgeEvalStats{}
+	}
+	for i, r := range recs {
+		var g *judgeEvalStats
+		if st.By != nil {
+			k := groupOf(r, *by)
+			if g = st.By[k]; g == nil {
+				g = &judgeEvalStats{}
+				st.By[k] = g
+			}
+		}
+		v, err := lj.CompareRef(e.Ctx, judgeText(r.Prompt), refs[i], answerText(r.Completion), answerText(r.Rejected))
 		if errors.Is(err, rlhf.ErrTooLong) {
 			st.TooLong++
+			if g != nil {
+				g.TooLong++
+			}
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		st.tally(v, &orderHits)
+		st.tally(v)
+		if g != nil {
+			g.tally(v)
+		}
 	}
 	if st.Pairs == 0 {
 		return BadInput(fmt.Errorf("%s: no pair fits the judge's context (%d too long)", *prefs, st.TooLong))
 	}
-	st.Accuracy = float64(st.Agree) / float64(st.Pairs)
-	st.OrderAccuracy = float64(orderHits) / float64(2*st.Pairs)
-	st.MeanPChosen /= float64(st.Pairs)
+	st.finish()
 	st.ElapsedS = time.Since(start).Seconds()
 	if *jsonOut {
 		return json.NewEncoder(e.Stdout).Encode(st)
 	}
-	fmt.Fprintf(e.Stdout, "judge agreement with %s: %d/%d = %.1f%% (%d against, %d ties, %d too long); single orders %.1f%%; mean P(chosen) %.3f (%.1fs)\n",
-		*prefs, st.Agree, st.Pairs, 100*st.Accuracy, st.Against, st.Ties, st.TooLong, 100*st.OrderAccuracy, st.MeanPChosen, st.ElapsedS)
+	fmt.Fprintf(e.Stdout, "judge agreement with %s: %s (%.1fs)\n", *prefs, st.line(), st.ElapsedS)
+	keys := make([]string, 0, len(st.By))
+	for k := range st.By {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(e.Stdout, "  %s=%s: %s\n", *by, k, st.By[k].line())
+	}
 	return nil
 }

@@ -169,7 +169,11 @@ func TestJudgeExamplesOffTopic(t *testing.T) {
 	}
 	type question struct{ Q, Letter string }
 	var got []question
-	for _, r := range judgeExamples("R", recs, true) {
+	exs, err := judgeExamples("R", recs, true, "", "prefs.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range exs {
 		got = append(got, question{r.Messages[0].Content, r.Messages[1].Content})
 	}
 	both := func(q, c, rej string) []question {
@@ -187,7 +191,7 @@ func TestJudgeExamplesOffTopic(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("judge examples (-want +got):\n%s", d)
 	}
-	if n := len(judgeExamples("R", recs, false)); n != 2*len(recs) {
-		t.Errorf("without off-topic pairs: %d examples, want %d", n, 2*len(recs))
+	if exs, _ := judgeExamples("R", recs, false, "", "prefs.jsonl"); len(exs) != 2*len(recs) {
+		t.Errorf("without off-topic pairs: %d examples, want %d", len(exs), 2*len(recs))
 	}
 }

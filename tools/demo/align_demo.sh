@@ -59,26 +59,41 @@ step ppo $B ppo --model demo --adapter demo --reward-model "$OUT/rm/final" --dat
 step grpo $B grpo --model demo --adapter demo --data "$OUT/data/arith_train.jsonl" --eval "$OUT/data/arith_eval.jsonl" \
 	--reward number --reward '0.3*number:3' --out "$OUT/grpo" --steps 120 --prompts 4 --group 8 --lr 2e-4
 
-# RLAIF. The untuned demo model is no judge (P(A) stays within 0.002 of
-# 1/2: pure position bias), so a judge is tuned first: a LoRA on the base
-# (with the embeddings, which hold the chat markers) trained by sft on
-# `rlaif judge-data`, the prefs_train pairs rendered as exactly the
-# question the local judge is asked, in both orders, answered with the
-# chosen answer's letter. Its agreement with the held-out prefs_eval labels
-# is measured, then the SFT policy answers each prompt twice and the judge
-# picks the better answer (both orders must agree).
-step judge-data $B rlaif judge-data --prefs "$DATA/prefs_train.jsonl" --rubric "$OUT/data/rubric.txt" --out "$OUT/data/judge_train.jsonl"
+# RLAIF with reference-guided judging. The untuned demo model is no judge
+# (P(A) stays within 0.002 of 1/2: pure position bias), so a judge is tuned
+# first: a LoRA on the base (with the embeddings, which hold the chat
+# markers) trained by sft on `rlaif judge-data`, the prefs_train pairs (and,
+# with --off-topic, each chosen answer against another question's) rendered
+# as exactly the question the local judge is asked, in both orders,
+# answered with the chosen answer's letter. The question carries the
+# record's reference answer ("answer"; --reference-field), as MT-Bench
+# grades maths: whether an answer is right is beyond a 2M-parameter model,
+# whether it matches the reference is a comparison. The policy never sees
+# the reference. The judge's agreement with the held-out prefs_eval labels
+# is measured by rejected_kind; then the SFT policy answers each training
+# prompt twice and the judge, shown the prompt's reference, picks the
+# better answer (both orders must agree). The reward model scores the same
+# pairs: how often it agrees with the judge.
+JUDGE_STEPS=${JUDGE_STEPS:-80}
+step judge-data $B rlaif judge-data --prefs "$DATA/prefs_train.jsonl" --rubric "$OUT/data/rubric.txt" --off-topic \
+	--reference-field answer --out "$OUT/data/judge_train.jsonl"
 step judge $B sft --model demo --data "$OUT/data/judge_train.jsonl" --out "$OUT/judge" \
-	--steps 80 --batch 16 --lr 3e-3 --modules-to-save embed_tokens --eval-frac 0
+	--steps "$JUDGE_STEPS" --batch 16 --lr 3e-3 --modules-to-save embed_tokens --eval-frac 0
 step judge-eval $B rlaif judge-eval --judge demo --judge-adapter "$OUT/judge/final" --rubric "$OUT/data/rubric.txt" \
-	--prefs "$DATA/prefs_eval.jsonl" --tie-margin 0 --json
-judge_json=$(tail -n 1 "$OUT/logs/judge-eval.log")
-field() { echo "$judge_json" | grep -o "\"$1\":[0-9.eE+-]*" | cut -d: -f2; }
-judge_note="$(field agree)/$(field pairs) = $(awk -v a="$(field accuracy)" 'BEGIN{printf "%.1f%%", 100*a}') of prefs_eval.jsonl pairs ($(field against) against, $(field ties) ties; single orders $(awk -v a="$(field order_accuracy)" 'BEGIN{printf "%.1f%%", 100*a}'))"
+	--prefs "$DATA/prefs_eval.jsonl" --reference-field answer --by rejected_kind --tie-margin 0
+judge_note="$(grep '^judge agreement' "$OUT/logs/judge-eval.log" | sed 's/^judge agreement with [^:]*: //')"
+judge_kinds="$(grep '^  rejected_kind=' "$OUT/logs/judge-eval.log" | sed 's/^  rejected_kind=/  - /')"
 step rlaif $B rlaif --model demo --adapter demo --judge demo --judge-adapter "$OUT/judge/final" --rubric "$OUT/data/rubric.txt" \
-	--prompts demo --out "$OUT/data/rlaif_pairs.jsonl" --limit 200 --samples 2 --max-new 24 --tie-margin 0
+	--prompts "$DATA/instruct_train.jsonl" --reference-field answer --out "$OUT/data/rlaif_pairs.jsonl" \
+	--limit 200 --samples 4 --temperature 1.0 --max-new 24 --tie-margin 0
 rlaif_pairs=$(wc -l <"$OUT/data/rlaif_pairs.jsonl")
 rlaif_note="$(grep '^wrote' "$OUT/logs/rlaif.log" | sed 's/ to [^:]*:/:/' || true)"
+rm_judge_note="no pairs to score"
+if [ "$rlaif_pairs" -gt 0 ]; then
+	step rlaif-rm $B score --model "$OUT/rm/final" --data "$OUT/data/rlaif_pairs.jsonl" --json
+	rm_judge=$(tail -n 1 "$OUT/logs/rlaif-rm.log" | grep -o '"accuracy":[0-9.eE+-]*' | cut -d: -f2)
+	rm_judge_note="the reward model scores the judge's chosen answer higher on $(awk -v a="$rm_judge" 'BEGIN{printf "%.1f%%", 100*a}') of the $rlaif_pairs pairs"
+fi
 # DPO on a handful of pairs would measure noise, not the judge.
 if [ "$rlaif_pairs" -ge 16 ]; then
 	step rlaif-dpo $B dpo --model demo --adapter demo --data "$OUT/data/rlaif_pairs.jsonl" --out "$OUT/rlaif-dpo" \
@@ -133,9 +148,13 @@ total=$((SECONDS - start))
 	echo '```'
 	echo
 	echo "- reward model: pairwise accuracy $(awk -v a="$rm_acc" 'BEGIN{printf "%.1f%%", 100*a}') on prefs_eval.jsonl (LoRA on the base)"
-	echo "- RLAIF judge (the demo base with a LoRA tuned on rlaif judge-data from prefs_train.jsonl, asked in both"
-	echo "  orders; a verdict needs both to agree): agreement $judge_note"
-	echo "- RLAIF pairs (the SFT policy's samples at temperature 0.9, judged): $rlaif_note"
+	echo "- RLAIF judge (the demo base with a LoRA tuned on rlaif judge-data --off-topic --reference-field answer"
+	echo "  from prefs_train.jsonl, shown each question's reference answer, asked in both orders; a verdict needs"
+	echo "  both to agree): agreement with prefs_eval.jsonl $judge_note; by rejected_kind:"
+	echo "$judge_kinds"
+	echo "- RLAIF pairs (4 samples of the SFT policy at temperature 1.0 on 200 instruct_train.jsonl prompts, every two"
+	echo "  compared by the judge with the prompt's reference): $rlaif_note"
+	echo "- reward model vs judge on those pairs: $rm_judge_note"
 	echo "- time: ${total}s in all; $(
 		IFS=,
 		echo "${timings[*]}"

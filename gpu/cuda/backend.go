@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"llmlab/core/tensor"
+	"llmlab/gpu/internal/spans"
 )
 
 //go:embed kernels.cu
@@ -60,13 +61,10 @@ type Backend struct {
 	// the kernel's parameter list.
 	checkArgs func(fn uintptr, args []any) error
 
-	managed bool     // the device has managed (unified) memory
-	regions []region // AllocF32 memory, by address
+	managed bool                // the device has managed (unified) memory
+	regions spans.Set[struct{}] // AllocF32 memory, by address
 	stats   Stats
 }
-
-// region is one AllocF32 allocation: managed memory at [base, base+n).
-type region struct{ base, n uintptr }
 
 // Stats counts how ops found their float32 arrays: used in place in
 // managed memory, or copied (bytes both ways).
@@ -276,10 +274,10 @@ func (b *Backend) release() {
 	}
 	b.dropWeights()
 	b.pool.drain(d)
-	for _, r := range b.regions {
-		d.cuMemFree(devptr(r.base))
+	for _, r := range b.regions.All() {
+		d.cuMemFree(devptr(r.Base))
 	}
-	b.regions = nil
+	b.regions.Clear()
 	if b.handle != 0 {
 		b.blas.destroy(b.handle)
 	}

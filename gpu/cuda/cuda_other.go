@@ -32,3 +32,6 @@ func (b *Backend) SetTF32(on bool) {}
 
 // Err is always nil here.
 func (b *Backend) Err() error { return nil }
+
+// SetBF16 does nothing here.
+func (b *Backend) SetBF16(on bool) {}

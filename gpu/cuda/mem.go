@@ -3,13 +3,11 @@
 package cuda
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"math/bits"
 	"runtime"
-	"slices"
 	"unsafe"
 
 	"llmlab/core/tensor"
@@ -542,9 +540,7 @@ func (b *Backend) AllocF32(n int) []float32 {
 	}
 	x := unsafe.Slice((*float32)(p), n)
 	clear(x)
-	r := region{base: uintptr(p), n: uintptr(4 * n)}
-	i, _ := slices.BinarySearchFunc(b.regions, r.base, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
-	b.regions = slices.Insert(b.regions, i, r)
+	b.regions.Add(uintptr(p), uintptr(4*n), struct{}{})
 	return x
 }
 
@@ -556,11 +552,9 @@ func (b *Backend) FreeF32(x []float32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := uintptr(unsafe.Pointer(&x[0]))
-	i, found := slices.BinarySearchFunc(b.regions, p, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
-	if !found {
+	if _, ok := b.regions.Remove(p); !ok {
 		panic("cuda: FreeF32 of memory it did not allocate")
 	}
-	b.regions = slices.Delete(b.regions, i, i+1)
 	if b.closed {
 		return
 	}
@@ -574,20 +568,8 @@ func (b *Backend) FreeF32(x []float32) {
 // managedPtr returns the device address of host memory that lies in an
 // AllocF32 region (the same address), or false.
 func (b *Backend) managedPtr(host unsafe.Pointer, bytes uintptr) (devptr, bool) {
-	if len(b.regions) == 0 {
+	if _, _, ok := b.regions.Find(uintptr(host), bytes); !ok {
 		return 0, false
 	}
-	p := uintptr(host)
-	i, found := slices.BinarySearchFunc(b.regions, p, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
-	if !found {
-		i--
-	}
-	if i < 0 {
-		return 0, false
-	}
-	r := b.regions[i]
-	if p < r.base || p+bytes > r.base+r.n {
-		return 0, false
-	}
-	return devptr(p), true
+	return devptr(uintptr(host)), true
 }

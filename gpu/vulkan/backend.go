@@ -3,14 +3,13 @@
 package vulkan
 
 import (
-	"cmp"
 	"embed"
 	"fmt"
 	"math"
-	"slices"
 	"unsafe"
 
 	"llmlab/core/tensor"
+	"llmlab/gpu/internal/spans"
 )
 
 //go:generate sh gen_shaders.sh
@@ -37,7 +36,7 @@ type Backend struct {
 
 	resident map[uintptr]*buffer // widened weights and tables, by data address
 	dummy    *buffer             // bound where an optional input is absent
-	regions  []region            // AllocF32 memory, by address
+	regions  spans.Set[*buffer]  // AllocF32 memory, by address
 
 	// per-op state
 	temps []*buffer
@@ -57,12 +56,6 @@ type Stats struct {
 
 // Stats returns the counts since Open.
 func (b *Backend) Stats() Stats { return b.stats }
-
-// region is one AllocF32 allocation: host addresses [base, base+n).
-type region struct {
-	base, n uintptr
-	b       *buffer
-}
 
 type download struct {
 	t *tensor.Tensor
@@ -106,11 +99,12 @@ func (b *Backend) Close() {
 		for _, buf := range b.resident {
 			b.d.release(buf)
 		}
-		for _, r := range b.regions {
-			b.d.destroy(r.b)
+		for _, r := range b.regions.All() {
+			b.d.destroy(r.Val)
 		}
+		b.regions.Clear()
 		b.d.release(b.dummy)
-		b.resident, b.regions = nil, nil
+		b.resident = nil
 		b.d.Close()
 		b.d = nil
 	}
@@ -136,9 +130,7 @@ func (b *Backend) AllocF32(n int) []float32 {
 	}
 	x := unsafe.Slice((*float32)(buf.ptr), n)
 	clear(x)
-	r := region{base: uintptr(buf.ptr), n: uintptr(n) * 4, b: buf}
-	i, _ := slices.BinarySearchFunc(b.regions, r.base, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
-	b.regions = slices.Insert(b.regions, i, r)
+	b.regions.Add(uintptr(buf.ptr), uintptr(n)*4, buf)
 	return x
 }
 
@@ -147,37 +139,25 @@ func (b *Backend) FreeF32(x []float32) {
 	if len(x) == 0 {
 		return
 	}
-	p := uintptr(unsafe.Pointer(&x[0]))
-	for i, r := range b.regions {
-		if r.base == p {
-			b.d.destroy(r.b)
-			b.regions = slices.Delete(b.regions, i, i+1)
-			return
-		}
+	buf, ok := b.regions.Remove(uintptr(unsafe.Pointer(&x[0])))
+	if !ok {
+		panic("vulkan: FreeF32 of memory it did not allocate")
 	}
-	panic("vulkan: FreeF32 of memory it did not allocate")
+	b.d.destroy(buf)
 }
 
 // mapped returns the binding of x when it lies, suitably aligned, in
 // AllocF32 memory.
 func (b *Backend) mapped(x []float32) (binding, bool) {
-	if len(b.regions) == 0 || len(x) == 0 {
+	if len(x) == 0 {
 		return binding{}, false
 	}
-	p := uintptr(unsafe.Pointer(&x[0]))
-	i, found := slices.BinarySearchFunc(b.regions, p, func(r region, p uintptr) int { return cmp.Compare(r.base, p) })
-	if !found {
-		i--
-	}
-	if i < 0 {
+	size := uintptr(len(x)) * 4
+	r, off, ok := b.regions.Find(uintptr(unsafe.Pointer(&x[0])), size)
+	if !ok || uint64(off)%b.d.align != 0 {
 		return binding{}, false
 	}
-	r := b.regions[i]
-	off, size := uint64(p-r.base), uint64(len(x))*4
-	if p < r.base || uintptr(off+size) > r.n || off%b.d.align != 0 {
-		return binding{}, false
-	}
-	return binding{r.b, off, size}, true
+	return binding{r.Val, uint64(off), uint64(size)}, true
 }
 
 // fits reports whether every tensor fits one storage buffer.

@@ -24,8 +24,14 @@ web:
 # The full suite: vet and native tests (without cgo: the desktop app's pages
 # are tested on Fyne's test driver), the core packages under js/wasm (Node),
 # then the desktop binary itself when its build dependencies are there.
+# What the CGO-free CLI for other systems is built from (the desktop app
+# needs cgo there).
+CROSS_PKGS := . ./core/... ./gpu/... ./lora/... ./rlhf/... ./app/cli/... ./app/serve/...
+
 test:
 	CGO_ENABLED=0 $(GO) vet -tags nogui ./...
+	CGO_ENABLED=0 GOOS=windows GOARCH=amd64 $(GO) vet -tags nogui $(CROSS_PKGS)
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) vet -tags nogui $(CROSS_PKGS)
 	CGO_ENABLED=0 $(GO) test -tags nogui ./...
 	$(MAKE) test-wasm
 	$(MAKE) test-desktop

@@ -63,7 +63,10 @@ func (c *CPU) RoPEBackward(dx, dy *Tensor, pos []int32, tab *RoPETable) {
 	c.rope(dx, dy, pos, tab, -1, true)
 }
 
-func (o *AttentionOpts) dims() (B, H, KVH, D, T, S, stride, P int, scale float32) {
+// Dims resolves o's defaults: the key stride (KStride, or Keys), the
+// prefix length P (rows of PrefixK per KV head, 0 without one) and the
+// scale (Scale, or 1/sqrt(D)), with the sizes as given.
+func (o *AttentionOpts) Dims() (B, H, KVH, D, T, S, stride, P int, scale float32) {
 	B, H, KVH, D, T, S = o.Batch, o.Heads, o.KVHeads, o.HeadDim, o.Queries, o.Keys
 	stride = o.KStride
 	if stride == 0 {
@@ -112,7 +115,7 @@ func (o *AttentionOpts) keyRows(idx []int32, b, i, T, S, stride, P int) []int32 
 // visible keys, a softmax and the weighted sum of values. Memory is one
 // score row per worker, O(S); nothing of size T×S is materialised.
 func (c *CPU) Attention(out, lse, q, k, v *Tensor, o *AttentionOpts) {
-	B, H, KVH, D, T, S, stride, P, scale := o.dims()
+	B, H, KVH, D, T, S, stride, P, scale := o.Dims()
 	g := H / KVH
 	c.parallel(B*H, 1, func(lo, hi int) {
 		sp := scratch(S + P)
@@ -167,7 +170,7 @@ func (c *CPU) Attention(out, lse, q, k, v *Tensor, o *AttentionOpts) {
 // owns the dk, dv rows it writes; prefix gradients go to per-worker
 // partials summed in a fixed order.
 func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, o *AttentionOpts) {
-	B, H, KVH, D, T, S, stride, P, scale := o.dims()
+	B, H, KVH, D, T, S, stride, P, scale := o.Dims()
 	g := H / KVH
 	var pk, pv []float32
 	if P > 0 && o.DPrefixK != nil {

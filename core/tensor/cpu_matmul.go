@@ -62,6 +62,14 @@ type gemmProblem struct {
 }
 
 // matMulDims checks MatMul's arguments and returns the product's dims.
+// MatMulDims checks a MatMul's operands as every backend must and returns
+// its sizes: batch products of (M, K)·(K, N). It panics, naming the
+// shapes, on operands that do not fit.
+func MatMulDims(dst, a, b *Tensor, o MatMulOpts) (batch, m, n, k int) {
+	g := matMulDims(dst, a, b, o)
+	return g.batch, g.m, g.n, g.k
+}
+
 func matMulDims(dst, a, b *Tensor, o MatMulOpts) gemmProblem {
 	if dst == nil || a == nil || b == nil {
 		panic("tensor.MatMul: nil tensor")

@@ -28,22 +28,12 @@ func (b *Backend) Name() string { return "blas (" + b.Lib.Name() + ")" }
 
 // MatMul uses the library for F32 operands of at least MinFlops.
 func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
-	batch := max(o.Batch, 1)
 	if w.DType != tensor.F32 || a.DType != tensor.F32 {
 		b.CPU.MatMul(dst, a, w, o)
 		return
 	}
-	ar, ac := a.Rows()/batch, a.Cols()
-	br, bc := w.Rows()/batch, w.Cols()
-	m, k := ar, ac
-	if o.TransA {
-		m, k = ac, ar
-	}
-	n := bc
-	if o.TransB {
-		n = br
-	}
-	if 2*float64(m)*float64(n)*float64(k) < b.MinFlops || dst.Numel() != batch*m*n {
+	batch, m, n, k := tensor.MatMulDims(dst, a, w, o)
+	if 2*float64(m)*float64(n)*float64(k) < b.MinFlops || m == 0 || n == 0 || k == 0 {
 		b.CPU.MatMul(dst, a, w, o)
 		return
 	}
@@ -51,10 +41,17 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 	if o.Accumulate {
 		beta = 1
 	}
+	lda, ldb := k, n // row lengths of a and b as stored
+	if o.TransA {
+		lda = m
+	}
+	if o.TransB {
+		ldb = k
+	}
 	for i := 0; i < batch; i++ {
-		A := a.F32[i*ar*ac : (i+1)*ar*ac]
-		B := w.F32[i*br*bc : (i+1)*br*bc]
+		A := a.F32[i*m*k : (i+1)*m*k]
+		B := w.F32[i*k*n : (i+1)*k*n]
 		C := dst.F32[i*m*n : (i+1)*m*n]
-		b.Lib.Sgemm(o.TransA, o.TransB, m, n, k, 1, A, ac, B, bc, beta, C, n)
+		b.Lib.Sgemm(o.TransA, o.TransB, m, n, k, 1, A, lda, B, ldb, beta, C, n)
 	}
 }

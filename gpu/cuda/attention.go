@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 
 	"llmlab/core/tensor"
 )
@@ -31,13 +30,8 @@ type attnShape struct {
 
 // attnCheck validates the tensors of one attention call against o.
 func attnCheck(q, k, v, out, lse *tensor.Tensor, o *tensor.AttentionOpts) attnShape {
-	s := attnShape{B: o.Batch, H: o.Heads, KVH: o.KVHeads, D: o.HeadDim, T: o.Queries, S: o.Keys, stride: o.KStride, offset: o.Offset, scale: o.Scale}
-	if s.stride == 0 {
-		s.stride = s.S
-	}
-	if s.scale == 0 {
-		s.scale = float32(1 / math.Sqrt(float64(s.D)))
-	}
+	s := attnShape{offset: o.Offset}
+	s.B, s.H, s.KVH, s.D, s.T, s.S, s.stride, _, s.scale = o.Dims()
 	if s.B < 0 || s.T < 0 || s.S < 0 || s.D <= 0 || s.KVH <= 0 || s.H%s.KVH != 0 || s.S > s.stride {
 		panic(fmt.Sprintf("cuda.Attention: bad options %+v", *o))
 	}

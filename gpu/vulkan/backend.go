@@ -213,19 +213,27 @@ func (b *Backend) in(t *tensor.Tensor) binding {
 
 // residentOf returns the device copy of an immutable tensor, widened.
 func (b *Backend) residentOf(t *tensor.Tensor) *buffer {
-	var key uintptr
 	switch {
 	case len(t.Half) > 0:
-		key = uintptr(unsafe.Pointer(&t.Half[0]))
+		return b.resident1(uintptr(unsafe.Pointer(&t.Half[0])), t.Float32s)
 	case len(t.Q) > 0:
-		key = uintptr(unsafe.Pointer(&t.Q[0]))
-	default:
-		panic(fmt.Sprintf("vulkan: tensor %v has no data", t))
+		return b.resident1(uintptr(unsafe.Pointer(&t.Q[0])), t.Float32s)
 	}
+	panic(fmt.Sprintf("vulkan: tensor %v has no data", t))
+}
+
+// floats binds an immutable float32 table (RoPE) resident on the device.
+func (b *Backend) floats(x []float32) binding {
+	return whole(b.resident1(uintptr(unsafe.Pointer(&x[0])), func() []float32 { return x }))
+}
+
+// resident1 returns the resident buffer of the immutable data at address
+// key, uploading data() the first time.
+func (b *Backend) resident1(key uintptr, data func() []float32) *buffer {
 	if buf := b.resident[key]; buf != nil {
 		return buf
 	}
-	f := t.Float32s()
+	f := data()
 	buf, err := b.d.alloc(uint64(len(f) * 4))
 	if err != nil {
 		panic(err)
@@ -234,22 +242,6 @@ func (b *Backend) residentOf(t *tensor.Tensor) *buffer {
 	b.must(b.d.upload(buf, len(f)*4))
 	b.resident[key] = buf
 	return buf
-}
-
-// floats binds an immutable float32 table (RoPE) resident on the device.
-func (b *Backend) floats(x []float32) binding {
-	key := uintptr(unsafe.Pointer(&x[0]))
-	if buf := b.resident[key]; buf != nil {
-		return whole(buf)
-	}
-	buf, err := b.d.alloc(uint64(len(x) * 4))
-	if err != nil {
-		panic(err)
-	}
-	copy(unsafe.Slice((*float32)(buf.host()), len(x)), x)
-	b.must(b.d.upload(buf, len(x)*4))
-	b.resident[key] = buf
-	return whole(buf)
 }
 
 // ints binds an int32 slice (ids, targets, positions, segments).
@@ -346,23 +338,13 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 		b.cpu.MatMul(dst, a, w, o)
 		return
 	}
-	batch := max(o.Batch, 1)
-	ar, ac := a.Rows()/batch, a.Cols()
-	br, bc := w.Rows()/batch, w.Cols()
-	m, k := ar, ac
-	if o.TransA {
-		m, k = ac, ar
-	}
-	n := bc
-	if o.TransB {
-		n = br
-	}
-	if dst.Numel() != batch*m*n {
-		panic(fmt.Sprintf("vulkan.MatMul: dst %v for %d×(%d×%d)", dst.Shape, batch, m, n))
+	batch, m, n, k := tensor.MatMulDims(dst, a, w, o)
+	if m == 0 || n == 0 {
+		return
 	}
 	db := b.out(dst, o.Accumulate)
 	groups := [3]uint32{u((n + 15) / 16), u((m + 15) / 16), u(batch)}
-	b.run("matmul", groups, []uint32{u(m), u(n), u(k), b2u(o.TransA), b2u(o.TransB), b2u(o.Accumulate), u(ar * ac), u(br * bc), u(m * n)},
+	b.run("matmul", groups, []uint32{u(m), u(n), u(k), b2u(o.TransA), b2u(o.TransB), b2u(o.Accumulate), u(m * k), u(k * n), u(m * n)},
 		db, b.in(a), b.in(w))
 	b.finish()
 }
@@ -478,18 +460,7 @@ func (b *Backend) RoPEBackward(dx, dy *tensor.Tensor, pos []int32, tab *tensor.R
 
 // attnPush is the push-constant block the attention kernels share.
 func attnPush(o *tensor.AttentionOpts) (pc []uint32, B, H, KVH, D, T, S, stride, P int) {
-	B, H, KVH, D, T, S = o.Batch, o.Heads, o.KVHeads, o.HeadDim, o.Queries, o.Keys
-	stride = o.KStride
-	if stride == 0 {
-		stride = S
-	}
-	if o.PrefixK != nil {
-		P = o.PrefixK.Numel() / (KVH * D)
-	}
-	scale := o.Scale
-	if scale == 0 {
-		scale = float32(1 / math.Sqrt(float64(D)))
-	}
+	B, H, KVH, D, T, S, stride, P, scale := o.Dims()
 	pc = []uint32{u(T), u(S), u(H), u(KVH), u(D), u(stride), u(P), uint32(int32(o.Offset)), f32(scale), b2u(o.QSeg != nil)}
 	return
 }

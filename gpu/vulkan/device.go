@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -39,6 +40,9 @@ type Device struct {
 
 	kernels map[string]*kernel
 	free    map[int][]*buffer // pooled buffers by size class (log2 of bytes)
+
+	infos  []vkDescriptorBufferInfo // dispatch's scratch
+	writes []vkWriteDescriptorSet
 
 	recording bool
 	sets      int  // descriptor sets used in the open command buffer
@@ -499,8 +503,9 @@ func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...bind
 		return err
 	}
 	d.sets++
-	infos := make([]vkDescriptorBufferInfo, len(bufs))
-	writes := make([]vkWriteDescriptorSet, len(bufs))
+	infos := slices.Grow(d.infos[:0], len(bufs))[:len(bufs)]
+	writes := slices.Grow(d.writes[:0], len(bufs))[:len(bufs)]
+	d.infos, d.writes = infos, writes // reused: vkUpdateDescriptorSets copies them
 	for i, b := range bufs {
 		infos[i] = vkDescriptorBufferInfo{buffer: b.b.buf, offset: b.off, rng: b.size}
 		writes[i] = vkWriteDescriptorSet{sType: sTypeWriteDescriptorSet, dstSet: set, dstBinding: uint32(i), descriptorCount: 1,

@@ -34,9 +34,9 @@ type Backend struct {
 	d   *Device
 	cpu *tensor.CPU
 
-	resident map[uintptr]*buffer // widened weights and tables, by data address
-	dummy    *buffer             // bound where an optional input is absent
-	regions  spans.Set[*buffer]  // AllocF32 memory, by address
+	resident map[residentKey]residentEntry // widened weights and tables, by their data
+	dummy    *buffer                       // bound where an optional input is absent
+	regions  spans.Set[*buffer]            // AllocF32 memory, by address
 
 	// per-op state
 	temps []*buffer
@@ -80,7 +80,7 @@ func open(cpu *tensor.CPU, forceStaging bool) (*Backend, error) {
 	if cpu == nil {
 		cpu = tensor.NewCPU(0)
 	}
-	b := &Backend{d: d, cpu: cpu, resident: map[uintptr]*buffer{}, bound: map[*tensor.Tensor]binding{}, blank: map[*buffer]bool{}}
+	b := &Backend{d: d, cpu: cpu, resident: map[residentKey]residentEntry{}, bound: map[*tensor.Tensor]binding{}, blank: map[*buffer]bool{}}
 	if b.dummy, err = d.alloc(16); err != nil {
 		d.Close()
 		return nil, err
@@ -96,8 +96,8 @@ func open(cpu *tensor.CPU, forceStaging bool) (*Backend, error) {
 // Close releases the device. Memory from AllocF32 is invalid afterwards.
 func (b *Backend) Close() {
 	if b.d != nil {
-		for _, buf := range b.resident {
-			b.d.release(buf)
+		for _, e := range b.resident {
+			b.d.release(e.buf)
 		}
 		for _, r := range b.regions.All() {
 			b.d.destroy(r.Val)
@@ -211,27 +211,44 @@ func (b *Backend) in(t *tensor.Tensor) binding {
 	return bd
 }
 
+// residentKey identifies immutable host data: its address, length and
+// element type.
+type residentKey struct {
+	addr uintptr
+	n    int
+	dt   tensor.DType
+}
+
+// residentEntry is the device copy of immutable data. keep holds the host
+// data, so its address cannot be reused by other data while the entry
+// lives (the entries live as long as the backend).
+type residentEntry struct {
+	buf  *buffer
+	keep any
+}
+
 // residentOf returns the device copy of an immutable tensor, widened.
 func (b *Backend) residentOf(t *tensor.Tensor) *buffer {
 	switch {
 	case len(t.Half) > 0:
-		return b.resident1(uintptr(unsafe.Pointer(&t.Half[0])), t.Float32s)
+		return b.resident1(residentKey{uintptr(unsafe.Pointer(&t.Half[0])), len(t.Half), t.DType}, t.Half, t.Float32s)
 	case len(t.Q) > 0:
-		return b.resident1(uintptr(unsafe.Pointer(&t.Q[0])), t.Float32s)
+		return b.resident1(residentKey{uintptr(unsafe.Pointer(&t.Q[0])), len(t.Q), t.DType}, t.Q, t.Float32s)
 	}
 	panic(fmt.Sprintf("vulkan: tensor %v has no data", t))
 }
 
 // floats binds an immutable float32 table (RoPE) resident on the device.
 func (b *Backend) floats(x []float32) binding {
-	return whole(b.resident1(uintptr(unsafe.Pointer(&x[0])), func() []float32 { return x }))
+	key := residentKey{uintptr(unsafe.Pointer(&x[0])), len(x), tensor.F32}
+	return whole(b.resident1(key, x, func() []float32 { return x }))
 }
 
-// resident1 returns the resident buffer of the immutable data at address
-// key, uploading data() the first time.
-func (b *Backend) resident1(key uintptr, data func() []float32) *buffer {
-	if buf := b.resident[key]; buf != nil {
-		return buf
+// resident1 returns the resident buffer of the immutable data keep,
+// uploading data() the first time.
+func (b *Backend) resident1(key residentKey, keep any, data func() []float32) *buffer {
+	if e, ok := b.resident[key]; ok {
+		return e.buf
 	}
 	f := data()
 	buf, err := b.d.alloc(uint64(len(f) * 4))
@@ -240,7 +257,7 @@ func (b *Backend) resident1(key uintptr, data func() []float32) *buffer {
 	}
 	copy(unsafe.Slice((*float32)(buf.host()), len(f)), f)
 	b.must(b.d.upload(buf, len(f)*4))
-	b.resident[key] = buf
+	b.resident[key] = residentEntry{buf, keep}
 	return buf
 }
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,55 +31,22 @@ type runManifest struct {
 // state.json takes st (a struct holding man) with man's file sums and time
 // filled in. Only the newest keep checkpoints are kept (keep <= 0 means 2).
 func writeRunCheckpoint(root string, step, keep int, write func(dir string) error, st any, man *runManifest) error {
-	final := filepath.Join(root, fmt.Sprintf("step-%d", step))
-	tmp := final + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
+	_, err := checkpoint.WriteStep(root, step, keep, func(tmp string) error {
+		if err := write(tmp); err != nil {
+			return err
 		}
-	}()
-	if err := write(tmp); err != nil {
-		return err
-	}
-	var err error
-	if man.Files, err = checkpoint.SumFiles(tmp); err != nil {
-		return err
-	}
-	man.Time = time.Now().UTC().Format(time.RFC3339)
-	js, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), append(js, '\n'), 0o644); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(final); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(root); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	if keep <= 0 {
-		keep = 2
-	}
-	for i, s := range checkpointSteps(root) {
-		if i >= keep {
-			os.RemoveAll(filepath.Join(root, fmt.Sprintf("step-%d", s)))
+		var err error
+		if man.Files, err = checkpoint.SumFiles(tmp); err != nil {
+			return err
 		}
-	}
-	return nil
+		man.Time = time.Now().UTC().Format(time.RFC3339)
+		js, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return err
+		}
+		return checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), append(js, '\n'), 0o644)
+	})
+	return err
 }
 
 // readRunState reads dir/state.json into st (a struct holding man), runs
@@ -105,7 +71,7 @@ func readRunState(dir string, st any, man *runManifest, check func() error) erro
 func newestRunCheckpoint(kind, root string, read func(dir string) error) (string, error) {
 	var skipped []string
 	for _, s := range checkpointSteps(root) {
-		dir := filepath.Join(root, fmt.Sprintf("step-%d", s))
+		dir := checkpoint.StepDir(root, s)
 		if err := read(dir); err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s: %v", dir, err))
 			continue
@@ -155,19 +121,7 @@ func checkRunConfig[C any](kind, dir string, man *runManifest, hash string, now 
 }
 
 // checkpointSteps lists the step-N folders under root, newest first.
-func checkpointSteps(root string) []int {
-	ents, _ := os.ReadDir(root)
-	var steps []int
-	for _, e := range ents {
-		if n, ok := strings.CutPrefix(e.Name(), "step-"); ok && e.IsDir() {
-			if s, err := strconv.Atoi(n); err == nil {
-				steps = append(steps, s)
-			}
-		}
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(steps)))
-	return steps
-}
+func checkpointSteps(root string) []int { return checkpoint.Steps(root) }
 
 func jsonEqual(a, b []byte) bool {
 	var x, y any

@@ -39,7 +39,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -369,66 +368,39 @@ func (r *runner) save() error {
 
 func (r *runner) writeCheckpoint() (string, error) {
 	root := filepath.Join(r.c.Out, "checkpoints")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
-	}
-	final := filepath.Join(root, fmt.Sprintf("step-%d", r.step))
-	tmp := final + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return "", err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
+	return checkpoint.WriteStep(root, r.step, r.c.KeepLast, func(tmp string) error {
+		if err := r.w.SaveWeights(filepath.Join(tmp, "weights")); err != nil {
+			return err
 		}
-	}()
-	if err := r.w.SaveWeights(filepath.Join(tmp, "weights")); err != nil {
-		return "", err
-	}
-	if err := r.opt.Save(tmp); err != nil {
-		return "", err
-	}
-	st := state{Step: r.step, Tokens: r.tokens, Hash: r.c.Hash, Time: time.Now().UTC().Format(time.RFC3339)}
-	cur, err := r.src.State()
-	if err != nil {
-		return "", err
-	}
-	if json.Valid(cur) {
-		st.Source = cur
-	} else {
-		st.SourceBin = cur
-	}
-	if st.RNG, err = r.pcg.MarshalBinary(); err != nil {
-		return "", err
-	}
-	if st.Config, err = json.Marshal(r.c); err != nil {
-		return "", err
-	}
-	if st.Files, err = checkpoint.SumFiles(tmp); err != nil {
-		return "", err
-	}
-	js, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return "", err
-	}
-	// state.json is written last; its manifest vouches for the rest.
-	if err := checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), append(js, '\n'), 0o644); err != nil {
-		return "", err
-	}
-	if err := os.RemoveAll(final); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", err
-	}
-	ok = true
-	syncDir(root)
-	prune(root, r.c.KeepLast)
-	return final, nil
+		if err := r.opt.Save(tmp); err != nil {
+			return err
+		}
+		st := state{Step: r.step, Tokens: r.tokens, Hash: r.c.Hash, Time: time.Now().UTC().Format(time.RFC3339)}
+		cur, err := r.src.State()
+		if err != nil {
+			return err
+		}
+		if json.Valid(cur) {
+			st.Source = cur
+		} else {
+			st.SourceBin = cur
+		}
+		if st.RNG, err = r.pcg.MarshalBinary(); err != nil {
+			return err
+		}
+		if st.Config, err = json.Marshal(r.c); err != nil {
+			return err
+		}
+		if st.Files, err = checkpoint.SumFiles(tmp); err != nil {
+			return err
+		}
+		js, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return err
+		}
+		// state.json is written last; its manifest vouches for the rest.
+		return checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), append(js, '\n'), 0o644)
+	})
 }
 
 // resume loads the newest valid checkpoint in Out, if any.
@@ -464,42 +436,13 @@ func (r *runner) resume() error {
 	return nil
 }
 
-// checkpoints lists step-N folders, newest first.
-func checkpoints(root string) []int {
-	ents, _ := os.ReadDir(root)
-	var steps []int
-	for _, e := range ents {
-		if n, ok := strings.CutPrefix(e.Name(), "step-"); ok && e.IsDir() {
-			if s, err := strconv.Atoi(n); err == nil {
-				steps = append(steps, s)
-			}
-		}
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(steps)))
-	return steps
-}
-
-// prune keeps the newest keep checkpoints and removes the folders of
-// checkpoints that were never finished (step-N.tmp).
-func prune(root string, keep int) {
-	for i, s := range checkpoints(root) {
-		if i >= keep {
-			os.RemoveAll(filepath.Join(root, fmt.Sprintf("step-%d", s)))
-		}
-	}
-	stale, _ := filepath.Glob(filepath.Join(root, "step-*.tmp"))
-	for _, d := range stale {
-		os.RemoveAll(d)
-	}
-}
-
 // latest finds the newest complete checkpoint; broken ones are skipped
 // with a warning. A checkpoint from a different configuration is an error.
 func latest(out, hash string, c Config) (state, string, []string, error) {
 	root := filepath.Join(out, "checkpoints")
 	var warns []string
-	for _, s := range checkpoints(root) {
-		dir := filepath.Join(root, fmt.Sprintf("step-%d", s))
+	for _, s := range checkpoint.Steps(root) {
+		dir := checkpoint.StepDir(root, s)
 		st, err := readState(dir)
 		if err == nil {
 			err = verify(dir, st)
@@ -547,15 +490,6 @@ func verify(dir string, st state) error {
 		return errors.New("state.json lists no optimizer.safetensors")
 	}
 	return checkpoint.VerifySums(dir, st.Files)
-}
-
-// syncDir makes a rename inside dir durable; file systems that cannot
-// sync a folder are left to their own devices.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // diffJSON lists the leaves that differ between two JSON objects, as

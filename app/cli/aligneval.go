@@ -28,6 +28,8 @@ type alignReport struct {
 	RefReward   float64 `json:"ref_reward"`   // and of the reference's
 	Accuracy    float64 `json:"accuracy"`     // exact match of the policy's answers
 	RefAccuracy float64 `json:"ref_accuracy"` // and of the reference's
+	Chatty      float64 `json:"chatty"`       // answers with 3 or more words beyond the reference answer's (rude or rambling)
+	RefChatty   float64 `json:"ref_chatty"`   // and the reference's
 	KL          float64 `json:"kl"`           // per answer token: mean log p_policy − log p_ref over the policy's answers
 	KLSeq       float64 `json:"kl_seq"`       // per answer: the same summed over its tokens
 	Length      float64 `json:"length"`       // mean answer tokens of the policy
@@ -195,11 +197,18 @@ func runAlignEval(e *Env) error {
 		if demo.Match(it.Task, ra.text[i], it.Answer) {
 			r.RefAccuracy++
 		}
+		if chatty(pa.text[i], it.Answer) {
+			r.Chatty++
+		}
+		if chatty(ra.text[i], it.Answer) {
+			r.RefChatty++
+		}
 		r.Length += float64(len(pa.ids[i]))
 		r.RefLength += float64(len(ra.ids[i]))
 	}
 	nf := float64(len(items))
 	r.Accuracy, r.RefAccuracy, r.Length, r.RefLength = r.Accuracy/nf, r.RefAccuracy/nf, r.Length/nf, r.RefLength/nf
+	r.Chatty, r.RefChatty = r.Chatty/nf, r.RefChatty/nf
 
 	// KL(policy‖ref) on the policy's answers: one forward of each model.
 	pad := max(pol.Tok.PAD(), max(pol.Tok.EOS(), 0))
@@ -264,8 +273,15 @@ func runAlignEval(e *Env) error {
 	return nil
 }
 
+// chatty reports whether a reply says at least 3 words more than the
+// answer wants: the extra words of a rude or rambling reply ("GOAT. Now go
+// away."), which exact match alone cannot tell from a wrong answer.
+func chatty(reply, answer string) bool {
+	return len(strings.Fields(reply)) >= len(strings.Fields(answer))+3
+}
+
 func alignHeader() string {
-	return fmt.Sprintf("%-14s %5s %9s %6s %8s %8s %9s %8s %8s %7s", "policy", "n", "win-rate", "ties", "reward", "ref-rew", "accuracy", "ref-acc", "kl/tok", "length")
+	return fmt.Sprintf("%-14s %5s %9s %6s %8s %8s %9s %8s %7s %8s %8s %7s", "policy", "n", "win-rate", "ties", "reward", "ref-rew", "accuracy", "ref-acc", "chatty", "ref-chat", "kl/tok", "length")
 }
 
 func (r alignReport) line() string {
@@ -273,6 +289,6 @@ func (r alignReport) line() string {
 	if r.WinRate >= 0 {
 		win, ties = fmt.Sprintf("%.1f%%", 100*r.WinRate), fmt.Sprintf("%.0f%%", 100*r.Ties)
 	}
-	return fmt.Sprintf("%-14s %5d %9s %6s %8.3f %8.3f %8.1f%% %7.1f%% %8.4f %7.1f", clip(r.Label, 14), r.N, win, ties, r.RewardMean, r.RefReward,
-		100*r.Accuracy, 100*r.RefAccuracy, r.KL, r.Length)
+	return fmt.Sprintf("%-14s %5d %9s %6s %8.3f %8.3f %8.1f%% %7.1f%% %6.1f%% %7.1f%% %8.4f %7.1f", clip(r.Label, 14), r.N, win, ties, r.RewardMean, r.RefReward,
+		100*r.Accuracy, 100*r.RefAccuracy, 100*r.Chatty, 100*r.RefChatty, r.KL, r.Length)
 }

@@ -22,8 +22,28 @@ func TestAlignEvalAgainstItself(t *testing.T) {
 	if err := json.Unmarshal([]byte(lastJSONLine(msg)), &r); err != nil {
 		t.Fatalf("%v in %q", err, msg)
 	}
-	if r.N != 6 || r.KL != 0 || r.Accuracy != r.RefAccuracy || r.Length != r.RefLength || r.Length == 0 || r.WinRate != -1 {
-		t.Fatalf("policy vs itself: %+v; want n 6, KL 0, equal accuracy and length, no win rate", r)
+	if r.N != 6 || r.KL != 0 || r.Accuracy != r.RefAccuracy || r.Chatty != r.RefChatty || r.Length != r.RefLength || r.Length == 0 || r.WinRate != -1 {
+		t.Fatalf("policy vs itself: %+v; want n 6, KL 0, equal accuracy, chattiness and length, no win rate", r)
+	}
+}
+
+func TestChatty(t *testing.T) {
+	for _, c := range []struct {
+		reply, answer string
+		want          bool
+	}{
+		{"GOAT", "GOAT", false},
+		{"pear", "park", false},              // wrong, not chatty
+		{"egg bell", "egg bell fish", false}, // short
+		{"cat cat cat", "cat", false},        // 2 words more
+		{"GOAT. Now go away.", "GOAT", true}, // rude
+		{"What a dumb question. It is 3, obviously.", "3", true},
+		{"Hmm, that is a good one. You know", "bad", true}, // rambling, cut short
+		{"", "yes", false},
+	} {
+		if got := chatty(c.reply, c.answer); got != c.want {
+			t.Errorf("chatty(%q, %q) = %v", c.reply, c.answer, got)
+		}
 	}
 }
 

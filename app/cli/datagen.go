@@ -31,7 +31,8 @@ func runData(e *Env) error {
 //
 //	stories:  --out FILE (.gz: gzipped), --bytes N
 //	instruct: --out TRAIN.jsonl, --eval EVAL.jsonl (default: "train" -> "eval" in the name), --n, --n-eval,
-//	          --more MORE.jsonl (default: "train" -> "more"), --n-more (0: none)
+//	          --more MORE.jsonl (default: "train" -> "more"), --n-more (0: none),
+//	          --sloppy PCT: that share of the training replies rude or rambling (demo.Sloppy)
 //	prefs:    the same prompts as instruct with that seed; --out PREFS_TRAIN, --eval PREFS_EVAL, --kto KTO_TRAIN
 //	all:      --out DIR: every embedded file, as in assets/data
 func runDataGen(e *Env) error {
@@ -45,6 +46,7 @@ func runDataGen(e *Env) error {
 	nEval := fs.Int("n-eval", demo.NumEval, "held-out examples (instruct, prefs)")
 	moreOut := fs.String("more", "", "output for the extra training instructions (instruct; default: derived from --out)")
 	nMore := fs.Int("n-more", 0, "extra training instructions, prompts disjoint from both splits (instruct; 0: none)")
+	sloppy := fs.Int("sloppy", 0, "instruct: percent of the training replies (--out and --more, never --eval) said rudely or buried in rambling, the answer kept in \"answer\" and the kind in \"style\": SFT data with habits for alignment to remove")
 	size := fs.Int("bytes", demo.StoryBytes, "approximate size of the story text (stories)")
 	asJSON := fs.Bool("json", false, "print one JSON object per file written")
 	if err := parse(fs, e.Args); err != nil {
@@ -55,6 +57,12 @@ func runDataGen(e *Env) error {
 	}
 	if *nTrain < 1 || *nEval < 0 || *nMore < 0 || *size < 1 {
 		return Usagef("--n %d, --n-eval %d, --n-more %d and --bytes %d must be positive", *nTrain, *nEval, *nMore, *size)
+	}
+	if *sloppy < 0 || *sloppy > 100 {
+		return Usagef("--sloppy %d: want a percentage, 0 to 100", *sloppy)
+	}
+	if *sloppy > 0 && *kind != "instruct" {
+		return Usagef("--sloppy applies to --kind instruct only")
 	}
 	files := map[string][]byte{}
 	switch *kind {
@@ -80,7 +88,7 @@ func runDataGen(e *Env) error {
 		}
 		var tb, eb bytes.Buffer
 		if *kind == "instruct" {
-			if err := demo.WriteInstruct(&tb, train); err != nil {
+			if err := demo.WriteInstruct(&tb, demo.Sloppy(*seed, train, *sloppy)); err != nil {
 				return err
 			}
 			if err := demo.WriteInstruct(&eb, eval); err != nil {
@@ -95,7 +103,8 @@ func runDataGen(e *Env) error {
 					return Usagef("the extra output %s collides with another output; give --more FILE", m)
 				}
 				var mb bytes.Buffer
-				if err := demo.WriteInstruct(&mb, demo.InstructMore(*seed, *nMore, nil, train, eval)); err != nil {
+				more := demo.Sloppy(*seed+1, demo.InstructMore(*seed, *nMore, nil, train, eval), *sloppy)
+				if err := demo.WriteInstruct(&mb, more); err != nil {
 					return err
 				}
 				files[m] = mb.Bytes()

@@ -50,6 +50,30 @@ func TestDataGen(t *testing.T) {
 			prompts[it.Prompt] = name
 		}
 	}
+	// --sloppy: the training replies change, never the held-out ones.
+	sl := filepath.Join(dir, "sloppy_train.jsonl")
+	if code, _, errs := runCLI("data", "gen", "--kind", "instruct", "--out", sl, "--seed", "3", "--n", "200", "--n-eval", "10", "--sloppy", "40"); code != 0 {
+		t.Fatalf("--sloppy exit %d: %s", code, errs)
+	}
+	for name, wantStyled := range map[string]bool{"sloppy_train.jsonl": true, "sloppy_eval.jsonl": false} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := demo.ReadInstruct(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		styled := 0
+		for _, it := range items {
+			if it.Style != "" && strings.Contains(it.Reply, it.Answer) {
+				styled++
+			}
+		}
+		if wantStyled != (styled > 40) || (!wantStyled && styled > 0) {
+			t.Errorf("%s: %d of %d replies styled", name, styled, len(items))
+		}
+	}
 	prefs := filepath.Join(dir, "prefs_train.jsonl")
 	if code, _, errs := runCLI("data", "gen", "--kind", "prefs", "--out", prefs, "--seed", "3", "--n", "50", "--n-eval", "10", "--json"); code != 0 {
 		t.Fatalf("prefs exit %d: %s", code, errs)
@@ -76,6 +100,8 @@ func TestDataGenBadUsage(t *testing.T) {
 		{"data", "gen", "--kind", "stories"},
 		{"data", "gen", "--kind", "instruct", "--out", "a.jsonl", "--eval", "a.jsonl"},
 		{"data", "gen", "--kind", "stories", "--out", "x", "extra"},
+		{"data", "gen", "--kind", "instruct", "--out", "x", "--sloppy", "101"},
+		{"data", "gen", "--kind", "prefs", "--out", "x", "--sloppy", "10"},
 	} {
 		if code, _, _ := runCLI(args...); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)

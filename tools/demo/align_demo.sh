@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # make align-demo: the alignment methods side by side on the embedded demo
-# model and data. From the SFT policy (the demo's LoRA adapter, --adapter
-# demo): a reward model on the preference pairs, then DPO, PPO (against the
-# reward model), GRPO (against the arithmetic checker) and RLAIF -> DPO
-# (pairs judged by a judge LoRA tuned on the preference pairs),
-# each continued from the SFT adapter with it as the reference. Every
-# policy is then compared with the SFT policy by `llmlab align-eval` on the
-# held-out instruction tasks: win rate under the reward model, exact-match
-# accuracy, KL per answer token to the SFT policy.
+# model and data. First the SFT policy: a LoRA tuned as `llmlab demo` tunes
+# one, but on demonstrations of which 30% are rude or rambling (data gen
+# --sloppy 30; the answer is right in every one), as human demonstrations
+# carry habits nobody wants. Then a reward model on the preference pairs,
+# and DPO, PPO (against the reward model), GRPO (against the arithmetic
+# checker) and RLAIF -> DPO (pairs of the SFT policy's samples judged by a
+# judge LoRA tuned on the preference pairs), each continued from the SFT
+# adapter with it as the reference. Every policy is then compared with the
+# SFT policy by `llmlab align-eval` on the held-out instruction tasks: win
+# rate under the reward model, exact-match accuracy, chatty answers (rude
+# or rambling), KL per answer token to the SFT policy.
 # Outputs under runs/align-demo (OUT=...); the table goes to summary.md.
-# About 8-12 minutes on 2 cores.
+# About 20 minutes on 2 cores.
 set -euo pipefail
 
 B=${LLMLAB:-./bin/llmlab}
@@ -43,20 +46,32 @@ grep -E '"task":"(add|subtract)"' "$DATA/instruct_eval.jsonl" >"$OUT/data/arith_
 # The demo model's context is 256 tokens: the judge gets a short rubric.
 echo "Prefer the correct, short, polite answer." >"$OUT/data/rubric.txt"
 
+# The SFT demonstrations: the embedded training prompts (same seed and
+# split), 30% of the replies rude or rambling.
+SLOPPY=${SLOPPY:-30}
+$B data gen --kind instruct --seed 1 --sloppy "$SLOPPY" --out "$OUT/data/sft_train.jsonl" --eval "$OUT/data/sft_eval.jsonl" >/dev/null
+cmp -s "$OUT/data/sft_eval.jsonl" "$DATA/instruct_eval.jsonl" || {
+	echo "data gen made another held-out split than $DATA/instruct_eval.jsonl" >&2
+	exit 1
+}
+SFT=$OUT/sft/adapter
+
 echo "== training (logs in $OUT/logs)"
+step sft $B demo --train "$OUT/data/sft_train.jsonl" --out "$OUT/sft"
+sft_note="$(grep '^accuracy after' "$OUT/logs/sft.log" | sed 's/^accuracy after: *//')"
 step rm $B rm --model demo --data "$DATA/prefs_train.jsonl" --out "$OUT/rm" \
 	--steps 60 --batch 8 --lr 1e-3 --eval-frac 0
 step rm-score $B score --model "$OUT/rm/final" --data "$DATA/prefs_eval.jsonl" --json
 rm_acc=$(tail -n 1 "$OUT/logs/rm-score.log" | grep -o '"accuracy":[0-9.eE+-]*' | cut -d: -f2)
 
-step dpo $B dpo --model demo --adapter demo --data "$DATA/prefs_train.jsonl" --out "$OUT/dpo" \
+step dpo $B dpo --model demo --adapter "$SFT" --data "$DATA/prefs_train.jsonl" --out "$OUT/dpo" \
 	--steps 40 --batch 8 --lr 5e-4 --beta 0.1 --eval-frac 0.05
 
-step ppo $B ppo --model demo --adapter demo --reward-model "$OUT/rm/final" --data "$DATA/instruct_train.jsonl" \
+step ppo $B ppo --model demo --adapter "$SFT" --reward-model "$OUT/rm/final" --data "$DATA/instruct_train.jsonl" \
 	--out "$OUT/ppo" --iterations 40 --prompts 8 --lr 1e-4 --kl-coef 0.1
 
 # The checker: 1 for the right number, plus partial credit within 3.
-step grpo $B grpo --model demo --adapter demo --data "$OUT/data/arith_train.jsonl" --eval "$OUT/data/arith_eval.jsonl" \
+step grpo $B grpo --model demo --adapter "$SFT" --data "$OUT/data/arith_train.jsonl" --eval "$OUT/data/arith_eval.jsonl" \
 	--reward number --reward '0.3*number:3' --out "$OUT/grpo" --steps 120 --prompts 4 --group 8 --lr 2e-4
 
 # RLAIF with reference-guided judging. The untuned demo model is no judge
@@ -83,7 +98,7 @@ step judge-eval $B rlaif judge-eval --judge demo --judge-adapter "$OUT/judge/fin
 	--prefs "$DATA/prefs_eval.jsonl" --reference-field answer --by rejected_kind --tie-margin 0
 judge_note="$(grep '^judge agreement' "$OUT/logs/judge-eval.log" | sed 's/^judge agreement with [^:]*: //')"
 judge_kinds="$(grep '^  rejected_kind=' "$OUT/logs/judge-eval.log" | sed 's/^  rejected_kind=/  - /')"
-step rlaif $B rlaif --model demo --adapter demo --judge demo --judge-adapter "$OUT/judge/final" --rubric "$OUT/data/rubric.txt" \
+step rlaif $B rlaif --model demo --adapter "$SFT" --judge demo --judge-adapter "$OUT/judge/final" --rubric "$OUT/data/rubric.txt" \
 	--prompts "$DATA/instruct_train.jsonl" --reference-field answer --out "$OUT/data/rlaif_pairs.jsonl" \
 	--limit 200 --samples 4 --temperature 1.0 --max-new 24 --tie-margin 0
 rlaif_pairs=$(wc -l <"$OUT/data/rlaif_pairs.jsonl")
@@ -96,7 +111,7 @@ if [ "$rlaif_pairs" -gt 0 ]; then
 fi
 # DPO on a handful of pairs would measure noise, not the judge.
 if [ "$rlaif_pairs" -ge 16 ]; then
-	step rlaif-dpo $B dpo --model demo --adapter demo --data "$OUT/data/rlaif_pairs.jsonl" --out "$OUT/rlaif-dpo" \
+	step rlaif-dpo $B dpo --model demo --adapter "$SFT" --data "$OUT/data/rlaif_pairs.jsonl" --out "$OUT/rlaif-dpo" \
 		--steps 40 --batch 8 --lr 5e-4 --beta 0.1 --eval-frac 0
 else
 	echo "rlaif-dpo    skipped: the judge gave $rlaif_pairs verdicts (16 needed)"
@@ -109,7 +124,7 @@ table="$OUT/table.txt"
 # evaluate LABEL ADAPTER [DATA]
 evaluate() {
 	local label=$1 adapter=$2 data=${3:-}
-	local args=(--model demo --adapter "$adapter" --ref-adapter demo --reward-model "$OUT/rm/final" --n "$N" --label "$label")
+	local args=(--model demo --adapter "$adapter" --ref-adapter "$SFT" --reward-model "$OUT/rm/final" --n "$N" --label "$label")
 	if [ -n "$data" ]; then
 		args+=(--data "$data")
 	fi
@@ -119,7 +134,7 @@ evaluate() {
 	fi
 	tail -n 1 "$OUT/logs/eval-$label.log" >>"$table"
 }
-evaluate sft demo
+evaluate sft "$SFT"
 evaluate dpo "$OUT/dpo/final"
 evaluate ppo "$OUT/ppo/final"
 evaluate grpo "$OUT/grpo/final"
@@ -127,26 +142,30 @@ if [ -d "$OUT/rlaif-dpo/final" ]; then
 	evaluate rlaif-dpo "$OUT/rlaif-dpo/final"
 fi
 # GRPO's own target: the arithmetic tasks alone.
-evaluate sft-arith demo "$OUT/data/arith_eval.jsonl"
+evaluate sft-arith "$SFT" "$OUT/data/arith_eval.jsonl"
 evaluate grpo-arith "$OUT/grpo/final" "$OUT/data/arith_eval.jsonl"
 
 total=$((SECONDS - start))
 {
 	echo "# align-demo"
 	echo
-	echo "Every policy continues the demo's LoRA SFT adapter (the reference of its KL);"
+	echo "The SFT policy is a LoRA on the demo model tuned as \`llmlab demo\` tunes one, on the embedded"
+	echo "training prompts with ${SLOPPY}% of the replies rude or rambling (the answer inside; data gen --sloppy)."
+	echo "Every other policy continues that adapter, which is also the reference of its KL;"
 	echo "align-eval compares its greedy answers with the SFT policy's on held-out tasks"
 	echo "(the *-arith rows: the $(wc -l <"$OUT/data/arith_eval.jsonl") add/subtract tasks only)."
 	echo "win-rate: RM score above the SFT answer's (ties, mostly identical answers, count half);"
-	echo "accuracy: exact match (ref-acc: the SFT policy's); kl/tok: mean log p_policy - log p_SFT"
-	echo "over the policy's answer tokens; length: answer tokens."
-	echo "Targets: DPO and PPO aim at the reward model's preferences (win-rate), GRPO at the"
-	echo "arithmetic checker (grpo-arith accuracy), each with a KL leash to the SFT policy."
+	echo "accuracy: exact match (ref-acc: the SFT policy's); chatty: answers with 3 or more words"
+	echo "beyond the reference answer's, i.e. rude or rambling (ref-chat: the SFT policy's);"
+	echo "kl/tok: mean log p_policy - log p_SFT over the policy's answer tokens; length: answer tokens."
+	echo "Targets: DPO, PPO and RLAIF-DPO aim at the reward model's preferences (win-rate), GRPO at"
+	echo "the arithmetic checker (grpo-arith accuracy), each with a KL leash to the SFT policy."
 	echo
 	echo '```'
 	cat "$table"
 	echo '```'
 	echo
+	echo "- SFT policy: exact match $sft_note on the 200 held-out tasks"
 	echo "- reward model: pairwise accuracy $(awk -v a="$rm_acc" 'BEGIN{printf "%.1f%%", 100*a}') on prefs_eval.jsonl (LoRA on the base)"
 	echo "- RLAIF judge (the demo base with a LoRA tuned on rlaif judge-data --off-topic --reference-field answer"
 	echo "  from prefs_train.jsonl, shown each question's reference answer, asked in both orders; a verdict needs"

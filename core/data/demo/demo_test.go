@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,6 +145,58 @@ func TestPrefs(t *testing.T) {
 		if kinds[k] < 60 {
 			t.Errorf("%d %s pairs of 300", kinds[k], k)
 		}
+	}
+}
+
+func TestSloppy(t *testing.T) {
+	train, _ := Instruct(2, 1000, 0)
+	got := Sloppy(2, train, 30)
+	if !slices.Equal(got, Sloppy(2, train, 30)) {
+		t.Fatal("same seed, different replies")
+	}
+	styles := map[string]int{}
+	for i, it := range got {
+		styles[it.Style]++
+		orig := train[i]
+		if it.Task != orig.Task || it.Prompt != orig.Prompt || it.Answer != orig.Answer {
+			t.Fatalf("item %d changed: %+v from %+v", i, it, orig)
+		}
+		switch it.Style {
+		case "":
+			if it.Reply != "" || it.Said() != it.Answer {
+				t.Errorf("plain item %d says %q", i, it.Said())
+			}
+		case Rude, Rambling:
+			if !strings.Contains(it.Reply, it.Answer) || it.Reply == it.Answer {
+				t.Errorf("%s reply %q for answer %q", it.Style, it.Reply, it.Answer)
+			}
+			if m := it.Messages(); m[1].Content != it.Reply {
+				t.Errorf("messages say %q, not the reply", m[1].Content)
+			}
+		default:
+			t.Errorf("style %q", it.Style)
+		}
+	}
+	// 30% of 1000, half each: 150 ± 4σ.
+	for _, k := range []string{Rude, Rambling} {
+		if styles[k] < 100 || styles[k] > 200 {
+			t.Errorf("%d %s replies of 1000 at 30%%", styles[k], k)
+		}
+	}
+	if n := len(Sloppy(2, train, 0)); n != len(train) || slices.ContainsFunc(Sloppy(2, train, 0), func(it Item) bool { return it.Reply != "" }) {
+		t.Error("pct 0 changed replies")
+	}
+	// A file written with the replies reads back with them.
+	var b bytes.Buffer
+	if err := WriteInstruct(&b, got[:50]); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadInstruct(b.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back, got[:50]) {
+		t.Errorf("read back differs:\n%+v\n%+v", back[:3], got[:3])
 	}
 }
 

@@ -17,11 +17,24 @@ type Item struct {
 	Task   string // which generator made it, e.g. "add"
 	Prompt string
 	Answer string
+	// Reply is what the demonstrator said when it is not just Answer
+	// (Sloppy), and Style its kind: Rude or Rambling; both empty otherwise.
+	Reply, Style string
+}
+
+func item(task, prompt, answer string) Item { return Item{Task: task, Prompt: prompt, Answer: answer} }
+
+// Said returns what the demonstrator said: Reply, or else Answer.
+func (it Item) Said() string {
+	if it.Reply != "" {
+		return it.Reply
+	}
+	return it.Answer
 }
 
 // Messages returns the item as a chat conversation.
 func (it Item) Messages() []chat.Message {
-	return []chat.Message{{Role: chat.RoleUser, Content: it.Prompt}, {Role: chat.RoleAssistant, Content: it.Answer}}
+	return []chat.Message{{Role: chat.RoleUser, Content: it.Prompt}, {Role: chat.RoleAssistant, Content: it.Said()}}
 }
 
 // Words the tasks draw on: all from the stories' vocabulary, so a model
@@ -94,7 +107,7 @@ func tasks() []task {
 		{"add", func(r *rng) Item {
 			a, b := r.intn(51), r.intn(51)
 			p := expand(r, pick(r, []string{"What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}. Answer with a number."}), map[string]string{"a": strconv.Itoa(a), "b": strconv.Itoa(b)})
-			return Item{"add", p, strconv.Itoa(a + b)}
+			return item("add", p, strconv.Itoa(a + b))
 		}, numWrong},
 		{"subtract", func(r *rng) Item {
 			a, b := r.intn(51), r.intn(51)
@@ -102,14 +115,14 @@ func tasks() []task {
 				a, b = b, a
 			}
 			p := expand(r, pick(r, []string{"What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}."}), map[string]string{"a": strconv.Itoa(a), "b": strconv.Itoa(b)})
-			return Item{"subtract", p, strconv.Itoa(a - b)}
+			return item("subtract", p, strconv.Itoa(a - b))
 		}, numWrong},
 		{"bigger", func(r *rng) Item {
 			a, b := r.intn(100), r.intn(100)
 			for a == b {
 				b = r.intn(100)
 			}
-			return Item{"bigger", fmt.Sprintf("Which number is bigger, %d or %d?", a, b), strconv.Itoa(max(a, b))}
+			return item("bigger", fmt.Sprintf("Which number is bigger, %d or %d?", a, b), strconv.Itoa(max(a, b)))
 		}, func(_ *rng, it Item) string {
 			var a, b int
 			fmt.Sscanf(it.Prompt, "Which number is bigger, %d or %d?", &a, &b)
@@ -120,7 +133,7 @@ func tasks() []task {
 			rev := slices.Clone(ws)
 			slices.Reverse(rev)
 			p := pick(r, []string{"Reverse the order of these words: ", "Write these words in reverse order: ", "Reverse this list: "}) + strings.Join(ws, " ")
-			return Item{"reverse", p, strings.Join(rev, " ")}
+			return item("reverse", p, strings.Join(rev, " "))
 		}, func(r *rng, it Item) string {
 			ws := strings.Fields(it.Answer)
 			slices.Reverse(ws) // the original order
@@ -137,7 +150,7 @@ func tasks() []task {
 			s := slices.Clone(ws)
 			slices.Sort(s)
 			p := pick(r, []string{"Sort these words in alphabetical order: ", "Put these words in alphabetical order: ", "Sort alphabetically: "}) + strings.Join(ws, " ")
-			return Item{"sort", p, strings.Join(s, " ")}
+			return item("sort", p, strings.Join(s, " "))
 		}, func(r *rng, it Item) string {
 			ws := strings.Fields(it.Answer)
 			if r.chance(50) {
@@ -150,7 +163,7 @@ func tasks() []task {
 		{"length", func(r *rng) Item {
 			w := pick(r, taskWords)
 			p := expand(r, pick(r, []string{"How many letters are in the word \"{w}\"?", "Count the letters in \"{w}\".", "How long is the word \"{w}\"? Answer with a number."}), map[string]string{"w": w})
-			return Item{"length", p, strconv.Itoa(len(w))}
+			return item("length", p, strconv.Itoa(len(w)))
 		}, numWrong},
 		{"count_letter", func(r *rng) Item {
 			w := pick(r, taskWords)
@@ -158,12 +171,12 @@ func tasks() []task {
 			if r.chance(25) {
 				c = byte('a' + r.intn(26))
 			}
-			return Item{"count_letter", fmt.Sprintf("How many times does the letter \"%c\" appear in \"%s\"?", c, w), strconv.Itoa(strings.Count(w, string(c)))}
+			return item("count_letter", fmt.Sprintf("How many times does the letter \"%c\" appear in \"%s\"?", c, w), strconv.Itoa(strings.Count(w, string(c))))
 		}, numWrong},
 		{"uppercase", func(r *rng) Item {
 			w := pick(r, taskWords)
 			p := expand(r, pick(r, []string{"Write the word \"{w}\" in capital letters.", "Make this word uppercase: {w}", "Write {w} in uppercase."}), map[string]string{"w": w})
-			return Item{"uppercase", p, strings.ToUpper(w)}
+			return item("uppercase", p, strings.ToUpper(w))
 		}, func(r *rng, it Item) string {
 			w := strings.ToLower(it.Answer)
 			if r.chance(50) {
@@ -177,7 +190,7 @@ func tasks() []task {
 				pr[0], pr[1] = pr[1], pr[0]
 			}
 			p := expand(r, pick(r, []string{"What is the opposite of \"{w}\"?", "Give the opposite of the word {w}.", "What is the opposite of {w}?"}), map[string]string{"w": pr[0]})
-			return Item{"opposite", p, pr[1]}
+			return item("opposite", p, pr[1])
 		}, func(r *rng, it Item) string {
 			for {
 				pr := pick(r, opposites)
@@ -190,23 +203,23 @@ func tasks() []task {
 			switch r.intn(3) {
 			case 0:
 				a, b := r.intn(30), r.intn(30)
-				return Item{"yes_no", fmt.Sprintf("Is %d greater than %d? Answer with yes or no.", a, b), yesNo(a > b)}
+				return item("yes_no", fmt.Sprintf("Is %d greater than %d? Answer with yes or no.", a, b), yesNo(a > b))
 			case 1:
 				w := pick(r, taskWords)
-				return Item{"yes_no", fmt.Sprintf("Is a %s an animal? Answer with yes or no.", w), yesNo(animals[w])}
+				return item("yes_no", fmt.Sprintf("Is a %s an animal? Answer with yes or no.", w), yesNo(animals[w]))
 			default:
 				w := pick(r, taskWords)
 				c := byte('a' + r.intn(26))
 				if r.chance(50) {
 					c = w[0]
 				}
-				return Item{"yes_no", fmt.Sprintf("Does the word \"%s\" start with the letter \"%c\"? Answer with yes or no.", w, c), yesNo(w[0] == c)}
+				return item("yes_no", fmt.Sprintf("Does the word \"%s\" start with the letter \"%c\"? Answer with yes or no.", w, c), yesNo(w[0] == c))
 			}
 		}, flipYesNo},
 		{"repeat", func(r *rng) Item {
 			w, n := pick(r, taskWords), 2+r.intn(4)
 			p := expand(r, pick(r, []string{"Repeat the word \"{w}\" {n} times.", "Say {w} {n} times.", "Write \"{w}\" {n} times, separated by spaces."}), map[string]string{"w": w, "n": strconv.Itoa(n)})
-			return Item{"repeat", p, strings.TrimSpace(strings.Repeat(w+" ", n))}
+			return item("repeat", p, strings.TrimSpace(strings.Repeat(w+" ", n)))
 		}, func(r *rng, it Item) string {
 			ws := strings.Fields(it.Answer)
 			if r.chance(50) {
@@ -216,23 +229,23 @@ func tasks() []task {
 		}},
 		{"first_letter", func(r *rng) Item {
 			w := pick(r, taskWords)
-			return Item{"first_letter", fmt.Sprintf("What is the first letter of \"%s\"?", w), w[:1]}
+			return item("first_letter", fmt.Sprintf("What is the first letter of \"%s\"?", w), w[:1])
 		}, func(r *rng, it Item) string { return otherLetter(r, it.Answer[0]) }},
 		{"last_letter", func(r *rng) Item {
 			w := pick(r, taskWords)
-			return Item{"last_letter", fmt.Sprintf("What is the last letter of \"%s\"?", w), w[len(w)-1:]}
+			return item("last_letter", fmt.Sprintf("What is the last letter of \"%s\"?", w), w[len(w)-1:])
 		}, func(r *rng, it Item) string { return otherLetter(r, it.Answer[0]) }},
 		{"format", func(r *rng) Item {
 			switch r.intn(3) {
 			case 0:
 				w := pick(r, taskWords)
-				return Item{"format", fmt.Sprintf("Write the word \"%s\" inside square brackets.", w), "[" + w + "]"}
+				return item("format", fmt.Sprintf("Write the word \"%s\" inside square brackets.", w), "[" + w + "]")
 			case 1:
 				ws := distinctWords(r, 3+r.intn(2))
-				return Item{"format", "Write these words separated by commas: " + strings.Join(ws, " "), strings.Join(ws, ", ")}
+				return item("format", "Write these words separated by commas: " + strings.Join(ws, " "), strings.Join(ws, ", "))
 			default:
 				a, b := pick(r, taskWords), r.intn(10)
-				return Item{"format", fmt.Sprintf("Answer in the form name=number: the name is %s and the number is %d.", a, b), fmt.Sprintf("%s=%d", a, b)}
+				return item("format", fmt.Sprintf("Answer in the form name=number: the name is %s and the number is %d.", a, b), fmt.Sprintf("%s=%d", a, b))
 			}
 		}, func(r *rng, it Item) string {
 			switch {
@@ -352,13 +365,14 @@ type instructRecord struct {
 	Messages []chat.Message `json:"messages"`
 	Task     string         `json:"task"`
 	Answer   string         `json:"answer"`
+	Style    string         `json:"style,omitempty"` // Rude or Rambling (Sloppy)
 }
 
 // WriteInstruct writes items as chat JSONL.
 func WriteInstruct(w io.Writer, items []Item) error {
 	return writeJSONL(w, len(items), func(i int) any {
 		it := items[i]
-		return instructRecord{it.Messages(), it.Task, it.Answer}
+		return instructRecord{it.Messages(), it.Task, it.Answer, it.Style}
 	})
 }
 
@@ -376,7 +390,11 @@ func ReadInstruct(data []byte) ([]Item, error) {
 		if len(rec.Messages) == 0 || rec.Messages[0].Role != chat.RoleUser {
 			return nil, fmt.Errorf("demo: line %d: no user message", i+1)
 		}
-		out = append(out, Item{rec.Task, rec.Messages[0].Content, rec.Answer})
+		it := Item{Task: rec.Task, Prompt: rec.Messages[0].Content, Answer: rec.Answer, Style: rec.Style}
+		if len(rec.Messages) > 1 && rec.Messages[1].Content != rec.Answer {
+			it.Reply = rec.Messages[1].Content
+		}
+		out = append(out, it)
 	}
 	return out, nil
 }

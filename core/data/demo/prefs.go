@@ -2,6 +2,7 @@ package demo
 
 import (
 	"io"
+	"slices"
 
 	"llmlab/core/chat"
 )
@@ -57,6 +58,29 @@ func Prefs(seed uint64, items []Item) []Pref {
 			p.Rejected = subst(pick(r, ramblingForms), v)
 		}
 		out[i] = p
+	}
+	return out
+}
+
+// Sloppy returns a copy of items in which about pct percent of the
+// replies are what a careless demonstrator says: the right answer said
+// rudely or buried in rambling (one or the other, evenly, in the forms of
+// the preference pairs' rejected answers). Answer stays the plain answer
+// for scoring. An SFT set made of them gives a model habits that the
+// alignment methods are there to remove, as human demonstrations do.
+func Sloppy(seed uint64, items []Item, pct int) []Item {
+	r := newRNG(seed, 5)
+	out := slices.Clone(items)
+	for i := range out {
+		if !r.chance(pct) {
+			continue
+		}
+		v := map[string]string{"ans": out[i].Answer}
+		if r.chance(50) {
+			out[i].Reply, out[i].Style = subst(pick(r, rudeForms), v), Rude
+		} else {
+			out[i].Reply, out[i].Style = subst(pick(r, ramblingForms), v), Rambling
+		}
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"llmlab/core/chat"
 	"llmlab/core/data"
@@ -52,10 +53,16 @@ func grpoTasks(l *loaded, tmpl chat.Template, path string) ([]rlhf.Task, error) 
 }
 
 // greedyReward is the mean reward of greedy answers to tasks.
-func greedyReward(e *Env, l *loaded, mf *modelFlags, tasks []rlhf.Task, reward rlhf.Reward, stops []string, maxTok int) (float64, error) {
+func greedyReward(e *Env, l *loaded, mf *modelFlags, tasks []rlhf.Task, reward rlhf.Reward, stops []string, maxTok int) (float64, []float64, error) {
 	b, _ := mf.backend()
 	g := generate.New(l.M, b, l.Tok)
 	var sum float64
+	// A sum of several rewards also gets each term's mean, unweighted.
+	terms, _ := reward.(rlhf.Sum)
+	if len(terms) < 2 {
+		terms = nil
+	}
+	means := make([]float64, len(terms))
 	for i := 0; i < len(tasks); i += 50 {
 		part := tasks[i:min(i+50, len(tasks))]
 		var prompts [][]int32
@@ -68,13 +75,35 @@ func greedyReward(e *Env, l *loaded, mf *modelFlags, tasks []rlhf.Task, reward r
 		}
 		res, err := g.Generate(e.Ctx, req)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		for k, tk := range part {
 			sum += float64(reward.Score(res.Text[k], tk.Answer))
+			for j, t := range terms {
+				means[j] += float64(t.Reward.Score(res.Text[k], tk.Answer))
+			}
 		}
 	}
-	return sum / float64(len(tasks)), nil
+	n := float64(len(tasks))
+	for j := range means {
+		means[j] /= n
+	}
+	return sum / n, means, nil
+}
+
+// termMeans formats greedyReward's per-term means, before -> after:
+// "number 0.00 -> 0.03, number:3 0.10 -> 0.21".
+func termMeans(reward rlhf.Reward, before, after []float64) string {
+	terms, _ := reward.(rlhf.Sum)
+	var parts []string
+	for j := range after {
+		p := fmt.Sprintf("%s %.3f", terms[j].Reward, after[j])
+		if j < len(before) {
+			p = fmt.Sprintf("%s %.3f -> %.3f", terms[j].Reward, before[j], after[j])
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // runGRPO improves a policy with GRPO against verifiable rewards.
@@ -183,8 +212,9 @@ func runGRPO(e *Env) error {
 	}
 	stops := tmpl.StopStrings()
 	before := -1.0
+	var beforeTerms []float64
 	if len(evalTasks) > 0 {
-		if before, err = greedyReward(e, l, &mf, evalTasks, reward, stops, *maxTok); err != nil {
+		if before, beforeTerms, err = greedyReward(e, l, &mf, evalTasks, reward, stops, *maxTok); err != nil {
 			return err
 		}
 		fmt.Fprintf(log, "held-out greedy reward before: %.3f\n", before)
@@ -225,15 +255,19 @@ func runGRPO(e *Env) error {
 		return err
 	}
 	after := -1.0
+	var afterTerms []float64
 	if len(evalTasks) > 0 {
-		if after, err = greedyReward(e, l, &mf, evalTasks, reward, stops, *maxTok); err != nil {
+		if after, afterTerms, err = greedyReward(e, l, &mf, evalTasks, reward, stops, *maxTok); err != nil {
 			return err
 		}
 		fmt.Fprintf(log, "held-out greedy reward after: %.3f (before %.3f)\n", after, before)
+		if len(afterTerms) > 0 {
+			fmt.Fprintf(log, "held-out greedy reward by term (unweighted): %s\n", termMeans(reward, beforeTerms, afterTerms))
+		}
 	}
 	fmt.Fprintf(log, "adapter saved in %s\n", final)
 	if *jsonOut {
-		return enc.Encode(map[string]any{"reward_before": before, "reward_after": after, "adapter": final})
+		return enc.Encode(map[string]any{"reward_before": before, "reward_after": after, "terms_before": beforeTerms, "terms_after": afterTerms, "adapter": final})
 	}
 	return nil
 }

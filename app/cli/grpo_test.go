@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,6 +83,46 @@ func TestGRPOCommandResume(t *testing.T) {
 	for _, out := range []string{whole, part} {
 		if _, err := os.Stat(filepath.Join(out, "checkpoints", "step-4", "state.json")); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// With --eval and several reward terms, grpo reports each term's held-out
+// mean; the weighted means add up to the total.
+func TestGRPOHeldOutTerms(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := range 4 {
+		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"Say %d.\"}],\"answer\":\"%d\"}\n", i, i)
+	}
+	data := filepath.Join(dir, "tasks.jsonl")
+	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, msg := run(t, "grpo", "--model", "demo", "--data", data, "--eval", data, "--out", filepath.Join(dir, "out"),
+		"--reward", "regex:[0-9]", "--reward", "0.5*length:3", "--prompts", "2", "--group", "2", "--max-tokens", "4",
+		"--rank", "2", "--threads", "1", "--steps", "1", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, msg)
+	}
+	var res struct {
+		Before      float64   `json:"reward_before"`
+		After       float64   `json:"reward_after"`
+		TermsBefore []float64 `json:"terms_before"`
+		TermsAfter  []float64 `json:"terms_after"`
+	}
+	if err := json.Unmarshal([]byte(lastJSONLine(msg)), &res); err != nil {
+		t.Fatalf("%v in %q", err, msg)
+	}
+	if len(res.TermsBefore) != 2 || len(res.TermsAfter) != 2 {
+		t.Fatalf("terms %v and %v, want 2 each", res.TermsBefore, res.TermsAfter)
+	}
+	for _, c := range []struct {
+		total float64
+		terms []float64
+	}{{res.Before, res.TermsBefore}, {res.After, res.TermsAfter}} {
+		if got := c.terms[0] + 0.5*c.terms[1]; math.Abs(got-c.total) > 1e-6 {
+			t.Errorf("terms %v weigh up to %v, total %v", c.terms, got, c.total)
 		}
 	}
 }

@@ -73,7 +73,7 @@ step dpo $B dpo --model demo --adapter "$SFT" --data "$DATA/prefs_train.jsonl" -
 	--steps 40 --batch 8 --lr 5e-4 --beta "$DPO_BETA" --eval-frac 0.05
 
 step ppo $B ppo --model demo --adapter "$SFT" --reward-model "$OUT/rm/final" --data "$DATA/instruct_train.jsonl" \
-	--out "$OUT/ppo" --iterations 40 --prompts 8 --lr 1e-4 --kl-coef 0.1
+	--out "$OUT/ppo" --iterations 40 --prompts 8 --lr 1e-4 --kl-coef 0.2
 
 # The checker: 1 for the right number, 0.3 more within 3 of it, and 0.5
 # for answering with the number alone (a format reward, as R1-style GRPO
@@ -169,7 +169,8 @@ total=$((SECONDS - start))
 	echo "beyond the reference answer's, i.e. rude or rambling (ref-chat: the SFT policy's);"
 	echo "kl/tok: mean log p_policy - log p_SFT over the policy's answer tokens; length: answer tokens."
 	echo "Targets: DPO, PPO and RLAIF-DPO aim at the reward model's preferences (win-rate), GRPO at"
-	echo "the arithmetic checker (grpo-arith accuracy), each with a KL leash to the SFT policy."
+	echo "the arithmetic checker (its held-out reward below; grpo-arith accuracy), each with a KL"
+	echo "leash to the SFT policy."
 	echo
 	echo '```'
 	cat "$table"

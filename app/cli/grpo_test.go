@@ -33,14 +33,7 @@ func grpoSteps(out string) []rlhf.GRPOStep {
 // an existing run needs --resume, and other settings are refused.
 func TestGRPOCommandResume(t *testing.T) {
 	dir := t.TempDir()
-	var b strings.Builder
-	for i := range 5 {
-		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"Say %d.\"}],\"answer\":\"%d\"}\n", i, i)
-	}
-	data := filepath.Join(dir, "tasks.jsonl")
-	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := sayTasks(t, dir, 5)
 	args := func(out string, steps int, more ...string) []string {
 		return append([]string{"grpo", "--model", "demo", "--data", data, "--out", out, "--reward", "regex:[0-9]", "--reward", "0.5*length:3",
 			"--prompts", "2", "--group", "3", "--max-tokens", "4", "--rank", "2", "--lr", "1e-2", "--threads", "1", "--json",
@@ -91,14 +84,7 @@ func TestGRPOCommandResume(t *testing.T) {
 // mean; the weighted means add up to the total.
 func TestGRPOHeldOutTerms(t *testing.T) {
 	dir := t.TempDir()
-	var b strings.Builder
-	for i := range 4 {
-		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"Say %d.\"}],\"answer\":\"%d\"}\n", i, i)
-	}
-	data := filepath.Join(dir, "tasks.jsonl")
-	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	data := sayTasks(t, dir, 4)
 	code, msg := run(t, "grpo", "--model", "demo", "--data", data, "--eval", data, "--out", filepath.Join(dir, "out"),
 		"--reward", "regex:[0-9]", "--reward", "0.5*length:3", "--prompts", "2", "--group", "2", "--max-tokens", "4",
 		"--rank", "2", "--threads", "1", "--steps", "1", "--json")
@@ -125,4 +111,17 @@ func TestGRPOHeldOutTerms(t *testing.T) {
 			t.Errorf("terms %v weigh up to %v, total %v", c.terms, got, c.total)
 		}
 	}
+}
+
+// sayTasks writes n tasks "Say i." with answer i to dir/tasks.jsonl.
+func sayTasks(t *testing.T, dir string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"Say %d.\"}],\"answer\":\"%d\"}\n", i, i)
+	}
+	data := filepath.Join(dir, "tasks.jsonl")
+	if err := os.WriteFile(data, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -107,7 +107,7 @@ func tasks() []task {
 		{"add", func(r *rng) Item {
 			a, b := r.intn(51), r.intn(51)
 			p := expand(r, pick(r, []string{"What is {a} + {b}?", "What is {a} plus {b}?", "Add {a} and {b}.", "Compute {a} + {b}. Answer with a number."}), map[string]string{"a": strconv.Itoa(a), "b": strconv.Itoa(b)})
-			return item("add", p, strconv.Itoa(a + b))
+			return item("add", p, strconv.Itoa(a+b))
 		}, numWrong},
 		{"subtract", func(r *rng) Item {
 			a, b := r.intn(51), r.intn(51)
@@ -115,7 +115,7 @@ func tasks() []task {
 				a, b = b, a
 			}
 			p := expand(r, pick(r, []string{"What is {a} - {b}?", "What is {a} minus {b}?", "Subtract {b} from {a}."}), map[string]string{"a": strconv.Itoa(a), "b": strconv.Itoa(b)})
-			return item("subtract", p, strconv.Itoa(a - b))
+			return item("subtract", p, strconv.Itoa(a-b))
 		}, numWrong},
 		{"bigger", func(r *rng) Item {
 			a, b := r.intn(100), r.intn(100)
@@ -239,10 +239,10 @@ func tasks() []task {
 			switch r.intn(3) {
 			case 0:
 				w := pick(r, taskWords)
-				return item("format", fmt.Sprintf("Write the word \"%s\" inside square brackets.", w), "[" + w + "]")
+				return item("format", fmt.Sprintf("Write the word \"%s\" inside square brackets.", w), "["+w+"]")
 			case 1:
 				ws := distinctWords(r, 3+r.intn(2))
-				return item("format", "Write these words separated by commas: " + strings.Join(ws, " "), strings.Join(ws, ", "))
+				return item("format", "Write these words separated by commas: "+strings.Join(ws, " "), strings.Join(ws, ", "))
 			default:
 				a, b := pick(r, taskWords), r.intn(10)
 				return item("format", fmt.Sprintf("Answer in the form name=number: the name is %s and the number is %d.", a, b), fmt.Sprintf("%s=%d", a, b))

@@ -148,7 +148,7 @@ func runAlignEval(e *Env) error {
 	if len(items) == 0 {
 		return BadInput(fmt.Errorf("%s: no tasks", name))
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func runChat(e *Env) error {
 	if err := s.Validate(); err != nil {
 		return BadInput(err)
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,9 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"llmlab/core/tensor"
+	"llmlab/gpu"
 )
 
 // Env is what a command gets: its arguments and its output streams.
@@ -22,6 +25,48 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Stdin  io.Reader // nil: os.Stdin
+
+	// devices are the compute backends the command opened, one per
+	// --device and thread count; RunIO closes them when the command ends,
+	// so the desktop app, which runs command after command in one
+	// process, does not keep a GPU device and its memory per job.
+	devices map[deviceKey]openDevice
+}
+
+type deviceKey struct {
+	device  string
+	threads int
+}
+
+type openDevice struct {
+	b     tensor.Backend
+	close func()
+}
+
+// backend opens the compute backend for device and threads once per
+// command; later calls get the same one.
+func (e *Env) backend(device string, threads int, warn io.Writer) (tensor.Backend, error) {
+	key := deviceKey{device, threads}
+	if d, ok := e.devices[key]; ok {
+		return d.b, nil
+	}
+	b, closeFn, err := gpu.Open(device, threads, warn)
+	if err != nil {
+		return nil, err
+	}
+	if e.devices == nil {
+		e.devices = map[deviceKey]openDevice{}
+	}
+	e.devices[key] = openDevice{b, closeFn}
+	return b, nil
+}
+
+// closeDevices closes the backends the command opened.
+func (e *Env) closeDevices() {
+	for k, d := range e.devices {
+		d.close()
+		delete(e.devices, k)
+	}
 }
 
 type command struct {
@@ -103,7 +148,9 @@ func RunIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		Usage(stderr)
 		return 2
 	}
-	err := c.run(&Env{Ctx: ctx, Args: args[1:], Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	env := &Env{Ctx: ctx, Args: args[1:], Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	err := c.run(env)
+	env.closeDevices()
 	if err == nil {
 		return 0
 	}

@@ -49,7 +49,7 @@ func runDemo(e *Env) error {
 		mf.model = "demo"
 	}
 	start := time.Now()
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ type taskScore struct {
 
 // scoreTasks answers every item greedily, in batches, and scores exact matches.
 func scoreTasks(e *Env, l *loaded, tmpl chat.Template, items []demo.Item) (taskScore, error) {
-	b, _ := (&modelFlags{}).backend()
+	b, _ := (&modelFlags{}).backend(e)
 	g := generate.New(l.M, b, l.Tok)
 	var s taskScore
 	right := 0

@@ -50,7 +50,7 @@ func runDPO(e *Env) error {
 	if err := dcfg.Validate(); err != nil {
 		return BadInput(err)
 	}
-	pr, err := prepareTraining(&mf, &tf, *tmplName, &pf)
+	pr, err := prepareTraining(e, &mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func runEval(e *Env) error {
 	if *batch <= 0 {
 		return Usagef("--batch must be positive")
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

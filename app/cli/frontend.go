@@ -21,21 +21,35 @@ type Model struct {
 	// TemplateErr says why Template fell back to Plain (nil when the
 	// model declares a template llmlab knows).
 	TemplateErr error
+
+	close func() // closes the device LoadModel opened
+}
+
+// Close releases the model's compute device (a GPU's memory and queues);
+// the model must not run afterwards. Closing twice is harmless.
+func (m *Model) Close() {
+	if m.close != nil {
+		m.close()
+		m.close = nil
+	}
 }
 
 // LoadModel loads modelArg (a folder or 'demo') with an optional adapter
 // folder (or 'demo') for inference. Errors are the CLI's sentences.
 func LoadModel(modelArg, adapterArg, device string, threads int) (*Model, error) {
 	mf := modelFlags{model: modelArg, adapter: adapterArg, device: device, threads: threads}
-	b, err := mf.backend()
+	// The model keeps its device open until Close.
+	dev := &Env{}
+	b, err := mf.backend(dev)
 	if err != nil {
 		return nil, err
 	}
 	l, err := mf.load(model.LoadOptions{KeepStored: true})
 	if err != nil {
+		dev.closeDevices()
 		return nil, err
 	}
-	out := &Model{Dir: l.Dir, M: l.M, Tok: l.Tok, Adapter: l.Adapter, Backend: b, Template: chat.Plain}
+	out := &Model{Dir: l.Dir, M: l.M, Tok: l.Tok, Adapter: l.Adapter, Backend: b, Template: chat.Plain, close: dev.closeDevices}
 	if t, err := chooseTemplate(l, ""); err == nil {
 		out.Template = t
 	} else {

@@ -34,7 +34,7 @@ func runGenerate(e *Env) error {
 	if err := s.Validate(); err != nil {
 		return BadInput(err)
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

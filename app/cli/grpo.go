@@ -54,7 +54,7 @@ func grpoTasks(l *loaded, tmpl chat.Template, path string) ([]rlhf.Task, error) 
 
 // greedyReward is the mean reward of greedy answers to tasks.
 func greedyReward(e *Env, l *loaded, mf *modelFlags, tasks []rlhf.Task, reward rlhf.Reward, stops []string, maxTok int) (float64, []float64, error) {
-	b, _ := mf.backend()
+	b, _ := mf.backend(e)
 	g := generate.New(l.M, b, l.Tok)
 	var sum float64
 	// A sum of several rewards also gets each term's mean, unweighted.
@@ -149,7 +149,7 @@ func runGRPO(e *Env) error {
 		return BadInput(err)
 	}
 	cfg := rlhf.GRPOConfig{Beta: float32(*beta), Epsilon: float32(*eps)}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

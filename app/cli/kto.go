@@ -38,7 +38,7 @@ func runKTO(e *Env) error {
 	if kcfg.Beta <= 0 {
 		return Usagef("--beta must be positive")
 	}
-	pr, err := prepareTraining(&mf, &tf, *tmplName, &pf)
+	pr, err := prepareTraining(e, &mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}

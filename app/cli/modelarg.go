@@ -11,7 +11,6 @@ import (
 	"llmlab/core/model"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
-	"llmlab/gpu"
 	"llmlab/lora"
 )
 
@@ -32,8 +31,9 @@ func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
 	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all cores)")
 }
 
-// backend returns the compute backend for --device and --threads.
-func (f *modelFlags) backend() (tensor.Backend, error) {
+// backend returns the compute backend for --device and --threads, open
+// until the command ends.
+func (f *modelFlags) backend(e *Env) (tensor.Backend, error) {
 	n := f.threads
 	if n <= 0 {
 		n = runtime.NumCPU()
@@ -42,8 +42,7 @@ func (f *modelFlags) backend() (tensor.Backend, error) {
 	if warn == nil {
 		warn = io.Discard
 	}
-	// The device stays open until the process ends.
-	b, _, err := gpu.Open(f.device, n, warn)
+	b, err := e.backend(f.device, n, warn)
 	if err != nil {
 		return nil, Usagef("%v", err)
 	}

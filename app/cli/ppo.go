@@ -185,7 +185,7 @@ func runPPO(e *Env) error {
 	if pf.method == "none" && mf.adapter != "" {
 		return Usagef("--adapter needs --peft lora (merge it first for a full fine-tune)")
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

@@ -188,7 +188,7 @@ func runPretrain(e *Env) (err error) {
 	if err != nil {
 		return err
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

@@ -293,7 +293,7 @@ func runRLAIF(e *Env) error {
 	if *limit > 0 && *limit < len(prompts) {
 		prompts = prompts[:*limit]
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

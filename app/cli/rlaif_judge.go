@@ -315,7 +315,7 @@ func runJudgeEval(e *Env) error {
 			}
 		}
 	}
-	b, err := jf.backend()
+	b, err := jf.backend(e)
 	if err != nil {
 		return err
 	}

@@ -65,8 +65,8 @@ func loadPairs(l *loaded, path string, tmpl chat.Template, ctx int, evalFrac flo
 }
 
 // pairAccuracy scores pairs with rm and returns the fraction ranked right.
-func pairAccuracy(l *loaded, rm *rlhf.RewardModel, pairs []data.Pair, batch int, b *modelFlags) (float64, []float32, error) {
-	be, _ := b.backend()
+func pairAccuracy(e *Env, l *loaded, rm *rlhf.RewardModel, pairs []data.Pair, batch int, b *modelFlags) (float64, []float32, error) {
+	be, _ := b.backend(e)
 	tp := autograd.NewTape(be)
 	tp.NoGrad = true
 	pad := max(l.Tok.PAD(), max(l.Tok.EOS(), 0))
@@ -114,7 +114,7 @@ func runRM(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	pr, err := prepareTraining(&mf, &tf, *tmplName, &pf)
+	pr, err := prepareTraining(e, &mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func runRM(e *Env) error {
 	fmt.Fprintf(log, "reward model on %d pairs (%d held out), %s\n", len(trainP), len(evalP), pf.method)
 	before := -1.0
 	if len(evalP) > 0 {
-		if before, _, err = pairAccuracy(l, rmod, evalP, tf.batch, &mf); err != nil {
+		if before, _, err = pairAccuracy(e, l, rmod, evalP, tf.batch, &mf); err != nil {
 			return err
 		}
 	}
@@ -176,7 +176,7 @@ func runRM(e *Env) error {
 	}
 	after := -1.0
 	if len(evalP) > 0 {
-		if after, _, err = pairAccuracy(l, rmod, evalP, tf.batch, &mf); err != nil {
+		if after, _, err = pairAccuracy(e, l, rmod, evalP, tf.batch, &mf); err != nil {
 			return err
 		}
 	}
@@ -232,7 +232,7 @@ func runScore(e *Env) error {
 	if err != nil {
 		return err
 	}
-	acc, rewards, err := pairAccuracy(l, rmod, pairs, 8, &mf)
+	acc, rewards, err := pairAccuracy(e, l, rmod, pairs, 8, &mf)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func runServe(e *Env) error {
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return err
 	}

@@ -245,12 +245,12 @@ type prepared struct {
 // the chat template; --ctx is capped at the model's. A full fine-tune gets
 // F32 weights; a PEFT run keeps the frozen base as the files store it
 // (f16 or bf16 take half the memory).
-func prepareTraining(mf *modelFlags, tf *trainFlags, tmplName string, pf *peftFlags) (*prepared, error) {
+func prepareTraining(e *Env, mf *modelFlags, tf *trainFlags, tmplName string, pf *peftFlags) (*prepared, error) {
 	cfg, err := tf.config()
 	if err != nil {
 		return nil, err
 	}
-	b, err := mf.backend()
+	b, err := mf.backend(e)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +321,7 @@ func runSFT(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	pr, err := prepareTraining(&mf, &tf, *tmplName, &pf)
+	pr, err := prepareTraining(e, &mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}

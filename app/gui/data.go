@@ -181,6 +181,7 @@ func (p *DataPage) compute(path string, m *cli.Model) (preview, error) {
 		if m, err = cli.LoadModel("demo", "", "cpu", 1); err != nil {
 			return preview{}, err
 		}
+		defer m.Close()
 	}
 	tok, tmpl := m.Tok, m.Template
 	var pv preview

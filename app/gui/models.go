@@ -112,6 +112,11 @@ func (p *ModelsPage) fail(err error) {
 
 // show fills the description and offers the model to the other pages.
 func (p *ModelsPage) show(arg string, m *cli.Model) {
+	// The other pages read only the tokenizer and template of the model
+	// shown here, never run it: the one replaced can give back its device.
+	if p.Loaded != nil && p.Loaded != m {
+		p.Loaded.Close()
+	}
 	p.Loaded, p.Arg = m, arg
 	c := m.M.Cfg
 	tmpl := m.Template.String()

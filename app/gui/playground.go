@@ -55,6 +55,7 @@ type PlaygroundPage struct {
 
 	mu      sync.Mutex
 	m       *cli.Model
+	retired *cli.Model // replaced while a reply was being written: closed when it ends
 	cancel  context.CancelFunc
 	busy    bool
 	hist    [2][]chat.Message // tuned (or only), base
@@ -190,9 +191,18 @@ func (p *PlaygroundPage) LoadModel(done func(error)) {
 				finish(err)
 				return
 			}
+			// The model replaced gives back its device, once no reply
+			// is being written with it.
 			p.mu.Lock()
+			old := p.m
 			p.m = m
+			if old != nil && p.busy {
+				p.retired, old = old, nil
+			}
 			p.mu.Unlock()
+			if old != nil {
+				old.Close()
+			}
 			desc := fmt.Sprintf("%s (%s parameters, template %s)", arg, humanCount(int64(m.M.NumParams())), m.Template)
 			if adapter != "" {
 				desc += " + adapter " + adapter
@@ -295,7 +305,12 @@ func (p *PlaygroundPage) SendText(text string, done func(error)) error {
 		fyne.Do(func() {
 			p.mu.Lock()
 			p.busy, p.cancel = false, nil
+			retired := p.retired
+			p.retired = nil
 			p.mu.Unlock()
+			if retired != nil {
+				retired.Close()
+			}
 			p.redraw()
 			p.Send.Enable()
 			p.Stop.Disable()

@@ -31,6 +31,13 @@ type Env struct {
 	// so the desktop app, which runs command after command in one
 	// process, does not keep a GPU device and its memory per job.
 	devices map[deviceKey]openDevice
+	parent  *Env // a subcommand's Env opens its devices in its command's
+}
+
+// shift returns the Env of a subcommand: the arguments after the first,
+// the same context, streams and devices.
+func (e *Env) shift() *Env {
+	return &Env{Ctx: e.Ctx, Args: e.Args[1:], Stdin: e.Stdin, Stdout: e.Stdout, Stderr: e.Stderr, parent: e}
 }
 
 type deviceKey struct {
@@ -46,6 +53,9 @@ type openDevice struct {
 // backend opens the compute backend for device and threads once per
 // command; later calls get the same one.
 func (e *Env) backend(device string, threads int, warn io.Writer) (tensor.Backend, error) {
+	if e.parent != nil {
+		return e.parent.backend(device, threads, warn)
+	}
 	key := deviceKey{device, threads}
 	if d, ok := e.devices[key]; ok {
 		return d.b, nil

@@ -23,7 +23,7 @@ func runData(e *Env) error {
 		}
 		return Usagef("usage: llmlab data gen --kind stories|instruct|prefs|all --out FILE|DIR [--seed N]")
 	}
-	return runDataGen(&Env{Ctx: e.Ctx, Args: e.Args[1:], Stdout: e.Stdout, Stderr: e.Stderr})
+	return runDataGen(e.shift())
 }
 
 // runDataGen writes the demo data the binary embeds, or more of it with

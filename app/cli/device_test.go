@@ -18,7 +18,7 @@ func TestEnvOpensADeviceOnce(t *testing.T) {
 		}
 	}
 	for _, dev := range devices {
-		e := &Env{}
+		e := &Env{Args: []string{"sub"}}
 		a, err := e.backend(dev, 1, io.Discard)
 		if err != nil {
 			t.Fatalf("%s: %v", dev, err)
@@ -32,6 +32,10 @@ func TestEnvOpensADeviceOnce(t *testing.T) {
 		}
 		if len(e.devices) != 2 {
 			t.Errorf("%s: %d devices open, want 2", dev, len(e.devices))
+		}
+		// A subcommand's Env uses its command's devices.
+		if s, _ := e.shift().backend(dev, 1, io.Discard); s != a {
+			t.Errorf("%s: the subcommand opened its own device", dev)
 		}
 		e.closeDevices()
 		if len(e.devices) != 0 {

@@ -226,7 +226,7 @@ type rlaifStats struct {
 // judge's agreement with labelled pairs (rlaif_judge.go).
 func runRLAIF(e *Env) error {
 	if len(e.Args) > 0 {
-		sub := &Env{Ctx: e.Ctx, Args: e.Args[1:], Stdout: e.Stdout, Stderr: e.Stderr}
+		sub := e.shift()
 		switch e.Args[0] {
 		case "judge-data":
 			return runJudgeData(sub)

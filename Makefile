@@ -60,11 +60,12 @@ test-wasm:
 demo: build-nogui
 	./bin/llmlab-nogui demo
 
-# The alignment methods side by side on the demo model: reward model, DPO,
-# PPO, GRPO (arithmetic checker) and RLAIF -> DPO from the SFT adapter, each
-# scored against it (win rate, accuracy, KL) into runs/align-demo/summary.md.
+# The alignment methods side by side on the demo model: an SFT policy tuned
+# on sloppy demonstrations, then a reward model, DPO, PPO, GRPO (arithmetic
+# checker) and RLAIF -> DPO from it, each scored against it (win rate,
+# accuracy, chatty answers, KL) into runs/align-demo/summary.md.
 align-demo: build-nogui
-	LLMLAB=./bin/llmlab-nogui tools/demo/align_demo.sh
+	./bin/llmlab-nogui demo --align
 
 # Rebuild the embedded demo model from the project's own data (about 15
 # minutes on 2 cores): tokenizer, then pretraining, into assets/model.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,8 +43,27 @@ func runDemo(e *Env) error {
 	nEval := fs.Int("eval", 200, "held-out tasks to score (0: all)")
 	seed := fs.Uint64("seed", 1, "seed")
 	jsonOut := fs.Bool("json", false, "JSON lines; the last is the summary")
+	align := fs.Bool("align", false, "the alignment demo instead: an SFT policy on sloppy demonstrations, then a reward model, DPO, PPO, GRPO and RLAIF -> DPO, each scored against the SFT policy (OUT defaults to runs/align-demo; about 9 minutes on 2 cores)")
+	sloppy := fs.Int("sloppy", 30, "--align: percent of the SFT demonstrations said rudely or with rambling")
 	if err := parse(fs, e.Args); err != nil {
 		return err
+	}
+	if *align {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for _, name := range []string{"model", "steps", "batch", "lr", "rank", "alpha", "targets", "modules-to-save", "pack", "ctx", "train", "min-lr-ratio", "seed"} {
+			if set[name] {
+				return Usagef("--%s does not apply to --align (its recipe is fixed; --out, --eval, --sloppy, --device, --threads and --json do)", name)
+			}
+		}
+		if *sloppy < 0 || *sloppy > 100 {
+			return Usagef("--sloppy %d: want a percentage, 0 to 100", *sloppy)
+		}
+		if !set["out"] {
+			*out = filepath.Join("runs", "align-demo")
+		}
+		d := &alignDemo{e: e, out: *out, device: mf.device, threads: mf.threads, n: *nEval, sloppy: *sloppy, json: *jsonOut}
+		return d.run()
 	}
 	if mf.model == "" {
 		mf.model = "demo"

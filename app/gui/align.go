@@ -37,6 +37,7 @@ type AlignPage struct {
 	Reward  *widget.Entry // PPO's reward source, RLAIF's judge
 	Help    *widget.Label
 	Start   *widget.Button
+	Demo    *widget.Button // the align demo: every method on the demo model, side by side
 	Error   *widget.Label
 	Panel   *JobPanel
 	form    *widget.Form
@@ -112,6 +113,7 @@ func newAlignPage(u *UI) *AlignPage {
 	p.Reward.SetPlaceHolder("PPO: reward-model folder, URL or rule (exact); RLAIF: judge folder, demo or URL")
 	p.Start = widget.NewButton("Start", p.start)
 	p.Start.Importance = widget.HighImportance
+	p.Demo = widget.NewButton("Run the align demo", p.startDemo)
 	p.Error = widget.NewLabel("")
 	p.Error.Importance = widget.DangerImportance
 	p.Error.Wrapping = fyne.TextWrapWord
@@ -137,7 +139,7 @@ func newAlignPage(u *UI) *AlignPage {
 		&widget.FormItem{Text: "More flags", Widget: p.Extra},
 	)
 	p.Method.SetSelected(labels[1])
-	split := container.NewHSplit(container.NewVScroll(container.NewVBox(p.form, container.NewHBox(p.Start), p.Error)), p.Panel.view)
+	split := container.NewHSplit(container.NewVScroll(container.NewVBox(p.form, container.NewHBox(p.Start, p.Demo), p.Error)), p.Panel.view)
 	split.Offset = 0.56
 	p.view = split
 	return p
@@ -316,6 +318,22 @@ func (p *AlignPage) start() {
 	}
 	p.Error.SetText("")
 	if err := p.Panel.Start(args, steps); err != nil {
+		p.Error.SetText(err.Error())
+		p.u.showError(err)
+	}
+}
+
+// DemoArgs is the align demo's command line: llmlab demo --align into a
+// new run folder (about 9 minutes on 2 cores; its summary.md holds the
+// table of every method against the SFT policy).
+func (p *AlignPage) DemoArgs() []string {
+	out := p.u.runDir("align-demo-" + time.Now().Format("20060102-150405"))
+	return append([]string{"demo", "--align", "--out", out}, p.u.deviceArgs()...)
+}
+
+func (p *AlignPage) startDemo() {
+	p.Error.SetText("")
+	if err := p.Panel.Start(p.DemoArgs(), 0); err != nil {
 		p.Error.SetText(err.Error())
 		p.u.showError(err)
 	}

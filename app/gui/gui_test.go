@@ -436,6 +436,39 @@ func TestGRPOEvents(t *testing.T) {
 	}
 }
 
+// TestAlignDemoJob: the align demo button runs demo --align into a new run
+// folder with the settings' device; its stage events drive the bar.
+func TestAlignDemoJob(t *testing.T) {
+	release, argsc := make(chan struct{}), make(chan []string, 1)
+	fake := func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		if args[0] != "demo" {
+			return 2
+		}
+		argsc <- args
+		io.WriteString(stderr, "sft             200s  (ETA 5m0s)\n")
+		io.WriteString(stdout, `{"event":"stage","step":1,"steps":19,"message":"sft 200s","elapsed_s":200,"eta_s":300}`+"\n")
+		<-release
+		io.WriteString(stdout, `{"event":"done","step":19,"steps":19,"message":"the summary is in x/summary.md","path":"x/summary.md"}`+"\n")
+		return 0
+	}
+	u := newTestUI(t, fake)
+	p := u.Align
+	test.Tap(p.Demo)
+	got := <-argsc
+	waitFor(t, 5*time.Second, "the first stage", func() bool { s, n, _ := p.Panel.State(); return s == 1 && n == 19 })
+	if i := slices.Index(got, "--out"); got[1] != "--align" || i < 0 || !strings.HasPrefix(got[i+1], u.runDir("align-demo-")) ||
+		!slices.Contains(got, "--device") || !slices.Contains(got, "--json") {
+		t.Errorf("args %v", got)
+	}
+	time.Sleep(2 * refreshEvery)
+	if !strings.Contains(p.Panel.Status.Text, "ETA 5m0s") {
+		t.Errorf("status %q", p.Panel.Status.Text)
+	}
+	close(release)
+	p.Panel.Job().Wait()
+	waitFor(t, 5*time.Second, "done", func() bool { return strings.Contains(p.Panel.Log.Text, "summary is in") })
+}
+
 // TestCloseAsks: closing the window over a running job asks first.
 func TestCloseAsks(t *testing.T) {
 	block := func(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -130,6 +130,9 @@ func (p *JobPanel) event(ev Event) {
 	case "eval":
 		p.st.evalLoss = ev.EvalLoss
 		p.Chart.Add(1, float64(ev.Step), ev.EvalLoss)
+	case "stage": // a job of several commands (demo --align) finished one
+		p.st.step, p.st.steps, p.st.eta = ev.Step, ev.Steps, ev.ETA
+		p.appendLog(ev.Message)
 	case "checkpoint":
 		p.appendLog("checkpoint " + ev.Path)
 	case "warning", "stopped", "done":

@@ -225,7 +225,27 @@ type alignDemoResult struct {
 	arithN, rlaifLimit, rlaifSample int
 }
 
+// clean empties OUT for a fresh run. A folder an earlier align demo wrote
+// (it has logs/sft.log) is removed; any other non-empty folder is refused,
+// so that a mistyped --out never deletes someone's work.
+func (d *alignDemo) clean() error {
+	ents, err := os.ReadDir(d.out)
+	if os.IsNotExist(err) || (err == nil && len(ents) == 0) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(d.path("logs", "sft.log")); err != nil {
+		return BadInput(fmt.Errorf("--out %s is not empty and is not an earlier align demo's folder; give a new or empty folder", d.out))
+	}
+	return os.RemoveAll(d.out)
+}
+
 func (d *alignDemo) run() error {
+	if err := d.clean(); err != nil {
+		return err
+	}
 	for _, dir := range []string{"logs", "data"} {
 		if err := os.MkdirAll(d.path(dir), 0o755); err != nil {
 			return err
@@ -234,7 +254,7 @@ func (d *alignDemo) run() error {
 	if err := d.writeData(); err != nil {
 		return err
 	}
-	d.start = time.Now()
+	d.start, d.timings, d.done, d.spent = time.Now(), nil, 0, 0
 	var r alignDemoResult
 	data := func(name string) string { return d.path("data", name) }
 	sft := d.path("sft", "adapter")

@@ -73,6 +73,30 @@ func TestAlignDemoQuick(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// A second run into the same folder starts afresh (the training
+	// commands would otherwise refuse their old run folders).
+	os.WriteFile(d.path("stale"), nil, 0o644)
+	events.Reset()
+	if err := d.run(); err != nil {
+		t.Fatalf("second run: %v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(d.path("stale")); !os.IsNotExist(err) {
+		t.Errorf("the earlier run's files were kept: %v", err)
+	}
+}
+
+// The demo never empties a folder it did not write.
+func TestAlignDemoKeepsOtherFolders(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "thesis.tex"), []byte("x"), 0o644)
+	var out bytes.Buffer
+	d := &alignDemo{e: &Env{Ctx: context.Background(), Stdout: &out, Stderr: &out}, out: dir, quick: true}
+	if err := d.run(); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("run into a folder with other files: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "thesis.tex")); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A failing step stops the demo with an error that names its log and

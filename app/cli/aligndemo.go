@@ -183,35 +183,29 @@ func (d *alignDemo) writeData() error {
 		}
 		return out
 	}
-	files := map[string]func() ([]byte, error){
-		"instruct_train.jsonl": func() ([]byte, error) { return assets.InstructTrain(), nil },
-		"instruct_eval.jsonl":  func() ([]byte, error) { return assets.InstructEval(), nil },
-		"prefs_train.jsonl":    func() ([]byte, error) { return assets.PrefsTrain(), nil },
-		"prefs_eval.jsonl":     func() ([]byte, error) { return assets.PrefsEval(), nil },
-		"sft_train.jsonl":      instructBytes(demo.Sloppy(demo.DefaultSeed, train, d.sloppy)),
-		"arith_train.jsonl":    instructBytes(arith(train)),
-		"arith_eval.jsonl":     instructBytes(arith(eval)),
-		// The demo model's context is 256 tokens: the judge gets a short rubric.
-		"rubric.txt": func() ([]byte, error) { return []byte("Prefer the correct, short, polite answer.\n"), nil },
+	// Writing to memory cannot fail.
+	jsonl := func(items []demo.Item) []byte {
+		var b bytes.Buffer
+		demo.WriteInstruct(&b, items)
+		return b.Bytes()
 	}
-	for name, make := range files {
-		b, err := make()
-		if err != nil {
-			return err
-		}
+	files := map[string][]byte{
+		"instruct_train.jsonl": assets.InstructTrain(),
+		"instruct_eval.jsonl":  assets.InstructEval(),
+		"prefs_train.jsonl":    assets.PrefsTrain(),
+		"prefs_eval.jsonl":     assets.PrefsEval(),
+		"sft_train.jsonl":      jsonl(demo.Sloppy(demo.DefaultSeed, train, d.sloppy)),
+		"arith_train.jsonl":    jsonl(arith(train)),
+		"arith_eval.jsonl":     jsonl(arith(eval)),
+		// The demo model's context is 256 tokens: the judge gets a short rubric.
+		"rubric.txt": []byte("Prefer the correct, short, polite answer.\n"),
+	}
+	for name, b := range files {
 		if err := os.WriteFile(d.path("data", name), b, 0o644); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func instructBytes(items []demo.Item) func() ([]byte, error) {
-	return func() ([]byte, error) {
-		var b bytes.Buffer
-		err := demo.WriteInstruct(&b, items)
-		return b.Bytes(), err
-	}
 }
 
 // alignDemoResult is what the summary reports beside the table.

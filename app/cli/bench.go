@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"llmlab/assets"
-	"llmlab/core/autograd"
 	"llmlab/core/data"
 	"llmlab/core/generate"
 	"llmlab/core/model"
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
+	"llmlab/core/train"
 	"llmlab/gpu"
 	"llmlab/gpu/blas"
 	"llmlab/lora"
@@ -285,22 +285,8 @@ func benchTrain(ctx context.Context, cfg model.Config, b tensor.Backend, batch, 
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	ids, targets := benchTokens(cfg, batch*seq)
 	opt := optim.NewAdamW(benchAdamW, m.ParamList())
-	tp := autograd.NewTape(b)
-	step := func() error {
-		tp.Reset()
-		loss, _, err := m.Loss(tp, model.Inputs{B: batch, T: seq, IDs: ids}, targets)
-		if err != nil {
-			return err
-		}
-		if err := tp.Backward(loss); err != nil {
-			return err
-		}
-		opt.Update(b, 1e-4)
-		opt.ZeroGrad()
-		return nil
-	}
+	step := train.FixedStep(m, b, opt, batch, seq, 1e-4, nil)
 	// Two warm-up steps: the first sizes the arena (its slab is re-made at
 	// the second step's reset) and creates the optimizer state.
 	for range 2 {
@@ -418,26 +404,15 @@ func benchLoRA(ctx context.Context, cfg model.Config, b tensor.Backend, batch, s
 	if err != nil {
 		return 0, 0, err
 	}
-	ids, targetsIDs := benchTokens(cfg, batch*seq)
 	opt := optim.NewAdamW(benchAdamW, a.Params())
-	tp := autograd.NewTape(b)
 	var peak uint64
-	step := func() error {
-		tp.Reset()
-		loss, _, err := m.Loss(tp, model.Inputs{B: batch, T: seq, IDs: ids}, targetsIDs)
-		if err != nil {
-			return err
-		}
-		if err := tp.Backward(loss); err != nil {
-			return err
-		}
+	// The peak heap is read after backward, when activations and
+	// gradients are all alive.
+	step := train.FixedStep(m, b, opt, batch, seq, 1e-4, func() {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapAlloc)
-		opt.Update(b, 1e-4)
-		opt.ZeroGrad()
-		return nil
-	}
+	})
 	for range 2 {
 		if err := step(); err != nil {
 			return 0, 0, err
@@ -457,13 +432,3 @@ func benchLoRA(ctx context.Context, cfg model.Config, b tensor.Backend, batch, s
 
 // benchAdamW is the optimizer of the training benchmarks.
 var benchAdamW = optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}
-
-// benchTokens returns n deterministic token ids and next-token targets.
-func benchTokens(cfg model.Config, n int) (ids, targets []int32) {
-	ids, targets = make([]int32, n), make([]int32, n)
-	for i := range ids {
-		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
-		targets[i] = int32((i*104729 + 7) % cfg.VocabSize)
-	}
-	return ids, targets
-}

@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"llmlab/core/autograd"
 	"llmlab/core/generate"
 	"llmlab/core/model"
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
+	"llmlab/core/train"
 	"llmlab/lora"
 )
 
@@ -162,26 +162,7 @@ var figureAdamW = optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8
 // figureTrain times steps training steps of m (after one warm-up) with
 // opt, which holds the trained parameters, and returns tokens/s.
 func figureTrain(m *model.Transformer, opt *optim.AdamW, b tensor.Backend, batch, seq, steps int) (float64, error) {
-	cfg := m.Cfg
-	ids, targets := make([]int32, batch*seq), make([]int32, batch*seq)
-	for i := range ids {
-		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
-		targets[i] = int32((i*104729 + 7) % cfg.VocabSize)
-	}
-	tp := autograd.NewTape(b)
-	step := func() error {
-		tp.Reset()
-		loss, _, err := m.Loss(tp, model.Inputs{B: batch, T: seq, IDs: ids}, targets)
-		if err != nil {
-			return err
-		}
-		if err := tp.Backward(loss); err != nil {
-			return err
-		}
-		opt.Update(b, 1e-4)
-		opt.ZeroGrad()
-		return nil
-	}
+	step := train.FixedStep(m, b, opt, batch, seq, 1e-4, nil)
 	if err := step(); err != nil {
 		return 0, err
 	}

@@ -1,0 +1,45 @@
+package train
+
+import (
+	"llmlab/core/autograd"
+	"llmlab/core/model"
+	"llmlab/core/optim"
+	"llmlab/core/tensor"
+)
+
+// FixedBatch returns n token ids and next-token targets below vocab,
+// deterministic and spread over the vocabulary: the inputs of speed
+// measurements, which need every embedding row busy but no real data.
+func FixedBatch(vocab, n int) (ids, targets []int32) {
+	ids, targets = make([]int32, n), make([]int32, n)
+	for i := range ids {
+		ids[i] = int32((i*7919 + 13) % vocab)
+		targets[i] = int32((i*104729 + 7) % vocab)
+	}
+	return ids, targets
+}
+
+// FixedStep returns one training step of m on a FixedBatch of B rows of
+// T tokens: a tape reset, the loss, backward, hook (nil: none; speed
+// measurements read memory there), an update of opt at lr, and zeroed
+// gradients. The tape and batch are made once and reused by every call.
+func FixedStep(m *model.Transformer, b tensor.Backend, opt *optim.AdamW, B, T int, lr float32, hook func()) func() error {
+	ids, targets := FixedBatch(m.Cfg.VocabSize, B*T)
+	tp := autograd.NewTape(b)
+	return func() error {
+		tp.Reset()
+		loss, _, err := m.Loss(tp, model.Inputs{B: B, T: T, IDs: ids}, targets)
+		if err != nil {
+			return err
+		}
+		if err := tp.Backward(loss); err != nil {
+			return err
+		}
+		if hook != nil {
+			hook()
+		}
+		opt.Update(b, lr)
+		opt.ZeroGrad()
+		return nil
+	}
+}

@@ -3,8 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,28 +41,12 @@ func TestRLAIFReferenceField(t *testing.T) {
 
 	var mu sync.Mutex
 	var questions []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Messages []struct{ Content string } `json:"messages"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Messages) == 0 {
-			http.Error(w, "bad body", 400)
-			return
-		}
-		q := req.Messages[0].Content
+	// The judge prefers the shorter answer and records each question.
+	srv := shorterJudge(t, nil, func(q string) {
 		mu.Lock()
 		questions = append(questions, q)
 		mu.Unlock()
-		_, rest, _ := strings.Cut(q, "[Answer A]\n")
-		first, rest, _ := strings.Cut(rest, "\n\n[Answer B]\n")
-		second, _, _ := strings.Cut(rest, "\n\nWhich answer")
-		reply := "A" // the shorter answer
-		if len(second) < len(first) {
-			reply = "B"
-		}
-		fmt.Fprintf(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":%q}}]}`, reply)
-	}))
-	t.Cleanup(srv.Close)
+	})
 	out := filepath.Join(dir, "prefs.jsonl")
 	args := []string{"rlaif", "--model", base, "--template", "chatml", "--judge", srv.URL, "--prompts", prompts, "--out", out,
 		"--samples", "2", "--max-new", "6", "--temperature", "1.5", "--threads", "1", "--reference-field", "answer", "--cache", "none", "--json"}

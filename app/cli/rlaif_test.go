@@ -16,10 +16,13 @@ import (
 
 // shorterJudge is an OpenAI-compatible judge that prefers the shorter
 // answer and, on equal lengths, says "A" (a position bias: a tie).
-func shorterJudge(t *testing.T, calls *atomic.Int64) *httptest.Server {
+// seen (nil: none) gets every question asked.
+func shorterJudge(t *testing.T, calls *atomic.Int64, seen func(question string)) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
+		if calls != nil {
+			calls.Add(1)
+		}
 		var req struct {
 			Messages []struct{ Content string } `json:"messages"`
 		}
@@ -28,6 +31,9 @@ func shorterJudge(t *testing.T, calls *atomic.Int64) *httptest.Server {
 			return
 		}
 		q := req.Messages[0].Content
+		if seen != nil {
+			seen(q)
+		}
 		_, rest, _ := strings.Cut(q, "[Answer A]\n")
 		first, rest, _ := strings.Cut(rest, "\n\n[Answer B]\n")
 		second, _, _ := strings.Cut(rest, "\n\nWhich answer")
@@ -79,7 +85,7 @@ func TestRLAIFWithHTTPJudge(t *testing.T) {
 	prompts := filepath.Join(dir, "prompts.jsonl")
 	os.WriteFile(prompts, []byte(b.String()), 0o644)
 	var calls atomic.Int64
-	srv := shorterJudge(t, &calls)
+	srv := shorterJudge(t, &calls, nil)
 	out := filepath.Join(dir, "prefs.jsonl")
 	args := []string{"rlaif", "--model", base, "--template", "chatml", "--judge", srv.URL, "--prompts", prompts, "--out", out,
 		"--samples", "3", "--max-new", "6", "--batch", "4", "--temperature", "1.2", "--threads", "1", "--json"}

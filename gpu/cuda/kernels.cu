@@ -429,6 +429,23 @@ __device__ __forceinline__ float attnRow(const float* kv, const float* pkv, int 
   return kv[(((i64)b * stride + (u - P)) * KVH + kh) * D + d];
 }
 
+// attnLoadTile has the block copy key rows u0 .. u0+ATT_K-1 (zeros past
+// nU) into Ks (row stride ks) and the value rows into Vs (row stride vs).
+__device__ __forceinline__ void attnLoadTile(float* Ks, float* Vs, int ks, int vs, const float* k, const float* v,
+                                             const float* pk, const float* pv, int b, int kh, int u0, int nU, int P,
+                                             int stride, int KVH, int D) {
+  for (int e = threadIdx.x; e < ATT_K * D; e += blockDim.x) {
+    int r = e / D, d = e % D, u = u0 + r;
+    float kv = 0.f, vv = 0.f;
+    if (u < nU) {
+      kv = attnRow(k, pk, b, kh, u, d, P, stride, KVH, D);
+      vv = attnRow(v, pv, b, kh, u, d, P, stride, KVH, D);
+    }
+    Ks[r * ks + d] = kv;
+    Vs[r * vs + d] = vv;
+  }
+}
+
 // visible reports whether query i (segment qs) sees key row u.
 __device__ __forceinline__ bool attnVisible(int u, int i, int qs, const int* kseg, int b, int P, int S, int stride,
                                             int offset) {
@@ -469,16 +486,7 @@ __device__ void attnFwd(float* out, float* lse, const float* q, const float* k, 
   for (int t = 0; t < DL; t++) acc[t] = 0.f;
   for (int u0 = 0; u0 < nU; u0 += ATT_K) {
     __syncthreads();  // the previous tile is no longer read
-    for (int e = threadIdx.x; e < ATT_K * D; e += blockDim.x) {
-      int r = e / D, d = e % D, u = u0 + r;
-      float kv = 0.f, vv = 0.f;
-      if (u < nU) {
-        kv = attnRow(k, pk, b, kh, u, d, P, stride, KVH, D);
-        vv = attnRow(v, pv, b, kh, u, d, P, stride, KVH, D);
-      }
-      Ks[r * DP + d] = kv;
-      Vs[r * D + d] = vv;
-    }
+    attnLoadTile(Ks, Vs, DP, D, k, v, pk, pv, b, kh, u0, nU, P, stride, KVH, D);
     __syncthreads();
     if (!active) continue;  // warp-uniform
     int u = u0 + lane;
@@ -572,16 +580,7 @@ __device__ void attnBwdDQ(float* dq, const float* dout, const float* q, const fl
   for (int t = 0; t < DL; t++) acc[t] = 0.f;
   for (int u0 = 0; u0 < nU; u0 += ATT_K) {
     __syncthreads();
-    for (int e = threadIdx.x; e < ATT_K * D; e += blockDim.x) {
-      int r = e / D, d = e % D, u = u0 + r;
-      float kv = 0.f, vv = 0.f;
-      if (u < nU) {
-        kv = attnRow(k, pk, b, kh, u, d, P, stride, KVH, D);
-        vv = attnRow(v, pv, b, kh, u, d, P, stride, KVH, D);
-      }
-      Ks[r * DP + d] = kv;
-      Vs[r * DP + d] = vv;
-    }
+    attnLoadTile(Ks, Vs, DP, DP, k, v, pk, pv, b, kh, u0, nU, P, stride, KVH, D);
     __syncthreads();
     if (!active) continue;
     int u = u0 + lane;

@@ -10,6 +10,11 @@ import (
 // gradients. Reset makes everything reusable; after the first step the slab
 // is large enough for the whole step, so steady-state steps allocate
 // nothing. Tensors from an arena are invalid after Reset.
+//
+// The slab lives where the backend computes: host memory for the CPU
+// backend, mappable device memory from a tensor.Allocator, or device
+// memory from a tensor.Memory (then the tensors are device tensors and
+// zeroing is a fill on the device, never a host loop).
 type Arena struct {
 	slab  []float32
 	off   int
@@ -22,12 +27,62 @@ type Arena struct {
 	// free holds buffers released during the backward pass, by length:
 	// a gradient is dead once the op that produced its value has run
 	// backward, and the next gradient of the same size reuses it.
-	free map[int][][]float32
+	free map[int][]span
 
 	// dev, when set, provides the slab in device memory (see
 	// tensor.Allocator); tensors are then aligned to tensor.AllocAlign.
 	dev     tensor.Allocator
 	devSlab bool // slab came from dev
+
+	// mem, when set, provides the slab in a backend's own memory (see
+	// tensor.Memory): memBase, memCap floats, aligned like dev's.
+	mem      tensor.Memory
+	memBase  uintptr
+	memCap   int
+	memSpill []uintptr
+}
+
+// span is one buffer of the arena: a host slice, or floats of device
+// memory at dev.
+type span struct {
+	host []float32
+	dev  uintptr
+}
+
+// bump returns a span of n floats from the slab, or from a spill buffer
+// when the slab is full this round.
+func (a *Arena) bump(n int) span {
+	if a.mem != nil {
+		if a.off+n <= a.memCap {
+			s := span{dev: a.memBase + uintptr(4*a.off)}
+			a.off = min((a.off+n+tensor.AllocAlign-1)/tensor.AllocAlign*tensor.AllocAlign, a.memCap)
+			return s
+		}
+		a.extra += n + tensor.AllocAlign
+		if p, err := a.mem.Alloc(4 * max(n, 1)); err == nil {
+			a.memSpill = append(a.memSpill, p)
+			return span{dev: p}
+		}
+		// Out of device memory: a host buffer still works (the backend
+		// copies it in for each op), only slower.
+	}
+	if a.off+n <= len(a.slab) {
+		data := a.slab[a.off : a.off+n : a.off+n]
+		a.off += n
+		if a.devSlab {
+			a.off = min((a.off+tensor.AllocAlign-1)/tensor.AllocAlign*tensor.AllocAlign, len(a.slab))
+		}
+		return span{host: data}
+	}
+	data := make([]float32, n)
+	a.spill = append(a.spill, data)
+	if a.mem == nil {
+		a.extra += n
+		if a.dev != nil {
+			a.extra += tensor.AllocAlign
+		}
+	}
+	return span{host: data}
 }
 
 // Alloc returns an F32 tensor whose contents are unspecified.
@@ -36,33 +91,16 @@ func (a *Arena) Alloc(shape ...int) *tensor.Tensor {
 	for _, d := range shape {
 		n *= d
 	}
-	var data []float32
-	if a.off+n <= len(a.slab) {
-		data = a.slab[a.off : a.off+n : a.off+n]
-		a.off += n
-		if a.devSlab {
-			a.off = min((a.off+tensor.AllocAlign-1)/tensor.AllocAlign*tensor.AllocAlign, len(a.slab))
-		}
-	} else {
-		data = make([]float32, n)
-		a.spill = append(a.spill, data)
-		a.extra += n
-		if a.dev != nil {
-			a.extra += tensor.AllocAlign
-		}
+	return a.wrap(a.bump(n), shape)
+}
+
+// wrap returns a pooled F32 header over s.
+func (a *Arena) wrap(s span, shape []int) *tensor.Tensor {
+	t := a.header(&tensor.Tensor{}, shape)
+	t.DType, t.F32 = tensor.F32, s.host
+	if s.host == nil {
+		t.Dev = tensor.Device{Mem: a.mem, Ptr: s.dev}
 	}
-	var t *tensor.Tensor
-	if a.used < len(a.pool) {
-		t = a.pool[a.used]
-	} else {
-		t = &tensor.Tensor{}
-		a.pool = append(a.pool, t)
-	}
-	a.used++
-	t.Shape = append(t.Shape[:0], shape...)
-	t.DType = tensor.F32
-	t.F32 = data
-	t.Half, t.Q, t.Scale = nil, nil, nil
 	return t
 }
 
@@ -77,7 +115,7 @@ func (a *Arena) header(src *tensor.Tensor, shape []int) *tensor.Tensor {
 	}
 	a.used++
 	t.Shape = append(t.Shape[:0], shape...)
-	t.DType, t.F32, t.Half, t.Q, t.Scale = src.DType, src.F32, src.Half, src.Q, src.Scale
+	t.DType, t.F32, t.Half, t.Q, t.Scale, t.Dev = src.DType, src.F32, src.Half, src.Q, src.Scale, src.Dev
 	return t
 }
 
@@ -88,33 +126,49 @@ func (a *Arena) AllocZero(shape ...int) *tensor.Tensor {
 	for _, d := range shape {
 		n *= d
 	}
+	var t *tensor.Tensor
 	if l := a.free[n]; len(l) > 0 {
-		data := l[len(l)-1]
+		t = a.wrap(l[len(l)-1], shape)
 		a.free[n] = l[:len(l)-1]
-		clear(data)
-		t := a.header(&tensor.Tensor{}, shape)
-		t.DType, t.F32 = tensor.F32, data
-		return t
+	} else {
+		t = a.Alloc(shape...)
 	}
-	t := a.Alloc(shape...)
-	clear(t.F32)
+	if t.OnDevice() {
+		a.mem.Fill(t, 0)
+	} else {
+		clear(t.F32)
+	}
 	return t
 }
 
-// release makes data reusable by AllocZero until the next Reset.
-func (a *Arena) release(data []float32) {
-	if len(data) == 0 {
+// release makes x's buffer reusable by AllocZero until the next Reset.
+func (a *Arena) release(x *tensor.Tensor) {
+	n := x.Numel()
+	if n == 0 || x.DType != tensor.F32 {
+		return
+	}
+	var s span
+	switch {
+	case x.OnDevice() && x.Dev.Mem == a.mem:
+		s.dev = x.Dev.Ptr
+	case len(x.F32) == n:
+		s.host = x.F32
+	default:
 		return
 	}
 	if a.free == nil {
-		a.free = map[int][][]float32{}
+		a.free = map[int][]span{}
 	}
-	a.free[len(data)] = append(a.free[len(data)], data)
+	a.free[n] = append(a.free[n], s)
 }
 
 // Reset releases every tensor handed out since the last Reset. If the slab
 // overflowed, it grows to fit the whole round next time.
 func (a *Arena) Reset() {
+	for _, p := range a.memSpill {
+		a.mem.Free(p)
+	}
+	a.memSpill = a.memSpill[:0]
 	if a.extra > 0 {
 		n := a.off + a.extra
 		// Let the old slab and the spilled tensors go before the new slab
@@ -128,15 +182,25 @@ func (a *Arena) Reset() {
 		clear(a.spill)
 		a.spill = a.spill[:0]
 		for _, t := range a.pool {
-			t.F32 = nil
+			t.F32, t.Dev = nil, tensor.Device{}
 		}
-		debug.FreeOSMemory()
-		if a.dev != nil {
-			a.slab = a.dev.AllocF32(n)
-			a.devSlab = a.slab != nil
-		}
-		if a.slab == nil {
-			a.slab = make([]float32, n)
+		if a.mem != nil {
+			if a.memCap > 0 {
+				a.mem.Free(a.memBase)
+			}
+			a.memBase, a.memCap = 0, 0
+			if p, err := a.mem.Alloc(4 * n); err == nil {
+				a.memBase, a.memCap = p, n
+			}
+		} else {
+			debug.FreeOSMemory()
+			if a.dev != nil {
+				a.slab = a.dev.AllocF32(n)
+				a.devSlab = a.slab != nil
+			}
+			if a.slab == nil {
+				a.slab = make([]float32, n)
+			}
 		}
 		a.extra = 0
 	}
@@ -149,4 +213,4 @@ func (a *Arena) Reset() {
 }
 
 // Floats is the arena's current capacity in float32 values.
-func (a *Arena) Floats() int { return len(a.slab) + a.extra }
+func (a *Arena) Floats() int { return len(a.slab) + a.memCap + a.extra }

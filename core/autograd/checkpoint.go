@@ -1,5 +1,7 @@
 package autograd
 
+import "llmlab/core/tensor"
+
 // Checkpoint computes y = f(x) keeping only x and y on this tape: f runs on
 // a child tape whose activations are dropped at once, and runs again,
 // recording, when the backward pass reaches y (activation checkpointing).
@@ -17,7 +19,7 @@ func (t *Tape) Checkpoint(x *Var, f func(t *Tape, x *Var) *Var) *Var {
 	xin := sub.newVar(x.Value, x.needs)
 	y := f(sub, xin)
 	out := t.arena.Alloc(y.Value.Shape...)
-	copy(out.F32, y.Value.F32)
+	tensor.Copy(out, y.Value)
 	needs := y.needs
 	sub.Reset()
 	o := t.newVar(out, needs)

@@ -321,8 +321,16 @@ func ceBack(t *Tape, n *Node) {
 // SumScaled returns the scalar s·Σx (shape [1]); with s = 1/count it is a mean.
 func (t *Tape) SumScaled(x *Var, s float32) *Var {
 	y := t.arena.AllocZero(1)
-	t.B.SumRows(y, t.arena.header(x.Value, []int{x.Value.Numel(), 1}))
-	y.F32[0] *= s
+	if y.OnDevice() {
+		// y = s·Σx without reading it on the host: the sum into a
+		// scratch scalar, then added scaled into the zeroed y.
+		sum := t.arena.AllocZero(1)
+		t.B.SumRows(sum, t.arena.header(x.Value, []int{x.Value.Numel(), 1}))
+		t.B.AddScaled(y, sum, s)
+	} else {
+		t.B.SumRows(y, t.arena.header(x.Value, []int{x.Value.Numel(), 1}))
+		y.F32[0] *= s
+	}
 	o, n := t.record(y, sumBack, x)
 	if n != nil {
 		n.F = s
@@ -331,11 +339,18 @@ func (t *Tape) SumScaled(x *Var, s float32) *Var {
 }
 
 func sumBack(t *Tape, n *Node) {
-	g := n.Out.Grad.F32[0] * n.F
 	dx := t.GradOf(n.In[0])
 	ones := t.arena.Alloc(dx.Shape...)
-	for i := range ones.F32 {
-		ones.F32[i] = 1
+	tensor.Fill(ones, 1)
+	if dy := n.Out.Grad; dy.OnDevice() {
+		// dx += ones·(F·dy), a (N, 1)·(1, 1) product: the scalar stays on
+		// the device.
+		g := t.arena.AllocZero(1, 1)
+		t.B.AddScaled(g, dy, n.F)
+		N := dx.Numel()
+		t.B.MatMul(t.arena.header(dx, []int{N, 1}), t.arena.header(ones, []int{N, 1}), g, tensor.MatMulOpts{Accumulate: true})
+		return
 	}
+	g := n.Out.Grad.F32[0] * n.F
 	t.B.AddScaled(dx, ones, g)
 }

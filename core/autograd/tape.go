@@ -53,7 +53,11 @@ type Tape struct {
 // NewTape returns a tape computing on b.
 func NewTape(b tensor.Backend) *Tape {
 	t := &Tape{B: b}
-	t.arena.dev, _ = b.(tensor.Allocator)
+	if m, ok := b.(tensor.Memory); ok {
+		t.arena.mem = m
+	} else {
+		t.arena.dev, _ = b.(tensor.Allocator)
+	}
 	return t
 }
 
@@ -98,8 +102,14 @@ func (t *Tape) Const(v *tensor.Tensor) *Var { return t.newVar(v, false) }
 func (t *Tape) Leaf(v *tensor.Tensor) *Var { return t.newVar(v, true) }
 
 // Param wraps a parameter; its gradient accumulates into p.Grad unless it
-// is Frozen.
+// is Frozen. On a backend with its own memory (tensor.Memory) a float32
+// value moves there the first time a tape uses it, and stays: weights are
+// uploaded once, not per op. Read it back with Value.Host() (checkpoints
+// and the like do, through tensor's edge methods).
 func (t *Tape) Param(p *Param) *Var {
+	if m := t.arena.mem; m != nil && !p.Value.OnDevice() && p.Value.DType == tensor.F32 {
+		tensor.ToDevice(m, p.Value) // on failure it stays on the host, and still works
+	}
 	x := t.newVar(p.Value, !p.Frozen)
 	x.param = p
 	return x
@@ -138,6 +148,11 @@ func (t *Tape) Custom(out *tensor.Tensor, fn func(), in ...*Var) *Var {
 // persistent returns a zeroed tensor that outlives the step (a parameter's
 // gradient): in the backend's device memory when it has some to lend.
 func (t *Tape) persistent(shape tensor.Shape) *tensor.Tensor {
+	if t.arena.mem != nil {
+		if x, err := tensor.NewOn(t.arena.mem, shape...); err == nil {
+			return x
+		}
+	}
 	if t.arena.dev != nil {
 		if x := t.arena.dev.AllocF32(shape.Numel()); x != nil {
 			return tensor.FromF32(x, shape...)
@@ -176,10 +191,7 @@ func (t *Tape) Backward(loss *Var) error {
 	if !loss.needs {
 		return fmt.Errorf("autograd: loss does not depend on any trainable parameter")
 	}
-	g := t.GradOf(loss)
-	for i := range g.F32 {
-		g.F32[i] = 1
-	}
+	tensor.Fill(t.GradOf(loss), 1)
 	return t.backward()
 }
 
@@ -213,7 +225,7 @@ func (t *Tape) BackwardFrom(out *Var, grad *tensor.Tensor) error {
 	if !out.needs {
 		return fmt.Errorf("autograd: output does not depend on any trainable parameter")
 	}
-	copy(t.GradOf(out).F32, grad.F32)
+	tensor.Copy(t.GradOf(out), grad)
 	return t.backward()
 }
 
@@ -223,7 +235,7 @@ func (t *Tape) releaseGrad(v *Var) {
 	if v.Grad == nil || v.param != nil || v.viewOf != nil {
 		return
 	}
-	t.arena.release(v.Grad.F32)
+	t.arena.release(v.Grad)
 	v.Grad = nil
 }
 

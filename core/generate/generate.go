@@ -106,6 +106,7 @@ type Run struct {
 	samplers []*Sampler
 	contexts [][]int32
 	row      []float32
+	logits   *tensor.Tensor // host copy of a device step's logits (nb, V)
 	next     []int32
 	stepPos  []int32
 	stepSeg  []int32
@@ -145,12 +146,16 @@ func (g *Generator) Begin(req Request) (*Run, error) {
 	capacity := maxP + maxNew
 	if g.cache == nil || g.cache.B != nb || g.cache.Cap < capacity {
 		a, onDevice := g.B.(tensor.Allocator)
-		if g.cache != nil && onDevice {
+		mem, hasMem := g.B.(tensor.Memory)
+		if g.cache != nil {
 			g.cache.Free(a)
 		}
 		g.cache = g.M.NewCache(nb, capacity)
-		if onDevice {
-			g.cache.Place(a) // the keys and values stay on the device
+		switch {
+		case hasMem:
+			g.cache.ToDevice(mem) // the keys and values stay on the device
+		case onDevice:
+			g.cache.Place(a)
 		}
 	}
 	g.cache.Reset()
@@ -195,6 +200,14 @@ func (r *Run) Step() (bool, error) {
 	}
 	last := lastRows(g.tape, h, nb, r.in.T)
 	logits := g.M.Logits(g.tape, last).Value // (nb, V)
+	if logits.OnDevice() {
+		// The one read of a decode step: the last positions' logits.
+		if r.logits == nil || r.logits.Numel() != logits.Numel() {
+			r.logits = tensor.New(logits.Shape...)
+		}
+		tensor.Copy(r.logits, logits)
+		logits = r.logits
+	}
 	live := 0
 	for b := 0; b < nb; b++ {
 		if r.done[b] {
@@ -268,6 +281,10 @@ func lastRows(t *autograd.Tape, h *autograd.Var, nb, T int) *autograd.Var {
 	}
 	C := h.Value.Cols()
 	out := t.Alloc(nb, C)
+	if out.OnDevice() || h.Value.OnDevice() {
+		tensor.CopyCols(out, 0, h.Value.Reshape(nb, T*C), (T-1)*C, C)
+		return t.Const(out)
+	}
 	for b := 0; b < nb; b++ {
 		copy(out.F32[b*C:(b+1)*C], h.Value.F32[(b*T+T-1)*C:(b*T+T)*C])
 	}

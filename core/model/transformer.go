@@ -294,6 +294,7 @@ type Cache struct {
 	Seg         []int32 // (B*Cap) segment id of each cached key
 
 	placed []*tensor.Tensor // tensors in an Allocator's memory (Place)
+	moved  []*tensor.Tensor // tensors in a backend's own memory (ToDevice)
 }
 
 // NewCache allocates a cache for b sequences of up to capacity tokens.
@@ -324,13 +325,29 @@ func (kc *Cache) Place(a tensor.Allocator) {
 	}
 }
 
-// Free returns memory Place took to a; the cache must not be used again.
+// ToDevice moves the keys and values into m, a backend's own memory (see
+// tensor.Memory), so decoding appends to and reads them there; tensors m
+// cannot hold stay on the host. Free gives the memory back.
+func (kc *Cache) ToDevice(m tensor.Memory) {
+	for _, t := range append(append([]*tensor.Tensor(nil), kc.K...), kc.V...) {
+		if ok, _ := tensor.ToDevice(m, t); ok {
+			kc.moved = append(kc.moved, t)
+		}
+	}
+}
+
+// Free returns memory Place took to a (nil when Place was not used) and
+// memory ToDevice took; the cache must not be used again.
 func (kc *Cache) Free(a tensor.Allocator) {
 	for _, t := range kc.placed {
 		a.FreeF32(t.F32)
 		t.F32 = nil
 	}
 	kc.placed = nil
+	for _, t := range kc.moved {
+		tensor.Free(t)
+	}
+	kc.moved = nil
 }
 
 // positions returns the position ids to use: in.Pos, or past+t for each
@@ -445,6 +462,19 @@ func storeRows(dst, src *tensor.Tensor, B, T, past, capacity int) {
 	w := src.Cols()
 	if len(src.Shape) > 2 {
 		w = src.Numel() / (B * T)
+	}
+	if dst.OnDevice() || src.OnDevice() {
+		if dst.Dev.Mem == src.Dev.Mem {
+			// A strided copy on the device: (B, cap·w) <- (B, T·w).
+			tensor.CopyCols(dst.Reshape(B, capacity*w), past*w, src.Reshape(B, T*w), 0, T*w)
+			return
+		}
+		// One side on the host (a cache the device could not hold): slow,
+		// through host copies.
+		h := dst.Host()
+		storeRows(h, src.Host(), B, T, past, capacity)
+		tensor.Copy(dst, h)
+		return
 	}
 	for b := 0; b < B; b++ {
 		copy(dst.F32[(b*capacity+past)*w:(b*capacity+past+T)*w], src.F32[b*T*w:(b+1)*T*w])

@@ -67,6 +67,9 @@ func (o *AdamW) ensureState() {
 // Update applies one step with learning rate lr to every parameter with
 // a gradient.
 func (o *AdamW) Update(b tensor.Backend, lr float32) {
+	if mem, ok := b.(tensor.Memory); ok && o.m == nil {
+		o.deviceState(mem)
+	}
 	o.ensureState()
 	if !o.placed {
 		o.place(b)
@@ -89,12 +92,35 @@ func (o *AdamW) Update(b tensor.Backend, lr float32) {
 	}
 }
 
+// deviceState makes the moments, zeroed, in the backend's own memory
+// (nothing crosses the bus); any it cannot hold are made on the host.
+func (o *AdamW) deviceState(mem tensor.Memory) {
+	for _, p := range o.Params {
+		for _, dst := range []*[]*tensor.Tensor{&o.m, &o.v} {
+			t, err := tensor.NewOn(mem, p.Value.Shape...)
+			if err != nil {
+				t = tensor.New(p.Value.Shape...)
+			}
+			*dst = append(*dst, t)
+		}
+	}
+}
+
 // place moves the moments and the trainable float32 values into the
-// backend's memory when it has mappable device memory (tensor.Allocator),
-// so the updates and the kernels that read the weights run without copies.
-// Contents are kept; only the storage moves.
+// backend's memory when it has memory of its own (tensor.Memory) or
+// mappable device memory (tensor.Allocator), so the updates and the
+// kernels that read the weights run without copies. Contents are kept;
+// only the storage moves.
 func (o *AdamW) place(b tensor.Backend) {
 	o.placed = true
+	if mem, ok := b.(tensor.Memory); ok {
+		for i, p := range o.Params {
+			for _, t := range []*tensor.Tensor{p.Value, o.m[i], o.v[i]} {
+				tensor.ToDevice(mem, t) // on failure it stays on the host, and still works
+			}
+		}
+		return
+	}
 	a, ok := b.(tensor.Allocator)
 	if !ok {
 		return
@@ -126,7 +152,80 @@ func (o *AdamW) ZeroGrad() {
 
 // ClipGradNorm scales gradients so their global L2 norm is at most
 // maxNorm (no-op when maxNorm <= 0) and returns the norm before clipping.
+// On a backend that clips on the device, reading the norm waits for the
+// device: a training loop that reads it only to log it uses a Clipper.
 func ClipGradNorm(b tensor.Backend, ps []*autograd.Param, maxNorm float64) float64 {
+	var c Clipper
+	defer c.Free()
+	c.Clip(b, ps, maxNorm)
+	return c.Norm()
+}
+
+// NormClipper is implemented by backends that clip gradients on the
+// device: ClipNorm writes the global L2 norm of xs into norm (one F32
+// element, which the backend may keep on the device) and, when maxNorm > 0
+// and the norm exceeds it, scales every x by maxNorm/(norm+1e-6), with no
+// value read on the host.
+type NormClipper interface {
+	ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm float32)
+}
+
+// Clipper clips gradient norms and keeps the last norm where the backend
+// computed it, so a step on a device reads nothing back unless Norm is
+// called. The zero Clipper is ready; Free releases its device scalar.
+type Clipper struct {
+	norm *tensor.Tensor // (1)
+	mem  tensor.Memory
+	xs   []*tensor.Tensor
+	host float64 // the norm, when computed on the host
+}
+
+// Clip scales the gradients of ps as ClipGradNorm does.
+func (c *Clipper) Clip(b tensor.Backend, ps []*autograd.Param, maxNorm float64) {
+	nc, ok := b.(NormClipper)
+	if !ok {
+		c.norm = nil
+		c.host = clipHost(b, ps, maxNorm)
+		return
+	}
+	if c.norm == nil {
+		if mem, ok := b.(tensor.Memory); ok {
+			if t, err := tensor.NewOn(mem, 1); err == nil {
+				c.norm, c.mem = t, mem
+			}
+		}
+		if c.norm == nil {
+			c.norm = tensor.New(1)
+		}
+	}
+	c.xs = c.xs[:0]
+	for _, p := range ps {
+		if p.Grad != nil && !p.Frozen {
+			c.xs = append(c.xs, p.Grad)
+		}
+	}
+	nc.ClipNorm(c.norm, c.xs, float32(maxNorm))
+}
+
+// Norm returns the norm before the last Clip (a wait for the device when
+// it was computed there).
+func (c *Clipper) Norm() float64 {
+	if c.norm == nil {
+		return c.host
+	}
+	return float64(c.norm.At(0))
+}
+
+// Free releases the device scalar; the Clipper can be used again.
+func (c *Clipper) Free() {
+	if c.norm != nil && c.mem != nil {
+		tensor.Free(c.norm)
+	}
+	c.norm, c.mem = nil, nil
+}
+
+// clipHost is ClipGradNorm through SumSquares and AddScaled.
+func clipHost(b tensor.Backend, ps []*autograd.Param, maxNorm float64) float64 {
 	var ss float64
 	for _, p := range ps {
 		if p.Grad != nil && !p.Frozen {
@@ -188,7 +287,7 @@ func (o *AdamW) Load(dir string) error {
 				problems = append(problems, fmt.Sprintf("%s has %v %v, want F32 %v", k.key, t.DType, t.Shape, k.dst.Shape))
 				continue
 			}
-			copy(k.dst.F32, t.F32)
+			tensor.Copy(k.dst, t) // into device memory after the first Update
 		}
 	}
 	if n := len(f.Names()); n != 2*len(o.Params) {

@@ -137,5 +137,8 @@ func dequant(dst []float32, t *Tensor, off int) {
 
 // StorageBytes is the memory the tensor's data takes, scales included.
 func (t *Tensor) StorageBytes() int {
+	if t.OnDevice() {
+		return t.Numel() * t.DType.Size() // F32, the one device type made today
+	}
 	return 4*len(t.F32) + 2*len(t.Half) + len(t.Q) + 4*len(t.Scale)
 }

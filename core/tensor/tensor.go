@@ -7,6 +7,32 @@
 // widen as they read them (never up front). Shapes are plain []int; kernels
 // view a tensor as a matrix of Rows() x Cols() (the last dimension is Cols).
 //
+// # Storage
+//
+// A tensor's data lives in exactly one place, which the tensor knows:
+//
+//   - on the host: F32 (DType F32), Half (F16, BF16) or Q and Scale (the
+//     quantized types: codes or raw block bytes, and their scales). This is
+//     what the CPU, BLAS and Vulkan backends use, and it is unchanged: the
+//     fields are plain slices, read and written in place.
+//   - in a backend's device memory: Dev (a Memory and an address), every
+//     host slice nil. Backends that implement Memory (storage.go) make
+//     these: the autograd arena's slab, parameters moved there by a tape,
+//     optimizer moments, the KV cache. OnDevice tells them apart.
+//
+// Kernels take whatever they are given: a device backend uses its own
+// device tensors in place and copies host ones in for the call. Host code
+// that reads data goes through the edges: Host (a host copy), Copy, Fill,
+// CopyCols, and the methods below (At, Float32s, Bytes, Zero, Clone), which
+// all work on device tensors too, through the Memory, at the cost of a copy
+// and a wait. Reading .F32 of a device tensor finds nil: code on the hot
+// path of training and decoding must not, and does not.
+//
+// A new storage type (GGUF blocks such as Q4_K or Q8_0) is a new DType
+// whose host storage is its raw block bytes in Q (Scale unused) and whose
+// device storage is the same bytes; Size, StorageBytes and the dequantise
+// path (quant.go) are the places that learn it.
+//
 // The CPU backend (cpu*.go) is always available. It parallelises over rows,
 // heads or tiles with a fixed split that does not depend on the number of
 // threads, so every result is bit-identical whatever GOMAXPROCS is.
@@ -106,8 +132,9 @@ func (s Shape) String() string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// Tensor is a dense row-major array. Exactly one of F32 or Half holds the
-// data, according to DType.
+// Tensor is a dense row-major array. Exactly one storage holds the data:
+// on the host, F32 or Half or Q (with Scale) according to DType; or, when
+// Dev is set, a backend's device memory (see the package doc).
 type Tensor struct {
 	Shape Shape
 	DType DType
@@ -115,6 +142,7 @@ type Tensor struct {
 	Half  []uint16  // raw bits when DType == F16 or BF16
 	Q     []byte    // codes when DType is Q8 or NF4
 	Scale []float32 // their scales: per row (Q8) or per block of 64 (NF4)
+	Dev   Device    // device storage (then the slices above are nil)
 }
 
 // New returns a zeroed float32 tensor.
@@ -164,6 +192,9 @@ func (t *Tensor) Rows() int {
 
 // At returns element i (flat index), widened to float32.
 func (t *Tensor) At(i int) float32 {
+	if t.OnDevice() {
+		return t.Host().At(i) // an edge: tests and logging, never a loop
+	}
 	switch t.DType {
 	case F16:
 		return float16.Frombits(t.Half[i]).Float32()
@@ -180,6 +211,9 @@ func (t *Tensor) At(i int) float32 {
 // Float32s returns the data widened to float32: the tensor's own slice when
 // it is already F32, else a new copy.
 func (t *Tensor) Float32s() []float32 {
+	if t.OnDevice() {
+		return t.Host().Float32s()
+	}
 	if t.DType == F32 {
 		return t.F32
 	}
@@ -191,6 +225,9 @@ func (t *Tensor) Float32s() []float32 {
 // WidenRow writes len(dst) elements of t starting at flat offset off into
 // dst as float32. It is how kernels read half-precision weights.
 func WidenRow(dst []float32, t *Tensor, off int) {
+	if t.OnDevice() {
+		t = t.Host()
+	}
 	switch t.DType {
 	case F32:
 		copy(dst, t.F32[off:off+len(dst)])
@@ -251,8 +288,11 @@ func (t *Tensor) Convert(dt DType) *Tensor {
 	return out
 }
 
-// Clone returns a deep copy.
+// Clone returns a deep copy; of a device tensor, a copy on the host.
 func (t *Tensor) Clone() *Tensor {
+	if t.OnDevice() {
+		return t.Host()
+	}
 	out := &Tensor{Shape: append(Shape(nil), t.Shape...), DType: t.DType}
 	if t.F32 != nil {
 		out.F32 = append([]float32(nil), t.F32...)
@@ -269,12 +309,20 @@ func (t *Tensor) Clone() *Tensor {
 
 // Zero sets every element to 0.
 func (t *Tensor) Zero() {
+	if t.OnDevice() {
+		t.Dev.Mem.Fill(t, 0)
+		return
+	}
 	clear(t.F32)
 	clear(t.Half)
 }
 
-// Bytes returns the storage as little-endian bytes, without copying.
+// Bytes returns the storage as little-endian bytes, without copying; of a
+// device tensor, a copy from the device.
 func (t *Tensor) Bytes() []byte {
+	if t.OnDevice() {
+		return t.Host().Bytes()
+	}
 	if t.DType == F32 {
 		if len(t.F32) == 0 {
 			return nil
@@ -297,7 +345,7 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 	if t.DType == Q8 && len(s) > 0 && s[len(s)-1] != t.Cols() {
 		panic(fmt.Sprintf("tensor.Reshape: Q8 %v to %v changes the rows its scales belong to", t.Shape, s))
 	}
-	return &Tensor{Shape: s, DType: t.DType, F32: t.F32, Half: t.Half, Q: t.Q, Scale: t.Scale}
+	return &Tensor{Shape: s, DType: t.DType, F32: t.F32, Half: t.Half, Q: t.Q, Scale: t.Scale, Dev: t.Dev}
 }
 
 func (t *Tensor) String() string { return fmt.Sprintf("Tensor(%v %v)", t.DType, t.Shape) }

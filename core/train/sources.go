@@ -8,6 +8,7 @@ import (
 	"llmlab/core/autograd"
 	"llmlab/core/data"
 	"llmlab/core/model"
+	"llmlab/core/tensor"
 )
 
 // LM is the next-token objective of pretraining and SFT: mean
@@ -161,7 +162,11 @@ func (w ModelWeights) LoadWeights(dir string) error {
 		if !p.Value.Shape.Equal(src[i].Value.Shape) || p.Name != src[i].Name {
 			return fmt.Errorf("%s: parameter %s %v does not match %s %v", dir, src[i].Name, src[i].Value.Shape, p.Name, p.Value.Shape)
 		}
-		copy(p.Value.F32, src[i].Value.F32)
+		if p.Value.OnDevice() {
+			tensor.Copy(p.Value, src[i].Value)
+		} else {
+			copy(p.Value.F32, src[i].Value.F32)
+		}
 	}
 	return nil
 }

@@ -288,7 +288,8 @@ func (r *runner) trainStep() (Event, error) {
 		if err != nil {
 			return Event{}, fmt.Errorf("train: step %d: %w", r.step+1, err)
 		}
-		lv := float64(loss.Value.F32[0])
+		lv := float64(loss.Value.At(0)) // on a device backend, the step's one read
+
 		if math.IsNaN(lv) || math.IsInf(lv, 0) {
 			return Event{}, &NonFiniteError{Step: r.step + 1, What: "the loss", Value: lv}
 		}
@@ -343,7 +344,7 @@ func (r *runner) evaluate() error {
 			return fmt.Errorf("train: evaluation at step %d: %w", r.step, err)
 		}
 		k := batch.Tokens()
-		sum += float64(loss.Value.F32[0]) * float64(k)
+		sum += float64(loss.Value.At(0)) * float64(k)
 		n += k
 	}
 	if n == 0 {

@@ -94,7 +94,7 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 			op.out(out), op.out(lse), op.f32(q), op.f32(k), op.f32(v), op.f32(o.PrefixK), op.f32(o.PrefixV), qs, ks,
 			int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.KVH), int32(s.D), int32(s.P), int32(s.offset), s.scale)
 	}) {
-		b.cpu.Attention(out, lse, q, k, v, o)
+		b.host(func() { b.cpu.Attention(out, lse, q, k, v, o) }, out, lse, q, k, v, o)
 	}
 }
 
@@ -148,6 +148,6 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 			op.launch(b.k.attnBwdDkdv[s.dl], [3]uint32{uint32((rowsU + attnWarps - 1) / attnWarps), uint32(s.KVH), uint32(s.B)}, 32*attnWarps, s.dkvShm(), args...)
 		}
 	}) {
-		b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o)
+		b.host(func() { b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o) }, dq, dk, dv, dout, q, k, v, out, lse, o)
 	}
 }

@@ -6,12 +6,12 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"sync"
 	"unsafe"
 
 	"llmlab/core/tensor"
-	"llmlab/gpu/internal/spans"
 )
 
 //go:embed kernels.cu
@@ -61,16 +61,36 @@ type Backend struct {
 	// the kernel's parameter list.
 	checkArgs func(fn uintptr, args []any) error
 
-	managed bool                // the device has managed (unified) memory
-	regions spans.Set[struct{}] // AllocF32 memory, by address
-	stats   Stats
+	live      map[devptr]uintptr // Alloc'd buffers (device tensors) and their size classes
+	intsCache map[intsKey]*intsEntry
+	intsSeed  maphash.Seed
+	stats     Stats
 }
 
-// Stats counts how ops found their float32 arrays: used in place in
-// managed memory, or copied (bytes both ways).
+// Stats counts the traffic between host and device since Open: copies
+// each way (an op's host inputs and outputs, int arrays, first uses of
+// weights, and tensor.Memory's Copy), waits for the stream, fills, and
+// how often an op found a float32 argument already on the device.
 type Stats struct {
-	InPlace, Copied int
-	CopiedBytes     int64
+	Uploads, Downloads         int
+	UploadBytes, DownloadBytes int64
+	Syncs, Fills, Resident     int
+	// LiveBytes is the device memory held by device tensors now (size
+	// classes, so up to 25% above what was asked), PeakBytes its maximum.
+	LiveBytes, PeakBytes int64
+}
+
+// Copies is the number of copies either way.
+func (s Stats) Copies() int { return s.Uploads + s.Downloads }
+
+// CopiedBytes is the number of bytes copied either way.
+func (s Stats) CopiedBytes() int64 { return s.UploadBytes + s.DownloadBytes }
+
+// ResetPeak sets PeakBytes to LiveBytes, to measure the peak of a phase.
+func (b *Backend) ResetPeak() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stats.PeakBytes = b.stats.LiveBytes
 }
 
 // Stats returns the counts since Open.
@@ -81,8 +101,8 @@ func (b *Backend) Stats() Stats {
 }
 
 var (
-	_ tensor.Backend   = (*Backend)(nil)
-	_ tensor.Allocator = (*Backend)(nil)
+	_ tensor.Backend = (*Backend)(nil)
+	_ tensor.Memory  = (*Backend)(nil)
 )
 
 // Open loads the CUDA libraries, takes device 0's primary context and
@@ -94,7 +114,8 @@ func Open() (*Backend, error) { return OpenDevice(0) }
 func OpenDevice(ordinal int) (*Backend, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	b := &Backend{cpu: tensor.NewCPU(0), one: 1, weights: map[weightKey]*weightEntry{}, shmSet: map[uintptr]int{}}
+	b := &Backend{cpu: tensor.NewCPU(0), one: 1, weights: map[weightKey]*weightEntry{}, shmSet: map[uintptr]int{},
+		live: map[devptr]uintptr{}, intsCache: map[intsKey]*intsEntry{}, intsSeed: maphash.MakeSeed()}
 	b.pool.free = map[uintptr][]devptr{}
 	if err := b.open(ordinal); err != nil {
 		b.release()
@@ -135,9 +156,7 @@ func (b *Backend) open(ordinal int) error {
 	if r := d.cuDeviceGet(&b.dev, int32(ordinal)); r != cuSuccess {
 		return fmt.Errorf("cuDeviceGet(%d): %s", ordinal, b.errName(r))
 	}
-	var major, minor, shm, managed int32
-	d.cuDeviceGetAttribute(&managed, attrManagedMemory, b.dev)
-	b.managed = managed == 1
+	var major, minor, shm int32
 	d.cuDeviceGetAttribute(&major, attrCCMajor, b.dev)
 	d.cuDeviceGetAttribute(&minor, attrCCMinor, b.dev)
 	d.cuDeviceGetAttribute(&shm, attrMaxSharedPerBlockOptin, b.dev)
@@ -273,11 +292,12 @@ func (b *Backend) release() {
 		d.cuStreamSynchronize(b.stream)
 	}
 	b.dropWeights()
+	b.dropInts()
 	b.pool.drain(d)
-	for _, r := range b.regions.All() {
-		d.cuMemFree(devptr(r.Base))
+	for p := range b.live {
+		d.cuMemFree(p) // device tensors still held: they are invalid from now on
 	}
-	b.regions.Clear()
+	clear(b.live)
 	if b.handle != 0 {
 		b.blas.destroy(b.handle)
 	}
@@ -333,7 +353,7 @@ type kernels struct {
 	geluFwd, geluBwd, swigluFwd, swigluBwd, rope    uintptr
 	ceFwd, ceBwd                                    uintptr
 	add, mul, addScaled, addBias, copyCols, adamw   uintptr
-	sumSquares                                      uintptr
+	sumSquares, clipNorm, scaleBy                   uintptr
 	attnBwdDi                                       uintptr
 	attnFwd, attnBwdDq, attnBwdDkdv                 [4]uintptr // by DL 1, 2, 4, 8
 }
@@ -352,6 +372,7 @@ func (k *kernels) names() map[string]*uintptr {
 		"ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"add": &k.add, "mul": &k.mul, "add_scaled": &k.addScaled, "add_bias": &k.addBias,
 		"copy_cols": &k.copyCols, "adamw": &k.adamw, "sum_squares": &k.sumSquares,
+		"clip_norm": &k.clipNorm, "scale_by": &k.scaleBy,
 		"attn_bwd_di": &k.attnBwdDi,
 	}
 	for i, dl := range []int{1, 2, 4, 8} {

@@ -408,6 +408,28 @@ extern "C" __global__ void sum_squares(double* partial, const float* x, i64 n) {
   }
 }
 
+// clip_norm: one warp adds the n partial sums of squares (every gradient's
+// sum_squares output, side by side) in a fixed order: *norm = sqrt(Σ), and
+// *scale = maxNorm/(norm+1e-6) when maxNorm > 0 and the norm exceeds it,
+// else 1 (computed in float64 as the CPU's ClipGradNorm).
+extern "C" __global__ void clip_norm(float* norm, float* scale, const double* partial, int n, float maxNorm) {
+  double s = 0;
+  for (int i = threadIdx.x; i < n; i += 32) s += partial[i];
+  s = warpSumD(s);
+  if (threadIdx.x == 0) {
+    double nv = sqrt(s);
+    *norm = (float)nv;
+    *scale = maxNorm > 0 && nv > (double)maxNorm ? (float)((double)maxNorm / (nv + 1e-6)) : 1.f;
+  }
+}
+
+// scale_by: x += (s-1)·x with s read from the device (ScaleGrads' form).
+extern "C" __global__ void scale_by(float* x, const float* scale, i64 n) {
+  float s = *scale;
+  if (s == 1.f) return;
+  GRID_STRIDE(i, n) x[i] += (s - 1.f) * x[i];
+}
+
 // ---- attention ----
 //
 // Layouts (as the CPU): q, out, dq (B, T, H, D); k, v, dk, dv

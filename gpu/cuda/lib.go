@@ -51,15 +51,14 @@ type driverAPI struct {
 	cuMemGetInfo func(free, total *uintptr) cuResult
 	// CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 	cuMemAlloc func(p *devptr, n uintptr) cuResult
-	// CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags)
-	// (the address is valid on the host too, so it is read as a pointer)
-	cuMemAllocManaged func(p *unsafe.Pointer, n uintptr, flags uint32) cuResult
 	// CUresult cuMemFree_v2(CUdeviceptr dptr)
 	cuMemFree func(p devptr) cuResult
 	// CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s)
 	cuMemcpyHtoDAsync func(dst devptr, src unsafe.Pointer, n uintptr, s uintptr) cuResult
 	// CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s)
 	cuMemcpyDtoHAsync func(dst unsafe.Pointer, src devptr, n uintptr, s uintptr) cuResult
+	// CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s)
+	cuMemcpyDtoDAsync func(dst, src devptr, n uintptr, s uintptr) cuResult
 	// CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, CUstream s)
 	cuMemsetD32Async func(dst devptr, v uint32, n uintptr, s uintptr) cuResult
 	// CUresult cuStreamCreate(CUstream *s, unsigned int flags)
@@ -97,10 +96,10 @@ func (d *driverAPI) symbols() []symbol {
 		{"cuCtxSetCurrent", &d.cuCtxSetCurrent},
 		{"cuMemGetInfo_v2", &d.cuMemGetInfo},
 		{"cuMemAlloc_v2", &d.cuMemAlloc},
-		{"cuMemAllocManaged", &d.cuMemAllocManaged},
 		{"cuMemFree_v2", &d.cuMemFree},
 		{"cuMemcpyHtoDAsync_v2", &d.cuMemcpyHtoDAsync},
 		{"cuMemcpyDtoHAsync_v2", &d.cuMemcpyDtoHAsync},
+		{"cuMemcpyDtoDAsync_v2", &d.cuMemcpyDtoDAsync},
 		{"cuMemsetD32Async", &d.cuMemsetD32Async},
 		{"cuStreamCreate", &d.cuStreamCreate},
 		{"cuStreamSynchronize", &d.cuStreamSynchronize},
@@ -120,7 +119,6 @@ const (
 	attrCCMajor                = 75 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 	attrCCMinor                = 76 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
 	attrSMCount                = 16 // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
-	attrManagedMemory          = 83 // CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY
 	funcMaxDynamicShared       = 8  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 )
 

@@ -5,9 +5,11 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/bits"
 	"runtime"
+	"slices"
 	"unsafe"
 
 	"llmlab/core/tensor"
@@ -112,21 +114,21 @@ var errDeclined = errors.New("declined")
 type op struct {
 	b   *Backend
 	err error
-	// managedOut: an output lives in managed memory, where kernels write
-	// it directly (so a failed op cannot be redone on the CPU safely once
-	// a kernel has run); launched counts the kernels started.
-	managedOut bool
-	launched   int
-	maps       []mapping
-	bufs       []devptr
-	sizes      []uintptr
+	// devOut: an output lives in device memory, where kernels write it
+	// directly (so a failed op cannot be redone on the CPU safely once a
+	// kernel has run); launched counts the kernels started.
+	devOut   bool
+	launched int
+	maps     []mapping
+	bufs     []devptr
+	sizes    []uintptr
 }
 
 func (o *op) reset(b *Backend) {
 	o.release()
 	o.b, o.err = b, nil
 	o.maps = o.maps[:0]
-	o.managedOut, o.launched = false, 0
+	o.devOut, o.launched = false, 0
 }
 
 // release returns the op's buffers to the pool.
@@ -179,15 +181,10 @@ func (o *op) find(host unsafe.Pointer, bytes uintptr) *mapping {
 	return &o.maps[len(o.maps)-1]
 }
 
-// upload returns the device copy of a host array, copied up once per op;
-// managed memory is used in place.
+// upload returns the device copy of a host array, copied up once per op.
 func (o *op) upload(host unsafe.Pointer, bytes uintptr) devptr {
 	if o.err != nil || bytes == 0 {
 		return 0
-	}
-	if p, ok := o.b.managedPtr(host, bytes); ok {
-		o.b.stats.InPlace++
-		return p
 	}
 	m := o.find(host, bytes)
 	if o.err != nil {
@@ -199,8 +196,8 @@ func (o *op) upload(host unsafe.Pointer, bytes uintptr) devptr {
 			return 0
 		}
 		m.uploaded = true
-		o.b.stats.Copied++
-		o.b.stats.CopiedBytes += int64(bytes)
+		o.b.stats.Uploads++
+		o.b.stats.UploadBytes += int64(bytes)
 	}
 	return m.dev
 }
@@ -211,16 +208,20 @@ func (o *op) result(host unsafe.Pointer, bytes uintptr) devptr {
 	if o.err != nil || bytes == 0 {
 		return 0
 	}
-	if p, ok := o.b.managedPtr(host, bytes); ok {
-		o.managedOut = true
-		return p
-	}
 	m := o.find(host, bytes)
 	if o.err != nil {
 		return 0
 	}
 	m.download = true
 	return m.dev
+}
+
+// resident returns the address of a device tensor of this backend.
+func (o *op) resident(t *tensor.Tensor) devptr {
+	if t.Dev.Mem != tensor.Memory(o.b) {
+		panic(fmt.Sprintf("cuda: tensor %v lives in another backend's memory", t.Shape))
+	}
+	return devptr(t.Dev.Ptr)
 }
 
 // f32 is the device copy of an F32 tensor (or nil: 0). in() also takes
@@ -231,6 +232,13 @@ func (o *op) f32(t *tensor.Tensor) devptr {
 	}
 	if t.DType != tensor.F32 {
 		panic(fmt.Sprintf("cuda: %v tensor %v where float32 is required", t.DType, t.Shape))
+	}
+	if t.OnDevice() {
+		if o.err != nil {
+			return 0
+		}
+		o.b.stats.Resident++
+		return o.resident(t)
 	}
 	return o.upload(ptrOf(t.F32), uintptr(4*len(t.F32)))
 }
@@ -255,6 +263,13 @@ func (o *op) out(t *tensor.Tensor) devptr {
 	if t.DType != tensor.F32 {
 		panic(fmt.Sprintf("cuda: output %v tensor %v must be float32", t.DType, t.Shape))
 	}
+	if t.OnDevice() {
+		if o.err != nil {
+			return 0
+		}
+		o.devOut = true
+		return o.resident(t)
+	}
 	return o.result(ptrOf(t.F32), uintptr(4*len(t.F32)))
 }
 
@@ -269,22 +284,119 @@ func (o *op) inout(t *tensor.Tensor) devptr {
 	return p
 }
 
-// ints uploads an int32 array.
+// ints returns the device copy of an int32 array (token ids, positions,
+// targets, segment ids). A step passes the same few arrays to many ops,
+// and often arrays of the same contents made afresh (positions, the rows
+// that have a target), so copies are cached by contents: a hash finds the
+// entry and a comparison with its host copy (cheap next to an op) makes
+// sure. A step then uploads each distinct array once.
 func (o *op) ints(s []int32) devptr {
-	return o.upload(ptrOf(s), uintptr(4*len(s)))
+	if o.err != nil || len(s) == 0 {
+		return 0
+	}
+	b := o.b
+	raw := unsafe.Slice((*byte)(ptrOf(s)), 4*len(s))
+	key := intsKey{maphash.Bytes(b.intsSeed, raw), len(s)}
+	if e, ok := b.intsCache[key]; ok && slices.Equal(e.host, s) {
+		return e.dev
+	}
+	if len(b.intsCache) >= maxIntsCache {
+		b.dropInts()
+	}
+	dev, size, err := b.alloc(uintptr(4 * len(s)))
+	if err != nil {
+		o.fail(err)
+		return 0
+	}
+	// The entry's host copy is what the device copy is made from: the
+	// caller's array may change as soon as the op returns.
+	e := &intsEntry{host: slices.Clone(s), dev: dev, size: size}
+	if r := b.drv.cuMemcpyHtoDAsync(dev, ptrOf(e.host), uintptr(4*len(s)), b.stream); r != cuSuccess {
+		b.put(dev, size)
+		o.fail(fmt.Errorf("cuMemcpyHtoD (%d bytes): %s", 4*len(s), b.errName(r)))
+		return 0
+	}
+	b.stats.Uploads++
+	b.stats.UploadBytes += int64(4 * len(s))
+	if old, ok := b.intsCache[key]; ok { // a hash collision: the newer stays
+		b.put(old.dev, old.size)
+	}
+	b.intsCache[key] = e
+	return dev
 }
 
-// finish waits for the op's work, copies its results back and returns its
-// buffers. A failure before the first copy back leaves every host output
-// untouched (so the caller can redo the op on the CPU); a failure during
-// the copies cannot be undone and panics.
+// maxIntsCache bounds the int array cache; it is emptied when full.
+const maxIntsCache = 64
+
+// intsKey and intsEntry: the int array cache (see op.ints).
+type intsKey struct {
+	hash uint64
+	n    int
+}
+
+type intsEntry struct {
+	host []int32 // the contents the device copy holds
+	dev  devptr
+	size uintptr
+}
+
+// dropInts empties the int array cache. The buffers go back to the pool,
+// which is stream-ordered: a kernel queued before still reads them first.
+func (b *Backend) dropInts() {
+	for k, e := range b.intsCache {
+		b.put(e.dev, e.size)
+		delete(b.intsCache, k)
+	}
+}
+
+// constF32 returns the device copy of a float32 array that is immutable by
+// contract (a RoPE table), made once and kept with the weights.
+func (o *op) constF32(x []float32) devptr {
+	if o.err != nil || len(x) == 0 {
+		return 0
+	}
+	b := o.b
+	key := weightKey{uintptr(ptrOf(x)), len(x), tensor.F32, false}
+	if e, ok := b.weights[key]; ok {
+		return e.dev
+	}
+	dst, size, err := b.alloc(uintptr(4 * len(x)))
+	if err != nil {
+		o.fail(err)
+		return 0
+	}
+	if r := b.drv.cuMemcpyHtoDAsync(dst, ptrOf(x), uintptr(4*len(x)), b.stream); r != cuSuccess {
+		b.put(dst, size)
+		o.fail(fmt.Errorf("cuMemcpyHtoD (%d bytes): %s", 4*len(x), b.errName(r)))
+		return 0
+	}
+	b.stats.Uploads++
+	b.stats.UploadBytes += int64(4 * len(x))
+	b.weights[key] = &weightEntry{dev: dst, size: size, keep: x}
+	return dst
+}
+
+// finish ends the op: when it has host outputs, it waits for the stream
+// and copies them back; otherwise it returns at once, its kernels queued
+// (ops on device tensors never wait). It returns its scratch buffers to
+// the pool, which is safe without waiting: every later use of them is
+// queued on the same stream. A failure before the first copy back leaves
+// every host output untouched (so the caller can redo the op on the CPU);
+// a failure during the copies cannot be undone and panics.
 func (o *op) finish() error {
 	b := o.b
 	defer o.release()
 	if o.err != nil {
-		b.drv.cuStreamSynchronize(b.stream)
 		return o.err
 	}
+	download := false
+	for _, m := range o.maps {
+		download = download || m.download
+	}
+	if !download {
+		return nil
+	}
+	b.stats.Syncs++
 	if r := b.drv.cuStreamSynchronize(b.stream); r != cuSuccess {
 		return fmt.Errorf("kernel failed: %s", b.errName(r))
 	}
@@ -295,8 +407,8 @@ func (o *op) finish() error {
 		if r := b.drv.cuMemcpyDtoHAsync(m.host, m.dev, m.bytes, b.stream); r != cuSuccess {
 			panic(fmt.Sprintf("cuda: copying a result back failed: %s", b.errName(r)))
 		}
-		b.stats.Copied++
-		b.stats.CopiedBytes += int64(m.bytes)
+		b.stats.Downloads++
+		b.stats.DownloadBytes += int64(m.bytes)
 	}
 	if r := b.drv.cuStreamSynchronize(b.stream); r != cuSuccess {
 		panic(fmt.Sprintf("cuda: copying results back failed: %s", b.errName(r)))
@@ -400,6 +512,8 @@ func (o *op) bf16(t *tensor.Tensor) devptr {
 		if r := b.drv.cuMemcpyHtoDAsync(dst, ptrOf(t.Half), uintptr(2*n), b.stream); r != cuSuccess {
 			o.fail(fmt.Errorf("cuMemcpyHtoD (%d bytes): %s", 2*n, b.errName(r)))
 		}
+		b.stats.Uploads++
+		b.stats.UploadBytes += int64(2 * n)
 	} else {
 		o.launch1(b.k.toBF16, n, dst, o.weight(t), int64(n))
 	}
@@ -484,8 +598,9 @@ func (o *op) launch(fn uintptr, g [3]uint32, block uint32, shmem int, args ...an
 
 // run does one op under the lock with the context current on this thread,
 // and reports whether it ran on the device. false means the caller must
-// compute the op on the CPU: the device failed (the error is kept and the
-// device is not used again) or the op declined the shapes.
+// compute the op on the CPU (through b.host): the device failed (the error
+// is kept and the device is not used again for ops) or the op declined the
+// shapes.
 func (b *Backend) run(f func(o *op)) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -502,10 +617,10 @@ func (b *Backend) run(f func(o *op)) bool {
 	}
 	f(o)
 	if err := o.finish(); err != nil {
-		if o.managedOut && o.launched > 0 {
+		if o.devOut && o.launched > 0 {
 			// Kernels may have written part of an output in place: the
 			// CPU cannot redo the op from its inputs.
-			panic(fmt.Sprintf("cuda: the device failed during an op whose outputs are in managed memory: %v", err))
+			panic(fmt.Sprintf("cuda: the device failed during an op whose outputs are in device memory: %v", err))
 		}
 		if errors.Is(err, errDeclined) {
 			return false
@@ -516,60 +631,185 @@ func (b *Backend) run(f func(o *op)) bool {
 	return true
 }
 
-// AllocF32 returns n floats of managed memory, zeroed: the host reads and
-// writes it as an ordinary slice and kernels use it in place, the driver
-// moving pages to whichever side touches them. The autograd arena, the
-// parameter gradients, the optimizer state and the trainable weights live
-// there when the backend is a tensor.Allocator, so a training step moves
-// no activations over the bus. nil when the device has no managed memory
-// or the allocation fails.
-func (b *Backend) AllocF32(n int) []float32 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.managed || b.closed || b.err != nil || n <= 0 {
-		return nil
+// host runs f, a CPU backend op, on the given arguments when some live in
+// device memory: each device tensor among args (also inside slices of
+// tensors and AttentionOpts) gets host storage holding its data for the
+// call, and what f changed goes back to the device after it. This is the
+// slow path for shapes the kernels decline and for a failed device; ops
+// on host tensors run f directly.
+func (b *Backend) host(f func(), args ...any) {
+	var ts []*tensor.Tensor
+	add := func(t *tensor.Tensor) {
+		if t != nil && t.OnDevice() && !slices.Contains(ts, t) {
+			ts = append(ts, t)
+		}
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if b.drv.cuCtxSetCurrent(b.ctx) != cuSuccess {
-		return nil
+	for _, a := range args {
+		switch v := a.(type) {
+		case *tensor.Tensor:
+			add(v)
+		case []*tensor.Tensor:
+			for _, t := range v {
+				add(t)
+			}
+		case *tensor.AttentionOpts:
+			add(v.PrefixK)
+			add(v.PrefixV)
+			add(v.DPrefixK)
+			add(v.DPrefixV)
+		}
 	}
-	var p unsafe.Pointer
-	if b.drv.cuMemAllocManaged(&p, uintptr(4*n), 1 /* CU_MEM_ATTACH_GLOBAL */) != cuSuccess || p == nil {
-		return nil
+	if len(ts) == 0 {
+		f()
+		return
 	}
-	x := unsafe.Slice((*float32)(p), n)
-	clear(x)
-	b.regions.Add(uintptr(p), uintptr(4*n), struct{}{})
-	return x
+	type saved struct {
+		dev  tensor.Device
+		orig []float32
+	}
+	sv := make([]saved, len(ts))
+	for i, t := range ts {
+		h := t.Host()
+		sv[i] = saved{t.Dev, slices.Clone(h.F32)}
+		t.F32, t.Dev = h.F32, tensor.Device{}
+	}
+	f()
+	for i, t := range ts {
+		changed := false
+		for j, v := range t.F32 {
+			if math.Float32bits(v) != math.Float32bits(sv[i].orig[j]) {
+				changed = true
+				break
+			}
+		}
+		h := t.F32
+		t.F32, t.Dev = nil, sv[i].dev
+		if changed {
+			b.Copy(t, tensor.FromF32(h, t.Shape...))
+		}
+	}
 }
 
-// FreeF32 frees memory from AllocF32.
-func (b *Backend) FreeF32(x []float32) {
-	if len(x) == 0 {
-		return
-	}
+// ---- tensor.Memory ----
+
+// Alloc returns device memory from the caching pool (cuMemAlloc, never
+// managed memory: nothing here migrates between host and device).
+func (b *Backend) Alloc(bytes int) (uintptr, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	p := uintptr(unsafe.Pointer(&x[0]))
-	if _, ok := b.regions.Remove(p); !ok {
-		panic("cuda: FreeF32 of memory it did not allocate")
-	}
 	if b.closed {
-		return
+		return 0, errors.New("cuda: backend closed")
+	}
+	if b.err != nil {
+		return 0, b.err
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b.drv.cuCtxSetCurrent(b.ctx)
-	b.drv.cuStreamSynchronize(b.stream)
-	b.drv.cuMemFree(devptr(p))
+	p, s, err := b.alloc(uintptr(max(bytes, 1)))
+	if err != nil {
+		return 0, fmt.Errorf("cuda: %w", err)
+	}
+	b.live[p] = s
+	b.stats.LiveBytes += int64(s)
+	b.stats.PeakBytes = max(b.stats.PeakBytes, b.stats.LiveBytes)
+	return uintptr(p), nil
 }
 
-// managedPtr returns the device address of host memory that lies in an
-// AllocF32 region (the same address), or false.
-func (b *Backend) managedPtr(host unsafe.Pointer, bytes uintptr) (devptr, bool) {
-	if _, _, ok := b.regions.Find(uintptr(host), bytes); !ok {
-		return 0, false
+// Free returns memory from Alloc to the pool (reused by later work on the
+// stream, so it need not wait for the work queued now).
+func (b *Backend) Free(ptr uintptr) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.live[devptr(ptr)]
+	if !ok {
+		panic(fmt.Sprintf("cuda: Free of %#x, which Alloc did not return", ptr))
 	}
-	return devptr(uintptr(host)), true
+	delete(b.live, devptr(ptr))
+	b.stats.LiveBytes -= int64(s)
+	if b.closed {
+		return
+	}
+	b.put(devptr(ptr), s)
+}
+
+// Copy copies src to dst: host to device, device to host (waiting for the
+// stream: this is where the host reads results) or device to device.
+func (b *Backend) Copy(dst, src *tensor.Tensor) {
+	if dst.DType != src.DType || dst.Numel() != src.Numel() || dst.DType != tensor.F32 {
+		panic(fmt.Sprintf("cuda.Copy: %v %v to %v %v", src.DType, src.Shape, dst.DType, dst.Shape))
+	}
+	n := uintptr(4 * dst.Numel())
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		panic("cuda: Copy on a closed backend")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.drv.cuCtxSetCurrent(b.ctx)
+	var r cuResult
+	switch {
+	case dst.OnDevice() && src.OnDevice():
+		r = b.drv.cuMemcpyDtoDAsync(devptr(dst.Dev.Ptr), devptr(src.Dev.Ptr), n, b.stream)
+	case dst.OnDevice():
+		if len(src.F32) != dst.Numel() {
+			panic(fmt.Sprintf("cuda.Copy: host tensor %v has %d values", src.Shape, len(src.F32)))
+		}
+		b.stats.Uploads++
+		b.stats.UploadBytes += int64(n)
+		r = b.drv.cuMemcpyHtoDAsync(devptr(dst.Dev.Ptr), ptrOf(src.F32), n, b.stream)
+	case src.OnDevice():
+		if len(dst.F32) != src.Numel() {
+			panic(fmt.Sprintf("cuda.Copy: host tensor %v has %d values", dst.Shape, len(dst.F32)))
+		}
+		b.stats.Downloads++
+		b.stats.DownloadBytes += int64(n)
+		b.stats.Syncs++
+		if r = b.drv.cuMemcpyDtoHAsync(ptrOf(dst.F32), devptr(src.Dev.Ptr), n, b.stream); r == cuSuccess {
+			r = b.drv.cuStreamSynchronize(b.stream)
+		}
+	default:
+		copy(dst.F32, src.F32)
+	}
+	if r != cuSuccess {
+		panic(fmt.Sprintf("cuda: copying %v: %s", dst.Shape, b.errName(r)))
+	}
+}
+
+// Fill sets every 32-bit word of t to bits on the device (cuMemsetD32).
+func (b *Backend) Fill(t *tensor.Tensor, bits uint32) {
+	n := t.Numel()
+	if !t.OnDevice() || t.DType != tensor.F32 {
+		panic(fmt.Sprintf("cuda.Fill: %v tensor %v is not in device memory", t.DType, t.Shape))
+	}
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.drv.cuCtxSetCurrent(b.ctx)
+	if r := b.drv.cuMemsetD32Async(devptr(t.Dev.Ptr), bits, uintptr(n), b.stream); r != cuSuccess {
+		panic(fmt.Sprintf("cuda: cuMemsetD32 of %v: %s", t.Shape, b.errName(r)))
+	}
+	b.stats.Fills++
+}
+
+// CopyCols copies a block of columns between device tensors (see
+// tensor.Memory).
+func (b *Backend) CopyCols(dst *tensor.Tensor, dOff int, src *tensor.Tensor, sOff, w int) {
+	N, dC, sC := dst.Rows(), dst.Cols(), src.Cols()
+	if N == 0 || w == 0 {
+		return
+	}
+	if !b.run(func(o *op) {
+		o.launch1(b.k.copyCols, N*w, o.out(dst), int32(dC), int32(dOff), o.f32(src), int32(sC), int32(sOff), int32(N), int32(w))
+	}) {
+		b.host(func() { tensor.CopyCols(dst, dOff, src, sOff, w) }, dst, src)
+	}
 }

@@ -37,24 +37,24 @@ func colGrid(n, c int) ([3]uint32, int32) {
 func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 	batch := max(o.Batch, 1)
 	if dst.DType != tensor.F32 || a.DType != tensor.F32 {
-		b.cpu.MatMul(dst, a, w, o) // panics with the CPU's message
+		b.host(func() { b.cpu.MatMul(dst, a, w, o) }, dst, a, w, o) // panics with the CPU's message
 		return
 	}
 	dn, an, wn := dst.Numel(), a.Numel(), w.Numel()
 	n := dst.Cols()
 	if dn%batch != 0 || an%batch != 0 || wn%batch != 0 || n == 0 || dn/batch/n == 0 {
-		b.cpu.MatMul(dst, a, w, o)
+		b.host(func() { b.cpu.MatMul(dst, a, w, o) }, dst, a, w, o)
 		return
 	}
 	m := dn / batch / n
-	if an/batch%m != 0 || wn/batch != an/batch/m*n || len(dst.F32) != dn || len(a.F32) != an {
-		b.cpu.MatMul(dst, a, w, o) // the CPU names the mismatch
+	if an/batch%m != 0 || wn/batch != an/batch/m*n || (!dst.OnDevice() && len(dst.F32) != dn) || (!a.OnDevice() && len(a.F32) != an) {
+		b.host(func() { b.cpu.MatMul(dst, a, w, o) }, dst, a, w, o) // the CPU names the mismatch
 		return
 	}
 	k := an / batch / m
 	if k == 0 {
 		if !o.Accumulate {
-			clear(dst.F32)
+			dst.Zero()
 		}
 		return
 	}
@@ -108,7 +108,7 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 			}
 		}
 	}) {
-		b.cpu.MatMul(dst, a, w, o)
+		b.host(func() { b.cpu.MatMul(dst, a, w, o) }, dst, a, w, o)
 	}
 }
 
@@ -128,7 +128,7 @@ func (b *Backend) Embedding(dst *tensor.Tensor, ids []int32, table *tensor.Tenso
 	if !b.run(func(o *op) {
 		o.launch1(b.k.embeddingFwd, len(ids)*C, o.out(dst), o.ints(ids), o.in(table), int32(len(ids)), int32(C))
 	}) {
-		b.cpu.Embedding(dst, ids, table)
+		b.host(func() { b.cpu.Embedding(dst, ids, table) }, dst, ids, table)
 	}
 }
 
@@ -148,7 +148,7 @@ func (b *Backend) EmbeddingBackward(dtable *tensor.Tensor, ids []int32, dy *tens
 	if !b.run(func(o *op) {
 		o.launch1(b.k.embeddingBwd, len(ids)*C, o.inout(dtable), o.ints(ids), o.f32(dy), int32(len(ids)), int32(C))
 	}) {
-		b.cpu.EmbeddingBackward(dtable, ids, dy)
+		b.host(func() { b.cpu.EmbeddingBackward(dtable, ids, dy) }, dtable, ids, dy)
 	}
 }
 
@@ -162,7 +162,7 @@ func (b *Backend) LayerNorm(dst, mean, rstd, x, w, bias *tensor.Tensor, eps floa
 		o.launch(b.k.layerNormFwd, [3]uint32{uint32(N), 1, 1}, rowBlock(C, 256), 0,
 			o.out(dst), o.out(mean), o.out(rstd), o.f32(x), o.in(w), o.in(bias), int32(N), int32(C), eps)
 	}) {
-		b.cpu.LayerNorm(dst, mean, rstd, x, w, bias, eps)
+		b.host(func() { b.cpu.LayerNorm(dst, mean, rstd, x, w, bias, eps) }, dst, mean, rstd, x, w, bias, eps)
 	}
 }
 
@@ -181,7 +181,7 @@ func (b *Backend) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Ten
 			o.launch(b.k.layerNormBwdDwDb, g, 256, 0, o.inout(dw), o.inout(db), pdy, px, pm, pr, int32(N), int32(C), rowsPer)
 		}
 	}) {
-		b.cpu.LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd)
+		b.host(func() { b.cpu.LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd) }, dx, dw, db, dy, x, w, mean, rstd)
 	}
 }
 
@@ -195,7 +195,7 @@ func (b *Backend) RMSNorm(dst, rstd, x, w *tensor.Tensor, eps float32) {
 		o.launch(b.k.rmsNormFwd, [3]uint32{uint32(N), 1, 1}, rowBlock(C, 256), 0,
 			o.out(dst), o.out(rstd), o.f32(x), o.in(w), int32(N), int32(C), eps)
 	}) {
-		b.cpu.RMSNorm(dst, rstd, x, w, eps)
+		b.host(func() { b.cpu.RMSNorm(dst, rstd, x, w, eps) }, dst, rstd, x, w, eps)
 	}
 }
 
@@ -214,7 +214,7 @@ func (b *Backend) RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor) {
 			o.launch(b.k.rmsNormBwdDw, g, 256, 0, o.inout(dw), pdy, px, pr, int32(N), int32(C), rowsPer)
 		}
 	}) {
-		b.cpu.RMSNormBackward(dx, dw, dy, x, w, rstd)
+		b.host(func() { b.cpu.RMSNormBackward(dx, dw, dy, x, w, rstd) }, dx, dw, dy, x, w, rstd)
 	}
 }
 
@@ -222,7 +222,7 @@ func (b *Backend) GELU(dst, x *tensor.Tensor) {
 	mustSame("GELU", dst, x)
 	n := x.Numel()
 	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.geluFwd, n, o.out(dst), o.f32(x), int64(n)) }) {
-		b.cpu.GELU(dst, x)
+		b.host(func() { b.cpu.GELU(dst, x) }, dst, x)
 	}
 }
 
@@ -231,7 +231,7 @@ func (b *Backend) GELUBackward(dx, dy, x *tensor.Tensor) {
 	mustSame("GELUBackward", dy, x)
 	n := x.Numel()
 	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.geluBwd, n, o.inout(dx), o.f32(dy), o.f32(x), int64(n)) }) {
-		b.cpu.GELUBackward(dx, dy, x)
+		b.host(func() { b.cpu.GELUBackward(dx, dy, x) }, dx, dy, x)
 	}
 }
 
@@ -240,7 +240,7 @@ func (b *Backend) SwiGLU(dst, gate, up *tensor.Tensor) {
 	mustSame("SwiGLU", dst, gate)
 	n := gate.Numel()
 	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.swigluFwd, n, o.out(dst), o.f32(gate), o.f32(up), int64(n)) }) {
-		b.cpu.SwiGLU(dst, gate, up)
+		b.host(func() { b.cpu.SwiGLU(dst, gate, up) }, dst, gate, up)
 	}
 }
 
@@ -253,7 +253,7 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 	if n == 0 || !b.run(func(o *op) {
 		o.launch1(b.k.swigluBwd, n, o.inout(dgate), o.inout(dup), o.f32(dy), o.f32(gate), o.f32(up), int64(n))
 	}) {
-		b.cpu.SwiGLUBackward(dgate, dup, dy, gate, up)
+		b.host(func() { b.cpu.SwiGLUBackward(dgate, dup, dy, gate, up) }, dgate, dup, dy, gate, up)
 	}
 }
 
@@ -294,8 +294,8 @@ func (b *Backend) rope(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable
 			pd = o.out(dst)
 		}
 		half := tab.MaxPos * D / 2
-		cs := o.upload(ptrOf(tab.Cos), uintptr(4*half))
-		sn := o.upload(ptrOf(tab.Sin), uintptr(4*half))
+		cs := o.constF32(tab.Cos[:half]) // tables are immutable: uploaded once
+		sn := o.constF32(tab.Sin[:half])
 		a := int32(0)
 		if acc {
 			a = 1
@@ -306,13 +306,13 @@ func (b *Backend) rope(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable
 
 func (b *Backend) RoPE(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable) {
 	if !b.rope(dst, x, pos, tab, 1, false) {
-		b.cpu.RoPE(dst, x, pos, tab)
+		b.host(func() { b.cpu.RoPE(dst, x, pos, tab) }, dst, x, pos, tab)
 	}
 }
 
 func (b *Backend) RoPEBackward(dx, dy *tensor.Tensor, pos []int32, tab *tensor.RoPETable) {
 	if !b.rope(dx, dy, pos, tab, -1, true) {
-		b.cpu.RoPEBackward(dx, dy, pos, tab)
+		b.host(func() { b.cpu.RoPEBackward(dx, dy, pos, tab) }, dx, dy, pos, tab)
 	}
 }
 
@@ -333,7 +333,7 @@ func (b *Backend) CrossEntropy(loss, lse, logits *tensor.Tensor, targets []int32
 		o.launch(b.k.ceFwd, [3]uint32{uint32(N), 1, 1}, rowBlock(V, 512), 0,
 			o.out(loss), o.out(lse), o.f32(logits), o.ints(targets), int32(N), int32(V))
 	}) {
-		b.cpu.CrossEntropy(loss, lse, logits, targets)
+		b.host(func() { b.cpu.CrossEntropy(loss, lse, logits, targets) }, loss, lse, logits, targets)
 	}
 }
 
@@ -355,7 +355,7 @@ func (b *Backend) CrossEntropyBackward(dlogits, dloss, logits, lse *tensor.Tenso
 		o.launch(b.k.ceBwd, [3]uint32{uint32(N), 1, 1}, rowBlock(V, 512), 0,
 			o.inout(dlogits), o.f32(dloss), o.f32(logits), o.f32(lse), o.ints(targets), int32(N), int32(V))
 	}) {
-		b.cpu.CrossEntropyBackward(dlogits, dloss, logits, lse, targets)
+		b.host(func() { b.cpu.CrossEntropyBackward(dlogits, dloss, logits, lse, targets) }, dlogits, dloss, logits, lse, targets)
 	}
 }
 
@@ -364,7 +364,7 @@ func (b *Backend) Add(dst, a, c *tensor.Tensor) {
 	mustSame("Add", dst, a)
 	n := a.Numel()
 	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.add, n, o.out(dst), o.f32(a), o.f32(c), int64(n)) }) {
-		b.cpu.Add(dst, a, c)
+		b.host(func() { b.cpu.Add(dst, a, c) }, dst, a, c)
 	}
 }
 
@@ -373,7 +373,7 @@ func (b *Backend) Mul(dst, a, c *tensor.Tensor) {
 	mustSame("Mul", dst, a)
 	n := a.Numel()
 	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.mul, n, o.out(dst), o.f32(a), o.f32(c), int64(n)) }) {
-		b.cpu.Mul(dst, a, c)
+		b.host(func() { b.cpu.Mul(dst, a, c) }, dst, a, c)
 	}
 }
 
@@ -381,7 +381,7 @@ func (b *Backend) AddScaled(dst, a *tensor.Tensor, s float32) {
 	mustSame("AddScaled", dst, a)
 	n := a.Numel()
 	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.addScaled, n, o.inout(dst), o.f32(a), s, int64(n)) }) {
-		b.cpu.AddScaled(dst, a, s)
+		b.host(func() { b.cpu.AddScaled(dst, a, s) }, dst, a, s)
 	}
 }
 
@@ -392,7 +392,7 @@ func (b *Backend) AddBias(dst, x, bias *tensor.Tensor) {
 		panic(fmt.Sprintf("cuda.AddBias: bias %v for x %v", bias.Shape, x.Shape))
 	}
 	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.addBias, n, o.out(dst), o.f32(x), o.in(bias), int64(n), int32(C)) }) {
-		b.cpu.AddBias(dst, x, bias)
+		b.host(func() { b.cpu.AddBias(dst, x, bias) }, dst, x, bias)
 	}
 }
 
@@ -408,7 +408,7 @@ func (b *Backend) SumRows(dst, x *tensor.Tensor) {
 		g, rowsPer := colGrid(N, C)
 		o.launch(b.k.sumRows, g, 256, 0, o.inout(dst), o.f32(x), int32(N), int32(C), rowsPer)
 	}) {
-		b.cpu.SumRows(dst, x)
+		b.host(func() { b.cpu.SumRows(dst, x) }, dst, x)
 	}
 }
 
@@ -436,7 +436,7 @@ func (b *Backend) SplitCols(dsts []*tensor.Tensor, x *tensor.Tensor) {
 			off += w
 		}
 	}) {
-		b.cpu.SplitCols(dsts, x)
+		b.host(func() { b.cpu.SplitCols(dsts, x) }, dsts, x)
 	}
 }
 
@@ -464,7 +464,7 @@ func (b *Backend) ConcatCols(dst *tensor.Tensor, srcs []*tensor.Tensor) {
 			off += w
 		}
 	}) {
-		b.cpu.ConcatCols(dst, srcs)
+		b.host(func() { b.cpu.ConcatCols(dst, srcs) }, dst, srcs)
 	}
 }
 
@@ -483,7 +483,7 @@ func (b *Backend) AdamW(p, g, m, v *tensor.Tensor, o tensor.AdamWOpts) {
 		op.launch1(b.k.adamw, n, op.inout(p), op.f32(g), op.inout(m), op.inout(v), int64(n),
 			decay, stepSize, bc2s, o.Beta1, o.Beta2, o.Eps)
 	}) {
-		b.cpu.AdamW(p, g, m, v, o)
+		b.host(func() { b.cpu.AdamW(p, g, m, v, o) }, p, g, m, v, o)
 	}
 }
 
@@ -502,11 +502,67 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 		pp := o.result(ptrOf(part), uintptr(8*nb))
 		o.launch(b.k.sumSquares, [3]uint32{uint32(nb), 1, 1}, 256, 0, pp, o.f32(x), int64(n))
 	}) {
-		return b.cpu.SumSquares(x)
+		var s float64
+		b.host(func() { s = b.cpu.SumSquares(x) }, x)
+		return s
 	}
 	var s float64
 	for _, v := range part {
 		s += v
 	}
 	return s
+}
+
+// ClipNorm clips the global L2 norm of xs on the device (optim.NormClipper):
+// sum_squares writes each tensor's partial sums side by side, clip_norm
+// adds them all in a fixed order into norm and the scale factor, and
+// scale_by applies the factor; nothing is read on the host, unless norm is
+// a host tensor.
+func (b *Backend) ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm float32) {
+	if norm.Numel() != 1 || norm.DType != tensor.F32 {
+		panic(fmt.Sprintf("cuda.ClipNorm: norm %v %v, want one float32", norm.DType, norm.Shape))
+	}
+	total := 0
+	for _, x := range xs {
+		total += min(sumSquaresBlocks, (x.Numel()+255)/256)
+	}
+	if !b.run(func(o *op) {
+		if total == 0 {
+			o.fail(errDeclined)
+			return
+		}
+		part := o.tmp(uintptr(8 * total))
+		scale := o.tmp(4)
+		off := 0
+		for _, x := range xs {
+			n := x.Numel()
+			nb := min(sumSquaresBlocks, (n+255)/256)
+			if nb == 0 {
+				continue
+			}
+			o.launch(b.k.sumSquares, [3]uint32{uint32(nb), 1, 1}, 256, 0, part+devptr(8*off), o.f32(x), int64(n))
+			off += nb
+		}
+		o.launch(b.k.clipNorm, [3]uint32{1, 1, 1}, 32, 0, o.out(norm), scale, part, int32(total), maxNorm)
+		for _, x := range xs {
+			if n := x.Numel(); n > 0 {
+				o.launch1(b.k.scaleBy, n, o.inout(x), scale, int64(n))
+			}
+		}
+	}) {
+		b.host(func() {
+			var ss float64
+			for _, x := range xs {
+				ss += b.cpu.SumSquares(x)
+			}
+			nv := math.Sqrt(ss)
+			norm.F32[0] = float32(nv)
+			if maxNorm > 0 && nv > float64(maxNorm) {
+				s := float32(float64(maxNorm) / (nv + 1e-6))
+				for _, x := range xs {
+					b.cpu.AddScaled(x, x, s-1)
+				}
+			}
+		}, norm, xs)
+	}
 }

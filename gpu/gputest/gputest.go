@@ -42,7 +42,7 @@ func Losses(t testing.TB, b tensor.Backend, cfg model.Config, steps int) []float
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, float64(loss.Value.F32[0]))
+		out = append(out, float64(loss.Value.At(0)))
 		tp.Backward(loss)
 		optim.ClipGradNorm(b, ps, 1)
 		opt.Update(b, 3e-3)

@@ -252,6 +252,7 @@ static std::map<std::string, Kernel> kernelTable() {
   K(gelu_fwd); K(gelu_bwd); K(swiglu_fwd); K(swiglu_bwd); K(rope);
   K(ce_fwd); K(ce_bwd);
   K(add); K(mul); K(add_scaled); K(add_bias); K(copy_cols); K(adamw); K(sum_squares);
+  K(clip_norm); K(scale_by);
   K(attn_bwd_di);
   K(attn_fwd_1); K(attn_fwd_2); K(attn_fwd_4); K(attn_fwd_8);
   K(attn_bwd_dq_1); K(attn_bwd_dq_2); K(attn_bwd_dq_4); K(attn_bwd_dq_8);
@@ -314,7 +315,6 @@ CUresult cuDeviceGetAttribute(int* v, int attr, int dev) {
     case 76: *v = 0; return 0;
     case 97: *v = 227 << 10; return 0;  // opt-in shared memory per block
     case 16: *v = 4; return 0;
-    case 83: *v = 1; return 0;  // managed memory
   }
   *v = 0;
   return 0;
@@ -343,13 +343,6 @@ CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t n) {
   *p = (CUdeviceptr)q;
   return 0;
 }
-CUresult cuMemAllocManaged(CUdeviceptr* p, size_t n, unsigned flags) {
-  if (flags != 1) return 1;  // CU_MEM_ATTACH_GLOBAL only
-  void* q = guardedAlloc(n, 0xff);  // NaN
-  if (!q) return 2;
-  *p = (CUdeviceptr)q;
-  return 0;
-}
 CUresult cuMemFree_v2(CUdeviceptr p) {
   guardedFree((void*)p);
   return 0;
@@ -360,6 +353,11 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, void* 
 }
 CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, void* s) {
   memcpy(dst, (void*)src, n);
+  return 0;
+}
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void* s) {
+  if (s != (void*)0x2000) return 400;
+  memmove((void*)dst, (const void*)src, n);
   return 0;
 }
 CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned v, size_t n, void* s) {

@@ -107,6 +107,7 @@ type Run struct {
 	contexts [][]int32
 	row      []float32
 	logits   *tensor.Tensor // host copy of a device step's logits (nb, V)
+	picked   []int32        // greedy ids picked on the device (nb)
 	next     []int32
 	stepPos  []int32
 	stepSeg  []int32
@@ -200,7 +201,15 @@ func (r *Run) Step() (bool, error) {
 	}
 	last := lastRows(g.tape, h, nb, r.in.T)
 	logits := g.M.Logits(g.tape, last).Value // (nb, V)
-	if logits.OnDevice() {
+	greedy := req.Sampling.Temperature == 0 && (req.Sampling.RepetitionPenalty == 0 || req.Sampling.RepetitionPenalty == 1)
+	if am, ok := g.B.(tensor.ArgMaxer); ok && greedy && logits.OnDevice() {
+		// Greedy tokens picked on the device: the step reads back nb ids.
+		if len(r.picked) != nb {
+			r.picked = make([]int32, nb)
+		}
+		am.ArgMax(r.picked, logits)
+		logits = nil
+	} else if logits.OnDevice() {
 		// The one read of a decode step: the last positions' logits.
 		if r.logits == nil || r.logits.Numel() != logits.Numel() {
 			r.logits = tensor.New(logits.Shape...)
@@ -214,8 +223,13 @@ func (r *Run) Step() (bool, error) {
 			r.next[b] = 0
 			continue
 		}
-		copy(r.row, logits.F32[b*V:(b+1)*V])
-		id := r.samplers[b].Sample(r.row, r.contexts[b])
+		var id int32
+		if logits == nil {
+			id = r.picked[b] // what Sample's argmax would pick
+		} else {
+			copy(r.row, logits.F32[b*V:(b+1)*V])
+			id = r.samplers[b].Sample(r.row, r.contexts[b])
+		}
 		r.next[b] = id
 		if isStop(id, req.StopIDs) {
 			r.done[b], r.res.Finish[b] = true, "stop"

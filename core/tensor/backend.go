@@ -1,5 +1,7 @@
 package tensor
 
+import "math"
+
 // Backend is the engine's one wide interface: coarse, fused kernels, each
 // with its backward. Arguments come outputs first, then inputs, then options
 // (llm.c's order). Unless a comment says otherwise, a forward kernel
@@ -112,6 +114,28 @@ type RoPETable struct {
 	Dim      int // rotary dimension (= head dim)
 	MaxPos   int
 	Cos, Sin []float32 // (MaxPos, Dim/2)
+}
+
+// ArgMaxer is implemented by backends that pick greedy tokens where the
+// logits are: ArgMax writes the index of the first largest value of each
+// row of x (N, V) into dst (len N), 0 for a row with nothing above -inf,
+// exactly as ArgMaxRows.
+type ArgMaxer interface {
+	ArgMax(dst []int32, x *Tensor)
+}
+
+// ArgMaxRows is the reference ArgMax on a host tensor.
+func ArgMaxRows(dst []int32, x *Tensor) {
+	V := x.Cols()
+	for r := range dst {
+		best, bi := float32(math.Inf(-1)), 0
+		for i, v := range x.F32[r*V : (r+1)*V] {
+			if v > best {
+				best, bi = v, i
+			}
+		}
+		dst[r] = int32(bi)
+	}
 }
 
 // Allocator is implemented by backends whose memory the host can map

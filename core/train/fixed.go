@@ -1,6 +1,9 @@
 package train
 
 import (
+	"fmt"
+	"math"
+
 	"llmlab/core/autograd"
 	"llmlab/core/model"
 	"llmlab/core/optim"
@@ -22,7 +25,8 @@ func FixedBatch(vocab, n int) (ids, targets []int32) {
 // FixedStep returns one training step of m on a FixedBatch of B rows of
 // T tokens: a tape reset, the loss, backward, hook (nil: none; speed
 // measurements read memory there), an update of opt at lr, and zeroed
-// gradients. The tape and batch are made once and reused by every call.
+// gradients, then a read of the loss (an error when it is not finite). The
+// tape and batch are made once and reused by every call.
 func FixedStep(m *model.Transformer, b tensor.Backend, opt *optim.AdamW, B, T int, lr float32, hook func()) func() error {
 	ids, targets := FixedBatch(m.Cfg.VocabSize, B*T)
 	tp := autograd.NewTape(b)
@@ -40,6 +44,12 @@ func FixedStep(m *model.Transformer, b tensor.Backend, opt *optim.AdamW, B, T in
 		}
 		opt.Update(b, lr)
 		opt.ZeroGrad()
+		// Read the loss, as a training loop does: on a device backend
+		// this waits for the step's queued work, so a timed step is the
+		// whole step.
+		if lv := loss.Value.At(0); math.IsNaN(float64(lv)) || math.IsInf(float64(lv), 0) {
+			return fmt.Errorf("train: the loss of a fixed step is %v", lv)
+		}
 		return nil
 	}
 }

@@ -101,8 +101,9 @@ func (b *Backend) Stats() Stats {
 }
 
 var (
-	_ tensor.Backend = (*Backend)(nil)
-	_ tensor.Memory  = (*Backend)(nil)
+	_ tensor.Backend  = (*Backend)(nil)
+	_ tensor.Memory   = (*Backend)(nil)
+	_ tensor.ArgMaxer = (*Backend)(nil)
 )
 
 // Open loads the CUDA libraries, takes device 0's primary context and
@@ -353,7 +354,7 @@ type kernels struct {
 	geluFwd, geluBwd, swigluFwd, swigluBwd, rope    uintptr
 	ceFwd, ceBwd                                    uintptr
 	add, mul, addScaled, addBias, copyCols, adamw   uintptr
-	sumSquares, clipNorm, scaleBy                   uintptr
+	sumSquares, clipNorm, scaleBy, argmaxRows       uintptr
 	attnBwdDi                                       uintptr
 	attnFwd, attnBwdDq, attnBwdDkdv                 [4]uintptr // by DL 1, 2, 4, 8
 }
@@ -372,7 +373,7 @@ func (k *kernels) names() map[string]*uintptr {
 		"ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"add": &k.add, "mul": &k.mul, "add_scaled": &k.addScaled, "add_bias": &k.addBias,
 		"copy_cols": &k.copyCols, "adamw": &k.adamw, "sum_squares": &k.sumSquares,
-		"clip_norm": &k.clipNorm, "scale_by": &k.scaleBy,
+		"clip_norm": &k.clipNorm, "scale_by": &k.scaleBy, "argmax_rows": &k.argmaxRows,
 		"attn_bwd_di": &k.attnBwdDi,
 	}
 	for i, dl := range []int{1, 2, 4, 8} {

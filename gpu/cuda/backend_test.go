@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"context"
 	"math"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"llmlab/core/autograd"
+	"llmlab/core/generate"
 	"llmlab/core/model"
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
@@ -270,5 +272,41 @@ func TestGenerateMatchesCPU(t *testing.T) {
 	gputest.GenerateMatchesCPU(t, b)
 	if err := b.Err(); err != nil {
 		t.Fatalf("a device error sent ops to the CPU: %v", err)
+	}
+	// Copies per decode step at batch 1, greedy: the token id picked on
+	// the device comes back; the next id, its position and the cache's
+	// segment ids go up when the int array cache has not seen them.
+	cfg, err := model.Preset(model.Llama, "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := generate.New(m, b, nil)
+	const n = 6
+	gen := func(tokens int) Stats {
+		// Forget the int arrays of earlier runs, which made the same
+		// tokens at the same positions.
+		b.mu.Lock()
+		b.dropInts()
+		b.mu.Unlock()
+		req := generate.Request{Prompts: [][]int32{{5, 17, 99}}, MaxTokens: tokens}
+		if _, err := g.Generate(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		return b.Stats()
+	}
+	before := gen(2 + n) // the weights and a cache of the longer run's size
+	short := gen(2)
+	long := gen(2 + n)
+	// (the longer run) - (the shorter one) = n decode steps.
+	up := (long.Uploads - short.Uploads) - (short.Uploads - before.Uploads)
+	down := (long.Downloads - short.Downloads) - (short.Downloads - before.Downloads)
+	bytes := (long.CopiedBytes() - short.CopiedBytes()) - (short.CopiedBytes() - before.CopiedBytes())
+	t.Logf("decode: %.1f uploads, %.1f downloads, %.0f bytes a token", float64(up)/n, float64(down)/n, float64(bytes)/n)
+	if down != n {
+		t.Errorf("%d downloads for %d decode steps; want one (the token id) a step", down, n)
 	}
 }

@@ -9,34 +9,41 @@
 //
 // # Residency
 //
-// The engine's tensors are host slices (tensor.Tensor holds []float32).
-// The backend is a tensor.Allocator: on devices with managed (unified)
-// memory, AllocF32 hands out cuMemAllocManaged memory, which the host uses
-// as an ordinary slice and kernels use in place, the driver migrating
-// pages to whichever side touches them. The autograd arena takes its slab
-// from it, and parameter gradients, AdamW moments and trainable weights
-// move there at their first use, so from a run's second step on the
-// activations, gradients and weights of training stay on the GPU; ops
-// synchronise the stream before returning, so the host may read results.
-// Any other float32 array is uploaded to pooled device buffers for the op
-// and its outputs downloaded before it returns (the pool has size classes
-// a quarter of a power of two apart, so a steady-state step allocates no
-// device memory). Storage-only weights (DType F16, BF16, Q8, NF4) are
-// immutable by contract: their widened float32 device copies are cached,
-// keyed by the address and length of their data (the cache keeps a
-// reference to that data, so an address is never reused while its entry
-// lives), and each is uploaded once. Stats counts both kinds of access.
+// The backend is a tensor.Memory: tensors can live in its device memory
+// (plain cuMemAlloc from a caching pool with size classes a quarter of a
+// power of two apart, never managed memory). The autograd arena's slab,
+// parameter gradients and AdamW moments are made there; parameters move
+// there the first time a tape uses them (uploaded once); the KV cache of
+// generation moves there too. Ops use such tensors in place and return
+// without waiting: everything runs in order on one stream, and the host
+// waits only where it reads (Copy to the host: the loss, the logits of a
+// decode step, a checkpoint; a result into a host tensor). Zeroing and
+// fills are cuMemsetD32 on the stream.
+//
+// Host tensors still work as arguments: inputs are copied to pooled
+// scratch buffers for the op and host outputs copied back (with a wait).
+// Int arrays (token ids, positions, targets, segment ids) are cached by
+// contents, so a step uploads each once. Storage-only weights (DType F16,
+// BF16, Q8, NF4) are immutable by contract: their widened float32 device
+// copies are cached, keyed by the address and length of their data (the
+// cache keeps a reference to that data, so an address is never reused
+// while its entry lives), and each is uploaded once; so are RoPE tables.
+// Stats counts the copies each way, the waits and the peak device memory
+// of device tensors.
 //
 // # Failures
 //
 // The Backend interface has no error results. A CUDA error inside an op
-// (out of memory, a failed launch) is detected before any output is
-// written back, so the op is redone on the CPU backend and its result is
-// still correct; the first such error is kept (Err) and every later op
-// runs on the CPU. The exception is an op whose outputs are in managed
-// memory and whose kernels had started: they may have written part of an
-// output, so the op cannot be redone, and it panics. Shapes that contradict each other are programming
-// errors and panic, as on the CPU backend.
+// (out of memory, a failed launch) detected before any of its kernels was
+// queued sends the op to the CPU backend, through host copies of its
+// device tensors, and its result is still correct; the first such error is
+// kept (Err) and every later op runs on the CPU that way. Shapes the
+// kernels do not take (attention heads over 256) go the same way without
+// giving up the device. An op whose outputs are on the device and whose
+// kernels had started cannot be redone, and panics; so does a failure the
+// stream reports when the host waits for it, which is also where a kernel
+// fault queued earlier shows. Shapes that contradict each other are
+// programming errors and panic, as on the CPU backend.
 //
 // MatMul computes in float32 through cublasSgemm; SetTF32 lets it use the
 // tensor cores' TF32 mode (about 10 bits of mantissa in the products),

@@ -115,11 +115,21 @@ func TestDeviceFigures(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := m.NumParams()
+		// peak reports the device memory device tensors held at most
+		// since the last call: the weights, gradients, moments, arena
+		// and KV cache of the figure just measured (not cuBLAS's
+		// workspace or the op's scratch buffers).
+		b.ResetPeak()
+		peakMem := func() string {
+			st := b.Stats()
+			b.ResetPeak()
+			return fmt.Sprintf("  peak %.2f GiB", float64(st.PeakBytes)/(1<<30))
+		}
 		tps, err := figureGenerate(m, b, 16)
 		if err != nil {
 			t.Fatalf("%s generate: %v", name, err)
 		}
-		say("%-10s generate batch 1, 16 tokens  %8.1f tokens/s", name, tps)
+		say("%-10s generate batch 1, 16 tokens  %8.1f tokens/s%s", name, tps, peakMem())
 		full := optim.NewAdamW(figureAdamW, m.ParamList())
 		for _, mode := range []string{"fp32", "tf32", "bf16"} {
 			setMode(mode)
@@ -127,7 +137,7 @@ func TestDeviceFigures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s full fine-tune: %v", name, err)
 			}
-			say("%-10s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode))
+			say("%-10s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode), peakMem())
 		}
 		setMode("fp32")
 		targets := []string{"q_proj", "v_proj"}
@@ -145,7 +155,7 @@ func TestDeviceFigures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s lora: %v", name, err)
 			}
-			say("%-10s LoRA r=8      %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s (6N convention)", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode))
+			say("%-10s LoRA r=8      %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s (6N convention)%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode), peakMem())
 		}
 		setMode("fp32")
 		if err := b.Err(); err != nil {

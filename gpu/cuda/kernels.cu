@@ -430,6 +430,39 @@ extern "C" __global__ void scale_by(float* x, const float* scale, i64 n) {
   GRID_STRIDE(i, n) x[i] += (s - 1.f) * x[i];
 }
 
+// argmax_rows: out[r] = the index of the first largest value of row r of
+// x (N, V), or 0 when no value is above -inf (NaN never wins), as the
+// CPU's greedy sampler. One block of whole warps per row.
+extern "C" __global__ void argmax_rows(int* out, const float* x, int N, int V) {
+  __shared__ float sv[32];
+  __shared__ int si[32];
+  const float* row = x + (i64)blockIdx.x * V;
+  float best = NEG_INF;
+  int bi = 0x7fffffff;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    float v = row[i];
+    if (v > best) best = v, bi = i;
+  }
+  int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int o = 16; o > 0; o >>= 1) {
+    float ov = __shfl_xor_sync(FULL_MASK, best, o);
+    int oi = __shfl_xor_sync(FULL_MASK, bi, o);
+    if (ov > best || (ov == best && oi < bi)) best = ov, bi = oi;
+  }
+  if (lane == 0) sv[w] = best, si[w] = bi;
+  __syncthreads();
+  if (w == 0) {
+    best = lane < nw ? sv[lane] : NEG_INF;
+    bi = lane < nw ? si[lane] : 0x7fffffff;
+    for (int o = 16; o > 0; o >>= 1) {
+      float ov = __shfl_xor_sync(FULL_MASK, best, o);
+      int oi = __shfl_xor_sync(FULL_MASK, bi, o);
+      if (ov > best || (ov == best && oi < bi)) best = ov, bi = oi;
+    }
+    if (lane == 0) out[blockIdx.x] = bi == 0x7fffffff ? 0 : bi;
+  }
+}
+
 // ---- attention ----
 //
 // Layouts (as the CPU): q, out, dq (B, T, H, D); k, v, dk, dv

@@ -566,3 +566,21 @@ func (b *Backend) ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm flo
 		}, norm, xs)
 	}
 }
+
+// ArgMax picks each row's first largest value on the device (greedy
+// decoding), so a decode step reads back N token ids, not N·V logits.
+func (b *Backend) ArgMax(dst []int32, x *tensor.Tensor) {
+	N, V := x.Rows(), x.Cols()
+	if len(dst) != N || x.DType != tensor.F32 {
+		panic(fmt.Sprintf("cuda.ArgMax: %d ids for %v %v", len(dst), x.DType, x.Shape))
+	}
+	if N == 0 || V == 0 {
+		clear(dst)
+		return
+	}
+	if !b.run(func(o *op) {
+		o.launch(b.k.argmaxRows, [3]uint32{uint32(N), 1, 1}, rowBlock(V, 256), 0, o.result(ptrOf(dst), uintptr(4*N)), o.f32(x), int32(N), int32(V))
+	}) {
+		b.host(func() { tensor.ArgMaxRows(dst, x) }, x)
+	}
+}

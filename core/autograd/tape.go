@@ -53,7 +53,7 @@ type Tape struct {
 // NewTape returns a tape computing on b.
 func NewTape(b tensor.Backend) *Tape {
 	t := &Tape{B: b}
-	if m, ok := b.(tensor.Memory); ok {
+	if m := tensor.MemoryOf(b); m != nil {
 		t.arena.mem = m
 	} else {
 		t.arena.dev, _ = b.(tensor.Allocator)

@@ -147,13 +147,13 @@ func (g *Generator) Begin(req Request) (*Run, error) {
 	capacity := maxP + maxNew
 	if g.cache == nil || g.cache.B != nb || g.cache.Cap < capacity {
 		a, onDevice := g.B.(tensor.Allocator)
-		mem, hasMem := g.B.(tensor.Memory)
+		mem := tensor.MemoryOf(g.B)
 		if g.cache != nil {
 			g.cache.Free(a)
 		}
 		g.cache = g.M.NewCache(nb, capacity)
 		switch {
-		case hasMem:
+		case mem != nil:
 			g.cache.ToDevice(mem) // the keys and values stay on the device
 		case onDevice:
 			g.cache.Place(a)

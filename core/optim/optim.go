@@ -67,7 +67,7 @@ func (o *AdamW) ensureState() {
 // Update applies one step with learning rate lr to every parameter with
 // a gradient.
 func (o *AdamW) Update(b tensor.Backend, lr float32) {
-	if mem, ok := b.(tensor.Memory); ok && o.m == nil {
+	if mem := tensor.MemoryOf(b); mem != nil && o.m == nil {
 		o.deviceState(mem)
 	}
 	o.ensureState()
@@ -113,7 +113,7 @@ func (o *AdamW) deviceState(mem tensor.Memory) {
 // only the storage moves.
 func (o *AdamW) place(b tensor.Backend) {
 	o.placed = true
-	if mem, ok := b.(tensor.Memory); ok {
+	if mem := tensor.MemoryOf(b); mem != nil {
 		for i, p := range o.Params {
 			for _, t := range []*tensor.Tensor{p.Value, o.m[i], o.v[i]} {
 				tensor.ToDevice(mem, t) // on failure it stays on the host, and still works
@@ -189,7 +189,7 @@ func (c *Clipper) Clip(b tensor.Backend, ps []*autograd.Param, maxNorm float64) 
 		return
 	}
 	if c.norm == nil {
-		if mem, ok := b.(tensor.Memory); ok {
+		if mem := tensor.MemoryOf(b); mem != nil {
 			if t, err := tensor.NewOn(mem, 1); err == nil {
 				c.norm, c.mem = t, mem
 			}

@@ -45,6 +45,22 @@ type Memory interface {
 	CopyCols(dst *Tensor, dOff int, src *Tensor, sOff, w int)
 }
 
+// MemoryOf returns b's own memory when tensors should live there: b
+// implements Memory and, if it also has a Resident method, that reports
+// true. A device backend can so be run with host tensors only (every op
+// copying in and out), for code that still reads .F32 on its hot path.
+// nil otherwise.
+func MemoryOf(b Backend) Memory {
+	m, ok := b.(Memory)
+	if !ok {
+		return nil
+	}
+	if r, ok := b.(interface{ Resident() bool }); ok && !r.Resident() {
+		return nil
+	}
+	return m
+}
+
 // OnDevice reports whether t's storage is a backend's device memory.
 func (t *Tensor) OnDevice() bool { return t.Dev.Mem != nil }
 

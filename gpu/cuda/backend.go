@@ -35,28 +35,30 @@ type Backend struct {
 	blas  cublasAPI
 	nvrtc *compiler
 
-	dev     int32
-	ctx     uintptr // the device's primary context
-	stream  uintptr
-	handle  uintptr // cuBLAS
-	module  uintptr
-	k       kernels
-	name    string
-	arch    int // compute capability as 10*major+minor
-	maxShm  int // dynamic shared memory a block may opt in to, bytes
-	shmSet  map[uintptr]int
-	tf32    bool
-	bf16    bool // MatMul on bfloat16 tensor cores (SetBF16)
-	closed  bool
-	err     error       // the first CUDA error; once set every op runs on cpu
-	cpu     *tensor.CPU // fallback after an error, and for shapes the kernels do not take
-	pool    pool
-	weights map[weightKey]*weightEntry
-	op      op
-	one     float32 // cuBLAS alpha/beta, read through pointers
-	zero    float32
-	argVals [32]uint64  // kernel parameter values ...
-	argPtrs [32]uintptr // ... and the array of their addresses cuLaunchKernel reads
+	dev    int32
+	ctx    uintptr // the device's primary context
+	stream uintptr
+	handle uintptr // cuBLAS
+	module uintptr
+	k      kernels
+	name   string
+	arch   int // compute capability as 10*major+minor
+	maxShm int // dynamic shared memory a block may opt in to, bytes
+	shmSet map[uintptr]int
+	tf32   bool
+	bf16   bool // MatMul on bfloat16 tensor cores (SetBF16)
+	// hostOnly: SetResident(false), tensors stay on the host
+	hostOnly bool
+	closed   bool
+	err      error       // the first CUDA error; once set every op runs on cpu
+	cpu      *tensor.CPU // fallback after an error, and for shapes the kernels do not take
+	pool     pool
+	weights  map[weightKey]*weightEntry
+	op       op
+	one      float32 // cuBLAS alpha/beta, read through pointers
+	zero     float32
+	argVals  [32]uint64  // kernel parameter values ...
+	argPtrs  [32]uintptr // ... and the array of their addresses cuLaunchKernel reads
 	// checkArgs, when set (by tests), vets each launch's arguments against
 	// the kernel's parameter list.
 	checkArgs func(fn uintptr, args []any) error
@@ -254,6 +256,25 @@ func (b *Backend) SetTF32(on bool) {
 	if b.blas.setMathMode(b.handle, mode) == 0 {
 		b.tf32 = on
 	}
+}
+
+// SetResident chooses whether tapes, optimizers and generation keep
+// tensors in device memory (on, the default: see Residency in the package
+// doc) or on the host, every op then copying its arguments in and its
+// results out. Off is for code that still reads tensor data on the host
+// in its hot path (custom autograd ops written for the CPU); it must be
+// chosen before the first tape or optimizer uses the backend.
+func (b *Backend) SetResident(on bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.hostOnly = !on
+}
+
+// Resident reports the SetResident choice (tensor.MemoryOf reads it).
+func (b *Backend) Resident() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.hostOnly
 }
 
 // SetBF16 turns on mixed precision for MatMul: both operands are rounded

@@ -225,6 +225,19 @@ func TestTrainingMatchesCPU(t *testing.T) {
 			t.Errorf("step %d copied %d times (%d bytes); want the loss alone (1 copy, 4 bytes)", i+1, d, db)
 		}
 	}
+	// With residency off, host tensors copied in and out by every op give
+	// the same losses.
+	b.SetResident(false)
+	defer b.SetResident(true)
+	before := b.Stats()
+	host := trainLosses(t, b, steps, B, T, nil)
+	st := b.Stats()
+	t.Logf("resident off: %v, %d copies, %d bytes", host, st.Copies()-before.Copies(), st.CopiedBytes()-before.CopiedBytes())
+	for i := range want {
+		if d := math.Abs(float64(host[i] - want[i])); d > 2e-3*math.Max(1, math.Abs(float64(want[i]))) {
+			t.Errorf("resident off, step %d: loss %v on cuda, %v on cpu", i, host[i], want[i])
+		}
+	}
 }
 
 // TestEmulated runs this package's device tests against the CPU stand-ins

@@ -118,9 +118,15 @@ func evalBatches(V int) EvalSource {
 // train runs the tiny model for c and returns its weights' bytes and the events.
 func trainTiny(t *testing.T, ctx context.Context, c Config, threads int, initSeed uint64, on func(Event)) ([]byte, []Event, error) {
 	t.Helper()
+	return trainTinyOn(t, ctx, c, tensor.NewCPU(threads), initSeed, on)
+}
+
+// trainTinyOn is trainTiny on the backend b.
+func trainTinyOn(t *testing.T, ctx context.Context, c Config, b tensor.Backend, initSeed uint64, on func(Event)) ([]byte, []Event, error) {
+	t.Helper()
 	m := tinyModel(t, initSeed)
 	var evs []Event
-	err := Run(ctx, c, tensor.NewCPU(threads), &droppedLM{LM: LM{M: m}}, &tokens{B: 2, T: 16, V: m.Cfg.VocabSize, Seed: 3},
+	err := Run(ctx, c, b, &droppedLM{LM: LM{M: m}}, &tokens{B: 2, T: 16, V: m.Cfg.VocabSize, Seed: 3},
 		evalBatches(m.Cfg.VocabSize), m.ParamList(), ModelWeights{M: m}, func(e Event) {
 			evs = append(evs, e)
 			if on != nil {

@@ -1,0 +1,84 @@
+package generate
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+	"llmlab/core/tensor/devicetest"
+)
+
+// TestDeviceResident decodes on a backend with its own memory
+// (devicetest): the tokens must be the CPU's, greedy and sampled, and a
+// greedy decode step must read back only its token ids and hand the ops
+// nothing from the host.
+func TestDeviceResident(t *testing.T) {
+	for _, arch := range []model.Arch{model.GPT2, model.Llama} {
+		t.Run(arch.String(), func(t *testing.T) {
+			var cfg model.Config
+			var err error
+			if arch == model.GPT2 {
+				cfg, err = model.ParseConfig([]byte(`{"model_type":"gpt2","vocab_size":257,"n_embd":32,"n_layer":2,"n_head":4,"n_positions":64}`))
+			} else {
+				cfg, err = model.ParseConfig([]byte(`{"model_type":"llama","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":64}`))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Two copies of one model: the device run moves its weights.
+			mc, err := model.New(cfg, 11)
+			if err != nil {
+				t.Fatal(err)
+			}
+			md, err := model.New(cfg, 11)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev := devicetest.New(1)
+			cases := []struct {
+				name string
+				s    Sampling
+			}{
+				{"greedy", Sampling{}},
+				{"sampled", Sampling{Temperature: 0.8, TopK: 50, TopP: 0.95}},
+			}
+			for _, tc := range cases {
+				req := Request{Prompts: [][]int32{{72, 101, 108}, {5, 6, 7, 8, 9, 10, 11}}, MaxTokens: 8, Sampling: tc.s, Seed: 3}
+				want, err := New(mc, tensor.NewCPU(1), byteDecoder{}).Generate(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := New(md, dev, byteDecoder{}).Generate(context.Background(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range want.IDs {
+					if !slices.Equal(got.IDs[i], want.IDs[i]) {
+						t.Errorf("%s, sequence %d: %v on the device, %v on the CPU", tc.name, i, got.IDs[i], want.IDs[i])
+					}
+				}
+			}
+			// Traffic of greedy decode steps: (a run of 2+n tokens) - (a run
+			// of 2) is n steps.
+			g := New(md, dev, byteDecoder{})
+			run := func(tokens int) devicetest.Stats {
+				if _, err := g.Generate(context.Background(), Request{Prompts: [][]int32{{72, 101, 108}}, MaxTokens: tokens}); err != nil {
+					t.Fatal(err)
+				}
+				return dev.Stats()
+			}
+			const n = 5
+			s0 := run(2 + n)
+			s1 := run(2)
+			s2 := run(2 + n)
+			down := (s2.Downloads - s1.Downloads) - (s1.Downloads - s0.Downloads)
+			up := (s2.Uploads - s1.Uploads) - (s1.Uploads - s0.Uploads)
+			host := (s2.HostArgs - s1.HostArgs) - (s1.HostArgs - s0.HostArgs)
+			if down != n || up != 0 || host != 0 {
+				t.Errorf("%d greedy decode steps: %d downloads, %d uploads, %d host tensors given to ops; want %d, 0, 0", n, down, up, host, n)
+			}
+		})
+	}
+}

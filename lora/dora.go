@@ -46,7 +46,7 @@ func magnitudeInit(w *tensor.Tensor) []float32 {
 // B have not changed.
 func (l *Linear) invNorms() []float32 {
 	st := &l.dora
-	A, B := l.A.Value.F32, l.B.Value.F32
+	A, B := l.A.Value.Float32s(), l.B.Value.Float32s() // copies from a device
 	if st.inv != nil && slices.Equal(st.a, A) && slices.Equal(st.b, B) {
 		return st.inv
 	}
@@ -98,54 +98,67 @@ func (l *Linear) forwardDoRA(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 func magnitudeScale(t *autograd.Tape, z, m *autograd.Var, inv []float32, bias *autograd.Var) *autograd.Var {
 	N, C := z.Value.Rows(), z.Value.Cols()
 	out := t.Alloc(N, C)
-	g := t.Alloc(C) // m ⊙ inv
-	mv := m.Value.F32
-	for i := range g.F32 {
-		g.F32[i] = mv[i] * inv[i]
+	g := make([]float32, C) // m ⊙ inv
+	mv := m.Value.Float32s()
+	for i := range g {
+		g[i] = mv[i] * inv[i]
 	}
 	var bv []float32
 	if bias != nil {
 		bv = bias.Value.Float32s()
 	}
-	for r := 0; r < N; r++ {
-		zr, or := z.Value.F32[r*C:(r+1)*C], out.F32[r*C:(r+1)*C]
-		for i, v := range zr {
-			or[i] = v * g.F32[i]
-		}
-		if bv != nil {
-			for i, b := range bv {
-				or[i] += b
+	// Host loops: on a device backend OnHost copies the tensors down and
+	// the results back (correct, slow).
+	tensor.OnHost(func() {
+		for r := 0; r < N; r++ {
+			zr, or := z.Value.F32[r*C:(r+1)*C], out.F32[r*C:(r+1)*C]
+			for i, v := range zr {
+				or[i] = v * g[i]
+			}
+			if bv != nil {
+				for i, b := range bv {
+					or[i] += b
+				}
 			}
 		}
-	}
+	}, out, z.Value)
 	var y *autograd.Var
 	y = t.Custom(out, func() {
-		dy := y.Grad.F32
+		var dz, dm, db *tensor.Tensor
 		if z.NeedsGrad() {
-			dz := t.GradOf(z).F32
-			for r := 0; r < N; r++ {
-				for i := 0; i < C; i++ {
-					dz[r*C+i] += dy[r*C+i] * g.F32[i]
-				}
-			}
+			dz = t.GradOf(z)
 		}
 		if m.NeedsGrad() {
-			dm := t.GradOf(m).F32
-			for r := 0; r < N; r++ {
-				zr, dr := z.Value.F32[r*C:(r+1)*C], dy[r*C:(r+1)*C]
-				for i := range dm {
-					dm[i] += dr[i] * zr[i] * inv[i]
-				}
-			}
+			dm = t.GradOf(m)
 		}
 		if bias != nil && bias.NeedsGrad() {
-			db := t.GradOf(bias).F32
-			for r := 0; r < N; r++ {
-				for i, d := range dy[r*C : (r+1)*C] {
-					db[i] += d
+			db = t.GradOf(bias)
+		}
+		tensor.OnHost(func() {
+			dy := y.Grad.F32
+			if dz != nil {
+				for r := 0; r < N; r++ {
+					for i := 0; i < C; i++ {
+						dz.F32[r*C+i] += dy[r*C+i] * g[i]
+					}
 				}
 			}
-		}
+			if dm != nil {
+				for r := 0; r < N; r++ {
+					zr, dr := z.Value.F32[r*C:(r+1)*C], dy[r*C:(r+1)*C]
+					for i := range dm.F32 {
+						dm.F32[i] += dr[i] * zr[i] * inv[i]
+					}
+				}
+			}
+			if db != nil {
+				for r := 0; r < N; r++ {
+					for i, d := range dy[r*C : (r+1)*C] {
+						db.F32[i] += d
+					}
+				}
+			}
+		}, y.Grad, dz, dm, db, z.Value)
 	}, z, m, bias)
 	return y
 }
@@ -156,7 +169,7 @@ func (l *Linear) mergeDoRA(w *tensor.Tensor) {
 	inv := slices.Clone(l.invNorms())
 	l.mergeLoRA(w)
 	in := w.Cols()
-	for o, m := range l.M.Value.F32 {
+	for o, m := range l.M.Value.Float32s() {
 		g := m * inv[o]
 		row := w.F32[o*in : (o+1)*in]
 		for i := range row {

@@ -56,31 +56,44 @@ func (l *IA3Linear) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 func scaleCols(t *autograd.Tape, x, s *autograd.Var) *autograd.Var {
 	N, C := x.Value.Rows(), x.Value.Cols()
 	out := t.Alloc(N, C)
-	for r := 0; r < N; r++ {
-		xr, or := x.Value.F32[r*C:(r+1)*C], out.F32[r*C:(r+1)*C]
-		for i, v := range xr {
-			or[i] = v * s.Value.F32[i]
+	// Host loops: on a device backend OnHost copies the tensors down and
+	// the results back (correct, slow).
+	tensor.OnHost(func() {
+		for r := 0; r < N; r++ {
+			xr, or := x.Value.F32[r*C:(r+1)*C], out.F32[r*C:(r+1)*C]
+			for i, v := range xr {
+				or[i] = v * s.Value.F32[i]
+			}
 		}
-	}
+	}, out, x.Value, s.Value)
 	var o *autograd.Var
 	o = t.Custom(out, func() {
-		dy := o.Grad.F32
+		var gx, gs *tensor.Tensor
 		if x.NeedsGrad() {
-			dx := t.GradOf(x).F32
-			for r := 0; r < N; r++ {
-				for i := 0; i < C; i++ {
-					dx[r*C+i] += dy[r*C+i] * s.Value.F32[i]
-				}
-			}
+			gx = t.GradOf(x)
 		}
 		if s.NeedsGrad() {
-			ds := t.GradOf(s).F32
-			for r := 0; r < N; r++ {
-				for i := 0; i < C; i++ {
-					ds[i] += dy[r*C+i] * x.Value.F32[r*C+i]
+			gs = t.GradOf(s)
+		}
+		tensor.OnHost(func() {
+			dy := o.Grad.F32
+			if gx != nil {
+				dx := gx.F32
+				for r := 0; r < N; r++ {
+					for i := 0; i < C; i++ {
+						dx[r*C+i] += dy[r*C+i] * s.Value.F32[i]
+					}
 				}
 			}
-		}
+			if gs != nil {
+				ds := gs.F32
+				for r := 0; r < N; r++ {
+					for i := 0; i < C; i++ {
+						ds[i] += dy[r*C+i] * x.Value.F32[r*C+i]
+					}
+				}
+			}
+		}, o.Grad, gx, gs, x.Value, s.Value)
 	}, x, s)
 	return o
 }
@@ -172,9 +185,9 @@ func (a *IA3Adapter) Save(dir, base string) error {
 				ff = append(ff, s)
 			}
 		}
-		shape := []int{len(l.L.Value.F32), 1}
+		shape := []int{l.L.Value.Numel(), 1}
 		if l.FeedForward {
-			shape = []int{1, len(l.L.Value.F32)}
+			shape = []int{1, l.L.Value.Numel()}
 		}
 		ts = append(ts, checkpoint.Named{Name: peftPrefix + l.Name + ".ia3_l", T: l.L.Value.Reshape(shape...)})
 	}
@@ -230,11 +243,11 @@ func LoadIA3(m *model.Transformer, dir string) (*IA3Adapter, error) {
 			a.Remove()
 			return nil, fmt.Errorf("%s: missing tensor %s", dir, key)
 		}
-		if t.Numel() != len(l.L.Value.F32) {
+		if t.Numel() != l.L.Value.Numel() {
 			a.Remove()
-			return nil, fmt.Errorf("%s: tensor %q has shape %v, the base model needs %d values", dir, key, t.Shape, len(l.L.Value.F32))
+			return nil, fmt.Errorf("%s: tensor %q has shape %v, the base model needs %d values", dir, key, t.Shape, l.L.Value.Numel())
 		}
-		copy(l.L.Value.F32, t.Float32s())
+		tensor.Copy(l.L.Value, tensor.FromF32(t.Float32s(), l.L.Value.Shape...))
 	}
 	return a, nil
 }

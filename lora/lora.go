@@ -330,7 +330,7 @@ func (a *Adapter) Merge() error {
 func (l *Linear) mergeLoRA(w *tensor.Tensor) {
 	r := l.A.Value.Rows()
 	in, out := l.A.Value.Cols(), l.B.Value.Rows()
-	A, B := l.A.Value.F32, l.B.Value.F32
+	A, B := l.A.Value.Float32s(), l.B.Value.Float32s() // copies from a device
 	for o := 0; o < out; o++ {
 		row := w.F32[o*in : (o+1)*in]
 		for k := 0; k < r; k++ {

@@ -159,7 +159,7 @@ func (a *PrefixAdapter) Prefix(t *autograd.Tape, layer int) (k, v *autograd.Var)
 func (a *PrefixAdapter) Begin(t *autograd.Tape) error {
 	L := a.model.Cfg.Layers
 	a.k, a.v = a.k[:0], a.v[:0]
-	if t.NoGrad && a.cacheK != nil && slices.Equal(a.cacheFor, a.Emb.Value.F32) && a.W1 == nil {
+	if t.NoGrad && a.cacheK != nil && slices.Equal(a.cacheFor, a.Emb.Value.Float32s()) && a.W1 == nil {
 		for l := 0; l < L; l++ {
 			a.k = append(a.k, t.Const(a.cacheK[l]))
 			a.v = append(a.v, t.Const(a.cacheV[l]))
@@ -170,7 +170,7 @@ func (a *PrefixAdapter) Begin(t *autograd.Tape) error {
 		return err
 	}
 	if t.NoGrad && a.W1 == nil {
-		a.cacheFor = append(a.cacheFor[:0], a.Emb.Value.F32...)
+		a.cacheFor = append(a.cacheFor[:0], a.Emb.Value.Float32s()...)
 		a.cacheK, a.cacheV = a.cacheK[:0], a.cacheV[:0]
 		for l := 0; l < L; l++ {
 			a.cacheK = append(a.cacheK, a.k[l].Value.Clone())
@@ -213,26 +213,33 @@ func (a *PrefixAdapter) compute(t *autograd.Tape) error {
 // h·D + d]: one layer's keys or values taken out of a (P, ·) matrix.
 func headsFirst(t *autograd.Tape, x *autograd.Var, off, P, KVH, D, stride int) *autograd.Var {
 	out := t.Alloc(KVH, P, D)
-	xf := x.Value.F32
-	for h := 0; h < KVH; h++ {
-		for p := 0; p < P; p++ {
-			copy(out.F32[(h*P+p)*D:(h*P+p+1)*D], xf[p*stride+off+h*D:p*stride+off+(h+1)*D])
+	// Host loops: on a device backend OnHost copies the tensors down and
+	// the results back (correct, slow).
+	tensor.OnHost(func() {
+		xf := x.Value.F32
+		for h := 0; h < KVH; h++ {
+			for p := 0; p < P; p++ {
+				copy(out.F32[(h*P+p)*D:(h*P+p+1)*D], xf[p*stride+off+h*D:p*stride+off+(h+1)*D])
+			}
 		}
-	}
+	}, out, x.Value)
 	var y *autograd.Var
 	y = t.Custom(out, func() {
 		if !x.NeedsGrad() {
 			return
 		}
-		dx, dy := t.GradOf(x).F32, y.Grad.F32
-		for h := 0; h < KVH; h++ {
-			for p := 0; p < P; p++ {
-				dst := dx[p*stride+off+h*D : p*stride+off+(h+1)*D]
-				for d, g := range dy[(h*P+p)*D : (h*P+p+1)*D] {
-					dst[d] += g
+		gx := t.GradOf(x)
+		tensor.OnHost(func() {
+			dx, dy := gx.F32, y.Grad.F32
+			for h := 0; h < KVH; h++ {
+				for p := 0; p < P; p++ {
+					dst := dx[p*stride+off+h*D : p*stride+off+(h+1)*D]
+					for d, g := range dy[(h*P+p)*D : (h*P+p+1)*D] {
+						dst[d] += g
+					}
 				}
 			}
-		}
+		}, gx, y.Grad)
 	}, x)
 	return y
 }
@@ -240,19 +247,23 @@ func headsFirst(t *autograd.Tape, x *autograd.Var, off, P, KVH, D, stride int) *
 // tanh is the elementwise hyperbolic tangent.
 func tanh(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 	out := t.Alloc(x.Value.Shape...)
-	for i, v := range x.Value.F32 {
-		out.F32[i] = float32(math.Tanh(float64(v)))
-	}
+	tensor.OnHost(func() {
+		for i, v := range x.Value.F32 {
+			out.F32[i] = float32(math.Tanh(float64(v)))
+		}
+	}, out, x.Value)
 	var y *autograd.Var
 	y = t.Custom(out, func() {
 		if !x.NeedsGrad() {
 			return
 		}
-		dx := t.GradOf(x).F32
-		for i, g := range y.Grad.F32 {
-			o := out.F32[i]
-			dx[i] += g * (1 - o*o)
-		}
+		gx := t.GradOf(x)
+		tensor.OnHost(func() {
+			for i, g := range y.Grad.F32 {
+				o := out.F32[i]
+				gx.F32[i] += g * (1 - o*o)
+			}
+		}, gx, y.Grad, out)
 	}, x)
 	return y
 }

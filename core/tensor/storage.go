@@ -199,3 +199,47 @@ func (t *Tensor) Offset(off int, shape ...int) *Tensor {
 	}
 	return &Tensor{Shape: s, DType: F32, F32: t.F32[off : off+n : off+n]}
 }
+
+// OnHost runs f with the data of every tensor in ts on the host: each
+// device tensor gets a host copy as its storage for the call (F32 set, Dev
+// cleared), and afterwards the copies f changed go back to the device and
+// every tensor gets its device storage back. Host tensors and nil are
+// passed through; a tensor listed twice is staged once (two headers over
+// the same device memory are not: list one). It is the slow path for code
+// written for host slices (custom autograd ops, a backend's CPU fallback):
+// correct on any backend, at the price of copies and waits.
+func OnHost(f func(), ts ...*Tensor) {
+	type staged struct {
+		t    *Tensor
+		dev  Device
+		orig []float32
+	}
+	var st []staged
+outer:
+	for _, t := range ts {
+		if t == nil || !t.OnDevice() {
+			continue
+		}
+		for _, s := range st {
+			if s.t == t {
+				continue outer
+			}
+		}
+		h := t.Host()
+		st = append(st, staged{t, t.Dev, append([]float32(nil), h.F32...)})
+		t.F32, t.Dev = h.F32, Device{}
+	}
+	defer func() {
+		for _, s := range st {
+			h := s.t.F32
+			s.t.F32, s.t.Dev = nil, s.dev
+			for i, v := range h {
+				if math.Float32bits(v) != math.Float32bits(s.orig[i]) {
+					s.dev.Mem.Copy(s.t, FromF32(h, s.t.Shape...))
+					break
+				}
+			}
+		}
+	}()
+	f()
+}

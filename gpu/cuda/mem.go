@@ -659,35 +659,7 @@ func (b *Backend) host(f func(), args ...any) {
 			add(v.DPrefixV)
 		}
 	}
-	if len(ts) == 0 {
-		f()
-		return
-	}
-	type saved struct {
-		dev  tensor.Device
-		orig []float32
-	}
-	sv := make([]saved, len(ts))
-	for i, t := range ts {
-		h := t.Host()
-		sv[i] = saved{t.Dev, slices.Clone(h.F32)}
-		t.F32, t.Dev = h.F32, tensor.Device{}
-	}
-	f()
-	for i, t := range ts {
-		changed := false
-		for j, v := range t.F32 {
-			if math.Float32bits(v) != math.Float32bits(sv[i].orig[j]) {
-				changed = true
-				break
-			}
-		}
-		h := t.F32
-		t.F32, t.Dev = nil, sv[i].dev
-		if changed {
-			b.Copy(t, tensor.FromF32(h, t.Shape...))
-		}
-	}
+	tensor.OnHost(f, ts...)
 }
 
 // ---- tensor.Memory ----

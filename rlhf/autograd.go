@@ -10,7 +10,9 @@ import (
 // This file puts the pure losses on the tape. Each op computes its loss and
 // input gradients in the forward pass (they cost one pass over B numbers)
 // and its backward adds upstream·gradient into the inputs: one Custom node
-// per loss.
+// per loss. The losses run on the host over B numbers; on a backend with
+// its own memory those are read back (Float32s, tensor.OnHost) and the
+// results copied in: a few small copies a step.
 
 // SequenceLogProbs returns (B) the summed log-probability of each row's
 // labels under logits (B*T, V): Σ_t log p(labels[b,t]) over the positions
@@ -32,7 +34,7 @@ func seqLogProbs(t *autograd.Tape, logits *autograd.Var, labels []int32, B, T in
 		panic(fmt.Sprintf("rlhf.SequenceLogProbs: %d labels, logits %v for batch %dx%d", len(labels), logits.Value.Shape, B, T))
 	}
 	ce := t.CrossEntropy(logits, labels) // (B*T) −log p, 0 where ignored
-	scale := t.Alloc(B)                  // (B) −1 or −1/count per row
+	scale := scratch(t, B)               // (B) −1 or −1/count per row
 	for b := range B {
 		n := 0
 		for _, l := range labels[b*T : (b+1)*T] {
@@ -40,35 +42,40 @@ func seqLogProbs(t *autograd.Tape, logits *autograd.Var, labels []int32, B, T in
 				n++
 			}
 		}
-		scale.F32[b] = -1
+		scale[b] = -1
 		if mean {
-			scale.F32[b] = 0
+			scale[b] = 0
 			if n > 0 {
-				scale.F32[b] = -1 / float32(n)
+				scale[b] = -1 / float32(n)
 			}
 		}
 	}
 	out := t.Alloc(B)
-	for b := range B {
-		var s float64
-		for i := b * T; i < (b+1)*T; i++ {
-			if labels[i] >= 0 {
-				s += float64(ce.Value.F32[i])
-			}
-		}
-		out.F32[b] = float32(s) * scale.F32[b]
-	}
-	var o *autograd.Var
-	o = t.Custom(out, func() {
-		dce := t.GradOf(ce).F32
+	tensor.OnHost(func() {
 		for b := range B {
-			g := o.Grad.F32[b] * scale.F32[b]
+			var s float64
 			for i := b * T; i < (b+1)*T; i++ {
 				if labels[i] >= 0 {
-					dce[i] += g
+					s += float64(ce.Value.F32[i])
 				}
 			}
+			out.F32[b] = float32(s) * scale[b]
 		}
+	}, out, ce.Value)
+	var o *autograd.Var
+	o = t.Custom(out, func() {
+		gce := t.GradOf(ce)
+		tensor.OnHost(func() {
+			dce := gce.F32
+			for b := range B {
+				g := o.Grad.F32[b] * scale[b]
+				for i := b * T; i < (b+1)*T; i++ {
+					if labels[i] >= 0 {
+						dce[i] += g
+					}
+				}
+			}
+		}, gce, o.Grad)
 	}, ce)
 	return o
 }
@@ -95,31 +102,44 @@ func TokenCounts(labels []int32, B, T int) []float32 {
 // (grads[k], same length as ins[k]) was computed in the forward pass.
 func scalarOp(t *autograd.Tape, loss float32, ins []*autograd.Var, grads [][]float32) *autograd.Var {
 	out := t.Alloc(1)
-	out.F32[0] = loss
+	tensor.Fill(out, loss)
 	var o *autograd.Var
 	o = t.Custom(out, func() {
-		g := o.Grad.F32[0]
+		g := o.Grad.At(0)
 		for k, v := range ins {
 			if !v.NeedsGrad() {
 				continue
 			}
-			dst := t.GradOf(v).F32
-			for i, d := range grads[k] {
-				dst[i] += g * d
-			}
+			gv := t.GradOf(v)
+			tensor.OnHost(func() {
+				dst := gv.F32
+				for i, d := range grads[k] {
+					dst[i] += g * d
+				}
+			}, gv)
 		}
 	}, ins...)
 	return o
 }
 
-func vec(v *autograd.Var) []float32 { return v.Value.F32 }
+// vec returns v's values on the host (a copy when v is on a device).
+func vec(v *autograd.Var) []float32 { return v.Value.Float32s() }
+
+// scratch returns n floats for a loss's gradients: from the tape's arena
+// on the host, else (the arena being device memory) a host slice.
+func scratch(t *autograd.Tape, n int) []float32 {
+	if x := t.Alloc(n); !x.OnDevice() {
+		return x.F32
+	}
+	return make([]float32, n)
+}
 
 // DPOVar is DPO on the tape: polC, polR are (B) policy log-probabilities
 // (from SequenceLogProbs), refC, refR plain reference values (nil for
 // reference-free). It returns the scalar loss.
 func DPOVar(t *autograd.Tape, c DPOConfig, polC, polR *autograd.Var, refC, refR []float32) (*autograd.Var, Metrics) {
 	B := polC.Value.Numel()
-	dC, dR := t.Alloc(B).F32, t.Alloc(B).F32
+	dC, dR := scratch(t, B), scratch(t, B)
 	loss, m := DPO(dC, dR, c, vec(polC), vec(polR), refC, refR)
 	return scalarOp(t, loss, []*autograd.Var{polC, polR}, [][]float32{dC, dR}), m
 }
@@ -128,7 +148,7 @@ func DPOVar(t *autograd.Tape, c DPOConfig, polC, polR *autograd.Var, refC, refR 
 // (from SequenceMeanLogProbs).
 func SimPOVar(t *autograd.Tape, c SimPOConfig, avgC, avgR *autograd.Var) (*autograd.Var, Metrics) {
 	B := avgC.Value.Numel()
-	dC, dR := t.Alloc(B).F32, t.Alloc(B).F32
+	dC, dR := scratch(t, B), scratch(t, B)
 	loss, m := SimPO(dC, dR, c, vec(avgC), vec(avgR))
 	return scalarOp(t, loss, []*autograd.Var{avgC, avgR}, [][]float32{dC, dR}), m
 }
@@ -137,7 +157,7 @@ func SimPOVar(t *autograd.Tape, c SimPOConfig, avgC, avgR *autograd.Var) (*autog
 // lenC (from TokenCounts) weighs the NLL term per token as TRL does.
 func ORPOVar(t *autograd.Tape, lambda float32, avgC, avgR *autograd.Var, lenC []float32) (*autograd.Var, ORPOMetrics) {
 	B := avgC.Value.Numel()
-	dC, dR := t.Alloc(B).F32, t.Alloc(B).F32
+	dC, dR := scratch(t, B), scratch(t, B)
 	loss, m := ORPO(dC, dR, lambda, vec(avgC), vec(avgR), lenC)
 	return scalarOp(t, loss, []*autograd.Var{avgC, avgR}, [][]float32{dC, dR}), m
 }
@@ -146,7 +166,7 @@ func ORPOVar(t *autograd.Tape, lambda float32, avgC, avgR *autograd.Var, lenC []
 // reference's, desirable the labels, z the reference point (see
 // KTOReferencePoint).
 func KTOVar(t *autograd.Tape, c KTOConfig, pol *autograd.Var, ref []float32, desirable []bool, z float32) (*autograd.Var, KTOMetrics) {
-	d := t.Alloc(pol.Value.Numel()).F32
+	d := scratch(t, pol.Value.Numel())
 	loss, m := KTO(d, c, vec(pol), ref, desirable, z)
 	return scalarOp(t, loss, []*autograd.Var{pol}, [][]float32{d}), m
 }
@@ -155,7 +175,7 @@ func KTOVar(t *autograd.Tape, c KTOConfig, pol *autograd.Var, ref []float32, des
 // the chosen and rejected completions; margin may be nil.
 func BradleyTerryVar(t *autograd.Tape, rc, rr *autograd.Var, margin []float32) (*autograd.Var, Metrics) {
 	B := rc.Value.Numel()
-	dC, dR := t.Alloc(B).F32, t.Alloc(B).F32
+	dC, dR := scratch(t, B), scratch(t, B)
 	loss, m := BradleyTerry(dC, dR, vec(rc), vec(rr), margin)
 	return scalarOp(t, loss, []*autograd.Var{rc, rr}, [][]float32{dC, dR}), m
 }
@@ -163,7 +183,7 @@ func BradleyTerryVar(t *autograd.Tape, rc, rr *autograd.Var, margin []float32) (
 // PolicyLossVar is PPO's clipped surrogate on the tape over (B*T) token
 // log-probabilities (from TokenLogProbs).
 func PolicyLossVar(t *autograd.Tape, logp *autograd.Var, oldLogp, adv []float32, mask []bool, clip float32) (*autograd.Var, PolicyMetrics) {
-	d := t.Alloc(logp.Value.Numel()).F32
+	d := scratch(t, logp.Value.Numel())
 	loss, m := PolicyLoss(d, vec(logp), oldLogp, adv, mask, clip)
 	return scalarOp(t, loss, []*autograd.Var{logp}, [][]float32{d}), m
 }
@@ -171,7 +191,7 @@ func PolicyLossVar(t *autograd.Tape, logp *autograd.Var, oldLogp, adv []float32,
 // ValueLossVar is PPO's clipped value loss on the tape over (B*T) values
 // from the value head.
 func ValueLossVar(t *autograd.Tape, v *autograd.Var, vOld, returns []float32, mask []bool, clip float32) (*autograd.Var, float64) {
-	d := t.Alloc(v.Value.Numel()).F32
+	d := scratch(t, v.Value.Numel())
 	loss, cf := ValueLoss(d, vec(v), vOld, returns, mask, clip)
 	return scalarOp(t, loss, []*autograd.Var{v}, [][]float32{d}), cf
 }
@@ -179,7 +199,7 @@ func ValueLossVar(t *autograd.Tape, v *autograd.Var, vOld, returns []float32, ma
 // GRPOLossVar is the GRPO loss on the tape over (B*T) token
 // log-probabilities.
 func GRPOLossVar(t *autograd.Tape, c GRPOConfig, logp *autograd.Var, oldLogp, refLogp, adv []float32, mask []bool, T int) (*autograd.Var, GRPOMetrics) {
-	d := t.Alloc(logp.Value.Numel()).F32
+	d := scratch(t, logp.Value.Numel())
 	loss, m := GRPOLoss(d, c, vec(logp), oldLogp, refLogp, adv, mask, T)
 	return scalarOp(t, loss, []*autograd.Var{logp}, [][]float32{d}), m
 }
@@ -189,10 +209,11 @@ func GRPOLossVar(t *autograd.Tape, c GRPOConfig, logp *autograd.Var, oldLogp, re
 func EntropyVar(t *autograd.Tape, logits *autograd.Var) *autograd.Var {
 	N, V := logits.Value.Rows(), logits.Value.Cols()
 	out := t.Alloc(N)
-	Entropy(out.F32, logits.Value.F32, V)
+	tensor.OnHost(func() { Entropy(out.F32, logits.Value.F32, V) }, out, logits.Value)
 	var o *autograd.Var
 	o = t.Custom(out, func() {
-		EntropyBackward(t.GradOf(logits).F32, o.Grad.F32, logits.Value.F32, V)
+		gl := t.GradOf(logits)
+		tensor.OnHost(func() { EntropyBackward(gl.F32, o.Grad.F32, logits.Value.F32, V) }, gl, o.Grad, logits.Value)
 	}, logits)
 	return o
 }
@@ -206,10 +227,11 @@ func MaskedMean(t *autograd.Tape, x *autograd.Var, mask []bool) *autograd.Var {
 	}
 	cnt := 0
 	var s float64
+	xv := x.Value.Float32s()
 	for i, m := range mask {
 		if m {
 			cnt++
-			s += float64(x.Value.F32[i])
+			s += float64(xv[i])
 		}
 	}
 	inv := float32(0)
@@ -217,16 +239,19 @@ func MaskedMean(t *autograd.Tape, x *autograd.Var, mask []bool) *autograd.Var {
 		inv = 1 / float32(cnt)
 	}
 	out := t.Alloc(1)
-	out.F32[0] = float32(s) * inv
+	tensor.Fill(out, float32(s)*inv)
 	var o *autograd.Var
 	o = t.Custom(out, func() {
-		g := o.Grad.F32[0] * inv
-		dx := t.GradOf(x).F32
-		for i, m := range mask {
-			if m {
-				dx[i] += g
+		g := o.Grad.At(0) * inv
+		gx := t.GradOf(x)
+		tensor.OnHost(func() {
+			dx := gx.F32
+			for i, m := range mask {
+				if m {
+					dx[i] += g
+				}
 			}
-		}
+		}, gx)
 	}, x)
 	return o
 }
@@ -298,20 +323,25 @@ func LastTokenRows(labels []int32, B, T int) []int {
 // 0 and no gradient.
 func Gather(t *autograd.Tape, x *autograd.Var, idx []int) *autograd.Var {
 	out := t.Alloc(len(idx))
-	for k, i := range idx {
-		out.F32[k] = 0
-		if i >= 0 {
-			out.F32[k] = x.Value.F32[i]
-		}
-	}
-	var o *autograd.Var
-	o = t.Custom(out, func() {
-		dx := t.GradOf(x).F32
+	tensor.OnHost(func() {
 		for k, i := range idx {
+			out.F32[k] = 0
 			if i >= 0 {
-				dx[i] += o.Grad.F32[k]
+				out.F32[k] = x.Value.F32[i]
 			}
 		}
+	}, out, x.Value)
+	var o *autograd.Var
+	o = t.Custom(out, func() {
+		gx := t.GradOf(x)
+		tensor.OnHost(func() {
+			dx := gx.F32
+			for k, i := range idx {
+				if i >= 0 {
+					dx[i] += o.Grad.F32[k]
+				}
+			}
+		}, gx, o.Grad)
 	}, x)
 	return o
 }

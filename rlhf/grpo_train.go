@@ -205,7 +205,7 @@ func (r *GRPORun) step(ctx context.Context, tasks []Task, step int) (GRPOStep, e
 			r.SetPolicy(true)
 			return GRPOStep{}, err
 		}
-		ref = append([]float32(nil), TokenLogProbs(tape, logits, b.Labels).Value.F32...)
+		ref = append([]float32(nil), TokenLogProbs(tape, logits, b.Labels).Value.Float32s()...)
 		tape.NoGrad = false
 		r.SetPolicy(true)
 	}
@@ -218,7 +218,7 @@ func (r *GRPORun) step(ctx context.Context, tasks []Task, step int) (GRPOStep, e
 	}
 	logp := TokenLogProbs(tape, logits, b.Labels)
 	loss, m := GRPOLossVar(tape, r.Cfg, logp, nil, ref, adv, mask, b.T)
-	lv := float64(loss.Value.F32[0])
+	lv := float64(loss.Value.At(0))
 	if math.IsNaN(lv) || math.IsInf(lv, 0) {
 		return GRPOStep{}, fmt.Errorf("grpo: step %d: loss is %v", step, lv)
 	}

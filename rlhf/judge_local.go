@@ -173,11 +173,13 @@ func (j *LocalJudge) lastLogits(rows [][]int32) ([]float32, error) {
 	}
 	C := h.Value.Cols()
 	last := t.Alloc(nb, C) // (nb, C)
-	for b := 0; b < nb; b++ {
-		copy(last.F32[b*C:(b+1)*C], h.Value.F32[(b*T+T-1)*C:(b*T+T)*C])
-	}
+	tensor.OnHost(func() {
+		for b := 0; b < nb; b++ {
+			copy(last.F32[b*C:(b+1)*C], h.Value.F32[(b*T+T-1)*C:(b*T+T)*C])
+		}
+	}, last, h.Value)
 	logits := j.M.Logits(t, t.Const(last)).Value // (nb, V)
-	return append([]float32(nil), logits.F32...), nil
+	return append([]float32(nil), logits.Float32s()...), nil
 }
 
 // logSumExpAt is log Σ exp(row[i]) over ids (all of row when ids is nil),

@@ -117,7 +117,7 @@ func (o *KTOObjective) Loss(t *autograd.Tape, b data.Batch) (*autograd.Var, trai
 	}
 	seq := SequenceLogProbs(t, logits, b.Labels, b.B, b.T)
 	parts := t.SplitCols(t.View(seq, 1, b.B), half, half)
-	z := KTOReferencePoint(parts[1].Value.F32, ref[half:]) // no gradient, as in TRL
+	z := KTOReferencePoint(parts[1].Value.Float32s(), ref[half:]) // no gradient, as in TRL
 	desirable := o.Src.Desirable
 	if len(desirable) != half {
 		return nil, nil, fmt.Errorf("rlhf: KTO batch of %d rows has %d labels", half, len(desirable))

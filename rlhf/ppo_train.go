@@ -473,8 +473,8 @@ func (r *PPORun) policyPass(b data.Batch) (logp, values []float32, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		copy(logp[lo*b.T:], lp.Value.F32)
-		copy(values[lo*b.T:], r.Value.Forward(t, h).Value.F32)
+		copy(logp[lo*b.T:], lp.Value.Float32s())
+		copy(values[lo*b.T:], r.Value.Forward(t, h).Value.Float32s())
 	}
 	t.Reset()
 	return logp, values, nil
@@ -497,7 +497,7 @@ func (r *PPORun) referencePass(b data.Batch) ([]float32, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reference: %w", err)
 		}
-		copy(out[lo*b.T:], lp.Value.F32)
+		copy(out[lo*b.T:], lp.Value.Float32s())
 	}
 	t.Reset()
 	return out, nil
@@ -568,14 +568,14 @@ func (r *PPORun) update(st *batchState) (updateStats, error) {
 			var ent float64
 			if c.EntCoef != 0 {
 				e := MaskedMean(t, EntropyVar(t, logits), mask)
-				ent = float64(e.Value.F32[0])
+				ent = float64(e.Value.At(0))
 				loss = t.Add(loss, t.Scale(e, -c.EntCoef))
 			} else {
-				ent = maskedEntropy(logits.Value.F32, logits.Value.Cols(), mask)
+				ent = maskedEntropy(logits.Value.Float32s(), logits.Value.Cols(), mask)
 			}
-			lv := float64(loss.Value.F32[0])
+			lv := float64(loss.Value.At(0))
 			if math.IsNaN(lv) || math.IsInf(lv, 0) {
-				return u, fmt.Errorf("update: loss is %v (policy %v, value %v)", lv, pl.Value.F32[0], vl.Value.F32[0])
+				return u, fmt.Errorf("update: loss is %v (policy %v, value %v)", lv, pl.Value.At(0), vl.Value.At(0))
 			}
 			if err := t.Backward(loss); err != nil {
 				return u, err
@@ -592,8 +592,8 @@ func (r *PPORun) update(st *batchState) (updateStats, error) {
 			u.clipFrac += pm.ClipFrac
 			u.approxKL += pm.ApproxKL
 			u.vClipFrac += vcf
-			u.policyLoss += float64(pl.Value.F32[0])
-			u.valueLoss += float64(vl.Value.F32[0])
+			u.policyLoss += float64(pl.Value.At(0))
+			u.valueLoss += float64(vl.Value.At(0))
 		}
 	}
 	r.tape.Reset()

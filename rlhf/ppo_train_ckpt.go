@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"llmlab/core/checkpoint"
+	"llmlab/core/tensor"
 )
 
 // PPO checkpoints follow core/train's layout and rules, with PPO's extra
@@ -60,7 +61,7 @@ func LoadValueHead(dir string, h *ScalarHead) error {
 		if !t.Shape.Equal(p.Value.Shape) {
 			return fmt.Errorf("%s: %s has shape %v, the model needs %v", path, p.Name, t.Shape, p.Value.Shape)
 		}
-		copy(p.Value.F32, t.Float32s())
+		tensor.Copy(p.Value, tensor.FromF32(t.Float32s(), p.Value.Shape...)) // into device memory too
 	}
 	return nil
 }

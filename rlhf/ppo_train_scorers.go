@@ -115,7 +115,7 @@ func (s *RMScorer) Scores(ctx context.Context, rs []Rollout, dst []float32) erro
 		if err != nil {
 			return fmt.Errorf("reward model: %w", err)
 		}
-		copy(dst[lo:hi], out.Value.F32)
+		copy(dst[lo:hi], out.Value.Float32s())
 	}
 	s.tape.Reset()
 	return nil

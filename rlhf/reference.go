@@ -54,7 +54,7 @@ func (f *FrozenModel) LogProbs(ctx context.Context, b data.Batch, dst []float32)
 	if err != nil {
 		return fmt.Errorf("reference: %w", err)
 	}
-	copy(dst, SequenceLogProbs(t, logits, b.Labels, b.B, b.T).Value.F32)
+	copy(dst, SequenceLogProbs(t, logits, b.Labels, b.B, b.T).Value.Float32s())
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"llmlab/core/checkpoint"
 	"llmlab/core/data"
 	"llmlab/core/model"
+	"llmlab/core/tensor"
 	"llmlab/core/train"
 )
 
@@ -63,7 +64,7 @@ func (r *RewardModel) LoadHead(dir string) error {
 	if !w.Shape.Equal(r.Head.W.Value.Shape) {
 		return fmt.Errorf("%s: score.weight has shape %v, the model needs %v", path, w.Shape, r.Head.W.Value.Shape)
 	}
-	copy(r.Head.W.Value.F32, w.Float32s())
+	tensor.Copy(r.Head.W.Value, tensor.FromF32(w.Float32s(), r.Head.W.Value.Shape...))
 	return nil
 }
 

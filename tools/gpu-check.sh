@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # `make gpu-check`: on a machine with an NVIDIA GPU, check the CUDA backend
-# and measure it, in under 8 minutes:
+# and measure it, in under 13 minutes (the sum of the timeouts):
 #   1. go test ./gpu/cuda: every kernel compiles, every op matches the CPU
 #      backend, a few training steps of the tiny preset match the CPU's
 #      losses;
 #   2. speed figures (TestDeviceFigures): full fine-tune and LoRA steps in
 #      tokens/s with model FLOPs utilisation, and generation tokens/s, for
 #      gpt2-124m and llama-1b (LLMLAB_CUDA_BENCH_PRESETS overrides);
-#   3. `llmlab bench --device cuda` on gpt2-124m, when bench takes --device.
-# A summary is printed at the end. Needs Go, the NVIDIA driver, cuBLAS and
+#   3. the PyTorch anchor (tools/bench/torch_cuda.py): the same figures
+#      in plain PyTorch on the same GPU in the same run, and the ratios
+#      llmlab/PyTorch per figure (tokens/s, peak device memory);
+#   4. `llmlab bench --device cuda` on gpt2-124m, when bench takes --device.
+# A summary is printed at the end. PYTHON names the interpreter with
+# PyTorch (default python3); without one the anchor is skipped. Needs Go, the NVIDIA driver, cuBLAS and
 # NVRTC (the CUDA toolkit, or its pip wheels on LD_LIBRARY_PATH). On a GPU
 # machine without Go, build the two binaries elsewhere and name them:
 #   go test -c -o cuda.test ./gpu/cuda && CGO_ENABLED=0 go build -tags nogui -o llmlab .
@@ -69,7 +73,31 @@ if [ $rc -ne 0 ]; then
 	status=$rc
 fi
 
-echo "== 3. llmlab bench --device cuda"
+echo "== 3. PyTorch anchor (same shapes, same run)"
+presets=${LLMLAB_CUDA_BENCH_PRESETS:-gpt2-124m,llama-1b}
+PY=${PYTHON:-python3}
+if "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+	timeout 180 "$PY" tools/bench/torch_cuda.py ${presets//,/ } >"$out/anchor.txt" 2>"$out/anchor.log"
+	rc=$?
+	cat "$out/anchor.txt"
+	if [ $rc -ne 0 ]; then
+		echo "gpu-check: the PyTorch anchor failed or ran out of time (exit $rc):" >&2
+		tail -5 "$out/anchor.log" >&2
+	fi
+else
+	echo "(no PyTorch with CUDA for $PY: no anchor)" | tee "$out/anchor.txt"
+fi
+# ratio lines: each "figure PRESET KEY TPS GIB" over the anchor's line of
+# the same PRESET and KEY.
+awk 'FNR == NR { if ($1 == "anchor") { tps[$2 " " $3] = $4; mem[$2 " " $3] = $5 }; next }
+	$1 == "figure" && (($2 " " $3) in tps) && tps[$2 " " $3] > 0 {
+		k = $2 " " $3
+		m = mem[k] > 0 ? sprintf("%.2fx", $5 / mem[k]) : "-"
+		printf "ratio %-10s %-10s llmlab %9.1f tokens/s, PyTorch %9.1f: %6.3fx speed; peak memory %s (%.2f vs %.2f GiB)\n", $2, $3, $4, tps[k], $4 / tps[k], m, $5, mem[k]
+	}' "$out/anchor.txt" "$out/figures.txt" 2>/dev/null >"$out/ratios.txt"
+cat "$out/ratios.txt"
+
+echo "== 4. llmlab bench --device cuda"
 bin=${LLMLAB_BIN:-$out/llmlab}
 if [ -n "${LLMLAB_BIN:-}" ] || CGO_ENABLED=0 "$GO" build -tags nogui -o "$bin" . 2>"$out/build.log"; then
 	if "$bin" bench -h 2>&1 | grep -q -- '-device'; then
@@ -86,5 +114,6 @@ echo
 echo "== gpu-check summary"
 grep -E '^(ok|FAIL|PASS)' "$out/test.log" | sed 's/^/tests: /'
 cat "$out/figures.txt" 2>/dev/null || echo "figures: none"
+cat "$out/ratios.txt" 2>/dev/null
 grep -E 'tokens/s|does not take' "$out/bench.txt" 2>/dev/null | sed 's/^/bench: /'
 exit $status

@@ -124,7 +124,7 @@ func runEval(e *Env) error {
 		if err != nil {
 			return err
 		}
-		sum += float64(loss.Value.F32[0]) * float64(k)
+		sum += float64(loss.Value.At(0)) * float64(k)
 		n += k
 	}
 	if n == 0 {

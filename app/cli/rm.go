@@ -84,11 +84,12 @@ func pairAccuracy(e *Env, l *loaded, rm *rlhf.RewardModel, pairs []data.Pair, ba
 			return 0, nil, err
 		}
 		half := bt.B / 2
+		rv := r.Value.Float32s() // a copy when the backend keeps it on the device
 		for i := 0; i < half && n < len(pairs); i++ {
-			if r.Value.F32[i] > r.Value.F32[half+i] {
+			if rv[i] > rv[half+i] {
 				right++
 			}
-			rewards = append(rewards, r.Value.F32[i], r.Value.F32[half+i])
+			rewards = append(rewards, rv[i], rv[half+i])
 			n++
 		}
 	}

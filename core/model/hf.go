@@ -175,6 +175,7 @@ func isConv1D(name string) bool {
 
 // transpose2D returns a (c, r) copy of an (r, c) tensor, in its own dtype.
 func transpose2D(t *tensor.Tensor) *tensor.Tensor {
+	t = t.Host() // a copy when it lives on a device (saving a model trained there)
 	r, c := t.Shape[0], t.Shape[1]
 	out := tensor.NewOf(t.DType, c, r)
 	if t.DType == tensor.F32 {

@@ -120,16 +120,23 @@ func TestDeviceFigures(t *testing.T) {
 		// and KV cache of the figure just measured (not cuBLAS's
 		// workspace or the op's scratch buffers).
 		b.ResetPeak()
-		peakMem := func() string {
+		// fig records one figure: a "figure PRESET KEY TOKENS/S PEAK_GIB"
+		// line (tools/gpu-check.sh divides it by the PyTorch anchor's
+		// line of the same key) and the peak for the readable line.
+		fig := func(key string, tps float64) string {
 			st := b.Stats()
 			b.ResetPeak()
-			return fmt.Sprintf("  peak %.2f GiB", float64(st.PeakBytes)/(1<<30))
+			g := float64(st.PeakBytes) / (1 << 30)
+			line := fmt.Sprintf("figure %s %s %.1f %.3f", name, key, tps, g)
+			summary = append(summary, line)
+			fmt.Println(line)
+			return fmt.Sprintf("  peak %.2f GiB", g)
 		}
 		tps, err := figureGenerate(m, b, 16)
 		if err != nil {
 			t.Fatalf("%s generate: %v", name, err)
 		}
-		say("%-10s generate batch 1, 16 tokens  %8.1f tokens/s%s", name, tps, peakMem())
+		say("%-10s generate batch 1, 16 tokens  %8.1f tokens/s%s", name, tps, fig("generate", tps))
 		full := optim.NewAdamW(figureAdamW, m.ParamList())
 		for _, mode := range []string{"fp32", "tf32", "bf16"} {
 			setMode(mode)
@@ -137,7 +144,7 @@ func TestDeviceFigures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s full fine-tune: %v", name, err)
 			}
-			say("%-10s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode), peakMem())
+			say("%-10s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode), fig("full-"+mode, tps))
 		}
 		setMode("fp32")
 		targets := []string{"q_proj", "v_proj"}
@@ -155,7 +162,7 @@ func TestDeviceFigures(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s lora: %v", name, err)
 			}
-			say("%-10s LoRA r=8      %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s (6N convention)%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode), peakMem())
+			say("%-10s LoRA r=8      %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s (6N convention)%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode), fig("lora-"+mode, tps))
 		}
 		setMode("fp32")
 		if err := b.Err(); err != nil {

@@ -23,8 +23,18 @@ import (
 // the length of the sum; 2e-4 leaves room for sums of a few thousand terms.
 const Tol = 2e-4
 
-// Run checks every op of b against a single-threaded CPU backend.
+// Run checks every op of b against a single-threaded CPU backend. A
+// backend with its own memory (tensor.MemoryOf) is checked twice: with
+// host tensors (copied in and out by each op) and, under "Resident", with
+// every float32 argument in its device memory.
 func Run(t *testing.T, b tensor.Backend) {
+	run(t, b)
+	if m := tensor.MemoryOf(b); m != nil {
+		t.Run("Resident", func(t *testing.T) { run(t, &resident{b, m}) })
+	}
+}
+
+func run(t *testing.T, b tensor.Backend) {
 	ref := tensor.NewCPU(1)
 	c := &checker{b: b, ref: ref}
 	t.Run("MatMul", c.matmul)

@@ -35,6 +35,26 @@ func TestDeviceResidentRun(t *testing.T) {
 			t.Errorf("step event lacks figures: %+v", e)
 		}
 	}
+	// Gradient accumulation: the micro-batches' losses are read together.
+	acc := lmConfig(t.TempDir(), 4)
+	acc.Accum = 3
+	wantAcc, wantEvs, err := trainTiny(t, context.Background(), acc, 1, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc.Out = t.TempDir()
+	gotAcc, gotEvs, err := trainTinyOn(t, context.Background(), acc, devicetest.New(1), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(gotAcc, wantAcc) {
+		t.Error("accumulated steps on device tensors end with different weights than on the CPU")
+	}
+	for i := range wantEvs {
+		if wantEvs[i].Kind == "step" && wantEvs[i].Loss != gotEvs[i].Loss {
+			t.Errorf("step %d: loss %v on device tensors, %v on the CPU", wantEvs[i].Step, gotEvs[i].Loss, wantEvs[i].Loss)
+		}
+	}
 
 	out := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -179,6 +179,11 @@ type runner struct {
 	opt  *optim.AdamW
 	tape *autograd.Tape
 	pcg  *rand.PCG
+	clip optim.Clipper
+	// losses holds a step's micro-batch losses when they are device
+	// tensors (read once a step, after the backward passes).
+	losses   *tensor.Tensor
+	deferred []int // the micro-batches whose loss is in losses
 
 	step   int
 	tokens int64
@@ -196,6 +201,7 @@ func Run(ctx context.Context, c Config, b tensor.Backend, o Objective, src Batch
 	if err != nil {
 		return err
 	}
+	defer r.release()
 	if r.c.Resume && r.c.Out != "" {
 		if err := r.resume(); err != nil {
 			return err
@@ -278,7 +284,12 @@ func (r *runner) trainStep() (Event, error) {
 	c, t := &r.c, r.tape
 	var lossSum float64
 	var metrics Metrics
-	for range c.Accum {
+	// A loss on the device is not read at once: it is copied aside and
+	// the micro-batches' losses are read together after the backward
+	// passes and the clipping are queued, so the host waits once a step
+	// instead of stalling the device between forward and backward.
+	r.deferred = r.deferred[:0]
+	for i := range c.Accum {
 		batch, err := r.src.Next()
 		if err != nil {
 			return Event{}, err
@@ -288,10 +299,14 @@ func (r *runner) trainStep() (Event, error) {
 		if err != nil {
 			return Event{}, fmt.Errorf("train: step %d: %w", r.step+1, err)
 		}
-		lv := float64(loss.Value.At(0)) // on a device backend, the step's one read
-
-		if math.IsNaN(lv) || math.IsInf(lv, 0) {
-			return Event{}, &NonFiniteError{Step: r.step + 1, What: "the loss", Value: lv}
+		if r.keepLoss(i, loss.Value) {
+			r.deferred = append(r.deferred, i)
+		} else {
+			lv := float64(loss.Value.At(0))
+			if math.IsNaN(lv) || math.IsInf(lv, 0) {
+				return Event{}, &NonFiniteError{Step: r.step + 1, What: "the loss", Value: lv}
+			}
+			lossSum += lv
 		}
 		if c.Accum > 1 {
 			loss = t.Scale(loss, 1/float32(c.Accum))
@@ -299,7 +314,6 @@ func (r *runner) trainStep() (Event, error) {
 		if err := t.Backward(loss); err != nil {
 			return Event{}, err
 		}
-		lossSum += lv
 		r.tokens += int64(batch.Tokens())
 		if len(m) > 0 && metrics == nil {
 			metrics = Metrics{}
@@ -309,7 +323,18 @@ func (r *runner) trainStep() (Event, error) {
 		}
 	}
 	step := r.step + 1
-	norm := optim.ClipGradNorm(r.b, r.opt.Params, c.Clip)
+	r.clip.Clip(r.b, r.opt.Params, c.Clip)
+	if len(r.deferred) > 0 {
+		lvs := r.losses.Host().F32 // the step's one wait
+		for _, i := range r.deferred {
+			lv := float64(lvs[i])
+			if math.IsNaN(lv) || math.IsInf(lv, 0) {
+				return Event{}, &NonFiniteError{Step: step, What: "the loss", Value: lv}
+			}
+			lossSum += lv
+		}
+	}
+	norm := r.clip.Norm()
 	if math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return Event{}, &NonFiniteError{Step: step, What: "the gradient norm", Value: norm}
 	}
@@ -325,6 +350,33 @@ func (r *runner) trainStep() (Event, error) {
 	eta := el / float64(step-r.startStep) * float64(c.Steps-step)
 	return Event{Kind: "step", Step: step, Steps: c.Steps, Loss: lossSum / float64(c.Accum), LR: lr, GradNorm: norm,
 		Tokens: r.tokens, TokensPerSec: tps, Elapsed: el, ETA: eta, Metrics: metrics}, nil
+}
+
+// release frees the runner's device scalars.
+func (r *runner) release() {
+	r.clip.Free()
+	if r.losses != nil {
+		tensor.Free(r.losses)
+		r.losses = nil
+	}
+}
+
+// keepLoss copies micro-batch i's loss, when it lives on a device, into
+// r.losses (Accum values on the same device) and reports true; a host
+// loss, or one the device has no room for, is read at once (false).
+func (r *runner) keepLoss(i int, loss *tensor.Tensor) bool {
+	if !loss.OnDevice() || loss.Numel() != 1 {
+		return false
+	}
+	if r.losses == nil || r.losses.Dev.Mem != loss.Dev.Mem {
+		l, err := tensor.NewOn(loss.Dev.Mem, r.c.Accum)
+		if err != nil {
+			return false
+		}
+		r.losses = l
+	}
+	tensor.Copy(r.losses.Offset(i, 1), loss)
+	return true
 }
 
 // evaluate reports the token-weighted mean loss over the eval batches.

@@ -41,6 +41,9 @@ type AdamW struct {
 	Step   int
 	m, v   []*tensor.Tensor
 	placed bool // moved to the backend's memory (see place)
+
+	ps, gs, ms, vs []*tensor.Tensor // AdamWAll's arguments, reused
+	wds            []float32
 }
 
 // NewAdamW returns an optimizer over the non-frozen parameters of ps.
@@ -75,6 +78,27 @@ func (o *AdamW) Update(b tensor.Backend, lr float32) {
 		o.place(b)
 	}
 	o.Step++
+	if mb, ok := b.(tensor.MultiAdamW); ok {
+		// One launch for every parameter (a device backend).
+		o.ps, o.gs, o.ms, o.vs, o.wds = o.ps[:0], o.gs[:0], o.ms[:0], o.vs[:0], o.wds[:0]
+		for i, p := range o.Params {
+			if p.Grad == nil {
+				continue
+			}
+			if p.Value.DType != tensor.F32 {
+				panic(fmt.Sprintf("optim: trainable parameter %s is %v, not F32", p.Name, p.Value.DType))
+			}
+			wd := o.Cfg.WeightDecay
+			if !o.Decay(p) {
+				wd = 0
+			}
+			o.ps, o.gs, o.ms, o.vs, o.wds = append(o.ps, p.Value), append(o.gs, p.Grad), append(o.ms, o.m[i]), append(o.vs, o.v[i]), append(o.wds, wd)
+		}
+		mb.AdamWAll(o.ps, o.gs, o.ms, o.vs, o.wds, tensor.AdamWOpts{
+			LR: lr, Beta1: o.Cfg.Beta1, Beta2: o.Cfg.Beta2, Eps: o.Cfg.Eps, Step: o.Step,
+		})
+		return
+	}
 	for i, p := range o.Params {
 		if p.Grad == nil {
 			continue

@@ -116,6 +116,13 @@ type RoPETable struct {
 	Cos, Sin []float32 // (MaxPos, Dim/2)
 }
 
+// MultiAdamW is implemented by backends that update many parameters with
+// one launch: AdamWAll is AdamW(ps[i], gs[i], ms[i], vs[i], o) for every
+// i, with o.WeightDecay replaced by decay[i], and the same results.
+type MultiAdamW interface {
+	AdamWAll(ps, gs, ms, vs []*Tensor, decay []float32, o AdamWOpts)
+}
+
 // ArgMaxer is implemented by backends that pick greedy tokens where the
 // logits are: ArgMax writes the index of the first largest value of each
 // row of x (N, V) into dst (len N), 0 for a row with nothing above -inf,

@@ -66,6 +66,7 @@ type Backend struct {
 	live      map[devptr]uintptr // Alloc'd buffers (device tensors) and their size classes
 	intsCache map[intsKey]*intsEntry
 	intsSeed  maphash.Seed
+	adamTab   []int64 // AdamWAll's table, reused
 	stats     Stats
 }
 
@@ -103,9 +104,10 @@ func (b *Backend) Stats() Stats {
 }
 
 var (
-	_ tensor.Backend  = (*Backend)(nil)
-	_ tensor.Memory   = (*Backend)(nil)
-	_ tensor.ArgMaxer = (*Backend)(nil)
+	_ tensor.Backend    = (*Backend)(nil)
+	_ tensor.Memory     = (*Backend)(nil)
+	_ tensor.ArgMaxer   = (*Backend)(nil)
+	_ tensor.MultiAdamW = (*Backend)(nil)
 )
 
 // Open loads the CUDA libraries, takes device 0's primary context and
@@ -376,6 +378,7 @@ type kernels struct {
 	ceFwd, ceBwd                                    uintptr
 	add, mul, addScaled, addBias, copyCols, adamw   uintptr
 	sumSquares, clipNorm, scaleBy, argmaxRows       uintptr
+	adamwMulti                                      uintptr
 	attnBwdDi                                       uintptr
 	attnFwd, attnBwdDq, attnBwdDkdv                 [4]uintptr // by DL 1, 2, 4, 8
 }
@@ -395,6 +398,7 @@ func (k *kernels) names() map[string]*uintptr {
 		"add": &k.add, "mul": &k.mul, "add_scaled": &k.addScaled, "add_bias": &k.addBias,
 		"copy_cols": &k.copyCols, "adamw": &k.adamw, "sum_squares": &k.sumSquares,
 		"clip_norm": &k.clipNorm, "scale_by": &k.scaleBy, "argmax_rows": &k.argmaxRows,
+		"adamw_multi": &k.adamwMulti,
 		"attn_bwd_di": &k.attnBwdDi,
 	}
 	for i, dl := range []int{1, 2, 4, 8} {

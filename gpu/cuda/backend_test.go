@@ -263,7 +263,7 @@ func TestEmulated(t *testing.T) {
 	if out, err := exec.Command("sh", "testdata/emu/build.sh", dir).CombinedOutput(); err != nil {
 		t.Fatalf("building the emulator: %v\n%s", err, out)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32|TestBF16|TestGenerateMatchesCPU)$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32|TestBF16|TestGenerateMatchesCPU|TestAdamWAll)$", "-test.v")
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, "LLMLAB_CUDA_EMULATED=1", "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
 	out, err := cmd.CombinedOutput()
 	s := string(out)
@@ -321,5 +321,52 @@ func TestGenerateMatchesCPU(t *testing.T) {
 	t.Logf("decode: %.1f uploads, %.1f downloads, %.0f bytes a token", float64(up)/n, float64(down)/n, float64(bytes)/n)
 	if down != n {
 		t.Errorf("%d downloads for %d decode steps; want one (the token id) a step", down, n)
+	}
+}
+
+// TestAdamWAll: one launch over many device tensors gives what AdamW gives
+// tensor by tensor, bit for bit (the same arithmetic), decays included.
+func TestAdamWAll(t *testing.T) {
+	b := openOrSkip(t)
+	sizes := []int{1, 300, 70001, 64}
+	decay := []float32{0.1, 0, 0.1, 0.05}
+	mk := func() (ps, gs, ms, vs []*tensor.Tensor) {
+		for i, n := range sizes {
+			for j, dst := range []*[]*tensor.Tensor{&ps, &gs, &ms, &vs} {
+				h := tensor.New(n)
+				for k := range h.F32 {
+					h.F32[k] = float32(math.Sin(float64(k*(j+2)+i))) * 0.1
+					if j == 3 {
+						h.F32[k] *= h.F32[k] // v >= 0
+					}
+				}
+				d, err := tensor.NewOn(b, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tensor.Copy(d, h)
+				*dst = append(*dst, d)
+			}
+		}
+		return
+	}
+	o := tensor.AdamWOpts{LR: 1e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, Step: 3}
+	p1, g1, m1, v1 := mk()
+	p2, g2, m2, v2 := mk()
+	b.AdamWAll(p1, g1, m1, v1, decay, o)
+	for i := range p2 {
+		oi := o
+		oi.WeightDecay = decay[i]
+		b.AdamW(p2[i], g2[i], m2[i], v2[i], oi)
+	}
+	for i := range p1 {
+		for j, pair := range [][2]*tensor.Tensor{{p1[i], p2[i]}, {m1[i], m2[i]}, {v1[i], v2[i]}} {
+			got, want := pair[0].Host().F32, pair[1].Host().F32
+			for k := range want {
+				if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+					t.Fatalf("tensor %d (%s) element %d: %v in one launch, %v one by one", i, []string{"p", "m", "v"}[j], k, got[k], want[k])
+				}
+			}
+		}
 	}
 }

@@ -388,6 +388,29 @@ extern "C" __global__ void adamw(float* p, const float* g, float* m, float* v, i
   }
 }
 
+// adamw_multi: adamw over many tensors at once. tab holds 6 words per
+// tensor: p, g, m, v (addresses), n, and its decay factor (float bits in
+// the low word); block (x, y) runs a grid-stride share of tensor y.
+extern "C" __global__ void adamw_multi(const i64* tab, float stepSize, float bc2s, float b1, float b2, float eps) {
+  const i64* e = tab + 6 * (i64)blockIdx.y;
+  float* p = (float*)e[0];
+  const float* g = (const float*)e[1];
+  float* m = (float*)e[2];
+  float* v = (float*)e[3];
+  i64 n = e[4];
+  float decay = __int_as_float((int)e[5]);
+  GRID_STRIDE(i, n) {
+    float gi = g[i];
+    float pi = p[i] * decay;
+    float mi = b1 * m[i] + (1.f - b1) * gi;
+    float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    float den = sqrtf(vi) / bc2s + eps;
+    p[i] = pi - stepSize * mi / den;
+  }
+}
+
 // sum_squares: partial[blockIdx.x] = Σ x² over the block's grid-stride
 // share, in float64; the host adds the partials in order.
 extern "C" __global__ void sum_squares(double* partial, const float* x, i64 n) {

@@ -5,6 +5,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"llmlab/core/tensor"
 )
@@ -484,6 +485,56 @@ func (b *Backend) AdamW(p, g, m, v *tensor.Tensor, o tensor.AdamWOpts) {
 			decay, stepSize, bc2s, o.Beta1, o.Beta2, o.Eps)
 	}) {
 		b.host(func() { b.cpu.AdamW(p, g, m, v, o) }, p, g, m, v, o)
+	}
+}
+
+// AdamWAll updates every parameter with one launch of adamw_multi (the
+// arithmetic of adamw, tensor by tensor): its table of addresses, sizes
+// and decay factors is the same from step to step, so the int array cache
+// uploads it once. Tensors not all on the device go one by one.
+func (b *Backend) AdamWAll(ps, gs, ms, vs []*tensor.Tensor, decay []float32, o tensor.AdamWOpts) {
+	if len(gs) != len(ps) || len(ms) != len(ps) || len(vs) != len(ps) || len(decay) != len(ps) {
+		panic(fmt.Sprintf("cuda.AdamWAll: %d, %d, %d, %d tensors and %d decays", len(ps), len(gs), len(ms), len(vs), len(decay)))
+	}
+	maxN, resident := 0, true
+	for i, p := range ps {
+		mustSame("AdamWAll", p, gs[i])
+		mustSame("AdamWAll", p, ms[i])
+		mustSame("AdamWAll", p, vs[i])
+		for _, t := range []*tensor.Tensor{p, gs[i], ms[i], vs[i]} {
+			resident = resident && t.OnDevice() && t.Dev.Mem == tensor.Memory(b) && t.DType == tensor.F32
+		}
+		maxN = max(maxN, p.Numel())
+	}
+	one := func() {
+		for i, p := range ps {
+			oi := o
+			oi.WeightDecay = decay[i]
+			b.AdamW(p, gs[i], ms[i], vs[i], oi)
+		}
+	}
+	if !resident || maxN == 0 || len(ps) > 65535 {
+		one()
+		return
+	}
+	bc1 := 1 - math.Pow(float64(o.Beta1), float64(o.Step))
+	bc2 := 1 - math.Pow(float64(o.Beta2), float64(o.Step))
+	stepSize := float32(float64(o.LR) / bc1)
+	bc2s := float32(math.Sqrt(bc2))
+	tab := b.adamTab[:0]
+	for i, p := range ps {
+		d := float32(1 - float64(o.LR)*float64(decay[i])) // as AdamW computes it
+		tab = append(tab, int64(p.Dev.Ptr), int64(gs[i].Dev.Ptr), int64(ms[i].Dev.Ptr), int64(vs[i].Dev.Ptr),
+			int64(p.Numel()), int64(math.Float32bits(d)))
+	}
+	b.adamTab = tab
+	words := unsafe.Slice((*int32)(unsafe.Pointer(&tab[0])), 2*len(tab))
+	if !b.run(func(op *op) {
+		g := [3]uint32{min(grid(maxN), 1024), uint32(len(ps)), 1}
+		op.devOut = true
+		op.launch(b.k.adamwMulti, g, 256, 0, op.ints(words), stepSize, bc2s, o.Beta1, o.Beta2, o.Eps)
+	}) {
+		one()
 	}
 }
 

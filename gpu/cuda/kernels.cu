@@ -389,16 +389,19 @@ extern "C" __global__ void adamw(float* p, const float* g, float* m, float* v, i
 }
 
 // adamw_multi: adamw over many tensors at once. tab holds 6 words per
-// tensor: p, g, m, v (addresses), n, and its decay factor (float bits in
-// the low word); block (x, y) runs a grid-stride share of tensor y.
-extern "C" __global__ void adamw_multi(const i64* tab, float stepSize, float bc2s, float b1, float b2, float eps) {
+// tensor: p, g, m, v (addresses), n, and its weight decay (float bits in
+// the low word), so it stays the same from step to step; the decay factor
+// 1 - lr·wd is rounded from double, as the CPU does. Block (x, y) runs a
+// grid-stride share of tensor y.
+extern "C" __global__ void adamw_multi(const i64* tab, float lr, float stepSize, float bc2s, float b1, float b2,
+                                       float eps) {
   const i64* e = tab + 6 * (i64)blockIdx.y;
   float* p = (float*)e[0];
   const float* g = (const float*)e[1];
   float* m = (float*)e[2];
   float* v = (float*)e[3];
   i64 n = e[4];
-  float decay = __int_as_float((int)e[5]);
+  float decay = (float)(1.0 - (double)lr * (double)__int_as_float((int)e[5]));
   GRID_STRIDE(i, n) {
     float gi = g[i];
     float pi = p[i] * decay;

@@ -490,8 +490,8 @@ func (b *Backend) AdamW(p, g, m, v *tensor.Tensor, o tensor.AdamWOpts) {
 
 // AdamWAll updates every parameter with one launch of adamw_multi (the
 // arithmetic of adamw, tensor by tensor): its table of addresses, sizes
-// and decay factors is the same from step to step, so the int array cache
-// uploads it once. Tensors not all on the device go one by one.
+// and weight decays is the same from step to step (the learning rate is an
+// argument), so the int array cache uploads it once. Tensors not all on the device go one by one.
 func (b *Backend) AdamWAll(ps, gs, ms, vs []*tensor.Tensor, decay []float32, o tensor.AdamWOpts) {
 	if len(gs) != len(ps) || len(ms) != len(ps) || len(vs) != len(ps) || len(decay) != len(ps) {
 		panic(fmt.Sprintf("cuda.AdamWAll: %d, %d, %d, %d tensors and %d decays", len(ps), len(gs), len(ms), len(vs), len(decay)))
@@ -523,16 +523,15 @@ func (b *Backend) AdamWAll(ps, gs, ms, vs []*tensor.Tensor, decay []float32, o t
 	bc2s := float32(math.Sqrt(bc2))
 	tab := b.adamTab[:0]
 	for i, p := range ps {
-		d := float32(1 - float64(o.LR)*float64(decay[i])) // as AdamW computes it
 		tab = append(tab, int64(p.Dev.Ptr), int64(gs[i].Dev.Ptr), int64(ms[i].Dev.Ptr), int64(vs[i].Dev.Ptr),
-			int64(p.Numel()), int64(math.Float32bits(d)))
+			int64(p.Numel()), int64(math.Float32bits(decay[i])))
 	}
 	b.adamTab = tab
 	words := unsafe.Slice((*int32)(unsafe.Pointer(&tab[0])), 2*len(tab))
 	if !b.run(func(op *op) {
 		g := [3]uint32{min(grid(maxN), 1024), uint32(len(ps)), 1}
 		op.devOut = true
-		op.launch(b.k.adamwMulti, g, 256, 0, op.ints(words), stepSize, bc2s, o.Beta1, o.Beta2, o.Eps)
+		op.launch(b.k.adamwMulti, g, 256, 0, op.ints(words), o.LR, stepSize, bc2s, o.Beta1, o.Beta2, o.Eps)
 	}) {
 		one()
 	}

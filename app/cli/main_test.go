@@ -282,6 +282,10 @@ func testSFTMergeEval(t *testing.T, peft string) {
 	if a.Loss == 0 || math.Abs(a.Loss-m.Loss) > 1e-4 {
 		t.Fatalf("base+adapter loss %v, merged %v", a.Loss, m.Loss)
 	}
+	// Everything written above (the init'ed base with its tokenizer, the
+	// run with its checkpoints, the GGUF export and Modelfile, the merged
+	// folder) has the usual modes.
+	checkModes(t, dir)
 }
 
 // TestDemoRuns: the main job's plumbing end to end on the embedded model

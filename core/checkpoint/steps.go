@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"llmlab/core/atomicfile"
 )
 
 // A run keeps its checkpoints as ROOT/step-N folders. Each is written
@@ -62,7 +64,7 @@ func WriteStep(root string, step, keep int, fill func(dir string) error) (string
 		os.RemoveAll(tmp)
 		return "", err
 	}
-	syncDir(root)
+	atomicfile.SyncDir(root)
 	if keep <= 0 {
 		keep = 2
 	}

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"llmlab/core/atomicfile"
 )
 
 // Load reads a tokenizer from a model folder: tokenizer.json, else
@@ -121,7 +123,7 @@ func (t *Tokenizer) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "tokenizer.json"), t.doc); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "tokenizer.json"), t.doc, atomicfile.Mode); err != nil {
 		return err
 	}
 	cfg := t.config
@@ -140,33 +142,7 @@ func (t *Tokenizer) Save(dir string) error {
 			return err
 		}
 	}
-	return writeFileAtomic(filepath.Join(dir, "tokenizer_config.json"), cfg)
-}
-
-// writeFileAtomic writes data to a temporary file in the same folder,
-// syncs it and renames it over path, so a reader sees the old file or the
-// new one, never a part. (A local copy: the checkpoint package has the
-// shared one.)
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, atomicfile.Mode)
 }
 
 // LoadGPT2 reads OpenAI's GPT-2 files: vocab.json (encoder.json) maps

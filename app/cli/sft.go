@@ -269,27 +269,16 @@ func prepareTraining(e *Env, mf *modelFlags, tf *trainFlags, tmplName string, pf
 }
 
 // loadSFTExamples reads a JSONL file of any SFT shape, renders it through
-// the template and splits off a held-out part.
-func loadSFTExamples(l *loaded, path string, tmpl chat.Template, ctxLen int, trainAll bool, evalFrac float64, seed uint64, log io.Writer) (tr, ev []data.Example, err error) {
-	ds, err := data.LoadJSONL(path)
+// the template and splits off a held-out part, or, with evalPath, reads
+// the held-out examples from that file and trains on all of path.
+func loadSFTExamples(l *loaded, path, evalPath string, tmpl chat.Template, ctxLen int, trainAll bool, evalFrac float64, seed uint64, log io.Writer) (tr, ev []data.Example, err error) {
+	exs, err := buildSFTFile(l, path, tmpl, ctxLen, trainAll, log)
 	if err != nil {
-		return nil, nil, BadInput(err)
+		return nil, nil, err
 	}
-	if ds.Shape.Pairwise() || ds.Shape == data.ShapeKTO {
-		return nil, nil, BadInput(fmt.Errorf("%s holds %s records; sft wants text, prompt/completion, Alpaca or chat records", path, ds.Shape))
-	}
-	exs, rep, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: ctxLen, TrainAll: trainAll})
-	if err != nil {
-		return nil, nil, BadInput(err)
-	}
-	for _, d := range rep.NoLoss {
-		fmt.Fprintf(log, "%s:%d: skipped: %s\n", path, d.Line, d.Why)
-	}
-	if len(exs) == 0 {
-		return nil, nil, BadInput(fmt.Errorf("%s: no example has tokens to train on", path))
-	}
-	if rep.Truncated > 0 {
-		fmt.Fprintf(log, "%d examples were cut to the context of %d tokens\n", rep.Truncated, ctxLen)
+	if evalPath != "" {
+		ev, err := buildSFTFile(l, evalPath, tmpl, ctxLen, trainAll, log)
+		return exs, ev, err
 	}
 	ti, ei := data.SplitIndices(len(exs), evalFrac, seed)
 	for _, i := range ti {
@@ -299,6 +288,31 @@ func loadSFTExamples(l *loaded, path string, tmpl chat.Template, ctxLen int, tra
 		ev = append(ev, exs[i])
 	}
 	return tr, ev, nil
+}
+
+// buildSFTFile reads one SFT data file into examples.
+func buildSFTFile(l *loaded, path string, tmpl chat.Template, ctxLen int, trainAll bool, log io.Writer) ([]data.Example, error) {
+	ds, err := data.LoadJSONL(path)
+	if err != nil {
+		return nil, BadInput(err)
+	}
+	if ds.Shape.Pairwise() || ds.Shape == data.ShapeKTO {
+		return nil, BadInput(fmt.Errorf("%s holds %s records; sft wants text, prompt/completion, Alpaca or chat records", path, ds.Shape))
+	}
+	exs, rep, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: ctxLen, TrainAll: trainAll})
+	if err != nil {
+		return nil, BadInput(err)
+	}
+	for _, d := range rep.NoLoss {
+		fmt.Fprintf(log, "%s:%d: skipped: %s\n", path, d.Line, d.Why)
+	}
+	if len(exs) == 0 {
+		return nil, BadInput(fmt.Errorf("%s: no example has tokens to train on", path))
+	}
+	if rep.Truncated > 0 {
+		fmt.Fprintf(log, "%s: %d examples were cut to the context of %d tokens\n", path, rep.Truncated, ctxLen)
+	}
+	return exs, nil
 }
 
 // runSFT is `llmlab sft`: instruction tuning, full or with a PEFT method.
@@ -311,6 +325,7 @@ func runSFT(e *Env) error {
 	trainAll := fs.Bool("train-on-all", false, "train on prompts too, not only on completions")
 	pack := fs.Bool("pack", false, "pack several examples per row")
 	evalFrac := fs.Float64("eval-frac", 0.05, "fraction held out for evaluation")
+	evalPath := fs.String("eval-data", "", "held-out examples from this JSONL file instead of --eval-frac of --data")
 	var pf peftFlags
 	pf.register(fs)
 	var tf trainFlags
@@ -335,14 +350,14 @@ func runSFT(e *Env) error {
 	if err := checkMemory(l.M, tf.batch, tf.ctx, pf.method != "none"); err != nil {
 		return err
 	}
-	rec := runRecord{Command: "sft", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
+	rec := runRecord{Command: "sft", Model: mf.model, Data: []string{*dataPath}, EvalData: *evalPath, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
 		Extra: map[string]any{"peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String(), "train_on_all": *trainAll, "pack": *pack,
 			"quant": pf.quant, "virtual_tokens": pf.virtualTokens(), "bottleneck": pf.bottleneck, "adapter_act": pf.act, "prefix_projection": pf.projection, "prompt_init": pf.promptInit}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}
 	cfg.Hash = train.Hash(rec)
-	trEx, evEx, err := loadSFTExamples(l, *dataPath, tmpl, tf.ctx, *trainAll, *evalFrac, tf.seed, e.Stderr)
+	trEx, evEx, err := loadSFTExamples(l, *dataPath, *evalPath, tmpl, tf.ctx, *trainAll, *evalFrac, tf.seed, e.Stderr)
 	if err != nil {
 		return err
 	}
@@ -390,6 +405,6 @@ func runSFT(e *Env) error {
 			return err
 		}
 	}
-	fmt.Fprintf(log, "saved %s (held-out loss %.4f)\n", final, rep.evalLoss)
+	fmt.Fprintf(log, "saved %s (%s)\n", final, rep.heldOut())
 	return nil
 }

@@ -211,7 +211,6 @@ func FromGGUF(f *checkpoint.GGUFFile) (*Transformer, error) {
 		return nil, err
 	}
 	m := newShell(c)
-	m.rope = tensor.NewRoPETable(c.HeadDim, c.MaxPos, c.RopeTheta)
 	for _, p := range m.params {
 		gn, _ := ggufName(c, p.Name)
 		t, ok := byName[gn]

@@ -448,6 +448,20 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 	b.finish()
 }
 
+// GeGLU and Softcap (Gemma's MLP and Gemma 2's logit cap) have no shader
+// yet: they run on the CPU backend, which reads mapped memory in place.
+func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) { b.cpu.GeGLU(dst, gate, up) }
+
+func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	b.cpu.GeGLUBackward(dgate, dup, dy, gate, up)
+}
+
+func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) { b.cpu.Softcap(dst, x, c) }
+
+func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
+	b.cpu.SoftcapBackward(dx, dy, y, c)
+}
+
 func (b *Backend) rope(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable, sign float32, acc bool) {
 	D := tab.Dim
 	N := len(pos)
@@ -484,7 +498,7 @@ func attnPush(o *tensor.AttentionOpts) (pc []uint32, B, H, KVH, D, T, S, stride,
 
 func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.AttentionOpts) {
 	pc, B, H, _, D, T, _, _, _ := attnPush(o)
-	if D > 256 || !b.fits(q, k, v) {
+	if D > 256 || o.Window > 0 || o.Softcap > 0 || !b.fits(q, k, v) {
 		b.cpu.Attention(out, lse, q, k, v, o)
 		return
 	}
@@ -495,7 +509,7 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 
 func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, o *tensor.AttentionOpts) {
 	pc, B, H, KVH, D, T, S, _, P := attnPush(o)
-	if D > 256 || !b.fits(q, k, v) {
+	if D > 256 || o.Window > 0 || o.Softcap > 0 || !b.fits(q, k, v) {
 		b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o)
 		return
 	}

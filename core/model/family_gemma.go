@@ -108,7 +108,7 @@ func gemmaWrite(c Config, m map[string]any) {
 }
 
 // embedScale is Gemma's embedding multiplier sqrt(hidden), rounded to the
-// embedding table's dtype as HF computes it.
+// checkpoint's dtype (torch_dtype) as HF computes it.
 func embedScale(c Config, bf16, f16 bool) float32 {
 	s := float32(math.Sqrt(float64(c.Hidden)))
 	switch {

@@ -456,8 +456,8 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 	if x == nil {
 		x = t.Embedding(in.IDs, t.Param(m.Embed)) // (N, C)
 		if m.fam.embedScale {
-			dt := m.Embed.Value.DType
-			x = t.Scale(x, embedScale(c, dt == tensor.BF16, dt == tensor.F16))
+			// HF rounds the scale to the weights' dtype: the checkpoint's.
+			x = t.Scale(x, embedScale(c, c.TorchDType == "bfloat16", c.TorchDType == "float16"))
 		}
 	}
 	if m.PosEmb != nil {

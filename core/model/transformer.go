@@ -340,11 +340,20 @@ type Inputs struct {
 }
 
 // Cache is the KV cache for inference: per layer keys and values of
-// (B, Cap, KVH, D), the first Len rows of each sequence filled.
+// (B, Cap, KVH, D), the first Len rows of each sequence filled. A layer
+// with a sliding window shorter than Cap keeps only its last Window keys
+// and values instead, (B, Window, KVH, D), as a ring (see kvring.go), so
+// its memory stays bounded however long the sequence grows.
 type Cache struct {
 	B, Cap, Len int
 	K, V        []*tensor.Tensor
 	Seg         []int32 // (B*Cap) segment id of each cached key
+
+	// Window is the ring size of the windowed layers (0: none); Ring says
+	// which layers are rings and RingSeg holds the segment of each slot.
+	Window  int
+	Ring    []bool  // (L)
+	RingSeg []int32 // (B*Window)
 
 	placed []*tensor.Tensor // tensors in an Allocator's memory (Place)
 }
@@ -352,12 +361,19 @@ type Cache struct {
 // NewCache allocates a cache for b sequences of up to capacity tokens.
 func (m *Transformer) NewCache(b, capacity int) *Cache {
 	c := m.Cfg
-	kc := &Cache{B: b, Cap: capacity}
-	for range c.Layers {
-		kc.K = append(kc.K, tensor.New(b, capacity, c.KVHeads, c.HeadDim))
-		kc.V = append(kc.V, tensor.New(b, capacity, c.KVHeads, c.HeadDim))
+	kc := &Cache{B: b, Cap: capacity, Ring: make([]bool, c.Layers)}
+	for l := range c.Layers {
+		rows := capacity
+		if w := c.Window(l); w > 0 && w < capacity {
+			rows, kc.Ring[l], kc.Window = w, true, w
+		}
+		kc.K = append(kc.K, tensor.New(b, rows, c.KVHeads, c.HeadDim))
+		kc.V = append(kc.V, tensor.New(b, rows, c.KVHeads, c.HeadDim))
 	}
 	kc.Seg = make([]int32, b*capacity)
+	if kc.Window > 0 {
+		kc.RingSeg = make([]int32, b*kc.Window)
+	}
 	return kc
 }
 
@@ -485,6 +501,9 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 		}
 	}
 	bs := blockState{in: in, pos: pos, opts: opts, prefix: prefix, past: past, ropes: m.ropes.tables(nil, seqLen)}
+	if in.Cache != nil && in.Cache.Window > 0 {
+		bs.ringSeg = in.Cache.ringSegments(in)
+	}
 	checkpoint := m.CheckpointBlocks && in.Cache == nil && in.KV == nil && prefix == nil && !t.NoGrad
 	for l := range m.Blocks {
 		if checkpoint {
@@ -629,6 +648,8 @@ type blockState struct {
 	prefix PrefixSource
 	past   int
 	ropes  []*tensor.RoPETable // (L) nil: no RoPE on that layer
+	// ringSeg are the key segments windowed cache layers attend with.
+	ringSeg []int32
 }
 
 // block runs layer l on x (N, C): attention and MLP, each with its
@@ -660,12 +681,18 @@ func (m *Transformer) block(t *autograd.Tape, l int, x *autograd.Var, bs *blockS
 	if in.KV != nil {
 		in.KV(l, t.View(k, in.B, in.T, KVH, D), t.View(v, in.B, in.T, KVH, D))
 	}
-	if in.Cache != nil {
+	opts := bs.opts
+	opts.Window = c.Window(l)
+	switch {
+	case in.Cache != nil && in.Cache.Ring[l]:
+		kr, vr := in.Cache.ringKV(t, l, k.Value, v.Value, in, bs.ringSeg, &opts)
+		k, v = t.Const(kr), t.Const(vr)
+	case in.Cache != nil:
 		kc, vc := in.Cache.K[l], in.Cache.V[l]
 		storeRows(kc, k.Value, in.B, in.T, bs.past, in.Cache.Cap)
 		storeRows(vc, v.Value, in.B, in.T, bs.past, in.Cache.Cap)
 		k, v = t.Const(kc), t.Const(vc)
-	} else {
+	default:
 		k = t.View(k, in.B, in.T, KVH, D)
 		v = t.View(v, in.B, in.T, KVH, D)
 	}
@@ -673,8 +700,6 @@ func (m *Transformer) block(t *autograd.Tape, l int, x *autograd.Var, bs *blockS
 	if bs.prefix != nil {
 		pk, pv = bs.prefix.Prefix(t, l)
 	}
-	opts := bs.opts
-	opts.Window = c.Window(l)
 	a := blk.O.Forward(t, t.View(t.Attention(t.View(q, in.B, in.T, H, D), k, v, pk, pv, opts), N, H*D))
 	if blk.PostAttn.W != nil {
 		a = m.norm(t, blk.PostAttn, a)

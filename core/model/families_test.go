@@ -298,3 +298,57 @@ func TestWindowedCache(t *testing.T) {
 		})
 	}
 }
+
+// TestFamilyPresets: every preset writes a config.json the loader reads
+// back to the same config, and a model of it (shrunk to a few layers and a
+// small vocabulary, the family kept) runs forward.
+func TestFamilyPresets(t *testing.T) {
+	for _, name := range PresetNames() {
+		t.Run(name, func(t *testing.T) {
+			c, err := Preset(Llama, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := c.JSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := ParseConfig(js)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, js)
+			}
+			back.raw, back.Rope.raw = nil, nil
+			if diff := cmp.Diff(c, back, cmp.AllowUnexported(Config{}, RopeScaling{})); diff != "" {
+				t.Errorf("config after JSON (-preset +read):\n%s", diff)
+			}
+			// Shrink: 2 layers, a small vocabulary and hidden size.
+			s := c
+			s.VocabSize, s.Layers, s.MaxPos = 64, 2, 32
+			s.Hidden, s.Intermediate = 16*s.Heads/s.KVHeads, 24
+			if s.Sliding != nil {
+				s.Sliding, s.SlidingWindow = []bool{true, false}, 4
+			}
+			if s.NoRope != nil {
+				s.NoRope = []bool{false, true}
+			}
+			s.HeadDim = 16
+			if s.Rope.Kind == RopeLongRoPE {
+				s.Rope.ShortFactor, s.Rope.LongFactor = s.Rope.ShortFactor[:s.RotaryDim()/2], s.Rope.LongFactor[:s.RotaryDim()/2]
+				s.Rope.OrigMaxPos = 8
+			}
+			m, err := New(s, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tp := autograd.NewTape(tensor.NewCPU(1))
+			ids := []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+			loss, _, err := m.Loss(tp, Inputs{B: 1, T: 12, IDs: ids}, append(ids[1:], -1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l := loss.Value.F32[0]; !(l > 3 && l < 5.5) {
+				t.Errorf("initial loss %v, want about ln(64) = 4.16", l)
+			}
+		})
+	}
+}

@@ -352,3 +352,50 @@ func TestFamilyPresets(t *testing.T) {
 		})
 	}
 }
+
+// TestLossChunkMemory: with a large vocabulary the loss never holds the
+// (rows x V) logits: the step's activation arena stays well below them,
+// forward and backward.
+func TestLossChunkMemory(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`{"model_type":"qwen3","vocab_size":150000,"hidden_size":16,"num_hidden_layers":1,
+		"num_attention_heads":2,"num_key_value_heads":1,"head_dim":8,"intermediate_size":16,"max_position_embeddings":64,
+		"tie_word_embeddings":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const T = 64
+	ids := make([]int32, T)
+	for i := range ids {
+		ids[i] = int32(i * 2311 % cfg.VocabSize)
+	}
+	peak := func(chunk int) (int, float32) {
+		m.LossChunkRows = chunk
+		for _, p := range m.ParamList() {
+			p.Grad = nil
+		}
+		tp := autograd.NewTape(tensor.NewCPU(1))
+		loss, _, err := m.Loss(tp, Inputs{B: 1, T: T, IDs: ids}, append(ids[1:], -1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tp.Backward(loss); err != nil {
+			t.Fatal(err)
+		}
+		return tp.ArenaFloats(), loss.Value.F32[0]
+	}
+	full, lossFull := peak(T)
+	chunked, lossChunked := peak(4)
+	logits := (T - 1) * cfg.VocabSize
+	t.Logf("arena: %d floats unchunked, %d in chunks of 4 rows (logits: %d)", full, chunked, logits)
+	if full < logits {
+		t.Fatalf("unchunked arena %d holds less than the logits %d: the measure is wrong", full, logits)
+	}
+	if chunked > logits/4 {
+		t.Errorf("chunked arena %d floats, want well below the %d logits", chunked, logits)
+	}
+	tensortest.Close(t, "loss", []float32{lossChunked}, []float32{lossFull}, 1e-6)
+}

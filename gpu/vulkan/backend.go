@@ -448,18 +448,36 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 	b.finish()
 }
 
-// GeGLU and Softcap (Gemma's MLP and Gemma 2's logit cap) have no shader
-// yet: they run on the CPU backend, which reads mapped memory in place.
-func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) { b.cpu.GeGLU(dst, gate, up) }
-
-func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
-	b.cpu.GeGLUBackward(dgate, dup, dy, gate, up)
+func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) {
+	n := gate.Numel()
+	b.run("geglu", groups1D(n, 256), []uint32{u(n)}, b.out(dst, false), b.in(gate), b.in(up))
+	b.finish()
 }
 
-func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) { b.cpu.Softcap(dst, x, c) }
+func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	n := gate.Numel()
+	b.run("geglu_bwd", groups1D(n, 256), []uint32{u(n)}, b.out(dgate, true), b.out(dup, true), b.in(dy), b.in(gate), b.in(up))
+	b.finish()
+}
+
+func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
+	n := x.Numel()
+	if !b.fits(x) {
+		b.cpu.Softcap(dst, x, c)
+		return
+	}
+	b.run("softcap", groups1D(n, 256), []uint32{u(n), f32(c)}, b.out(dst, false), b.in(x))
+	b.finish()
+}
 
 func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
-	b.cpu.SoftcapBackward(dx, dy, y, c)
+	n := y.Numel()
+	if !b.fits(y) {
+		b.cpu.SoftcapBackward(dx, dy, y, c)
+		return
+	}
+	b.run("softcap_bwd", groups1D(n, 256), []uint32{u(n), f32(c)}, b.out(dx, true), b.in(dy), b.in(y))
+	b.finish()
 }
 
 func (b *Backend) rope(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable, sign float32, acc bool) {
@@ -492,13 +510,14 @@ func (b *Backend) RoPEBackward(dx, dy *tensor.Tensor, pos []int32, tab *tensor.R
 // attnPush is the push-constant block the attention kernels share.
 func attnPush(o *tensor.AttentionOpts) (pc []uint32, B, H, KVH, D, T, S, stride, P int) {
 	B, H, KVH, D, T, S, stride, P, scale := o.Dims()
-	pc = []uint32{u(T), u(S), u(H), u(KVH), u(D), u(stride), u(P), uint32(int32(o.Offset)), f32(scale), b2u(o.QSeg != nil)}
+	pc = []uint32{u(T), u(S), u(H), u(KVH), u(D), u(stride), u(P), uint32(int32(o.Offset)), f32(scale), b2u(o.QSeg != nil),
+		u(max(o.Window, 0)), f32(o.Softcap)}
 	return
 }
 
 func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.AttentionOpts) {
 	pc, B, H, _, D, T, _, _, _ := attnPush(o)
-	if D > 256 || o.Window > 0 || o.Softcap > 0 || !b.fits(q, k, v) {
+	if D > 256 || !b.fits(q, k, v) {
 		b.cpu.Attention(out, lse, q, k, v, o)
 		return
 	}
@@ -509,7 +528,7 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 
 func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, o *tensor.AttentionOpts) {
 	pc, B, H, KVH, D, T, S, _, P := attnPush(o)
-	if D > 256 || o.Window > 0 || o.Softcap > 0 || !b.fits(q, k, v) {
+	if D > 256 || !b.fits(q, k, v) {
 		b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o)
 		return
 	}

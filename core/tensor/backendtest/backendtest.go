@@ -336,6 +336,7 @@ func (c *checker) attention(t *testing.T) {
 		{name: "window", B: 2, H: 4, KVH: 2, D: 16, T: 23, S: 23, window: 5},
 		{name: "window cache", B: 1, H: 2, KVH: 1, D: 16, T: 3, S: 14, st: 16, window: 4},
 		{name: "softcap", B: 1, H: 2, KVH: 2, D: 32, T: 17, S: 17, softcap: 1.5},
+		{name: "window softcap prefix segments", B: 2, H: 4, KVH: 2, D: 16, T: 13, S: 13, P: 2, seg: true, window: 4, softcap: 2},
 	}
 	for _, x := range cases {
 		t.Run(x.name, func(t *testing.T) {

@@ -604,7 +604,7 @@ func (m *Transformer) Loss(t *autograd.Tape, in Inputs, targets []int32) (*autog
 		}
 		h, targets = t.Embedding(rows, h), ys
 	}
-	chunk := m.lossChunk()
+	chunk := m.LossChunk()
 	if n <= chunk {
 		return t.SumScaled(t.CrossEntropy(m.Logits(t, h), targets), 1/float32(n)), n, nil
 	}
@@ -631,9 +631,9 @@ func (m *Transformer) Loss(t *autograd.Tape, in Inputs, targets []int32) (*autog
 	return loss, n, nil
 }
 
-// lossChunk is the number of rows Loss turns into logits at once: about
-// 2^22 logits (16 MiB), never fewer than 1 row.
-func (m *Transformer) lossChunk() int {
+// LossChunk is the number of rows Loss turns into logits at once:
+// LossChunkRows, or about 2^22 logits (16 MiB), never fewer than 1 row.
+func (m *Transformer) LossChunk() int {
 	if m.LossChunkRows > 0 {
 		return m.LossChunkRows
 	}

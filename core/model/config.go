@@ -236,10 +236,30 @@ func ParseConfig(data []byte) (Config, error) {
 			return c, fmt.Errorf("text_config: %w", err)
 		}
 		c.Multimodal = true
+		if c.TorchDType == "" {
+			c.TorchDType = h.TorchDType
+		}
 		return c, nil
 	}
 	var raw map[string]any
 	_ = json.Unmarshal(data, &raw)
+	if f := familyOf(h.ModelType); f != nil && f.defaults != nil {
+		// Keys the file leaves to the family's config class defaults
+		// (multimodal Gemma 3 text_configs name only a few).
+		filled := false
+		for k, v := range f.defaults {
+			if _, ok := raw[k]; !ok {
+				raw[k], filled = v, true
+			}
+		}
+		if filled {
+			data, _ = json.Marshal(raw)
+			h = hfConfig{}
+			if err := json.Unmarshal(data, &h); err != nil {
+				return Config{}, fmt.Errorf("not valid JSON: %w", err)
+			}
+		}
+	}
 	c := Config{ModelType: h.ModelType, BOS: -1, EOS: -1, TorchDType: h.TorchDType, raw: raw}
 	if c.TorchDType == "" {
 		c.TorchDType = h.DType

@@ -31,7 +31,7 @@ func TestParseFamilyConfigs(t *testing.T) {
 			want{Rope: RopeLinear, RopeTheta: 1e6, RopeLocalTheta: 1e4, Sliding: []bool{true, true, true, false}, Window: 16, HeadDim: 8, Tie: true}},
 		{"gemma3 defaults: pattern of 6, 256-wide heads",
 			`{"model_type":"gemma3_text",` + base + `}`,
-			want{Rope: RopeDefault, RopeTheta: 10000, RopeLocalTheta: 1e4, Sliding: []bool{true, true, true, true}, Window: 4096, HeadDim: 256, Tie: true}},
+			want{Rope: RopeDefault, RopeTheta: 1e6, RopeLocalTheta: 1e4, Sliding: []bool{true, true, true, true}, Window: 4096, HeadDim: 256, Tie: true}},
 		{"qwen2 windows from max_window_layers",
 			`{"model_type":"qwen2",` + base + `,"use_sliding_window":true,"sliding_window":8,"max_window_layers":2}`,
 			want{Rope: RopeDefault, RopeTheta: 10000, Sliding: []bool{false, false, true, true}, Window: 8, HeadDim: 8}},
@@ -85,5 +85,33 @@ func TestFamilyConfigErrors(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestGemma3MultimodalHubConfig: a multimodal Gemma 3 config.json names
+// only a few text keys (the rest are Gemma3TextConfig's defaults) and
+// keeps torch_dtype outside text_config.
+func TestGemma3MultimodalHubConfig(t *testing.T) {
+	js := `{"architectures":["Gemma3ForConditionalGeneration"],"boi_token_index":255999,"eoi_token_index":256000,
+	"eos_token_id":[1,106],"image_token_index":262144,"initializer_range":0.02,"mm_tokens_per_image":256,"model_type":"gemma3",
+	"text_config":{"hidden_size":2560,"intermediate_size":10240,"model_type":"gemma3_text","num_hidden_layers":34,
+	"rope_scaling":{"factor":8.0,"rope_type":"linear"},"sliding_window":1024},"torch_dtype":"bfloat16",
+	"vision_config":{"hidden_size":1152,"image_size":896,"intermediate_size":4304,"model_type":"siglip_vision_model",
+	"num_attention_heads":16,"num_hidden_layers":27,"patch_size":14,"vision_use_head":false}}`
+	c, err := ParseConfig([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{c.ModelType, c.VocabSize, c.Hidden, c.Layers, c.Heads, c.KVHeads, c.HeadDim, c.MaxPos, c.SlidingWindow,
+		c.Rope.Kind, c.RopeTheta, c.RopeLocalTheta, c.QueryPreAttnScalar, c.TorchDType, c.Multimodal, c.TieEmbeddings,
+		c.Sliding[4], c.Sliding[5], c.Window(5), c.Window(0)}
+	want := []any{"gemma3_text", 262208, 2560, 34, 8, 4, 256, 131072, 1024,
+		RopeLinear, 1e6, 1e4, 256.0, "bfloat16", true, true,
+		true, false, 0, 1024}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if _, err := ParseConfig([]byte(`{"model_type":"gemma3_text","use_bidirectional_attention":true}`)); err == nil {
+		t.Error("a bidirectional (embedding) Gemma 3 was accepted")
 	}
 }

@@ -23,6 +23,10 @@ type family struct {
 
 	names blockNames
 
+	// defaults are the values of the family's HF config class for keys a
+	// config.json may leave out.
+	defaults map[string]any
+
 	// parse reads the family's own keys after the shared ones; write puts
 	// them back (for configs built from presets, which have no file).
 	parse func(h *hfConfig, c *Config) error

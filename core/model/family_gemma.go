@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"math"
 
 	"github.com/x448/float16"
@@ -27,7 +28,14 @@ var gemma3Family = family{
 	norm: normRMSOffset, sandwich: true, mlp: mlpGeGLU, qkNorm: true, embedScale: true,
 	tieDefault: true, alwaysHeadDim: true,
 	names: withQKNorm(gemmaNames, "self_attn.q_norm", "self_attn.k_norm"),
+	defaults: map[string]any{"vocab_size": 262208.0, "hidden_size": 2304.0, "intermediate_size": 9216.0,
+		"num_hidden_layers": 26.0, "num_attention_heads": 8.0, "num_key_value_heads": 4.0, "head_dim": 256.0,
+		"max_position_embeddings": 131072.0, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+		"rope_local_base_freq": 10000.0, "query_pre_attn_scalar": 256.0, "sliding_window": 4096.0},
 	parse: func(h *hfConfig, c *Config) error {
+		if b, _ := c.raw["use_bidirectional_attention"].(bool); b {
+			return errors.New("use_bidirectional_attention=true (an embedding model) is not supported: the decoder is causal")
+		}
 		gemmaDefaults(h, c)
 		c.RopeLocalTheta = 10000
 		if h.RopeLocalTheta != nil {
@@ -52,6 +60,10 @@ var gemma2Family = family{
 	modelType: "gemma2", architecture: "Gemma2ForCausalLM", act: "gelu_pytorch_tanh", actKey: "hidden_activation",
 	norm: normRMSOffset, sandwich: true, mlp: mlpGeGLU, embedScale: true,
 	tieDefault: true, alwaysHeadDim: true, names: gemmaNames,
+	defaults: map[string]any{"vocab_size": 256000.0, "hidden_size": 2304.0, "intermediate_size": 9216.0,
+		"num_hidden_layers": 26.0, "num_attention_heads": 8.0, "num_key_value_heads": 4.0, "head_dim": 256.0,
+		"max_position_embeddings": 8192.0, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+		"query_pre_attn_scalar": 256.0, "sliding_window": 4096.0},
 	parse: func(h *hfConfig, c *Config) error {
 		gemmaDefaults(h, c)
 		if _, ok := c.raw["final_logit_softcapping"]; !ok {

@@ -257,6 +257,20 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 	}
 }
 
+// GeGLU and Softcap (Gemma's MLP and Gemma 2's logit cap) have no kernel
+// yet: they run on the CPU backend.
+func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) { b.cpu.GeGLU(dst, gate, up) }
+
+func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	b.cpu.GeGLUBackward(dgate, dup, dy, gate, up)
+}
+
+func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) { b.cpu.Softcap(dst, x, c) }
+
+func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
+	b.cpu.SoftcapBackward(dx, dy, y, c)
+}
+
 // ropeCheck validates RoPE's arguments and returns the head count.
 func ropeCheck(x *tensor.Tensor, pos []int32, tab *tensor.RoPETable) int {
 	D, N := tab.Dim, len(pos)

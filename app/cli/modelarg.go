@@ -34,6 +34,9 @@ func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
 // backend returns the compute backend for --device and --threads, open
 // until the command ends.
 func (f *modelFlags) backend(e *Env) (tensor.Backend, error) {
+	if e.flagsOnly {
+		return nil, errFlagsOnly
+	}
 	n := f.threads
 	if n <= 0 {
 		n = runtime.NumCPU()

@@ -147,7 +147,7 @@ func recipeFields() []recipeField {
 	launcher := "the launcher places the run: accelerate launch --num_processes N picks the GPUs"
 	book := "bookkeeping of the llmlab run (resume checks), not a training setting"
 	noPrefix := "Axolotl trains LoRA and QLoRA adapters only; recipe refuses prefix and prompt tuning for it"
-	return []recipeField{
+	fs := []recipeField{
 		{Path: "command", Axolotl: "rl", TRL: "Trainer"},
 		{Path: "model", Axolotl: "base_model", TRL: "from_pretrained"},
 		{Path: "init", Why: "recipe translates fine-tuning and alignment runs; a pretraining run from a preset is refused"},
@@ -216,6 +216,14 @@ func recipeFields() []recipeField {
 		{Path: "extra.modules_to_save", Axolotl: "lora_modules_to_save", TRL: "modules_to_save", Applies: func(r *recipeRecord) bool { return r.Extra.ModulesToSave != "" }},
 		{Path: "extra.seed", Axolotl: "seed", TRL: "seed"},
 	}
+	// grpo records no training config and no context: its loop has its
+	// own settings, in extra.
+	for i, f := range fs {
+		if f.Path == "ctx" || strings.HasPrefix(f.Path, "train.") {
+			fs[i].Applies = func(r *recipeRecord) bool { return r.Command != "grpo" }
+		}
+	}
+	return fs
 }
 
 // leafPaths lists the dotted paths of v's leaves (arrays are leaves).

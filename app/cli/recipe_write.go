@@ -317,7 +317,7 @@ func (p *recipePlan) axolotl() ([]recipeFile, []string, error) {
 		case "linear":
 			m.put("lr_scheduler", "linear", fmt.Sprintf("llmlab's linear decay ends at %g of the peak; Axolotl's at 0 (cosine_min_lr_ratio is for cosine only)", t.Schedule.MinRatio))
 		default:
-			m.put("lr_scheduler", "constant_with_warmup", "")
+			m.put("lr_scheduler", "constant_with_warmup", "constant after warmup: llmlab's min-lr-ratio (cosine_min_lr_ratio) does not apply")
 		}
 		m.put("warmup_steps", t.Schedule.Warmup, "")
 		m.put("optimizer", "adamw_torch", "AdamW; like llmlab, Hugging Face's Trainer leaves biases and norms out of weight decay")
@@ -414,6 +414,15 @@ func (p *recipePlan) axolotlDataset(ds, m yamlMap) error {
 	before, between, after, err := templateFormat(sp.Tmpl)
 	if err != nil {
 		return BadInput(err)
+	}
+	if sp.Tmpl.IncludesBOS() {
+		for _, bos := range []string{"<|begin_of_text|>", "<s>", "<bos>"} {
+			if strings.HasPrefix(before, bos) {
+				before = before[len(bos):]
+				p.note("the pattern leaves out %s: the tokenizer adds its BOS token", bos)
+				break
+			}
+		}
 	}
 	// A pattern that writes what llmlab's template writes for one turn.
 	pattern := func(field string) string {
@@ -703,7 +712,7 @@ func (p *recipePlan) trl() ([]recipeFile, []string, error) {
 		case "linear":
 			a.add("lr_scheduler_type", "linear", fmt.Sprintf("llmlab's linear decay ends at %g of the peak; this one at 0 (min_lr_rate is for cosine_with_min_lr)", t.Schedule.MinRatio))
 		default:
-			a.add("lr_scheduler_type", "constant_with_warmup", "")
+			a.add("lr_scheduler_type", "constant_with_warmup", "constant after warmup: llmlab's min-lr-ratio (min_lr_rate) does not apply")
 		}
 		a.add("warmup_steps", t.Schedule.Warmup, "")
 		a.add("optim", "adamw_torch", "AdamW; like llmlab, the Trainer leaves biases and norms out of weight decay")
@@ -717,6 +726,8 @@ func (p *recipePlan) trl() ([]recipeFile, []string, error) {
 		if t.EvalEvery > 0 {
 			a.add("eval_strategy", "steps", "")
 			a.add("eval_steps", t.EvalEvery, "")
+		} else {
+			a.add("eval_strategy", "no", "llmlab evaluates at the end only (eval_every 0; eval_steps unset)")
 		}
 		if t.SaveEvery > 0 {
 			a.add("save_strategy", "steps", "")
@@ -810,6 +821,8 @@ func (p *recipePlan) trl() ([]recipeFile, []string, error) {
 	}
 	w("    )")
 	w("    trainer.train()")
+	w("    if held_out is not None:")
+	w("        print(trainer.evaluate())  # the held-out loss at the end, as llmlab reports it")
 	w("    trainer.save_model(OUTPUT_DIR)")
 	if p.cmd == "rm" {
 		w("    export_for_llmlab(trainer.model, tokenizer, os.path.join(OUTPUT_DIR, \"llmlab\"))")

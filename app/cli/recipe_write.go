@@ -52,6 +52,9 @@ func writeRecipe(sp *recipeSpec, target recipeTarget) ([]recipeFile, []string, e
 	} else if p.cmd != "grpo" && peftIs("lora", "dora")(r) {
 		p.note("run.json of %s does not record --alpha: lora_alpha is llmlab's default, 16", p.cmd)
 	}
+	if r.Model == "demo" {
+		p.note("base_model is the folder llmlab unpacks its embedded demo model into: copy it to the cluster with the data")
+	}
 	for _, u := range sp.Unknown {
 		p.note("run.json field %s is not known to this version of recipe and is not carried over", u)
 	}
@@ -836,7 +839,11 @@ func (p *recipePlan) trl() ([]recipeFile, []string, error) {
 	for _, l := range p.header("#") {
 		s.WriteString(l + "\n")
 	}
-	s.WriteString("import os\nimport re\n\nimport torch\nfrom datasets import load_dataset\n")
+	s.WriteString("import os\n")
+	if p.cmd == "grpo" {
+		s.WriteString("import re\n")
+	}
+	s.WriteString("\nimport torch\nfrom datasets import load_dataset\n")
 	s.WriteString(peftImport + "\n")
 	if quantCode != "" {
 		s.WriteString("from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, BitsAndBytesConfig\n")

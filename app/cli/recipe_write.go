@@ -876,6 +876,8 @@ func (p *recipePlan) trlTemplate() []string {
 	if err != nil {
 		p.note("llmlab's %s template has no Jinja source here and the model declares none; ChatML stands in (set tokenizer.chat_template to the model's template to match)", sp.Tmpl)
 		src, _ = chat.ChatML.Jinja()
+		return []string{fmt.Sprintf("# ChatML stands in for llmlab's %s template as the tokenizer's chat_template (see the note above)", sp.Tmpl),
+			fmt.Sprintf("tokenizer.chat_template = %s", py(src))}
 	}
 	return []string{fmt.Sprintf("# llmlab trained with its %s template; the tokenizer gets it as its chat_template", sp.Tmpl),
 		fmt.Sprintf("tokenizer.chat_template = %s", py(src))}
@@ -957,6 +959,10 @@ func (p *recipePlan) trlPEFT() ([]string, string) {
 func (p *recipePlan) trlData() []string {
 	sp := p.sp
 	l := []string{"data = load_dataset(\"json\", data_files=DATA, split=\"train\")"}
+	if p.conversational() {
+		l = append(l, "# llmlab renders plain-string prompts and answers through the chat template; as messages, TRL does too",
+			"data = data.map(to_conversational, remove_columns=[c for c in (\"prompt\", \"completion\", \"chosen\", \"rejected\") if c in data.column_names])")
+	}
 	switch p.cmd {
 	case "sft":
 		switch sp.Shape {
@@ -985,7 +991,7 @@ func (p *recipePlan) trlData() []string {
 	if frac < 0 {
 		frac = 0.05
 	}
-	if p.cmd == "sft" || p.cmd == "dpo" || p.cmd == "rm" {
+	if (p.cmd == "sft" || p.cmd == "dpo" || p.cmd == "rm") && frac > 0 {
 		seed := sp.R.Train.Seed
 		l = append(l, fmt.Sprintf("split = data.train_test_split(test_size=%s, seed=%d)  # llmlab --eval-frac%s", py(frac), seed, map[bool]string{true: " (not in run.json: its default)"}[sp.F.EvalFrac < 0]),
 			"train, held_out = split[\"train\"], split[\"test\"]")
@@ -995,10 +1001,37 @@ func (p *recipePlan) trlData() []string {
 	return l
 }
 
+// conversational reports whether the records' plain-string prompts and
+// answers must become messages for TRL to apply the chat template.
+func (p *recipePlan) conversational() bool {
+	sp := p.sp
+	if !sp.Strings {
+		return false
+	}
+	switch p.cmd {
+	case "dpo", "kto", "rm":
+		return true
+	case "sft":
+		return sp.Shape == data.ShapePromptCompletion
+	}
+	return false
+}
+
 // trlHelpers are the Python functions the script's data and rewards use.
 func (p *recipePlan) trlHelpers() string {
 	var s strings.Builder
 	sp := p.sp
+	if p.conversational() {
+		s.WriteString(`def to_conversational(r):
+    out = {}
+    for key, role in (("prompt", "user"), ("completion", "assistant"), ("chosen", "assistant"), ("rejected", "assistant")):
+        if isinstance(r.get(key), str):
+            out[key] = [{"role": role, "content": r[key]}]
+    return out
+
+
+`)
+	}
 	if p.cmd == "sft" && sp.Shape == data.ShapeAlpaca {
 		s.WriteString(`def alpaca_to_prompt_completion(r):
     # llmlab's reading: the instruction, a blank line and the input are the user turn

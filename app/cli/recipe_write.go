@@ -985,7 +985,7 @@ func (p *recipePlan) trlData() []string {
 			l = append(l, "# llmlab --margin 0: no margin column")
 		}
 	case "grpo":
-		l = append(l, "data = data.map(to_task, remove_columns=[c for c in data.column_names if c != \"answer\"])")
+		l = append(l, "data = data.map(to_task, remove_columns=data.column_names)")
 	}
 	frac := sp.F.EvalFrac
 	if frac < 0 {
@@ -1136,7 +1136,7 @@ def transform(cfg, *args, **kwargs):
     # Axolotl's dataset transform hook
     def fn(example, tokenizer=None):
         return to_task(example)
-    return fn, {}
+    return fn, {"remove_columns": "__all__"}
 
 
 `)

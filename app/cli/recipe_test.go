@@ -439,3 +439,72 @@ func TestRecipeRefusesWithReason(t *testing.T) {
 		})
 	}
 }
+
+// TestRecipeJinjaMatchesTemplates: the Jinja chat templates a TRL script
+// gets render, in Python's jinja2 as transformers sets it up, exactly what
+// llmlab's templates write.
+func TestRecipeJinjaMatchesTemplates(t *testing.T) {
+	python := "/usr/bin/python3"
+	if _, err := os.Stat(python); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	if err := exec.Command(python, "-c", "import jinja2").Run(); err != nil {
+		t.Skip("Python's jinja2 is not installed")
+	}
+	convs := [][]chat.Message{
+		{{Role: chat.RoleUser, Content: "What is 2+2?"}, {Role: chat.RoleAssistant, Content: " 4 "}},
+		{{Role: chat.RoleSystem, Content: " Be brief. "}, {Role: chat.RoleUser, Content: "hi\nthere"}, {Role: chat.RoleAssistant, Content: "hello"},
+			{Role: chat.RoleUser, Content: "{x} 'quoted' \"too\""}, {Role: chat.RoleAssistant, Content: "ok</s>"}},
+		{{Role: chat.RoleUser, Content: "only a question"}},
+	}
+	type job struct {
+		Template string         `json:"template"`
+		Messages []chat.Message `json:"messages"`
+		Gen      bool           `json:"gen"`
+	}
+	var jobs []job
+	var want []string
+	for _, tm := range chat.Templates() {
+		src, err := recipeJinja(tm)
+		if err != nil {
+			t.Fatalf("%s: %v", tm, err)
+		}
+		for _, c := range convs {
+			for _, gen := range []bool{false, true} {
+				text, err := tm.Text(c, gen)
+				if err != nil {
+					t.Fatalf("%s: %v", tm, err)
+				}
+				jobs = append(jobs, job{src, c, gen})
+				want = append(want, tm.String()+": "+text)
+			}
+		}
+	}
+	in, _ := json.Marshal(jobs)
+	script := `import json, sys
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+out = []
+for j in json.load(sys.stdin):
+    msgs = [{"role": m["Role"] if "Role" in m else m["role"], "content": m["Content"] if "Content" in m else m["content"]} for m in j["messages"]]
+    out.append(env.from_string(j["template"]).render(messages=msgs, add_generation_prompt=j["gen"]))
+json.dump(out, sys.stdout)
+`
+	cmd := exec.Command(python, "-c", script)
+	cmd.Stdin = strings.NewReader(string(in))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got []string
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for i := range got {
+		name, _, _ := strings.Cut(want[i], ": ")
+		got[i] = name + ": " + got[i]
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-llmlab +jinja2)\n%s", diff)
+	}
+}

@@ -224,7 +224,7 @@ func (p *recipePlan) axolotl() ([]recipeFile, []string, error) {
 	// The method.
 	switch {
 	case p.cmd == "sft":
-		m.put("chat_template", p.axolotlTemplate(), "supervised fine-tuning: no rl key")
+		p.axolotlTemplate(m, "supervised fine-tuning: no rl key")
 	case p.cmd == "dpo" && p.kind == "dpo":
 		m.put("rl", "dpo", "")
 		m.put("rl_beta", f32(r.Extra.DPO.Beta), "")
@@ -264,7 +264,7 @@ func (p *recipePlan) axolotl() ([]recipeFile, []string, error) {
 		files = append(files, recipeFile{"llmlab_rewards.py", []byte(p.rewardModule(true))})
 	}
 	if p.cmd != "sft" {
-		m.put("chat_template", p.axolotlTemplate(), "")
+		p.axolotlTemplate(m, "")
 	}
 
 	// The data.
@@ -394,21 +394,22 @@ func (p *recipePlan) seqLen() int {
 	return 1024
 }
 
-// axolotlTemplate names the chat template in Axolotl's terms.
-func (p *recipePlan) axolotlTemplate() string {
+// axolotlTemplate sets the chat template in Axolotl's terms: the model's
+// own, or llmlab's built-in one written out as Jinja.
+func (p *recipePlan) axolotlTemplate(m yamlMap, comment string) {
 	if p.sp.OwnTmpl {
 		p.note("chat template: the model's own (llmlab detected it as %s), chat_template: tokenizer_default", p.sp.Tmpl)
-		return "tokenizer_default"
+		m.put("chat_template", "tokenizer_default", comment)
+		return
 	}
-	switch p.sp.Tmpl {
-	case chat.ChatML, chat.Llama3, chat.Gemma, chat.Alpaca:
-		return p.sp.Tmpl.String()
-	case chat.Mistral:
-		p.note("llmlab's mistral template is closest to Axolotl's mistral_v1")
-		return "mistral_v1"
+	src, err := recipeJinja(p.sp.Tmpl)
+	if err != nil { // every built-in template has one; a new one may not yet
+		p.note("llmlab's %s template has no Jinja source here; chatml stands in", p.sp.Tmpl)
+		m.put("chat_template", "chatml", comment)
+		return
 	}
-	p.note("llmlab's %s template has no Axolotl counterpart; chatml stands in (set chat_template: jinja and chat_template_jinja to the model's template to match)", p.sp.Tmpl)
-	return "chatml"
+	m.put("chat_template", "jinja", strings.TrimSpace(comment+"\nllmlab's "+p.sp.Tmpl.String()+" template, written out as Jinja: the same text"))
+	m.put("chat_template_jinja", src, "")
 }
 
 // axolotlDataset fills in a dataset entry's type for the run's records.
@@ -872,7 +873,7 @@ func (p *recipePlan) trlTemplate() []string {
 	if sp.OwnTmpl {
 		return []string{fmt.Sprintf("# the tokenizer's own chat_template (llmlab detected it as %s)", sp.Tmpl)}
 	}
-	src, err := sp.Tmpl.Jinja()
+	src, err := recipeJinja(sp.Tmpl)
 	if err != nil {
 		p.note("llmlab's %s template has no Jinja source here and the model declares none; ChatML stands in (set tokenizer.chat_template to the model's template to match)", sp.Tmpl)
 		src, _ = chat.ChatML.Jinja()

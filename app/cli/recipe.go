@@ -110,6 +110,7 @@ type recipeSpec struct {
 	F         flagExtras
 	ModelDir  string // the base model's folder, absolute
 	DataPath  string // absolute
+	EvalPath  string // absolute; "" when the run splits its data
 	Shape     data.Shape
 	Strings   bool // prompt and answer fields are strings, not message lists
 	HasAnswer bool // grpo records carry an "answer" field
@@ -152,6 +153,7 @@ func recipeFields() []recipeField {
 		{Path: "model", Axolotl: "base_model", TRL: "from_pretrained"},
 		{Path: "init", Why: "recipe translates fine-tuning and alignment runs; a pretraining run from a preset is refused"},
 		{Path: "data", Axolotl: "datasets", TRL: "load_dataset"},
+		{Path: "eval_data", Axolotl: "test_datasets", TRL: "EVAL_DATA", Applies: func(r *recipeRecord) bool { return r.EvalData != "" }},
 		{Path: "batch", Axolotl: "micro_batch_size", TRL: "per_device_train_batch_size"},
 		{Path: "ctx", Axolotl: "sequence_len", TRL: "max_length"},
 		{Path: "device", Why: launcher},
@@ -498,6 +500,7 @@ func recordFromFlags(cmd string, fs *flag.FlagSet) (runRecord, flagExtras, error
 	rec := runRecord{Command: cmd, Model: modelArg, Data: []string{dataPath}, Batch: tf.batch, Ctx: ctx, Train: cfg}
 	switch cmd {
 	case "sft":
+		rec.EvalData = str("eval-data")
 		if v := pf.virtualTokens(); v > 0 {
 			ctx = min(ctx, mc.MaxPos-v)
 			rec.Ctx = ctx
@@ -607,6 +610,14 @@ func specFromJSON(b []byte, file string) (*recipeSpec, error) {
 	}
 	if sp.DataPath, err = filepath.Abs(r.Data[0]); err != nil {
 		return nil, err
+	}
+	if r.EvalData != "" {
+		if _, err := data.LoadJSONL(r.EvalData); err != nil {
+			return nil, BadInput(err)
+		}
+		if sp.EvalPath, err = filepath.Abs(r.EvalData); err != nil {
+			return nil, err
+		}
 	}
 	ds, err := data.LoadJSONL(r.Data[0])
 	if err != nil {

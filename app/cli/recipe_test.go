@@ -137,6 +137,8 @@ type recipeCase struct {
 	name string
 	data string   // JSONL lines
 	args []string // the training command and its flags (no --model, --data, --out)
+	// evalData, when set, is written to a file given as --eval-data
+	evalData string
 	// refused: the target that is expected to refuse, and a word of its message
 	refuse map[recipeTarget]string
 }
@@ -155,6 +157,7 @@ func recipeCases() []recipeCase {
 		{name: "sft-chat-lora", data: chatRecs.String(), args: append([]string{"sft", "--accum", "4", "--schedule", "linear"}, common...)},
 		{name: "sft-alpaca-dora-nf4", data: alpaca.String(), args: append([]string{"sft", "--peft", "dora", "--quant", "nf4", "--targets", "q_proj,v_proj", "--pack"}, common...)},
 		{name: "sft-chat-full", data: chatRecs.String(), args: append([]string{"sft", "--peft", "none", "--train-on-all", "--save-every", "5", "--eval-every", "5"}, common...)},
+		{name: "sft-eval-data", data: chatRecs.String(), evalData: chatRecs.String(), args: append([]string{"sft", "--eval-every", "5"}, common...)},
 		{name: "sft-bottleneck", data: chatRecs.String(), args: append([]string{"sft", "--peft", "adapter", "--bottleneck", "8"}, common...)},
 		{name: "sft-prompt", data: chatRecs.String(), args: append([]string{"sft", "--peft", "prompt", "--virtual-tokens", "4", "--prompt-init", "Answer:"}, common...),
 			refuse: map[recipeTarget]string{toAxolotl: "LoRA and QLoRA"}},
@@ -197,6 +200,13 @@ func TestRecipeFromRuns(t *testing.T) {
 			}
 			runDir := filepath.Join(dir, "run-"+tc.name)
 			flags := append([]string{"--model", base, "--data", dataPath}, tc.args[1:]...)
+			if tc.evalData != "" {
+				evalPath := filepath.Join(dir, tc.name+"-eval.jsonl")
+				if err := os.WriteFile(evalPath, []byte(tc.evalData), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				flags = append(flags, "--eval-data", evalPath)
+			}
 			if code, msg := run(t, append(append([]string{tc.args[0]}, flags...), "--out", runDir)...); code != 0 {
 				t.Fatalf("training: %s", msg)
 			}

@@ -276,7 +276,16 @@ func (p *recipePlan) axolotl() ([]recipeFile, []string, error) {
 		return nil, nil, err
 	}
 	m.put("datasets", []yamlMap{ds}, "")
-	if p.cmd != "kto" && p.cmd != "grpo" {
+	if sp.EvalPath != "" {
+		ev := newYAMLMap()
+		ev.put("path", sp.EvalPath, "")
+		ev.put("ds_type", "json", "")
+		ev.put("split", "train", "")
+		if err := p.axolotlDataset(ev, m); err != nil {
+			return nil, nil, err
+		}
+		m.put("test_datasets", []yamlMap{ev}, "llmlab --eval-data: the held-out examples come from this file")
+	} else if p.cmd != "kto" && p.cmd != "grpo" {
 		frac := sp.F.EvalFrac
 		c := ""
 		if frac < 0 {
@@ -806,7 +815,7 @@ func (p *recipePlan) trl() ([]recipeFile, []string, error) {
 		w("    model = PeftModel.from_pretrained(model, %s, is_trainable=True)", py(absOr(x.Adapter)))
 		peftCode = []string{"peft_config = None  # the adapter above is trained"}
 	}
-	for _, l := range dataCode {
+	for _, l := range p.trlSplit() {
 		w("    %s", l)
 	}
 	for _, l := range peftCode {
@@ -857,9 +866,15 @@ func (p *recipePlan) trl() ([]recipeFile, []string, error) {
 	s.WriteString("\n")
 	fmt.Fprintf(&s, "BASE_MODEL = %s\n", py(sp.ModelDir))
 	fmt.Fprintf(&s, "DATA = %s\n", py(sp.DataPath))
+	if sp.EvalPath != "" {
+		fmt.Fprintf(&s, "EVAL_DATA = %s\n", py(sp.EvalPath))
+	}
 	fmt.Fprintf(&s, "OUTPUT_DIR = %s\n", py(p.outputDir))
 	s.WriteString("\n\n")
 	s.WriteString(p.trlHelpers())
+	for _, l := range dataCode {
+		s.WriteString(l + "\n")
+	}
 	s.WriteString(body.String())
 	return []recipeFile{{p.main, []byte(s.String())}}, p.launch, nil
 }
@@ -959,44 +974,56 @@ func (p *recipePlan) trlPEFT() ([]string, string) {
 // trlData loads the records in place and shapes them as the trainer reads them.
 func (p *recipePlan) trlData() []string {
 	sp := p.sp
-	l := []string{"data = load_dataset(\"json\", data_files=DATA, split=\"train\")"}
+	l := []string{"def load(path):", "    data = load_dataset(\"json\", data_files=path, split=\"train\")"}
 	if p.conversational() {
-		l = append(l, "# llmlab renders plain-string prompts and answers through the chat template; as messages, TRL does too",
-			"data = data.map(to_conversational, remove_columns=[c for c in (\"prompt\", \"completion\", \"chosen\", \"rejected\") if c in data.column_names])")
+		l = append(l, "    # llmlab renders plain-string prompts and answers through the chat template; as messages, TRL does too",
+			"    data = data.map(to_conversational, remove_columns=[c for c in (\"prompt\", \"completion\", \"chosen\", \"rejected\") if c in data.column_names])")
 	}
 	switch p.cmd {
 	case "sft":
 		switch sp.Shape {
 		case data.ShapeAlpaca:
-			l = append(l, "data = data.map(alpaca_to_prompt_completion, remove_columns=data.column_names)")
+			l = append(l, "    data = data.map(alpaca_to_prompt_completion, remove_columns=data.column_names)")
 		case data.ShapeChat:
 			if sp.R.Extra.TrainOnAll {
-				l = append(l, "# llmlab --train-on-all: the loss covers the whole conversation")
+				l = append(l, "    # llmlab --train-on-all: the loss covers the whole conversation")
 			} else {
-				l = append(l, "data = data.map(chat_to_prompt_completion, remove_columns=data.column_names)")
+				l = append(l, "    data = data.map(chat_to_prompt_completion, remove_columns=data.column_names)")
 				p.note("TRL's completion-only loss covers the last assistant turn of each conversation (the earlier turns are prompt); llmlab's covers every assistant turn")
 			}
 		}
 	case "kto":
-		l = append(l, "data = data.map(lambda r: {\"label\": bool(r[\"label\"])})  # llmlab also reads 1/0 labels")
+		l = append(l, "    data = data.map(lambda r: {\"label\": bool(r[\"label\"])})  # llmlab also reads 1/0 labels")
 	case "rm":
 		if m := sp.R.Extra.Margin; m != 0 {
-			l = append(l, fmt.Sprintf("data = data.map(lambda r: {\"margin\": %s})  # llmlab --margin: RewardTrainer reads a margin column", py(m)))
+			l = append(l, fmt.Sprintf("    data = data.map(lambda r: {\"margin\": %s})  # llmlab --margin: RewardTrainer reads a margin column", py(m)))
 		} else {
-			l = append(l, "# llmlab --margin 0: no margin column")
+			l = append(l, "    # llmlab --margin 0: no margin column")
 		}
 	case "grpo":
-		l = append(l, "data = data.map(to_task, remove_columns=data.column_names)")
+		l = append(l, "    data = data.map(to_task, remove_columns=data.column_names)")
 	}
+	l = append(l, "    return data", "", "")
+	return l
+}
+
+// trlSplit is how main gets its training and held-out sets.
+func (p *recipePlan) trlSplit() []string {
+	sp := p.sp
+	var l []string
+	l = append(l, "data = load(DATA)")
 	frac := sp.F.EvalFrac
 	if frac < 0 {
 		frac = 0.05
 	}
-	if (p.cmd == "sft" || p.cmd == "dpo" || p.cmd == "rm") && frac > 0 {
+	switch {
+	case sp.R.EvalData != "":
+		l = append(l, "train, held_out = data, load(EVAL_DATA)  # llmlab --eval-data")
+	case (p.cmd == "sft" || p.cmd == "dpo" || p.cmd == "rm") && frac > 0:
 		seed := sp.R.Train.Seed
 		l = append(l, fmt.Sprintf("split = data.train_test_split(test_size=%s, seed=%d)  # llmlab --eval-frac%s", py(frac), seed, map[bool]string{true: " (not in run.json: its default)"}[sp.F.EvalFrac < 0]),
 			"train, held_out = split[\"train\"], split[\"test\"]")
-	} else {
+	default:
 		l = append(l, "train, held_out = data, None")
 	}
 	return l

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"llmlab/core/chat"
+	"llmlab/core/checkpoint"
 	"llmlab/core/data"
 	"llmlab/core/model"
 	"llmlab/core/tokenizer"
@@ -344,7 +345,7 @@ func runRecipe(e *Env) error {
 	}
 	for _, f := range files {
 		path := filepath.Join(sp.Out, f.Name)
-		if err := os.WriteFile(path, f.Body, 0o644); err != nil {
+		if err := checkpoint.WriteFileAtomic(path, f.Body, 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.Stdout, "wrote %s\n", path)

@@ -518,3 +518,39 @@ json.dump(out, sys.stdout)
 		t.Errorf("(-llmlab +jinja2)\n%s", diff)
 	}
 }
+
+// TestRecipePrints: without --out the recipe goes to standard output.
+func TestRecipePrints(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	dataPath := filepath.Join(dir, "prefs.jsonl")
+	os.WriteFile(dataPath, []byte("{\"prompt\":\"q\",\"chosen\":\"yes\",\"rejected\":\"no\"}\n"), 0o644)
+	var out, errb strings.Builder
+	code := Run(t.Context(), []string{"recipe", "dpo", "--model", base, "--data", dataPath, "--template", "zephyr", "--to", "axolotl"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var cfg struct {
+		BaseModel string `yaml:"base_model"`
+		RL        string `yaml:"rl"`
+		Template  string `yaml:"chat_template"`
+		Datasets  []struct {
+			Path string `yaml:"path"`
+			Type struct {
+				PromptFormat string `yaml:"prompt_format"`
+				ChosenFormat string `yaml:"chosen_format"`
+			} `yaml:"type"`
+		} `yaml:"datasets"`
+	}
+	if err := yaml.Unmarshal([]byte(out.String()), &cfg); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	got := []string{cfg.BaseModel, cfg.RL, cfg.Template, cfg.Datasets[0].Path, cfg.Datasets[0].Type.PromptFormat, cfg.Datasets[0].Type.ChosenFormat}
+	want := []string{base, "dpo", "jinja", dataPath, "<|user|>\n{prompt}</s>\n<|assistant|>\n", "{chosen}</s>\n"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
+	}
+}

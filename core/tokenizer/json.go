@@ -320,7 +320,7 @@ func buildNormalizer(raw json.RawMessage) (normalizer, error) {
 			}
 			r.literal = *n.Pattern.String
 		case n.Pattern.Regex != nil:
-			re, err := safeRegexp("Replace", *n.Pattern.Regex)
+			re, err := compilePattern("Replace", *n.Pattern.Regex)
 			if err != nil {
 				return nil, err
 			}
@@ -391,7 +391,7 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, bool, error) {
 			x.literal = *p.Pattern.String
 		case p.Pattern.Regex != nil:
 			if x.known = knownPattern(*p.Pattern.Regex); x.known == 0 {
-				re, err := safeRegexp("Split", *p.Pattern.Regex)
+				re, err := compilePattern("Split", *p.Pattern.Regex)
 				if err != nil {
 					return nil, false, err
 				}

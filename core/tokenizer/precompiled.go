@@ -21,8 +21,9 @@ import (
 // replacement); otherwise, or with no match, each rune of it is looked up
 // on its own and kept when nothing matches.
 type normPrecompiled struct {
-	trie []uint32
-	repl []byte
+	trie    []uint32
+	repl    []byte
+	replStr string // repl as a string, so replacements are substrings
 }
 
 func newPrecompiled(b64 string) (*normPrecompiled, error) {
@@ -37,7 +38,7 @@ func newPrecompiled(b64 string) (*normPrecompiled, error) {
 	if n%4 != 0 || n > uint64(len(data)-4) || n == 0 {
 		return nil, fmt.Errorf("Precompiled precompiled_charsmap: trie size %d does not fit the %d bytes", n, len(data)-4)
 	}
-	p := &normPrecompiled{trie: make([]uint32, n/4), repl: data[4+n:]}
+	p := &normPrecompiled{trie: make([]uint32, n/4), repl: data[4+n:], replStr: string(data[4+n:])}
 	for i := range p.trie {
 		p.trie[i] = binary.LittleEndian.Uint32(data[4+4*i:])
 	}
@@ -92,28 +93,30 @@ func (p *normPrecompiled) transform(chunk string) (string, bool) {
 	for end < len(p.repl) && p.repl[end] != 0 {
 		end++
 	}
-	return string(p.repl[v:end]), true
+	return p.replStr[v:end], true
 }
 
 func (p *normPrecompiled) normalize(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
-	g := uniseg.NewGraphemes(s)
-	for g.Next() {
-		cl := g.Str()
+	state := -1
+	for rest := s; rest != ""; {
+		var cl string
+		cl, rest, _, state = uniseg.FirstGraphemeClusterInString(rest, state)
 		if len(cl) < 6 {
 			if r, ok := p.transform(cl); ok {
 				b.WriteString(r)
 				continue
 			}
 		}
-		for _, r := range cl {
-			part := string(r)
+		for i := 0; i < len(cl); {
+			part := cl[i : i+runeLen(cl, i)]
 			if x, ok := p.transform(part); ok {
 				b.WriteString(x)
 			} else {
 				b.WriteString(part)
 			}
+			i += len(part)
 		}
 	}
 	return b.String()

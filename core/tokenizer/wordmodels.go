@@ -33,14 +33,19 @@ func (w *wordPiece) encode(ids []int32, s string) []int32 {
 		return append(ids, w.m.unk)
 	}
 	n0 := len(ids)
+	var buf []byte // prefix + candidate, looked up without allocating
 	for start := 0; start < len(s); {
 		found := false
 		for end := len(s); end > start; end = lastRuneStart(s, end) {
-			sub := s[start:end]
-			if start > 0 {
-				sub = w.prefix + sub
+			var id int32
+			var ok bool
+			if start == 0 {
+				id, ok = w.m.vocab[s[:end]]
+			} else {
+				buf = append(append(buf[:0], w.prefix...), s[start:end]...)
+				id, ok = w.m.vocab[string(buf)]
 			}
-			if id, ok := w.m.vocab[sub]; ok {
+			if ok {
 				ids = append(ids, id)
 				start, found = end, true
 				break

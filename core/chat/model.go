@@ -22,13 +22,13 @@ type Specials struct {
 	BOS, EOS, UNK, PAD, SEP, CLS, Mask string
 }
 
-func (s Specials) vars(m map[string]any) {
+func (s Specials) vars(m map[string]jinja.Value) {
 	for k, v := range map[string]string{
 		"bos_token": s.BOS, "eos_token": s.EOS, "unk_token": s.UNK, "pad_token": s.PAD,
 		"sep_token": s.SEP, "cls_token": s.CLS, "mask_token": s.Mask,
 	} {
 		if v != "" {
-			m[k] = v
+			m[k] = jinja.NewString(v)
 		}
 	}
 }
@@ -50,11 +50,21 @@ func Compile(src string, sp Specials) (*Model, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, fmt.Errorf("chat: %w", ErrNoTemplate)
 	}
-	tpl, err := jinja.Compile(src)
+	tpl, err := jinja.Compile(jinjaSource(src))
 	if err != nil {
 		return nil, fmt.Errorf("chat: the chat template does not compile: %w", err)
 	}
 	return &Model{Source: src, Specials: sp, tpl: tpl}, nil
+}
+
+// jinjaSource applies what jinja2's lexer does to a template's source
+// before parsing, which the Go engine does not: line ends become "\n" and
+// one trailing newline is dropped (keep_trailing_newline is off in
+// transformers, as by default).
+func jinjaSource(src string) string {
+	src = strings.ReplaceAll(src, "\r\n", "\n")
+	src = strings.ReplaceAll(src, "\r", "\n")
+	return strings.TrimSuffix(src, "\n")
 }
 
 // FromConfig reads the chat template and special tokens of a
@@ -178,13 +188,18 @@ func templateSource(raw json.RawMessage) (string, error) {
 // Text renders msgs through the template: the string a model is prompted
 // (with addGenerationPrompt) or trained with.
 func (m *Model) Text(msgs []Message, addGenerationPrompt bool) (string, error) {
-	list := make([]any, len(msgs))
+	// Messages are ordered dicts (role, then content), as a JSON record
+	// decodes in Python, so tojson writes their keys in that order.
+	list := make([]jinja.Value, len(msgs))
 	for i, x := range msgs {
-		list[i] = map[string]any{"role": x.Role, "content": x.Content}
+		d := jinja.NewDict()
+		d.AsDict().Set("role", jinja.NewString(x.Role))
+		d.AsDict().Set("content", jinja.NewString(x.Content))
+		list[i] = d
 	}
-	vars := map[string]any{"messages": list, "add_generation_prompt": addGenerationPrompt}
+	vars := map[string]jinja.Value{"messages": jinja.NewList(list), "add_generation_prompt": jinja.NewBool(addGenerationPrompt)}
 	m.Specials.vars(vars)
-	s, err := m.tpl.Render(vars)
+	s, err := m.tpl.RenderValues(vars)
 	if err != nil {
 		return "", fmt.Errorf("chat: rendering the model's chat template: %w", err)
 	}

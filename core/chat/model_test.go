@@ -241,3 +241,43 @@ func TestModelFromConfig(t *testing.T) {
 		t.Errorf("tojson = %s, want the string unescaped for HTML", got)
 	}
 }
+
+// TestJinjaFeatures renders small templates that use the Jinja features
+// chat templates rely on and matches @huggingface/jinja.
+func TestJinjaFeatures(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "jinja_features.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name     string         `json:"name"`
+		Template string         `json:"template"`
+		Messages []chat.Message `json:"messages"`
+		Text     *string        `json:"text"`
+		Error    *string        `json:"error"`
+	}
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			m, err := chat.Compile(tc.Template, chat.Specials{BOS: "<s>", EOS: "</s>"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := m.Text(tc.Messages, false)
+			if tc.Error != nil {
+				if err == nil || !strings.Contains(err.Error(), *tc.Error) {
+					t.Errorf("err = %v, want one containing %q", err, *tc.Error)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(*tc.Text, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

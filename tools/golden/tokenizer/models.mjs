@@ -15,6 +15,8 @@
 //        apply_chat_template does (messages, add_generation_prompt and the
 //        special tokens), cross-checked against apply_chat_template itself,
 //        and the text's ids (special tokens parsed, none added)
+//   (core/chat/testdata/jinja_features.json, from jinja_features.py, is
+//        compared with @huggingface/jinja here, for the record)
 //
 //
 // The WordPiece, WordLevel and Unigram models, whose ids come from HF
@@ -136,6 +138,22 @@ for (const [name, pkg] of Object.entries(models)) {
   }
 }
 writeFileSync(join(tokData, "models_ids.json"), JSON.stringify(ids) + "\n");
+
+// jinja_features.py renders small feature templates with jinja2 as
+// transformers does; count where @huggingface/jinja differs, for the record.
+{
+  const feats = JSON.parse(readFileSync(join(chatData, "jinja_features.json"), "utf8"));
+  const differ = [];
+  for (const f of feats) {
+    let text = null;
+    try {
+      text = new Template(f.template).render({ messages: f.messages, bos_token: "<s>", eos_token: "</s>", add_generation_prompt: false });
+    } catch {}
+    if (text !== f.text) differ.push(f.name);
+  }
+  console.log(`jinja features: @huggingface/jinja differs from jinja2 on ${differ.length} of ${feats.length}: ${differ.join(", ")}`);
+}
+
 mkdirSync(chatData, { recursive: true });
 writeFileSync(join(chatData, "jinja_golden.json"), JSON.stringify(chat, null, 1) + "\n");
 console.log(`cross-checked with apply_chat_template: ${[...crossChecked].join(", ")}`);

@@ -16,6 +16,8 @@ SentencePiece gives and the text it decodes them to:
       (Precompiled normalizer, WhitespaceSplit + Metaspace, Unigram), and
       the ids SentencePiece itself gives (models.mjs writes HF's)
 
+It also runs jinja_features.py (core/chat's Jinja goldens).
+
     /usr/bin/python3 tools/golden/tokenizer/sentencepiece_golden.py   (make golden)
 """
 import base64
@@ -145,6 +147,9 @@ def main():
     train("llama", remove_extra_whitespaces=False, split_digits=True, allow_whitespace_only_pieces=True,
           user_defined_symbols=["<|user|>"])
     train("squeeze", remove_extra_whitespaces=True)
+    # The chat templates' Jinja goldens (jinja2, as transformers renders).
+    import jinja_features
+    jinja_features.main()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"llmlab/core/chat"
+	"llmlab/core/data"
 	"llmlab/core/tokenizer"
 )
 
@@ -44,7 +45,7 @@ func readJinjaGoldens(t *testing.T) []jinjaGolden {
 	return gs
 }
 
-func loadTokenizer(t *testing.T, name string) *tokenizer.Tokenizer {
+func loadTokenizer(t testing.TB, name string) *tokenizer.Tokenizer {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(modelDir(name), "tokenizer.json.gz"))
 	if err != nil {
@@ -128,6 +129,7 @@ func TestModelTemplatesTokenize(t *testing.T) {
 		t.Skip("loads four full-size tokenizers (-short)")
 	}
 	toks := map[string]*tokenizer.Tokenizer{}
+	models := map[string]*chat.Model{}
 	for i, g := range readJinjaGoldens(t) {
 		tok := toks[g.Model]
 		if tok == nil {
@@ -136,6 +138,45 @@ func TestModelTemplatesTokenize(t *testing.T) {
 		}
 		if diff := cmp.Diff(g.IDs, tok.Encode(g.Text, false)); diff != "" {
 			t.Errorf("%s case %d: ids (-want +got):\n%s", g.Model, i, diff)
+		}
+		// The training view: the same ids, and the trained runs decode to
+		// the trained segments.
+		m := models[g.Model]
+		if m == nil {
+			var err error
+			if m, err = chat.Load(modelDir(g.Model)); err != nil {
+				t.Fatal(err)
+			}
+			models[g.Model] = m
+		}
+		segs, err := m.Render(g.Messages, g.AddGenerationPrompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, train := data.EncodeJoined(tok, segs)
+		if diff := cmp.Diff(g.IDs, ids); diff != "" {
+			t.Errorf("%s case %d: EncodeJoined ids (-want +got):\n%s", g.Model, i, diff)
+		}
+		var wantRuns, gotRuns []string
+		for _, s := range segs {
+			if s.Train {
+				wantRuns = append(wantRuns, strings.TrimSpace(s.Text))
+			}
+		}
+		for k := 0; k < len(ids); {
+			if !train[k] {
+				k++
+				continue
+			}
+			j := k
+			for j < len(ids) && train[j] {
+				j++
+			}
+			gotRuns = append(gotRuns, strings.TrimSpace(tok.Decode(ids[k:j])))
+			k = j
+		}
+		if diff := cmp.Diff(wantRuns, gotRuns); diff != "" {
+			t.Errorf("%s case %d: trained runs (-want +got):\n%s", g.Model, i, diff)
 		}
 	}
 }
@@ -277,6 +318,45 @@ func TestJinjaFeatures(t *testing.T) {
 			}
 			if diff := cmp.Diff(*tc.Text, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// BenchmarkEncodeJoined compares the training view of a conversation
+// (render, find the spans, encode with the mask) with plain rendering and
+// encoding, on the longest test conversation of each model.
+func BenchmarkEncodeJoined(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "jinja_golden.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var gs []jinjaGolden
+	if err := json.Unmarshal(raw, &gs); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"llama3_1", "qwen3", "gemma3", "deepseek_v3"} {
+		var conv []chat.Message
+		for _, g := range gs {
+			if g.Model == name && len(g.Messages) > len(conv) {
+				conv = g.Messages
+			}
+		}
+		m, err := chat.Load(modelDir(name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok := loadTokenizer(b, name)
+		b.Run(name+"/text+encode", func(b *testing.B) {
+			for range b.N {
+				s, _ := m.Text(conv, false)
+				tok.Encode(s, false)
+			}
+		})
+		b.Run(name+"/render+joined", func(b *testing.B) {
+			for range b.N {
+				segs, _ := m.Render(conv, false)
+				data.EncodeJoined(tok, segs)
 			}
 		})
 	}

@@ -7,11 +7,15 @@ import "llmlab/core/chat"
 // the ids are exactly those of the rendered string, as a model sees it at
 // inference; train[i] says whether ids[i] lies in a trained segment.
 //
-// The tokenizer gives no offsets, so each segment boundary b is placed by
-// encoding the text before b: the tokens it shares with the whole
-// encoding lie before b. A token that straddles a boundary (BPE merged
-// across it) goes to the segment after it. Special tokens cut the text
-// anyway, so with real chat templates boundaries fall between tokens.
+// The tokenizer gives no offsets, so the segment boundaries are found in
+// two ways. First, each segment is encoded on its own: when those ids,
+// joined, are the ids of the whole (as with chat templates, whose segments
+// meet at special tokens or at pre-tokenizer cuts), each segment's tokens
+// are its own. Otherwise each boundary b is placed by encoding the text
+// before b: the tokens it shares with the whole encoding lie before b, and
+// a token that straddles b (BPE merged across it) goes to the segment
+// after it. The first way costs two encodings of the text; the second one
+// encoding per boundary.
 func EncodeJoined(enc Encoder, segs []chat.Segment) (ids []int32, train []bool) {
 	var text []byte
 	for _, s := range segs {
@@ -19,6 +23,23 @@ func EncodeJoined(enc Encoder, segs []chat.Segment) (ids []int32, train []bool) 
 	}
 	ids = enc.Encode(string(text), false)
 	train = make([]bool, len(ids))
+
+	n, ok := 0, true
+	for _, s := range segs {
+		part := enc.Encode(s.Text, false)
+		if n+len(part) > len(ids) || commonPrefix(part, ids[n:]) != len(part) {
+			ok = false
+			break
+		}
+		for i := n; i < n+len(part); i++ {
+			train[i] = s.Train
+		}
+		n += len(part)
+	}
+	if ok && n == len(ids) {
+		return ids, train
+	}
+
 	off, tokStart := 0, 0
 	for k, s := range segs {
 		off += len(s.Text)

@@ -10,7 +10,7 @@ SentencePiece gives and the text it decodes them to:
       whitespace-only pieces allowed, byte fallback
   testdata/sp/squeeze.model + squeeze_ids.json  the trainer's whitespace
       defaults (remove_extra_whitespaces) with identity normalization
-  testdata/unigram/tokenizer.json + spm_ids.json  a Unigram model with the
+  testdata/unigram/spm.model, tokenizer.json, spm_ids.json  a Unigram model with the
       trainer's default normalization (nmt_nfkc, a precompiled charsmap),
       written as the tokenizer.json HF's converter makes for T5
       (Precompiled normalizer, WhitespaceSplit + Metaspace, Unigram), and
@@ -131,6 +131,8 @@ def unigram():
     }
     out = os.path.join(TESTDATA, "unigram")
     os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "spm.model"), "wb") as f:
+        f.write(data)
     with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(doc, f, ensure_ascii=False)
     with open(os.path.join(TESTDATA, "texts.json"), encoding="utf-8") as f:

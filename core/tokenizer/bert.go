@@ -71,20 +71,24 @@ func isCJK(r rune) bool {
 		r >= 0xF900 && r <= 0xFAFF || r >= 0x2F800 && r <= 0x2FA1F
 }
 
-// stripAccents removes combining marks (HF StripAccents, which runs after
-// an NFD normalizer).
-func stripAccents(s string) string {
+// stripAccents removes nonspacing marks (Mn), as BertNormalizer does after
+// NFD.
+func stripAccents(s string) string { return removeMarks(s, unicode.Mn) }
+
+func removeMarks(s string, marks *unicode.RangeTable) string {
 	return strings.Map(func(r rune) rune {
-		if unicode.Is(unicode.Mn, r) {
+		if unicode.Is(marks, r) {
 			return -1
 		}
 		return r
 	}, s)
 }
 
+// normStripAccents is HF's StripAccents normalizer (run after NFD): it
+// removes every combining mark, enclosing ones (U+20E3) included.
 type normStripAccents struct{}
 
-func (normStripAccents) normalize(s string) string { return stripAccents(s) }
+func (normStripAccents) normalize(s string) string { return removeMarks(s, unicode.M) }
 
 // isBertPunct is ASCII punctuation or Unicode P.
 func isBertPunct(r rune) bool {

@@ -431,8 +431,16 @@ func TestGRPOEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "four steps", func() bool { s, _, _ := p.State(); return s == 4 })
-	time.Sleep(2 * refreshEvery)
-	if p.Progress.Value != 0.5 || !strings.Contains(p.Status.Text, "reward 0.400") || p.Chart.Len(0) != 4 {
+	// The page redraws a few times a second; on a loaded machine the
+	// redraw may come late, so wait for it rather than sleep a fixed time.
+	drawn := func() bool {
+		return p.Progress.Value == 0.5 && strings.Contains(p.Status.Text, "reward 0.400") && p.Chart.Len(0) == 4
+	}
+	end := time.Now().Add(10 * time.Second)
+	for !drawn() && time.Now().Before(end) {
+		time.Sleep(refreshEvery / 4)
+	}
+	if !drawn() {
 		t.Errorf("progress %v, status %q, %d points", p.Progress.Value, p.Status.Text, p.Chart.Len(0))
 	}
 	close(release)
@@ -467,10 +475,7 @@ func TestAlignDemoJob(t *testing.T) {
 		!slices.Contains(got, "--device") || !slices.Contains(got, "--json") {
 		t.Errorf("args %v", got)
 	}
-	time.Sleep(2 * refreshEvery)
-	if !strings.Contains(p.Panel.Status.Text, "ETA 5m0s") {
-		t.Errorf("status %q", p.Panel.Status.Text)
-	}
+	waitFor(t, 10*time.Second, "the ETA in the status line", func() bool { return strings.Contains(p.Panel.Status.Text, "ETA 5m0s") })
 	close(release)
 	p.Panel.Job().Wait()
 	waitFor(t, 5*time.Second, "done", func() bool { return strings.Contains(p.Panel.Log.Text, "summary is in") })

@@ -657,3 +657,7 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 // IsCPU reports whether the device is the CPU itself (lavapipe): correct,
 // but slower than the CPU backend.
 func (b *Backend) IsCPU() bool { return b.d.kind == "CPU" }
+
+// Features reports what the device offers for fast kernels (subgroups,
+// cooperative matrices, 16-bit and 8-bit arithmetic, memory).
+func (b *Backend) Features() Features { return b.d.features }

@@ -45,7 +45,14 @@ type Model struct {
 	tpl      *jinja.Template
 }
 
-// Compile compiles a Jinja chat template.
+// Compile compiles a Jinja chat template: the source from a
+// tokenizer_config.json, a chat_template.jinja, or a GGUF file's
+// tokenizer.chat_template, with the special tokens it may use.
+//
+// Known differences from transformers' jinja2, all in the Go engine: tojson
+// with indent= sorts keys and escapes <, > and & (templates use it for tool
+// definitions only, which Text does not pass), and a float with no fraction
+// prints as "2" where Python prints "2.0".
 func Compile(src string, sp Specials) (*Model, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, fmt.Errorf("chat: %w", ErrNoTemplate)

@@ -6,9 +6,10 @@
 //   core/tokenizer/testdata/models/NAME/tokenizer_config.json
 //        the keys llmlab reads (special tokens, chat_template), verbatim
 //   core/tokenizer/testdata/models_ids.json
-//        {NAME: [{text, ids}]}: every text of texts.json encoded by
-//        transformers.js's tokenizer (@lenml/tokenizers) without special
-//        tokens added
+//        {NAME: [{text, ids}]}: every text of texts.json, and some that
+//        exercise normalization, encoded by transformers.js's tokenizer
+//        (@lenml/tokenizers) without special tokens added; HF tokenizers
+//        (Rust) must give the same ids
 //   core/chat/testdata/jinja_golden.json
 //        [{model, messages, add_generation_prompt, text, ids}]: each
 //        conversation rendered by @huggingface/jinja as transformers.js's
@@ -54,6 +55,20 @@ const chatData = join(here, "..", "..", "..", "core", "chat", "testdata");
 const texts = JSON.parse(readFileSync(join(tokData, "texts.json"), "utf8"));
 
 const models = { llama3_1: llama31, qwen3: qwen3, gemma3: gemma3, deepseek_v3: deepseek3 };
+
+// Texts that exercise normalization: compatibility forms (full-width,
+// ligatures, circled and fraction digits, the Ångström sign), combining
+// sequences longer than one grapheme lookup, control and format
+// characters, odd spaces, accents for BERT's stripping.
+const normTexts = [
+  "ＡＢＣ　ｆｕｌｌ－ｗｉｄｔｈ　１２３！", "ﬁne ﬂow ﬀ ŉ", "① ⑳ ½ ⅓ ² ₃ Ⅻ", "Å Ω K ℃ ㎏ ㍻",
+  "e\u0301\u0302\u0303\u0304 a\u0308\u0301 ǖ Ǖ", "한국어 한 가각", "zero\u200bwidth\u200djoin\ufeffbom",
+  "ctrl\u0001\u0007\u001b[0m\u007f\u0085end", "nbsp\u00a0thin\u2009ideo\u3000line\u2028para\u2029",
+  "ÀÉÎÕÜ àéîõü ÇÑ çñ Straße İstanbul ΣΑΣ", "～wave～ 〜 ー", "👩🏽‍💻 🏳️‍🌈 🇯🇵 #️⃣ 1️⃣",
+  "\ud55c\uae00 ＜tag＞ «quotes» „low“ ‘single’", "tabs\tand\nnewlines\r\n  double  spaces  ",
+  "<|im_start|>x<|im_end|> <bos><start_of_turn> <｜User｜> [CLS] </s>",
+];
+const otherTexts = [...texts, ...normTexts];
 
 // The conversations: system prompts, unicode, JSON and markup in content,
 // stray spaces and newlines, several turns. Gemma's template needs
@@ -117,7 +132,15 @@ for (const [name, pkg] of Object.entries(models)) {
   }
   writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(keep, null, 2) + "\n");
 
-  ids[name] = texts.map((text) => ({ text, ids: Array.from(tok.encode(text, { add_special_tokens: false })) }));
+  // transformers.js's ids, which HF tokenizers (Rust) must agree with.
+  const hf = HFTokenizer.fromString(JSON.stringify(json));
+  ids[name] = [];
+  for (const text of otherTexts) {
+    const got = Array.from(tok.encode(text, { add_special_tokens: false }));
+    const ref = Array.from((await hf.encode(text, null, { addSpecialTokens: false })).getIds());
+    if (JSON.stringify(got) !== JSON.stringify(ref)) throw new Error(`${name}: transformers.js and HF tokenizers disagree on ${JSON.stringify(text)}`);
+    ids[name].push({ text, ids: got });
+  }
 
   const tpl = new Template(cfg.chat_template);
   for (const messages of conversations) {
@@ -157,7 +180,7 @@ writeFileSync(join(tokData, "models_ids.json"), JSON.stringify(ids) + "\n");
 mkdirSync(chatData, { recursive: true });
 writeFileSync(join(chatData, "jinja_golden.json"), JSON.stringify(chat, null, 1) + "\n");
 console.log(`cross-checked with apply_chat_template: ${[...crossChecked].join(", ")}`);
-console.log(`wrote ${chat.length} chat goldens and ids of ${texts.length} texts for ${Object.keys(models).join(", ")}`);
+console.log(`wrote ${chat.length} chat goldens and ids of ${otherTexts.length} texts for ${Object.keys(models).join(", ")}`);
 
 // ---- WordPiece, WordLevel, Unigram ----
 
@@ -205,18 +228,7 @@ for (const [name, doc] of Object.entries({ wordpiece: bert, wordlevel })) {
 }
 const unigramDoc = JSON.parse(readFileSync(join(tokData, "unigram", "tokenizer.json"), "utf8"));
 
-// Texts that exercise normalization: compatibility forms (full-width,
-// ligatures, circled and fraction digits, the Ångström sign), combining
-// sequences longer than one grapheme lookup, control and format
-// characters, odd spaces, accents for BERT's stripping.
-const normTexts = [
-  "ＡＢＣ　ｆｕｌｌ－ｗｉｄｔｈ　１２３！", "ﬁne ﬂow ﬀ ŉ", "① ⑳ ½ ⅓ ² ₃ Ⅻ", "Å Ω K ℃ ㎏ ㍻",
-  "e\u0301\u0302\u0303\u0304 a\u0308\u0301 ǖ Ǖ", "한국어 한 가각", "zero\u200bwidth\u200djoin\ufeffbom",
-  "ctrl\u0001\u0007\u001b[0m\u007f\u0085end", "nbsp\u00a0thin\u2009ideo\u3000line\u2028para\u2029",
-  "ÀÉÎÕÜ àéîõü ÇÑ çñ Straße İstanbul ΣΑΣ", "～wave～ 〜 ー", "👩🏽‍💻 🏳️‍🌈 🇯🇵 #️⃣ 1️⃣",
-  "\ud55c\uae00 ＜tag＞ «quotes» „low“ ‘single’", "tabs\tand\nnewlines\r\n  double  spaces  ",
-];
-const otherTexts = [...texts, ...normTexts];
+
 
 const other = {};
 for (const [name, doc] of Object.entries({ wordpiece: bert, wordlevel, unigram: unigramDoc })) {

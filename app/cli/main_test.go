@@ -282,6 +282,10 @@ func testSFTMergeEval(t *testing.T, peft string) {
 	if a.Loss == 0 || math.Abs(a.Loss-m.Loss) > 1e-4 {
 		t.Fatalf("base+adapter loss %v, merged %v", a.Loss, m.Loss)
 	}
+	// Everything written above (the init'ed base with its tokenizer, the
+	// run with its checkpoints, the GGUF export and Modelfile, the merged
+	// folder) has the usual modes.
+	checkModes(t, dir)
 }
 
 // TestDemoRuns: the main job's plumbing end to end on the embedded model
@@ -566,5 +570,28 @@ func TestQLoRA(t *testing.T) {
 		"--steps", "1", "--peft", "none", "--quant", "nf4")
 	if code != 2 || !strings.Contains(msg, "needs a PEFT method") {
 		t.Fatalf("full fine-tune of a quantized base: exit %d, %q", code, msg)
+	}
+}
+
+// TestSFTWithoutHeldOutSaysSo: a run with nothing held out says so at the
+// end instead of printing a held-out loss of 0.
+func TestSFTWithoutHeldOutSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	var b strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"say %d\"},{\"role\":\"assistant\",\"content\":\"%d\"}]}\n", i, i)
+	}
+	dataPath := filepath.Join(dir, "sft.jsonl")
+	os.WriteFile(dataPath, []byte(b.String()), 0o644)
+	code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--out", filepath.Join(dir, "run"), "--template", "chatml", "--steps", "1", "--batch", "2", "--ctx", "64", "--eval-frac", "0")
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	if strings.Contains(msg, "held-out loss") || !strings.Contains(msg, "no held-out evaluation") {
+		t.Errorf("output:\n%s", msg)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"llmlab/assets"
+	"llmlab/core/atomicfile"
 	"llmlab/core/chat"
 	"llmlab/core/data"
 	"llmlab/core/generate"
@@ -353,15 +354,14 @@ func runRLAIF(e *Env) error {
 			return BadInput(fmt.Errorf("--out: %w", err))
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(*out), filepath.Base(*out)+".tmp-*")
+	tmp, err := atomicfile.Create(*out, atomicfile.Mode)
 	if err != nil {
 		return BadInput(fmt.Errorf("--out: %w", err))
 	}
 	committed := false
 	defer func() {
 		if !committed {
-			tmp.Close()
-			os.Remove(tmp.Name())
+			tmp.Abort()
 		}
 	}()
 	w := bufio.NewWriter(tmp)
@@ -508,16 +508,10 @@ func runRLAIF(e *Env) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
-		return err
-	}
 	committed = true
+	if err := tmp.Commit(); err != nil {
+		return err
+	}
 	st.Out = *out
 	st.JudgeStats = stats()
 	st.ElapsedS = time.Since(start).Seconds()

@@ -5,7 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"llmlab/core/atomicfile"
 )
 
 // A token shard file is a 32-byte little-endian header then the tokens:
@@ -37,13 +38,13 @@ func ShardWidth(vocab int) int {
 // path only on Close (written to a temp file, synced, renamed), so a
 // crash never leaves a truncated shard behind.
 type ShardWriter struct {
-	path, tmp string
-	f         *os.File
-	w         *bufio.Writer
-	width     int
-	vocab     int
-	count     uint64
-	buf       []byte
+	path  string
+	f     *atomicfile.File
+	w     *bufio.Writer
+	width int
+	vocab int
+	count uint64
+	buf   []byte
 }
 
 // NewShardWriter starts a shard for ids below vocab.
@@ -51,11 +52,11 @@ func NewShardWriter(path string, vocab int) (*ShardWriter, error) {
 	if vocab <= 0 || uint64(vocab) > 1<<32 {
 		return nil, fmt.Errorf("data: shard %s: vocab %d out of range", path, vocab)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	f, err := atomicfile.Create(path, atomicfile.Mode)
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
-	sw := &ShardWriter{path: path, tmp: f.Name(), f: f, w: bufio.NewWriterSize(f, 1<<20), width: ShardWidth(vocab), vocab: vocab}
+	sw := &ShardWriter{path: path, f: f, w: bufio.NewWriterSize(f, 1<<20), width: ShardWidth(vocab), vocab: vocab}
 	if _, err := sw.w.Write(make([]byte, shardHeaderSize)); err != nil { // patched on Close
 		sw.Abort()
 		return nil, fmt.Errorf("data: %w", err)
@@ -102,30 +103,19 @@ func (sw *ShardWriter) Close() error {
 		binary.LittleEndian.PutUint32(h[24:], uint32(sw.vocab))
 		_, err = sw.f.WriteAt(h[:], 0)
 	}
-	if err == nil {
-		err = sw.f.Chmod(0o644)
-	}
-	if err == nil {
-		err = sw.f.Sync()
-	}
-	if cerr := sw.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(sw.tmp, sw.path)
+	if err != nil {
+		sw.f.Abort()
+	} else {
+		err = sw.f.Commit()
 	}
 	if err != nil {
-		os.Remove(sw.tmp)
 		return fmt.Errorf("data: shard %s: %w", sw.path, err)
 	}
 	return nil
 }
 
 // Abort discards the shard.
-func (sw *ShardWriter) Abort() {
-	sw.f.Close()
-	os.Remove(sw.tmp)
-}
+func (sw *ShardWriter) Abort() { sw.f.Abort() }
 
 // WriteShard writes tokens to a shard file at path in one go.
 func WriteShard(path string, tokens []int32, vocab int) error {

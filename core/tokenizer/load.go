@@ -8,10 +8,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"llmlab/core/atomicfile"
 )
 
 // Load reads a tokenizer from a model folder: tokenizer.json, else
-// tokenizer.model (SentencePiece), else GPT-2's vocab.json + merges.txt.
+// tokenizer.model or spiece.model (SentencePiece), else GPT-2's vocab.json +
+// merges.txt.
 // tokenizer_config.json, when present, sets the BOS, EOS and PAD tokens and
 // the chat template.
 func Load(dir string) (*Tokenizer, error) {
@@ -28,10 +31,12 @@ func Load(dir string) (*Tokenizer, error) {
 		}
 	case exists(filepath.Join(dir, "tokenizer.model")):
 		t, err = LoadSentencePiece(filepath.Join(dir, "tokenizer.model"))
+	case exists(filepath.Join(dir, "spiece.model")): // T5, ALBERT
+		t, err = LoadSentencePiece(filepath.Join(dir, "spiece.model"))
 	case exists(filepath.Join(dir, "vocab.json")) && exists(filepath.Join(dir, "merges.txt")):
 		t, err = LoadGPT2(filepath.Join(dir, "vocab.json"), filepath.Join(dir, "merges.txt"))
 	default:
-		return nil, fmt.Errorf("%s: no tokenizer.json, tokenizer.model or vocab.json+merges.txt", dir)
+		return nil, fmt.Errorf("%s: no tokenizer.json, tokenizer.model, spiece.model or vocab.json+merges.txt", dir)
 	}
 	if err != nil {
 		return nil, err
@@ -121,7 +126,7 @@ func (t *Tokenizer) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "tokenizer.json"), t.doc); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "tokenizer.json"), t.doc, atomicfile.Mode); err != nil {
 		return err
 	}
 	cfg := t.config
@@ -140,33 +145,7 @@ func (t *Tokenizer) Save(dir string) error {
 			return err
 		}
 	}
-	return writeFileAtomic(filepath.Join(dir, "tokenizer_config.json"), cfg)
-}
-
-// writeFileAtomic writes data to a temporary file in the same folder,
-// syncs it and renames it over path, so a reader sees the old file or the
-// new one, never a part. (A local copy: the checkpoint package has the
-// shared one.)
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, atomicfile.Mode)
 }
 
 // LoadGPT2 reads OpenAI's GPT-2 files: vocab.json (encoder.json) maps

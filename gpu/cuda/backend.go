@@ -379,6 +379,7 @@ type kernels struct {
 	add, mul, addScaled, addBias, copyCols, adamw   uintptr
 	sumSquares, clipNorm, scaleBy, argmaxRows       uintptr
 	adamwMulti                                      uintptr
+	gegluFwd, gegluBwd, softcapFwd, softcapBwd      uintptr
 	attnBwdDi                                       uintptr
 	attnFwd, attnBwdDq, attnBwdDkdv                 [4]uintptr // by DL 1, 2, 4, 8
 }
@@ -399,6 +400,7 @@ func (k *kernels) names() map[string]*uintptr {
 		"copy_cols": &k.copyCols, "adamw": &k.adamw, "sum_squares": &k.sumSquares,
 		"clip_norm": &k.clipNorm, "scale_by": &k.scaleBy, "argmax_rows": &k.argmaxRows,
 		"adamw_multi": &k.adamwMulti,
+		"geglu_fwd":   &k.gegluFwd, "geglu_bwd": &k.gegluBwd, "softcap_fwd": &k.softcapFwd, "softcap_bwd": &k.softcapBwd,
 		"attn_bwd_di": &k.attnBwdDi,
 	}
 	for i, dl := range []int{1, 2, 4, 8} {

@@ -241,10 +241,15 @@ func TestTrainingMatchesCPU(t *testing.T) {
 }
 
 // TestEmulated runs this package's device tests against the CPU stand-ins
-// for libcuda and libcublas in testdata/emu (when g++ is installed), so
-// the kernels, launch shapes and bindings are checked on machines without
-// a GPU. The kernels run as coroutines, one CUDA thread at a time: slow,
-// hence skipped in -short mode.
+// for libcuda and libcublas in testdata/emu, so the kernels, launch shapes
+// and bindings are checked on machines without a GPU. The backend compiles
+// its kernels with NVRTC before it launches them, so the emulator needs
+// g++ (to build the stand-ins) and libnvrtc (Debian: libnvrtc11.2 from
+// non-free); without either it skips and says which. With
+// LLMLAB_REQUIRE_CUDA_EMULATOR=1 (CI sets it after installing both) a
+// missing piece fails instead, so CI cannot pass by skipping. The kernels
+// run as coroutines, one CUDA thread at a time: slow, hence skipped in
+// -short mode.
 func TestEmulated(t *testing.T) {
 	if os.Getenv("LLMLAB_CUDA_EMULATED") != "" {
 		t.Skip("already running under the emulator")
@@ -252,8 +257,15 @@ func TestEmulated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow (builds and runs the kernels on a CPU emulator)")
 	}
+	missing := t.Skipf
+	if os.Getenv("LLMLAB_REQUIRE_CUDA_EMULATOR") != "" {
+		missing = t.Fatalf
+	}
 	if _, err := exec.LookPath("g++"); err != nil {
-		t.Skip("no g++ to build the emulator")
+		missing("no g++ to build the CUDA emulator (install g++): %v", err)
+	}
+	if _, err := openNVRTC(); err != nil {
+		missing("no NVRTC to compile the kernels for the CUDA emulator (install libnvrtc11.2 from Debian's non-free component): %v", err)
 	}
 	if b, err := Open(); err == nil {
 		b.Close()
@@ -267,8 +279,11 @@ func TestEmulated(t *testing.T) {
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, "LLMLAB_CUDA_EMULATED=1", "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
 	out, err := cmd.CombinedOutput()
 	s := string(out)
-	if err != nil || strings.Contains(s, "--- SKIP") || !strings.Contains(s, "CPU emulator") {
+	switch {
+	case err != nil:
 		t.Fatalf("the device tests under the emulator failed (%v):\n%s", err, s)
+	case strings.Contains(s, "--- SKIP"), !strings.Contains(s, "CPU emulator"):
+		t.Fatalf("the device tests under the emulator did not run (a test skipped, or the backend did not open on the emulator):\n%s", s)
 	}
 	t.Logf("under the emulator:\n%s", lastLines(s, 40))
 }

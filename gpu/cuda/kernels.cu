@@ -264,6 +264,47 @@ extern "C" __global__ void gelu_bwd(float* dx, const float* dy, const float* x, 
   }
 }
 
+// geluTanhD: gelu_tanh(v) and its derivative, in double as the CPU's
+// geluTanh (GeGLU).
+__device__ __forceinline__ void geluTanhD(float x, float* y, float* dy) {
+  double v = x;
+  double th = tanh(0.7978845608028654 * (v + 0.044715 * v * v * v));
+  double du = 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
+  *y = (float)(0.5 * v * (1 + th));
+  *dy = (float)(0.5 * (1 + th) + 0.5 * v * (1 - th * th) * du);
+}
+
+extern "C" __global__ void geglu_fwd(float* out, const float* gate, const float* up, i64 n) {
+  GRID_STRIDE(i, n) {
+    float g, dg;
+    geluTanhD(gate[i], &g, &dg);
+    out[i] = g * up[i];
+  }
+}
+
+extern "C" __global__ void geglu_bwd(float* dgate, float* dup, const float* dy, const float* gate, const float* up,
+                                     i64 n) {
+  GRID_STRIDE(i, n) {
+    float g, dg;
+    geluTanhD(gate[i], &g, &dg);
+    float d = dy[i];
+    dup[i] += d * g;
+    dgate[i] += d * up[i] * dg;
+  }
+}
+
+// softcap: c·tanh(x/c); its backward reads the output y.
+extern "C" __global__ void softcap_fwd(float* out, const float* x, float c, i64 n) {
+  GRID_STRIDE(i, n) out[i] = c * (float)tanh((double)(x[i] / c));
+}
+
+extern "C" __global__ void softcap_bwd(float* dx, const float* dy, const float* y, float c, i64 n) {
+  GRID_STRIDE(i, n) {
+    float t = y[i] / c;
+    dx[i] += dy[i] * (1.f - t * t);
+  }
+}
+
 extern "C" __global__ void swiglu_fwd(float* out, const float* gate, const float* up, i64 n) {
   GRID_STRIDE(i, n) {
     float g = gate[i];

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"llmlab/core/atomicfile"
 )
 
 // Sizes of the embedded demo data.
@@ -79,25 +81,7 @@ func WriteFiles(dir string, seed uint64) error {
 
 // WriteFileAtomic writes b to path through a synced temp file and a rename.
 func WriteFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.WriteFile(path, b, atomicfile.Mode); err != nil {
 		return fmt.Errorf("demo: writing %s: %w", path, err)
 	}
 	return nil

@@ -198,3 +198,23 @@ func (r *resident) SumSquares(x *tensor.Tensor) float64 {
 	defer r.stage(x)()
 	return r.b.SumSquares(x)
 }
+
+func (r *resident) GeGLU(dst, gate, up *tensor.Tensor) {
+	defer r.stage(dst, gate, up)()
+	r.b.GeGLU(dst, gate, up)
+}
+
+func (r *resident) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	defer r.stage(dgate, dup, dy, gate, up)()
+	r.b.GeGLUBackward(dgate, dup, dy, gate, up)
+}
+
+func (r *resident) Softcap(dst, x *tensor.Tensor, c float32) {
+	defer r.stage(dst, x)()
+	r.b.Softcap(dst, x, c)
+}
+
+func (r *resident) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
+	defer r.stage(dx, dy, y)()
+	r.b.SoftcapBackward(dx, dy, y, c)
+}

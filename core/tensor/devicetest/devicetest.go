@@ -384,3 +384,23 @@ func (b *Backend) ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm flo
 		}
 	}
 }
+
+func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) {
+	defer b.stage(dst, gate, up)()
+	b.cpu.GeGLU(dst, gate, up)
+}
+
+func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	defer b.stage(dgate, dup, dy, gate, up)()
+	b.cpu.GeGLUBackward(dgate, dup, dy, gate, up)
+}
+
+func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
+	defer b.stage(dst, x)()
+	b.cpu.Softcap(dst, x, c)
+}
+
+func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
+	defer b.stage(dx, dy, y)()
+	b.cpu.SoftcapBackward(dx, dy, y, c)
+}

@@ -85,14 +85,15 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 		return
 	}
 	if !b.run(func(op *op) {
-		if s.dl < 0 || s.fwdShm() > b.maxShm || o.Window > 0 || o.Softcap > 0 { // no kernel for windows or caps yet
+		if s.dl < 0 || s.fwdShm() > b.maxShm {
 			op.fail(errDeclined)
 			return
 		}
 		qs, ks := segs(op, o)
 		op.launch(b.k.attnFwd[s.dl], [3]uint32{uint32((s.T + attnWarps - 1) / attnWarps), uint32(s.H), uint32(s.B)}, 32*attnWarps, s.fwdShm(),
 			op.out(out), op.out(lse), op.f32(q), op.f32(k), op.f32(v), op.f32(o.PrefixK), op.f32(o.PrefixV), qs, ks,
-			int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.KVH), int32(s.D), int32(s.P), int32(s.offset), s.scale)
+			int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.KVH), int32(s.D), int32(s.P), int32(s.offset), s.scale,
+			int32(o.Window), o.Softcap)
 	}) {
 		b.host(func() { b.cpu.Attention(out, lse, q, k, v, o) }, out, lse, q, k, v, o)
 	}
@@ -118,7 +119,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 		panic(fmt.Sprintf("cuda.AttentionBackward: prefix gradients for a prefix of %v", o.PrefixK.Shape))
 	}
 	if !b.run(func(op *op) {
-		if s.dl < 0 || s.dqShm() > b.maxShm || s.dkvShm() > b.maxShm || o.Window > 0 || o.Softcap > 0 {
+		if s.dl < 0 || s.dqShm() > b.maxShm || s.dkvShm() > b.maxShm {
 			op.fail(errDeclined)
 			return
 		}
@@ -130,7 +131,8 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 		di := op.tmp(uintptr(4 * rows))
 		op.launch(b.k.attnBwdDi, [3]uint32{uint32((rows + attnWarps - 1) / attnWarps), 1, 1}, 32*attnWarps, 0,
 			di, pdo, op.f32(out), int32(s.B), int32(s.T), int32(s.H), int32(s.D))
-		dims := []any{int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.KVH), int32(s.D), int32(s.P), int32(s.offset), s.scale}
+		dims := []any{int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.KVH), int32(s.D), int32(s.P), int32(s.offset), s.scale,
+			int32(o.Window), o.Softcap}
 		if dq != nil {
 			args := append([]any{op.inout(dq), pdo, pq, pk, pv, ppk, ppv, pl, di, qs, ks}, dims...)
 			op.launch(b.k.attnBwdDq[s.dl], [3]uint32{uint32((s.T + attnWarps - 1) / attnWarps), uint32(s.H), uint32(s.B)}, 32*attnWarps, s.dqShm(), args...)

@@ -78,6 +78,9 @@ type Stats struct {
 	Uploads, Downloads         int
 	UploadBytes, DownloadBytes int64
 	Syncs, Fills, Resident     int
+	// CPUOps counts ops that ran on the CPU backend instead: shapes the
+	// kernels decline, or every op after a device error.
+	CPUOps int
 	// LiveBytes is the device memory held by device tensors now (size
 	// classes, so up to 25% above what was asked), PeakBytes its maximum.
 	LiveBytes, PeakBytes int64

@@ -39,6 +39,10 @@ func TestBackendOps(t *testing.T) {
 	if err := b.Err(); err != nil {
 		t.Fatalf("a device error sent ops to the CPU: %v", err)
 	}
+	// Every case fits the kernels (attention windows and softcaps too).
+	if st := b.Stats(); st.CPUOps != 0 {
+		t.Errorf("%d ops ran on the CPU", st.CPUOps)
+	}
 }
 
 // TestTF32 checks that TF32 products stay near float32 ones.

@@ -536,7 +536,8 @@ extern "C" __global__ void argmax_rows(int* out, const float* x, int N, int V) {
 // (B, stride, KVH, D); prefix pk, pv (KVH, P, D); lse, di (B, H, T);
 // qseg (B*T), kseg (B*stride), both null when unused. Keys are indexed
 // u in [0, P+S): u < P is prefix row u (seen by every query), else key
-// j = u-P, seen by query i when j <= offset+i and the segments agree.
+// j = u-P, seen by query i when j <= offset+i, j is within the sliding
+// window (window > 0) and the segments agree. cap > 0 softcaps the scores.
 //
 // Every attention block has ATT_W warps. DL = ceil(D/32) rounded up to
 // 1, 2, 4 or 8 (D <= 256): lane l owns dims l, l+32, ... of a row.
@@ -568,13 +569,28 @@ __device__ __forceinline__ void attnLoadTile(float* Ks, float* Vs, int ks, int v
   }
 }
 
-// visible reports whether query i (segment qs) sees key row u.
+// visible reports whether query i (segment qs) sees key row u: prefix
+// rows always; key j when causal, within the sliding window (window > 0:
+// offset+i-j < window) and in the query's segment.
 __device__ __forceinline__ bool attnVisible(int u, int i, int qs, const int* kseg, int b, int P, int S, int stride,
-                                            int offset) {
+                                            int offset, int window) {
   if (u < P) return true;
   int j = u - P;
   if (j >= S || j > offset + i) return false;
+  if (window > 0 && offset + i - j >= window) return false;
   return kseg == 0 || kseg[(i64)b * stride + j] == qs;
+}
+
+// attnCap applies the score softcap (cap > 0: cap·tanh(s/cap), tanh in
+// double as the CPU) and returns its derivative in *dcap (1 without a cap).
+__device__ __forceinline__ float attnCap(float s, float cap, float* dcap) {
+  if (cap <= 0.f) {
+    *dcap = 1.f;
+    return s;
+  }
+  float th = (float)tanh((double)(s / cap));
+  *dcap = 1.f - th * th;
+  return cap * th;
 }
 
 // attn_fwd: grid (ceil(T/ATT_W), H, B), block ATT_W*32 threads, dynamic
@@ -585,7 +601,7 @@ __device__ __forceinline__ bool attnVisible(int u, int i, int qs, const int* kse
 template <int DL>
 __device__ void attnFwd(float* out, float* lse, const float* q, const float* k, const float* v, const float* pk,
                         const float* pv, const int* qseg, const int* kseg, int T, int S, int stride, int H, int KVH,
-                        int D, int P, int offset, float scale) {
+                        int D, int P, int offset, float scale, int window, float cap) {
   extern __shared__ float smem[];
   const int DP = D + 1;  // padded: lanes read different rows without bank conflicts
   float* Ks = smem;              // (ATT_K, D+1)
@@ -612,13 +628,13 @@ __device__ void attnFwd(float* out, float* lse, const float* q, const float* k, 
     __syncthreads();
     if (!active) continue;  // warp-uniform
     int u = u0 + lane;
-    bool vis = u < nU && attnVisible(u, i, qs, kseg, b, P, S, stride, offset);
+    bool vis = u < nU && attnVisible(u, i, qs, kseg, b, P, S, stride, offset, window);
     float s = NEG_INF;
     if (vis) {
       const float *qr = Qs + w * D, *kr = Ks + lane * DP;
-      float dot = 0.f;
+      float dot = 0.f, dcap;
       for (int d = 0; d < D; d++) dot += qr[d] * kr[d];
-      s = dot * scale;
+      s = attnCap(dot * scale, cap, &dcap);
     }
     float mn = fmaxf(m, warpMax(s));
     if (mn == NEG_INF) continue;  // warp-uniform: nothing visible yet
@@ -672,7 +688,7 @@ template <int DL>
 __device__ void attnBwdDQ(float* dq, const float* dout, const float* q, const float* k, const float* v,
                           const float* pk, const float* pv, const float* lse, const float* di, const int* qseg,
                           const int* kseg, int T, int S, int stride, int H, int KVH, int D, int P, int offset,
-                          float scale) {
+                          float scale, int window, float cap) {
   extern __shared__ float smem[];
   const int DP = D + 1;
   float* Ks = smem;              // (ATT_K, D+1)
@@ -707,15 +723,15 @@ __device__ void attnBwdDQ(float* dq, const float* dout, const float* q, const fl
     if (!active) continue;
     int u = u0 + lane;
     float ds = 0.f;
-    if (u < nU && attnVisible(u, i, qs, kseg, b, P, S, stride, offset)) {
+    if (u < nU && attnVisible(u, i, qs, kseg, b, P, S, stride, offset, window)) {
       const float *qr = Qs + w * D, *or_ = Os + w * D, *kr = Ks + lane * DP, *vr = Vs + lane * DP;
-      float s = 0.f, dp = 0.f;
+      float s = 0.f, dp = 0.f, dcap;
       for (int d = 0; d < D; d++) {
         s += qr[d] * kr[d];
         dp += or_[d] * vr[d];
       }
-      float p = expf(s * scale - L);
-      ds = p * (dp - Di) * scale;
+      float p = expf(attnCap(s * scale, cap, &dcap) - L);
+      ds = p * (dp - Di) * dcap * scale;
     }
     for (int kk = 0; kk < ATT_K; kk++) {
       float dsj = __shfl_sync(FULL_MASK, ds, kk);
@@ -746,7 +762,7 @@ template <int DL>
 __device__ void attnBwdDKDV(float* dk, float* dv, float* dpk, float* dpv, const float* dout, const float* q,
                             const float* k, const float* v, const float* pk, const float* pv, const float* lse,
                             const float* di, const int* qseg, const int* kseg, int T, int S, int stride, int H,
-                            int KVH, int D, int P, int offset, float scale) {
+                            int KVH, int D, int P, int offset, float scale, int window, float cap) {
   extern __shared__ float smem[];
   const int DP = D + 1;
   float* Qs = smem;              // (ATT_K, D+1): query rows
@@ -794,15 +810,15 @@ __device__ void attnBwdDKDV(float* dk, float* dv, float* dpk, float* dpv, const 
       float L = Ls[lane];
       if (i < T && L != NEG_INF) {
         int qs = qseg ? qseg[(i64)b * T + i] : 0;
-        if (attnVisible(u, i, qs, kseg, b, P, S, stride, offset)) {
+        if (attnVisible(u, i, qs, kseg, b, P, S, stride, offset, window)) {
           const float *qr = Qs + lane * DP, *or_ = Os + lane * DP, *kr = Kw + w * D, *vr = Vw + w * D;
-          float s = 0.f, dp = 0.f;
+          float s = 0.f, dp = 0.f, dcap;
           for (int d = 0; d < D; d++) {
             s += qr[d] * kr[d];
             dp += or_[d] * vr[d];
           }
-          p = expf(s * scale - L);
-          ds = p * (dp - Ds[lane]) * scale;
+          p = expf(attnCap(s * scale, cap, &dcap) - L);
+          ds = p * (dp - Ds[lane]) * dcap * scale;
         }
       }
       for (int kk = 0; kk < ATT_K; kk++) {
@@ -848,24 +864,25 @@ __device__ void attnBwdDKDV(float* dk, float* dv, float* dpk, float* dpv, const 
   extern "C" __global__ void attn_fwd_##DL(float* out, float* lse, const float* q, const float* k,              \
                                            const float* v, const float* pk, const float* pv, const int* qseg,    \
                                            const int* kseg, int T, int S, int stride, int H, int KVH, int D,     \
-                                           int P, int offset, float scale) {                                    \
-    attnFwd<DL>(out, lse, q, k, v, pk, pv, qseg, kseg, T, S, stride, H, KVH, D, P, offset, scale);             \
+                                           int P, int offset, float scale, int window, float cap) {             \
+    attnFwd<DL>(out, lse, q, k, v, pk, pv, qseg, kseg, T, S, stride, H, KVH, D, P, offset, scale, window, cap); \
   }                                                                                                             \
   extern "C" __global__ void attn_bwd_dq_##DL(float* dq, const float* dout, const float* q, const float* k,     \
                                               const float* v, const float* pk, const float* pv,                 \
                                               const float* lse, const float* di, const int* qseg,               \
                                               const int* kseg, int T, int S, int stride, int H, int KVH, int D,  \
-                                              int P, int offset, float scale) {                                 \
-    attnBwdDQ<DL>(dq, dout, q, k, v, pk, pv, lse, di, qseg, kseg, T, S, stride, H, KVH, D, P, offset, scale);   \
+                                              int P, int offset, float scale, int window, float cap) {          \
+    attnBwdDQ<DL>(dq, dout, q, k, v, pk, pv, lse, di, qseg, kseg, T, S, stride, H, KVH, D, P, offset, scale,     \
+                  window, cap);                                                                                 \
   }                                                                                                             \
   extern "C" __global__ void attn_bwd_dkdv_##DL(float* dk, float* dv, float* dpk, float* dpv,                  \
                                                 const float* dout, const float* q, const float* k,              \
                                                 const float* v, const float* pk, const float* pv,               \
                                                 const float* lse, const float* di, const int* qseg,             \
                                                 const int* kseg, int T, int S, int stride, int H, int KVH,      \
-                                                int D, int P, int offset, float scale) {                        \
+                                                int D, int P, int offset, float scale, int window, float cap) { \
     attnBwdDKDV<DL>(dk, dv, dpk, dpv, dout, q, k, v, pk, pv, lse, di, qseg, kseg, T, S, stride, H, KVH, D, P,   \
-                    offset, scale);                                                                             \
+                    offset, scale, window, cap);                                                                \
   }
 
 ATTN_KERNELS(1)

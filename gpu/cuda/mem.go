@@ -638,6 +638,9 @@ func (b *Backend) run(f func(o *op)) bool {
 // slow path for shapes the kernels decline and for a failed device; ops
 // on host tensors run f directly.
 func (b *Backend) host(f func(), args ...any) {
+	b.mu.Lock()
+	b.stats.CPUOps++
+	b.mu.Unlock()
 	var ts []*tensor.Tensor
 	add := func(t *tensor.Tensor) {
 		if t != nil && t.OnDevice() && !slices.Contains(ts, t) {

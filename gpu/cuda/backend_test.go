@@ -220,7 +220,10 @@ func TestTrainingMatchesCPU(t *testing.T) {
 	first := perStep[0]
 	t.Logf("step 1: %d copies (%d up, %d down), %d bytes; %d syncs; %d resident uses; peak device memory %d bytes",
 		first.Copies(), first.Uploads, first.Downloads, first.CopiedBytes(), first.Syncs, first.Resident, first.PeakBytes)
-	t.Logf("%d steps: %d copies, %d bytes", steps, perStep[steps-1].Copies(), perStep[steps-1].CopiedBytes())
+	t.Logf("%d steps: %d copies, %d bytes, %d ops on the CPU", steps, perStep[steps-1].Copies(), perStep[steps-1].CopiedBytes(), perStep[steps-1].CPUOps)
+	if n := perStep[steps-1].CPUOps; n != 0 {
+		t.Errorf("%d ops ran on the CPU", n)
+	}
 	for i := 1; i < steps; i++ {
 		d := perStep[i].Copies() - perStep[i-1].Copies()
 		db := perStep[i].CopiedBytes() - perStep[i-1].CopiedBytes()

@@ -155,12 +155,12 @@ func TestLossChunks(t *testing.T) {
 	}
 	in := Inputs{B: len(fb.IDs), T: len(fb.IDs[0]), IDs: flatIDs(fb.IDs)}
 	targets := flatIDs(fb.Targets)
-	run := func(chunk int) (float32, map[string][]float32) {
+	run := func(chunk int, ckpt bool) (float32, map[string][]float32) {
 		m, err := Load(dir, LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.LossChunkRows = chunk
+		m.LossChunkRows, m.CheckpointBlocks = chunk, ckpt
 		tp := autograd.NewTape(tensor.NewCPU(2))
 		loss, _, err := m.Loss(tp, in, targets)
 		if err != nil {
@@ -175,9 +175,11 @@ func TestLossChunks(t *testing.T) {
 		}
 		return loss.Value.F32[0], grads
 	}
-	wantLoss, wantGrads := run(1 << 20)
+	wantLoss, wantGrads := run(1<<20, false)
 	for _, chunk := range []int{1, 5, 7} {
-		loss, grads := run(chunk)
+		// With activation checkpointing too: blocks and loss chunks share
+		// the checkpoint tape.
+		loss, grads := run(chunk, chunk == 5)
 		tensortest.Close(t, "loss", []float32{loss}, []float32{wantLoss}, 1e-6)
 		for name, g := range grads {
 			tensortest.Close(t, "grad "+name, g, wantGrads[name], 1e-5)

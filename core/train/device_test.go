@@ -103,7 +103,9 @@ func TestDeviceResidentStep(t *testing.T) {
 		// hostConst: the family hands its ops a host constant each step
 		// (Gemma's (1+w) norms add a vector of ones).
 		hostConst bool
-	}{{"llama", llama, false}, {"gpt2", gpt2, false}, {"mistral window", mistral, false}, {"gemma2 softcaps", gemma2, true}} {
+		chunk     int // LossChunkRows: the loss a few rows at a time
+	}{{"llama", llama, false, 0}, {"gpt2", gpt2, false, 0}, {"llama chunked loss", llama, false, 7},
+		{"mistral window", mistral, false, 0}, {"gemma2 softcaps", gemma2, true, 0}} {
 		cfg := tc.cfg
 		t.Run(tc.name, func(t *testing.T) {
 			losses := func(b tensor.Backend, after func()) []float32 {
@@ -111,6 +113,7 @@ func TestDeviceResidentStep(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				m.LossChunkRows = tc.chunk
 				ps := m.ParamList()
 				opt := optim.NewAdamW(optim.AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, ps)
 				var clip optim.Clipper

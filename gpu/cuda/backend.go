@@ -378,11 +378,11 @@ type kernels struct {
 	layerNormFwd, layerNormBwdDx, layerNormBwdDwDb  uintptr
 	rmsNormFwd, rmsNormBwdDx, rmsNormBwdDw, sumRows uintptr
 	geluFwd, geluBwd, swigluFwd, swigluBwd, rope    uintptr
+	gegluFwd, gegluBwd, softcapFwd, softcapBwd      uintptr
 	ceFwd, ceBwd                                    uintptr
 	add, mul, addScaled, addBias, copyCols, adamw   uintptr
 	sumSquares, clipNorm, scaleBy, argmaxRows       uintptr
 	adamwMulti                                      uintptr
-	gegluFwd, gegluBwd, softcapFwd, softcapBwd      uintptr
 	attnBwdDi                                       uintptr
 	attnFwd, attnBwdDq, attnBwdDkdv                 [4]uintptr // by DL 1, 2, 4, 8
 }
@@ -398,12 +398,12 @@ func (k *kernels) names() map[string]*uintptr {
 		"rmsnorm_fwd": &k.rmsNormFwd, "rmsnorm_bwd_dx": &k.rmsNormBwdDx, "rmsnorm_bwd_dw": &k.rmsNormBwdDw,
 		"sum_rows": &k.sumRows, "gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd,
 		"swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd, "rope": &k.rope,
+		"geglu_fwd": &k.gegluFwd, "geglu_bwd": &k.gegluBwd, "softcap_fwd": &k.softcapFwd, "softcap_bwd": &k.softcapBwd,
 		"ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"add": &k.add, "mul": &k.mul, "add_scaled": &k.addScaled, "add_bias": &k.addBias,
 		"copy_cols": &k.copyCols, "adamw": &k.adamw, "sum_squares": &k.sumSquares,
 		"clip_norm": &k.clipNorm, "scale_by": &k.scaleBy, "argmax_rows": &k.argmaxRows,
 		"adamw_multi": &k.adamwMulti,
-		"geglu_fwd":   &k.gegluFwd, "geglu_bwd": &k.gegluBwd, "softcap_fwd": &k.softcapFwd, "softcap_bwd": &k.softcapBwd,
 		"attn_bwd_di": &k.attnBwdDi,
 	}
 	for i, dl := range []int{1, 2, 4, 8} {

@@ -264,47 +264,6 @@ extern "C" __global__ void gelu_bwd(float* dx, const float* dy, const float* x, 
   }
 }
 
-// geluTanhD: gelu_tanh(v) and its derivative, in double as the CPU's
-// geluTanh (GeGLU).
-__device__ __forceinline__ void geluTanhD(float x, float* y, float* dy) {
-  double v = x;
-  double th = tanh(0.7978845608028654 * (v + 0.044715 * v * v * v));
-  double du = 0.7978845608028654 * (1 + 3 * 0.044715 * v * v);
-  *y = (float)(0.5 * v * (1 + th));
-  *dy = (float)(0.5 * (1 + th) + 0.5 * v * (1 - th * th) * du);
-}
-
-extern "C" __global__ void geglu_fwd(float* out, const float* gate, const float* up, i64 n) {
-  GRID_STRIDE(i, n) {
-    float g, dg;
-    geluTanhD(gate[i], &g, &dg);
-    out[i] = g * up[i];
-  }
-}
-
-extern "C" __global__ void geglu_bwd(float* dgate, float* dup, const float* dy, const float* gate, const float* up,
-                                     i64 n) {
-  GRID_STRIDE(i, n) {
-    float g, dg;
-    geluTanhD(gate[i], &g, &dg);
-    float d = dy[i];
-    dup[i] += d * g;
-    dgate[i] += d * up[i] * dg;
-  }
-}
-
-// softcap: c·tanh(x/c); its backward reads the output y.
-extern "C" __global__ void softcap_fwd(float* out, const float* x, float c, i64 n) {
-  GRID_STRIDE(i, n) out[i] = c * (float)tanh((double)(x[i] / c));
-}
-
-extern "C" __global__ void softcap_bwd(float* dx, const float* dy, const float* y, float c, i64 n) {
-  GRID_STRIDE(i, n) {
-    float t = y[i] / c;
-    dx[i] += dy[i] * (1.f - t * t);
-  }
-}
-
 extern "C" __global__ void swiglu_fwd(float* out, const float* gate, const float* up, i64 n) {
   GRID_STRIDE(i, n) {
     float g = gate[i];
@@ -320,6 +279,40 @@ extern "C" __global__ void swiglu_bwd(float* dgate, float* dup, const float* dy,
     float s = 1.f / (1.f + expf(-g));
     dup[i] += d * g * s;
     dgate[i] += d * u * s * (1.f + g * (1.f - s));
+  }
+}
+
+// geglu: out = gelu_tanh(gate) * up (Gemma's MLP); the backward adds
+// dy * up * gelu_tanh'(gate) into dgate and dy * gelu_tanh(gate) into dup.
+extern "C" __global__ void geglu_fwd(float* out, const float* gate, const float* up, i64 n) {
+  GRID_STRIDE(i, n) {
+    float v = gate[i];
+    float th = tanhf(GELU_K * (v + 0.044715f * v * v * v));
+    out[i] = 0.5f * v * (1.f + th) * up[i];
+  }
+}
+
+extern "C" __global__ void geglu_bwd(float* dgate, float* dup, const float* dy, const float* gate,
+                                     const float* up, i64 n) {
+  GRID_STRIDE(i, n) {
+    float v = gate[i], d = dy[i];
+    float th = tanhf(GELU_K * (v + 0.044715f * v * v * v));
+    float du = GELU_K * (1.f + 3.f * 0.044715f * v * v);
+    dup[i] += d * 0.5f * v * (1.f + th);
+    dgate[i] += d * up[i] * (0.5f * (1.f + th) + 0.5f * v * (1.f - th * th) * du);
+  }
+}
+
+// softcap: out = c * tanh(x / c); the backward reads the output y:
+// dx += dy * (1 - (y/c)^2).
+extern "C" __global__ void softcap_fwd(float* out, const float* x, float c, i64 n) {
+  GRID_STRIDE(i, n) { out[i] = c * tanhf(x[i] / c); }
+}
+
+extern "C" __global__ void softcap_bwd(float* dx, const float* dy, const float* y, float c, i64 n) {
+  GRID_STRIDE(i, n) {
+    float t = y[i] / c;
+    dx[i] += dy[i] * (1.f - t * t);
   }
 }
 

@@ -258,8 +258,7 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 	}
 }
 
-// GeGLU and Softcap are Gemma's MLP and Gemma 2's logit cap; the
-// kernels compute gelu_tanh and tanh in double, as the CPU does.
+// GeGLU and Softcap are Gemma's MLP and Gemma 2's logit cap.
 func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) {
 	mustSame("GeGLU", gate, up)
 	mustSame("GeGLU", dst, gate)

@@ -230,7 +230,7 @@ func TestKernelParams(t *testing.T) {
 			t.Errorf("no parameters parsed for %s", name)
 		}
 	}
-	if got := strings.Join(p["attn_fwd_4"], " "); got != "ptr ptr ptr ptr ptr ptr ptr ptr ptr int32 int32 int32 int32 int32 int32 int32 int32 float32" {
+	if got := strings.Join(p["attn_fwd_4"], " "); got != "ptr ptr ptr ptr ptr ptr ptr ptr ptr int32 int32 int32 int32 int32 int32 int32 int32 float32 int32 float32" {
 		t.Errorf("attn_fwd_4 parameters: %s", got)
 	}
 }

@@ -5,10 +5,11 @@
 package generate
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
+	"slices"
 )
 
 // Sampling holds the sampler settings. The zero value is greedy decoding.
@@ -97,12 +98,17 @@ func (sm *Sampler) Sample(logits []float32, context []int32) int32 {
 	n := V
 	needSort := (s.TopK > 0 && s.TopK < V) || (s.TopP > 0 && s.TopP < 1)
 	if needSort {
-		sort.Slice(idx, func(a, b int) bool {
-			pa, pb := probs[idx[a]], probs[idx[b]]
-			if pa != pb {
-				return pa > pb
+		// Most probable first, ties by id: a total order, so any sort gives
+		// the same result. slices.SortFunc allocates nothing per token.
+		slices.SortFunc(idx, func(a, b int32) int {
+			pa, pb := probs[a], probs[b]
+			switch {
+			case pa > pb:
+				return -1
+			case pa < pb:
+				return 1
 			}
-			return idx[a] < idx[b]
+			return cmp.Compare(a, b)
 		})
 		if s.TopK > 0 && s.TopK < n {
 			n = s.TopK

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -327,6 +328,75 @@ func TestServePortInUse(t *testing.T) {
 	code, msg := run(t, "serve", "--model", model, "--addr", l.Addr().String())
 	if code != 2 || !strings.Contains(msg, "already in use") {
 		t.Fatalf("exit %d: %s", code, msg)
+	}
+}
+
+// TestServeNeedsKeyOffLoopback: listening beyond loopback without an API
+// key is refused before the model loads (exit 2).
+func TestServeNeedsKeyOffLoopback(t *testing.T) {
+	t.Setenv("LLMLAB_API_KEY", "")
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:8080", "[::]:0"} {
+		code, msg := run(t, "serve", "--model", "demo", "--addr", addr)
+		if code != 2 || !strings.Contains(msg, "--api-key") {
+			t.Errorf("--addr %s: exit %d: %s", addr, code, msg)
+		}
+	}
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{{"127.0.0.1:8080", true}, {"localhost:1", true}, {"[::1]:80", true}, {"127.3.4.5:9", true},
+		{"0.0.0.0:80", false}, {":80", false}, {"example.com:80", false}, {"junk", false}} {
+		if got := loopbackAddr(tc.addr); got != tc.want {
+			t.Errorf("loopbackAddr(%q) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestServeKeyFromEnv: serve takes its key from LLMLAB_API_KEY, answers
+// /health without it and /v1 only with it, and stops on cancel.
+func TestServeKeyFromEnv(t *testing.T) {
+	t.Setenv("LLMLAB_API_KEY", "k1")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out bytes.Buffer
+	go func() {
+		done <- Run(ctx, []string{"serve", "--model", "demo", "--addr", addr, "--parallel", "2"}, &out, &out)
+	}()
+	get := func(path, key string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for get("/health", "") != 200 {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the server never answered /health (exit %d): %s", <-done, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := get("/v1/models", ""); c != 401 {
+		t.Errorf("/v1/models without the key: %d", c)
+	}
+	if c := get("/v1/models", "k1"); c != 200 {
+		t.Errorf("/v1/models with the key: %d", c)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }
 

@@ -611,6 +611,27 @@ func TestBenchTokenize(t *testing.T) {
 	}
 }
 
+// TestBenchServe: the serve group measures one client and concurrent
+// streaming clients in one run and reports both figures and their ratios.
+func TestBenchServe(t *testing.T) {
+	code, out := run(t, "bench", "--only", "serve", "--serve-preset", "tiny", "--serve-clients", "3", "--threads", "1", "--quick", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil {
+		t.Fatalf("%v: %q", err, out)
+	}
+	for _, k := range []string{"tokens_per_s_1", "tokens_per_s_n", "ttft_ms_1", "ttft_ms_n", "tokens_per_s_ratio", "ttft_ratio"} {
+		if v, ok := r[k].(float64); !ok || !(v > 0) {
+			t.Errorf("%s = %v", k, r[k])
+		}
+	}
+	if r["bench"] != "serve" || r["clients"] != 3.0 {
+		t.Errorf("result %v", r)
+	}
+}
+
 // TestQLoRA: LoRA on an NF4 and an int8 base trains, reports the memory,
 // and --quant without a PEFT method is refused.
 func TestQLoRA(t *testing.T) {

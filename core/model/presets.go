@@ -56,6 +56,8 @@ func presets() map[string]Config {
 		"stories15m":  llama(32000, 288, 6, 6, 6, 768, 256, true),
 		"gpt2-124m":   gpt2(50257, 768, 12, 12, 1024),
 		"smollm-135m": llama(49152, 576, 30, 9, 3, 1536, 2048, true),
-		"llama-1b":    llama(128256, 2048, 16, 32, 8, 8192, 2048, true),
+		// 88.3M parameters: a small Llama for serving figures.
+		"llama-88m": llama(32000, 768, 9, 12, 12, 2048, 1024, true),
+		"llama-1b":  llama(128256, 2048, 16, 32, 8, 8192, 2048, true),
 	}
 }

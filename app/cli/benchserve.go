@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"llmlab/app/serve"
+	"llmlab/core/model"
+	"llmlab/core/tensor"
+)
+
+// benchTok is the serve group's tokenizer: bytes in, and every id out as
+// its own short ASCII word, so each generated token streams as one chunk.
+// It has no end-of-sequence token: every request runs to max_tokens.
+type benchTok struct{}
+
+func (benchTok) Encode(s string, _ bool) []int32 {
+	ids := make([]int32, len(s))
+	for i := range len(s) {
+		ids[i] = int32(s[i])
+	}
+	return ids
+}
+
+func (benchTok) Decode(ids []int32) string {
+	b := make([]byte, 0, 6*len(ids))
+	for _, id := range ids {
+		b = strconv.AppendInt(b, int64(id), 36)
+		b = append(b, ' ')
+	}
+	return string(b)
+}
+
+func (benchTok) EOS() int32 { return -1 }
+
+// serveFigures are one load's measurements.
+type serveFigures struct {
+	tokensPerS float64       // generated tokens over the wall time
+	ttft       time.Duration // median time to first token
+	requests   int
+}
+
+// benchServe serves a randomly initialised cfg model over loopback HTTP
+// with --parallel slots and measures, in one run, a single client and then
+// clients concurrent streaming clients, each sending perClient requests
+// of ntok tokens back to back.
+func benchServe(ctx context.Context, cfg model.Config, b tensor.Backend, slots, clients, perClient, ntok int) (one, many serveFigures, err error) {
+	m, err := model.New(cfg, 1)
+	if err != nil {
+		return one, many, err
+	}
+	s := serve.New(serve.Config{ModelID: "bench", Model: m, Tok: benchTok{}, Backend: b, Parallel: slots, QueueSize: clients})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return one, many, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s.Shutdown(sctx)
+		<-done
+	}()
+	url := "http://" + l.Addr().String() + "/v1/completions"
+	if _, _, err := streamCompletion(ctx, url, 0, 2); err != nil { // warm up
+		return one, many, err
+	}
+	if one, err = serveLoad(ctx, url, 1, perClient, ntok); err != nil {
+		return one, many, err
+	}
+	many, err = serveLoad(ctx, url, clients, perClient, ntok)
+	return one, many, err
+}
+
+// serveLoad runs clients streaming clients of perClient requests each.
+func serveLoad(ctx context.Context, url string, clients, perClient, ntok int) (serveFigures, error) {
+	var mu sync.Mutex
+	var ttfts []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range perClient {
+				ttft, n, err := streamCompletion(ctx, url, c*perClient+r, ntok)
+				mu.Lock()
+				if err == nil && n != ntok {
+					err = fmt.Errorf("bench serve: %d tokens streamed, want %d", n, ntok)
+				}
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				ttfts = append(ttfts, ttft)
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if firstErr != nil {
+		return serveFigures{}, firstErr
+	}
+	slices.Sort(ttfts)
+	return serveFigures{tokensPerS: float64(clients*perClient*ntok) / el.Seconds(), ttft: ttfts[len(ttfts)/2], requests: len(ttfts)}, nil
+}
+
+// streamCompletion sends one streaming completion of ntok tokens and
+// returns the time to its first token and the tokens streamed.
+func streamCompletion(ctx context.Context, url string, seed, ntok int) (time.Duration, int, error) {
+	body := fmt.Sprintf(`{"prompt":"Request %d: once upon a time","max_tokens":%d,"temperature":0.8,"seed":%d,"stream":true}`, seed, ntok, seed)
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return 0, 0, fmt.Errorf("bench serve: status %s", resp.Status)
+	}
+	var ttft time.Duration
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Text string `json:"text"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(data), &c); err != nil || len(c.Choices) != 1 {
+			return 0, 0, fmt.Errorf("bench serve: bad chunk %q", data)
+		}
+		// A chunk holds the tokens made since the client last read:
+		// benchTok writes each as one word and a space.
+		k := strings.Count(c.Choices[0].Text, " ")
+		if n == 0 && k > 0 {
+			ttft = time.Since(start)
+		}
+		n += k
+	}
+	return ttft, n, sc.Err()
+}

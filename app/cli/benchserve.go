@@ -46,13 +46,16 @@ func (benchTok) EOS() int32 { return -1 }
 type serveFigures struct {
 	tokensPerS float64       // generated tokens over the wall time
 	ttft       time.Duration // median time to first token
+	perRequest time.Duration // mean time a request takes
 	requests   int
 }
 
 // benchServe serves a randomly initialised cfg model over loopback HTTP
-// with --parallel slots and measures, in one run, a single client and then
-// clients concurrent streaming clients, each sending perClient requests
-// of ntok tokens back to back.
+// with slots decoding together and measures, in one run, a single client
+// and then clients concurrent streaming clients, each sending perClient
+// requests back to back. Request lengths vary around ntok (from ntok/2 to
+// 3ntok/2), and the clients start spread over one request's time, as
+// independent users would: arrivals are not in lockstep.
 func benchServe(ctx context.Context, cfg model.Config, b tensor.Backend, slots, clients, perClient, ntok int) (one, many serveFigures, err error) {
 	m, err := model.New(cfg, 1)
 	if err != nil {
@@ -75,29 +78,38 @@ func benchServe(ctx context.Context, cfg model.Config, b tensor.Backend, slots, 
 	if _, _, err := streamCompletion(ctx, url, 0, 2); err != nil { // warm up
 		return one, many, err
 	}
-	if one, err = serveLoad(ctx, url, 1, perClient, ntok); err != nil {
+	if one, err = serveLoad(ctx, url, 1, max(perClient, 2), ntok, 0); err != nil {
 		return one, many, err
 	}
-	many, err = serveLoad(ctx, url, clients, perClient, ntok)
+	many, err = serveLoad(ctx, url, clients, perClient, ntok, one.perRequest/time.Duration(clients))
 	return one, many, err
 }
 
-// serveLoad runs clients streaming clients of perClient requests each.
-func serveLoad(ctx context.Context, url string, clients, perClient, ntok int) (serveFigures, error) {
+// serveLoad runs clients streaming clients of perClient requests each,
+// client c starting c·stagger after the first.
+func serveLoad(ctx context.Context, url string, clients, perClient, ntok int, stagger time.Duration) (serveFigures, error) {
 	var mu sync.Mutex
 	var ttfts []time.Duration
 	var firstErr error
+	var busy time.Duration
+	tokens := 0
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			time.Sleep(time.Duration(c) * stagger)
 			for r := range perClient {
-				ttft, n, err := streamCompletion(ctx, url, c*perClient+r, ntok)
+				i := c*perClient + r
+				want := ntok/2 + (i*37)%(ntok+1) // ntok/2 .. 3ntok/2, mean about ntok
+				t0 := time.Now()
+				ttft, n, err := streamCompletion(ctx, url, i, want)
 				mu.Lock()
-				if err == nil && n != ntok {
-					err = fmt.Errorf("bench serve: %d tokens streamed, want %d", n, ntok)
+				busy += time.Since(t0)
+				tokens += n
+				if err == nil && n != want {
+					err = fmt.Errorf("bench serve: %d tokens streamed, want %d", n, want)
 				}
 				if err != nil && firstErr == nil {
 					firstErr = err
@@ -116,7 +128,8 @@ func serveLoad(ctx context.Context, url string, clients, perClient, ntok int) (s
 		return serveFigures{}, firstErr
 	}
 	slices.Sort(ttfts)
-	return serveFigures{tokensPerS: float64(clients*perClient*ntok) / el.Seconds(), ttft: ttfts[len(ttfts)/2], requests: len(ttfts)}, nil
+	return serveFigures{tokensPerS: float64(tokens) / el.Seconds(), ttft: ttfts[len(ttfts)/2],
+		perRequest: busy / time.Duration(len(ttfts)), requests: len(ttfts)}, nil
 }
 
 // streamCompletion sends one streaming completion of ntok tokens and

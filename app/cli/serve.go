@@ -26,12 +26,16 @@ func runServe(e *Env) error {
 	parallel := fs.Int("parallel", 4, "requests decoded together (continuous batching)")
 	queue := fs.Int("queue", 8, "requests allowed to wait beyond the running ones; more get 429")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body in bytes")
+	ctxLen := fs.Int("ctx", 0, "most tokens of one request, prompt and reply (0: the model's context, at most 4096); each --parallel slot keeps a KV cache this long")
 	apiKey := fs.String("api-key", "", "require \"Authorization: Bearer KEY\" on /v1 routes (default: $LLMLAB_API_KEY); needed off loopback")
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
 	if *parallel < 1 || *parallel > 256 {
 		return BadInput(fmt.Errorf("--parallel must be between 1 and 256, got %d", *parallel))
+	}
+	if *ctxLen < 0 {
+		return BadInput(fmt.Errorf("--ctx must be positive, got %d", *ctxLen))
 	}
 	if *queue < 1 {
 		return BadInput(fmt.Errorf("--queue must be at least 1, got %d", *queue))
@@ -68,7 +72,7 @@ func runServe(e *Env) error {
 		id = "demo"
 	}
 	s := serve.New(serve.Config{ModelID: id, Model: l.M, Tok: l.Tok, Backend: b, Chat: chatFn,
-		Parallel: *parallel, QueueSize: *queue, MaxBody: *maxBody, APIKey: *apiKey})
+		Parallel: *parallel, QueueSize: *queue, MaxBody: *maxBody, APIKey: *apiKey, Context: *ctxLen})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {

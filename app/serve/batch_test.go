@@ -298,3 +298,24 @@ func TestAPIKeyAndHealth(t *testing.T) {
 		})
 	}
 }
+
+// TestContextLimit: --ctx bounds a request: a longer prompt is refused
+// and the reply stops at the limit.
+func TestContextLimit(t *testing.T) {
+	base, _ := startServerWith(t, Config{Parallel: 2, Context: 16})
+	r, m := post(t, base+"/v1/completions", `{"prompt":"`+strings.Repeat("a", 16)+`","max_tokens":1}`)
+	if r.StatusCode != 400 {
+		t.Fatalf("a prompt of the whole context: status %d (%v)", r.StatusCode, m)
+	}
+	r, m = post(t, base+"/v1/completions", `{"prompt":"abc","max_tokens":17}`)
+	if r.StatusCode != 400 {
+		t.Fatalf("max_tokens beyond the context: status %d (%v)", r.StatusCode, m)
+	}
+	a, err := complete(context.Background(), base, "/v1/completions", `{"prompt":"`+strings.Repeat("a", 10)+`","max_tokens":16,"temperature":1,"seed":4}`, "")
+	if err != nil || a.Status != 200 {
+		t.Fatalf("%v %+v", err, a)
+	}
+	if a.Tokens > 6 || (a.Tokens < 6 && a.Finish != "stop") {
+		t.Fatalf("%d tokens (finish %q) after a prompt of 10 in a context of 16", a.Tokens, a.Finish)
+	}
+}

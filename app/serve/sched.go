@@ -109,7 +109,7 @@ func (s *Server) submit(j *job) {
 func (s *Server) schedule() {
 	defer close(s.stopped)
 	var active []*job
-	batch, err := s.gen.NewBatch(s.cfg.Parallel, s.cfg.Model.Cfg.MaxPos)
+	batch, err := s.gen.NewBatch(s.cfg.Parallel, s.cfg.Context)
 	if err == nil {
 		defer batch.Close()
 		active = make([]*job, 0, s.cfg.Parallel)

@@ -62,7 +62,11 @@ type Config struct {
 	MaxBody   int64    // bytes; 0 means 1 MiB
 	Parallel  int      // requests decoded together; 0 means 4
 	QueueSize int      // waiting requests beyond the running ones; 0 means 8
-	MaxTokens int      // cap on max_tokens; 0 means the context length
+	MaxTokens int      // cap on max_tokens; 0 means Context
+	// Context is the most tokens (prompt and reply) of one request; 0
+	// means the model's context length, at most 4096. Every slot holds a
+	// KV cache of this length, so memory grows with Parallel × Context.
+	Context int
 	// APIKey, when set, is the bearer token every /v1 route requires.
 	APIKey string
 }
@@ -104,8 +108,12 @@ func New(c Config) *Server {
 	if c.QueueSize <= 0 {
 		c.QueueSize = 8
 	}
+	if c.Context <= 0 {
+		c.Context = min(c.Model.Cfg.MaxPos, 4096)
+	}
+	c.Context = min(c.Context, c.Model.Cfg.MaxPos)
 	if c.MaxTokens <= 0 {
-		c.MaxTokens = c.Model.Cfg.MaxPos
+		c.MaxTokens = c.Context
 	}
 	return &Server{cfg: c, gen: generate.New(c.Model, c.Backend, c.Tok), slots: make(chan struct{}, c.Parallel+c.QueueSize),
 		now: time.Now, wake: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
@@ -388,8 +396,8 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *completion
 		apiError(w, http.StatusBadRequest, "invalid_request_error", "the prompt is empty")
 		return
 	}
-	if len(ids) >= s.cfg.Model.Cfg.MaxPos {
-		apiError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("the prompt has %d tokens; the context length is %d", len(ids), s.cfg.Model.Cfg.MaxPos))
+	if len(ids) >= s.cfg.Context {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("the prompt has %d tokens; the context length is %d", len(ids), s.cfg.Context))
 		return
 	}
 	// Admission: a bounded queue, never unbounded goroutines.

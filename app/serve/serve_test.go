@@ -55,7 +55,7 @@ func startServerWith(t *testing.T, c Config) (string, *Server) {
 	}
 	s := New(Config{
 		ModelID: "tiny", Model: m, Tok: byteTok{}, Backend: tensor.NewCPU(1), QueueSize: c.QueueSize, MaxBody: 4096,
-		Parallel: c.Parallel, APIKey: c.APIKey,
+		Parallel: c.Parallel, APIKey: c.APIKey, Context: c.Context,
 		Chat: func(msgs []Message) (string, []string, error) {
 			var b strings.Builder
 			for _, m := range msgs {

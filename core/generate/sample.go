@@ -2,6 +2,12 @@
 // one or many prompts at once, samplers (greedy, temperature, top-k, top-p,
 // min-p, repetition penalty) with an explicit seeded RNG, stop strings and
 // end-of-sequence handling, and streaming of tokens as they are made.
+//
+// Batch is the one decoding loop: a slot-based decoder for continuous
+// batching, where sequences join a running batch between steps and leave
+// when done, each with its own cache region, positions and sampler (a
+// server drives it from one goroutine). Generator.Generate and Begin/Step
+// are a Batch that all of a request's prompts join at once.
 package generate
 
 import (

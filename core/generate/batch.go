@@ -38,6 +38,7 @@ type Seq struct {
 	maxNew  int
 	next    int32 // the token to feed at the next step
 	row     int   // cache row while in the batch, else -1
+	first   int   // cache column of its first key (padding included)
 }
 
 // Done reports whether the sequence has finished (or was cancelled).
@@ -63,27 +64,38 @@ func (s *Seq) Finish() string { return s.finish }
 // sequences decode together, one token each per Step. A sequence joins
 // between steps (Join prefills its prompt into a free slot of the KV cache
 // and samples its first token) and leaves when it finishes or is
-// cancelled (its slot is freed and reused). Every slot has its own region
-// of the cache, its own length and positions, and its own sampler, so a
-// sequence gets the tokens it would get decoding alone.
+// cancelled (its slot is freed and reused). Every slot has its own row of
+// the cache, its own positions and its own sampler, so a sequence gets
+// the tokens it would get decoding alone.
 //
-// The running sequences always hold cache rows 0..n-1: a step is one
-// forward pass of n rows over a view of the cache, and a sequence that
-// leaves hands its row to the last one (a copy of that row's keys and
-// values, once per departure, not per step). A Step allocates nothing but
-// the text of the tokens it decodes.
+// The rows share one end column (the cache's Len), as left-padded prompts
+// do: a sequence's keys are right-aligned, its earlier columns masked by
+// segment id 0, so one attention call with a common causal offset (and
+// sliding window) serves rows of every length, and keys of one sequence
+// stay contiguous. A prompt prefills into a view of its row that ends at
+// the common column; a prompt longer than the others shifts them right
+// first, and when the end reaches the capacity every row shifts left by
+// the room its longest sequence leaves (rare, and a copy per row, not per
+// step).
+//
+// The running sequences always hold rows 0..n-1: a step is one forward
+// pass of n rows over a view of the cache, and a sequence that leaves
+// hands its row to the last one (a copy of that row, once per departure).
+// A Step allocates nothing but the text of the tokens it decodes.
 //
 // A Batch belongs to one goroutine.
 type Batch struct {
 	g        *Generator
 	slots    int
 	capacity int
-	cache    *model.Cache   // (slots, capacity) with per-row lengths
+	cache    *model.Cache   // (slots, capacity); Len is the common end column
 	views    []*model.Cache // views[n] covers rows 0..n-1
 	live     []*Seq         // live[r] owns cache row r
 
 	ids, pos, seg []int32   // (slots) one step's inputs
 	row           []float32 // (V) logits scratch for the sampler
+
+	shifts, compactions int // how often rows moved right and left (tests)
 }
 
 // NewBatch returns a Batch of slots sequences of up to capacity tokens
@@ -101,7 +113,6 @@ func (g *Generator) NewBatch(slots, capacity int) (*Batch, error) {
 	if a, ok := g.B.(tensor.Allocator); ok {
 		c.Place(a) // the keys and values stay on the device
 	}
-	c.Lens = make([]int, slots)
 	b := &Batch{g: g, slots: slots, capacity: capacity, cache: c, live: make([]*Seq, 0, slots),
 		ids: make([]int32, slots), pos: make([]int32, slots), seg: make([]int32, slots),
 		row: make([]float32, g.M.Cfg.VocabSize)}
@@ -115,7 +126,7 @@ func (g *Generator) NewBatch(slots, capacity int) (*Batch, error) {
 // rows returns a cache that views rows lo..hi-1 of b's cache.
 func (b *Batch) rows(lo, hi int) *model.Cache {
 	c := b.cache
-	v := &model.Cache{B: hi - lo, Cap: c.Cap, Seg: c.Seg[lo*c.Cap : hi*c.Cap], Lens: c.Lens[lo:hi]}
+	v := &model.Cache{B: hi - lo, Cap: c.Cap, Len: c.Len, Seg: c.Seg[lo*c.Cap : hi*c.Cap]}
 	for l := range c.K {
 		v.K = append(v.K, rowView(c.K[l], lo, hi))
 		v.V = append(v.V, rowView(c.V[l], lo, hi))
@@ -177,13 +188,23 @@ func (b *Batch) Join(reqs ...SeqRequest) ([]*Seq, error) {
 	if maxP >= b.capacity {
 		return nil, fmt.Errorf("generate: prompt of %d tokens does not fit the context of %d", maxP, b.capacity)
 	}
+	// Right-align the new rows with the running ones: a prompt longer
+	// than the common end moves the running rows right.
+	n := len(b.live)
+	if n == 0 {
+		b.cache.Len = 0
+	}
+	if maxP > b.cache.Len {
+		b.shift(maxP - b.cache.Len)
+	}
+	end := b.cache.Len
 	// Left-pad: pad tokens get segment 0 and position 0; real tokens
-	// segment 1 and positions from 0.
+	// segment 1 and positions from 0. The columns before the prompts are
+	// padding too.
 	ids := make([]int32, k*maxP)
 	pos := make([]int32, k*maxP)
 	seg := make([]int32, k*maxP)
 	seqs := make([]*Seq, k)
-	n := len(b.live)
 	for i, r := range reqs {
 		pad := maxP - len(r.Prompt)
 		for j, id := range r.Prompt {
@@ -191,26 +212,24 @@ func (b *Batch) Join(reqs ...SeqRequest) ([]*Seq, error) {
 			pos[i*maxP+pad+j] = int32(j)
 			seg[i*maxP+pad+j] = 1
 		}
+		clear(b.cache.Seg[(n+i)*b.capacity:][:end-maxP])
 		maxNew := r.MaxTokens
 		if maxNew <= 0 {
 			maxNew = 128
 		}
 		maxNew = min(maxNew, b.capacity-maxP)
-		s := &Seq{req: r, sampler: NewSampler(r.Sampling, r.Seed), maxNew: maxNew, row: n + i,
+		s := &Seq{req: r, sampler: NewSampler(r.Sampling, r.Seed), maxNew: maxNew, row: n + i, first: end - maxP,
 			context: make([]int32, len(r.Prompt), len(r.Prompt)+maxNew)}
 		copy(s.context, r.Prompt)
 		s.ids = s.context[len(r.Prompt):]
 		seqs[i] = s
 	}
 	view := b.rows(n, n+k)
-	for i := range view.Lens {
-		view.Lens[i] = 0
-	}
+	view.Len = end - maxP
 	t := b.g.tape
 	t.Reset()
 	h, err := b.g.M.Hidden(t, model.Inputs{B: k, T: maxP, IDs: ids, Pos: pos, Seg: seg, Cache: view})
 	if err != nil {
-		clear(view.Lens)
 		return nil, err
 	}
 	logits := b.g.M.Logits(t, lastRows(t, h, k, maxP)).Value // (k, V)
@@ -229,6 +248,11 @@ func (b *Batch) Step() error {
 	if n == 0 {
 		return nil
 	}
+	if b.cache.Len >= b.capacity {
+		if err := b.compact(); err != nil {
+			return err
+		}
+	}
 	for r, s := range b.live {
 		b.ids[r] = s.next
 		b.pos[r] = int32(len(s.context) - 1)
@@ -236,10 +260,13 @@ func (b *Batch) Step() error {
 	}
 	t := b.g.tape
 	t.Reset()
-	h, err := b.g.M.Hidden(t, model.Inputs{B: n, T: 1, IDs: b.ids[:n], Pos: b.pos[:n], Seg: b.seg[:n], Cache: b.views[n]})
+	view := b.views[n]
+	view.Len = b.cache.Len
+	h, err := b.g.M.Hidden(t, model.Inputs{B: n, T: 1, IDs: b.ids[:n], Pos: b.pos[:n], Seg: b.seg[:n], Cache: view})
 	if err != nil {
 		return err
 	}
+	b.cache.Len = view.Len
 	logits := b.g.M.Logits(t, h).Value // (n, V)
 	V := b.g.M.Cfg.VocabSize
 	for r, s := range b.live {
@@ -321,17 +348,16 @@ func (b *Batch) sweep() {
 			b.live[r] = b.live[last]
 			b.live[r].row = r
 		}
-		b.cache.Lens[last] = 0
 		b.live[last] = nil
 		b.live = b.live[:last]
 	}
 }
 
-// moveRow copies cache row src's keys, values, segment ids and length
-// into row dst.
+// moveRow copies cache row src's keys, values and segment ids (columns
+// up to the common end) into row dst.
 func (b *Batch) moveRow(src, dst int) {
 	c := b.cache
-	n := c.Lens[src]
+	n := c.Len
 	for l := range c.K {
 		for _, t := range []*tensor.Tensor{c.K[l], c.V[l]} {
 			w := t.Numel() / (c.B * c.Cap) // KVH*D
@@ -339,7 +365,58 @@ func (b *Batch) moveRow(src, dst int) {
 		}
 	}
 	copy(c.Seg[dst*c.Cap:][:n], c.Seg[src*c.Cap:][:n])
-	c.Lens[dst] = n
+}
+
+// moveCols moves columns [from, from+n) of every running row to [to,
+// to+n) (the ranges may overlap).
+func (b *Batch) moveCols(from, to, n int) {
+	c := b.cache
+	for r := range b.live {
+		for l := range c.K {
+			for _, t := range []*tensor.Tensor{c.K[l], c.V[l]} {
+				w := t.Numel() / (c.B * c.Cap)
+				row := t.F32[r*c.Cap*w : (r+1)*c.Cap*w]
+				copy(row[to*w:(to+n)*w], row[from*w:(from+n)*w])
+			}
+		}
+		seg := c.Seg[r*c.Cap : (r+1)*c.Cap]
+		copy(seg[to:to+n], seg[from:from+n])
+	}
+}
+
+// shift moves every running row d columns right, for a longer prompt;
+// the columns it opens are padding.
+func (b *Batch) shift(d int) {
+	c := b.cache
+	b.shifts++
+	b.moveCols(0, d, c.Len)
+	for r, s := range b.live {
+		clear(c.Seg[r*c.Cap:][:d])
+		s.first += d
+	}
+	c.Len += d
+}
+
+// compact moves every running row left by the columns no sequence uses
+// (before the first key of the longest one), when the end has reached
+// the capacity.
+func (b *Batch) compact() error {
+	c := b.cache
+	longest := 0
+	for _, s := range b.live {
+		longest = max(longest, c.Len-s.first)
+	}
+	d := c.Len - longest
+	if d <= 0 {
+		return fmt.Errorf("generate: a sequence of %d tokens fills the cache of %d", longest, c.Cap)
+	}
+	b.compactions++
+	b.moveCols(d, 0, longest)
+	for _, s := range b.live {
+		s.first -= d
+	}
+	c.Len = longest
+	return nil
 }
 
 // reset empties the batch: running sequences are cancelled without

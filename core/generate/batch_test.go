@@ -124,6 +124,60 @@ func TestContinuousBatchEqualsAlone(t *testing.T) {
 	}
 }
 
+// TestBatchShiftAndCompact: in a short cache, longer prompts move the
+// running rows right and the end reaching the capacity moves them left,
+// many times over, and every sequence still gets what it gets alone.
+func TestBatchShiftAndCompact(t *testing.T) {
+	m := testModel(t, model.Llama)
+	g := New(m, tensor.NewCPU(2), byteDecoder{})
+	const capacity = 24
+	var reqs []SeqRequest
+	for i := range 30 {
+		p := make([]int32, 1+(i*7)%10)
+		for j := range p {
+			p[j] = int32(1 + (i*31+j*17)%250)
+		}
+		reqs = append(reqs, SeqRequest{Prompt: p, MaxTokens: 3 + (i*5)%(capacity-len(p)-2),
+			Sampling: Sampling{Temperature: 0.9, TopK: 40}, Seed: uint64(i)})
+	}
+	b, err := g.NewBatch(3, capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := make([]*Seq, 0, len(reqs))
+	for steps := 0; len(seqs) < len(reqs) || b.Running() > 0; steps++ {
+		if len(seqs) < len(reqs) && b.Free() > 0 && steps%3 != 1 {
+			got, err := b.Join(reqs[len(seqs)])
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqs = append(seqs, got...)
+		}
+		if err := b.Step(); err != nil {
+			t.Fatal(err)
+		}
+		if steps > 2000 {
+			t.Fatal("the batch never drains")
+		}
+	}
+	b.Close()
+	if b.shifts == 0 || b.compactions == 0 {
+		t.Fatalf("%d shifts, %d compactions: the test exercises neither", b.shifts, b.compactions)
+	}
+	for i, r := range reqs {
+		res, err := g.Generate(context.Background(), Request{Prompts: [][]int32{r.Prompt}, MaxTokens: r.MaxTokens, Sampling: r.Sampling, Seed: r.Seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := seqOut{res.IDs[0], res.Text[0], res.Finish[0]}
+		got := seqOut{seqs[i].IDs(), seqs[i].Text(), seqs[i].Finish()}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("request %d: batched differs from alone (-alone +batched):\n%s", i, diff)
+		}
+	}
+	t.Logf("%d shifts, %d compactions", b.shifts, b.compactions)
+}
+
 // TestBatchJoinErrors: a full batch, an empty prompt and a prompt longer
 // than the capacity are refused without disturbing the batch.
 func TestBatchJoinErrors(t *testing.T) {
@@ -188,12 +242,11 @@ func TestBatchStepAllocs(t *testing.T) {
 	}
 	// The same forward pass alone, on a cache of the same shape.
 	c := m.NewCache(3, m.Cfg.MaxPos)
-	c.Lens = []int{5, 9, 7}
 	tape := g.tape
 	in := model.Inputs{B: 3, T: 1, IDs: []int32{1, 2, 3}, Pos: []int32{5, 9, 7}, Seg: []int32{1, 1, 1}, Cache: c}
 	forward := testing.AllocsPerRun(20, func() {
 		tape.Reset()
-		clear(c.Lens)
+		c.Len = 9
 		h, err := m.Hidden(tape, in)
 		if err != nil {
 			t.Fatal(err)

@@ -293,16 +293,6 @@ type Cache struct {
 	K, V        []*tensor.Tensor
 	Seg         []int32 // (B*Cap) segment id of each cached key
 
-	// Lens, when set (len B), gives every row its own length, for
-	// continuous batching where sequences join and leave a running batch:
-	// row b's new keys go to rows Lens[b].. of its region and Len is the
-	// longest. Rows at different lengths may add one token each per pass
-	// (a decode step); the forward then needs Pos and Seg, and marks the
-	// keys of a shorter row beyond its length with NoKey so its queries
-	// skip them (one attention call with per-row lengths expressed
-	// through segment ids).
-	Lens []int
-
 	placed []*tensor.Tensor // tensors in an Allocator's memory (Place)
 }
 
@@ -318,39 +308,8 @@ func (m *Transformer) NewCache(b, capacity int) *Cache {
 	return kc
 }
 
-// NoKey is the segment id of cache rows that hold no key of their row
-// (see Cache.Lens); queries must not use it.
-const NoKey = math.MinInt32
-
 // Reset empties the cache for reuse.
-func (kc *Cache) Reset() {
-	kc.Len = 0
-	clear(kc.Lens)
-}
-
-// rowLens checks a per-row-length cache against in and returns the
-// shortest and longest row.
-func (kc *Cache) rowLens(in Inputs) (lo, hi int, err error) {
-	if len(kc.Lens) != in.B {
-		return 0, 0, fmt.Errorf("model: cache has %d row lengths for %d rows", len(kc.Lens), in.B)
-	}
-	if in.Pos == nil || in.Seg == nil {
-		return 0, 0, fmt.Errorf("model: a cache with per-row lengths needs positions and segment ids")
-	}
-	lo, hi = kc.Lens[0], kc.Lens[0]
-	for _, n := range kc.Lens {
-		lo, hi = min(lo, n), max(hi, n)
-	}
-	if lo != hi && in.T != 1 {
-		return 0, 0, fmt.Errorf("model: cache rows hold %d to %d tokens; rows at different lengths add one token each, not %d", lo, hi, in.T)
-	}
-	for _, s := range in.Seg {
-		if s == NoKey {
-			return 0, 0, fmt.Errorf("model: segment id %d is reserved for empty cache rows", s)
-		}
-	}
-	return lo, hi, nil
-}
+func (kc *Cache) Reset() { kc.Len = 0 }
 
 // Place moves the keys and values into a's memory (see tensor.Allocator),
 // so a device backend reads and appends to them in place; tensors a cannot
@@ -409,13 +368,6 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 	past := 0
 	if in.Cache != nil {
 		past = in.Cache.Len
-		if in.Cache.Lens != nil {
-			_, hi, err := in.Cache.rowLens(in)
-			if err != nil {
-				return nil, err
-			}
-			past = hi
-		}
 		if in.Cache.B != in.B || past+in.T > in.Cache.Cap {
 			return nil, fmt.Errorf("model: cache holds %d of %d tokens for %d rows; cannot add %d tokens for %d rows",
 				past, in.Cache.Cap, in.Cache.B, in.T, in.B)
@@ -464,17 +416,7 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 		opts.KStride = in.Cache.Cap
 		if in.Seg != nil {
 			for b := 0; b < in.B; b++ {
-				at := past
-				if in.Cache.Lens != nil {
-					// A shorter row's query sees keys up to the longest row's
-					// length: mark the rows between as empty.
-					at = in.Cache.Lens[b]
-					seg := in.Cache.Seg[b*in.Cache.Cap:]
-					for j := at + in.T; j < past+in.T; j++ {
-						seg[j] = NoKey
-					}
-				}
-				copy(in.Cache.Seg[b*in.Cache.Cap+at:], in.Seg[b*in.T:(b+1)*in.T])
+				copy(in.Cache.Seg[b*in.Cache.Cap+past:], in.Seg[b*in.T:(b+1)*in.T])
 			}
 			opts.QSeg, opts.KSeg = in.Seg, in.Cache.Seg
 		}
@@ -489,10 +431,7 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 		}
 	}
 	if in.Cache != nil {
-		in.Cache.Len = past + in.T
-		for b := range in.Cache.Lens {
-			in.Cache.Lens[b] += in.T
-		}
+		in.Cache.Len += in.T
 	}
 	if c.Arch == GPT2 {
 		return t.LayerNorm(x, t.Param(m.NormF.W), t.Param(m.NormF.B), c.NormEps), nil
@@ -501,19 +440,14 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 }
 
 // storeRows copies new keys or values src (B*T, KVH*D) into the cache
-// dst (B, cap, KVH, D) at rows past..past+T of each sequence, or from
-// lens[b] for sequence b when lens is set.
-func storeRows(dst, src *tensor.Tensor, B, T, past int, lens []int, capacity int) {
+// dst (B, cap, KVH, D) at rows past..past+T of each sequence.
+func storeRows(dst, src *tensor.Tensor, B, T, past, capacity int) {
 	w := src.Cols()
 	if len(src.Shape) > 2 {
 		w = src.Numel() / (B * T)
 	}
 	for b := 0; b < B; b++ {
-		at := past
-		if lens != nil {
-			at = lens[b]
-		}
-		copy(dst.F32[(b*capacity+at)*w:(b*capacity+at+T)*w], src.F32[b*T*w:(b+1)*T*w])
+		copy(dst.F32[(b*capacity+past)*w:(b*capacity+past+T)*w], src.F32[b*T*w:(b+1)*T*w])
 	}
 }
 
@@ -616,8 +550,8 @@ func (m *Transformer) block(t *autograd.Tape, l int, x *autograd.Var, bs *blockS
 	}
 	if in.Cache != nil {
 		kc, vc := in.Cache.K[l], in.Cache.V[l]
-		storeRows(kc, k.Value, in.B, in.T, bs.past, in.Cache.Lens, in.Cache.Cap)
-		storeRows(vc, v.Value, in.B, in.T, bs.past, in.Cache.Lens, in.Cache.Cap)
+		storeRows(kc, k.Value, in.B, in.T, bs.past, in.Cache.Cap)
+		storeRows(vc, v.Value, in.B, in.T, bs.past, in.Cache.Cap)
 		k, v = t.Const(kc), t.Const(vc)
 	} else {
 		k = t.View(k, in.B, in.T, KVH, D)

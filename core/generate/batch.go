@@ -74,9 +74,9 @@ func (s *Seq) Finish() string { return s.finish }
 // sliding window) serves rows of every length, and keys of one sequence
 // stay contiguous. A prompt prefills into a view of its row that ends at
 // the common column; a prompt longer than the others shifts them right
-// first, and when the end reaches the capacity every row shifts left by
-// the room its longest sequence leaves (rare, and a copy per row, not per
-// step).
+// first; and when the end reaches the capacity, or the columns before the
+// longest sequence are half of them, every row shifts left by that room
+// (rare, and a copy per row, not per step).
 //
 // The running sequences always hold rows 0..n-1: a step is one forward
 // pass of n rows over a view of the cache, and a sequence that leaves
@@ -96,6 +96,7 @@ type Batch struct {
 	row           []float32 // (V) logits scratch for the sampler
 
 	shifts, compactions int // how often rows moved right and left (tests)
+	compactMin          int // fewest unused columns worth moving before the end is reached
 }
 
 // NewBatch returns a Batch of slots sequences of up to capacity tokens
@@ -116,6 +117,7 @@ func (g *Generator) NewBatch(slots, capacity int) (*Batch, error) {
 	b := &Batch{g: g, slots: slots, capacity: capacity, cache: c, live: make([]*Seq, 0, slots),
 		ids: make([]int32, slots), pos: make([]int32, slots), seg: make([]int32, slots),
 		row: make([]float32, g.M.Cfg.VocabSize)}
+	b.compactMin = 64
 	b.views = make([]*model.Cache, slots+1)
 	for n := 1; n <= slots; n++ {
 		b.views[n] = b.rows(0, n)
@@ -248,10 +250,8 @@ func (b *Batch) Step() error {
 	if n == 0 {
 		return nil
 	}
-	if b.cache.Len >= b.capacity {
-		if err := b.compact(); err != nil {
-			return err
-		}
+	if err := b.compact(); err != nil {
+		return err
 	}
 	for r, s := range b.live {
 		b.ids[r] = s.next
@@ -398,8 +398,9 @@ func (b *Batch) shift(d int) {
 }
 
 // compact moves every running row left by the columns no sequence uses
-// (before the first key of the longest one), when the end has reached
-// the capacity.
+// (before the first key of the longest one) when the end has reached the
+// capacity, or when those columns are at least half of them (attention
+// scans every column up to the end, masked or not).
 func (b *Batch) compact() error {
 	c := b.cache
 	longest := 0
@@ -407,6 +408,9 @@ func (b *Batch) compact() error {
 		longest = max(longest, c.Len-s.first)
 	}
 	d := c.Len - longest
+	if c.Len < b.capacity && (d < b.compactMin || 2*d < c.Len) {
+		return nil
+	}
 	if d <= 0 {
 		return fmt.Errorf("generate: a sequence of %d tokens fills the cache of %d", longest, c.Cap)
 	}

@@ -2,6 +2,7 @@ package generate
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -125,9 +126,16 @@ func TestContinuousBatchEqualsAlone(t *testing.T) {
 }
 
 // TestBatchShiftAndCompact: in a short cache, longer prompts move the
-// running rows right and the end reaching the capacity moves them left,
-// many times over, and every sequence still gets what it gets alone.
+// running rows right and the end reaching the capacity (or unused columns
+// piling up) moves them left, many times over, and every sequence still
+// gets what it gets alone.
 func TestBatchShiftAndCompact(t *testing.T) {
+	for _, early := range []int{64, 4} {
+		t.Run(fmt.Sprint("compact-min-", early), func(t *testing.T) { shiftAndCompact(t, early) })
+	}
+}
+
+func shiftAndCompact(t *testing.T, compactMin int) {
 	m := testModel(t, model.Llama)
 	g := New(m, tensor.NewCPU(2), byteDecoder{})
 	const capacity = 24
@@ -144,6 +152,7 @@ func TestBatchShiftAndCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.compactMin = compactMin
 	seqs := make([]*Seq, 0, len(reqs))
 	for steps := 0; len(seqs) < len(reqs) || b.Running() > 0; steps++ {
 		if len(seqs) < len(reqs) && b.Free() > 0 && steps%3 != 1 {

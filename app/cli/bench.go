@@ -125,17 +125,17 @@ func runBench(e *Env) error {
 		if err != nil {
 			return BadInput(err)
 		}
-		ntok, perClient := 64, 3
+		ntok, perClient, rounds := 64, 2, 2
 		if *quick {
-			ntok, perClient = 6, 1
+			ntok, perClient, rounds = 6, 1, 1
 		}
-		one, many, err := benchServe(e.Ctx, cfg, backend(), *serveClients, *serveClients, perClient, ntok)
+		one, many, err := benchServe(e.Ctx, cfg, backend(), *serveClients, *serveClients, perClient, ntok, rounds)
 		if err != nil {
 			return err
 		}
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		return emit(benchResult{"bench": "serve", "preset": *servePreset, "threads": n, "clients": *serveClients,
-			"max_tokens": ntok, "requests_per_client": perClient,
+			"max_tokens": ntok, "requests_per_client": perClient, "rounds": rounds,
 			"tokens_per_s_1": one.tokensPerS, "ttft_ms_1": ms(one.ttft),
 			"tokens_per_s_n": many.tokensPerS, "ttft_ms_n": ms(many.ttft),
 			"tokens_per_s_ratio": many.tokensPerS / one.tokensPerS, "ttft_ratio": ms(many.ttft) / ms(one.ttft)})

@@ -48,15 +48,29 @@ type serveFigures struct {
 	ttft       time.Duration // median time to first token
 	perRequest time.Duration // mean time a request takes
 	requests   int
+
+	tokens int             // generated tokens
+	wall   time.Duration   // the load's wall time
+	ttfts  []time.Duration // every request's time to first token
+}
+
+// add merges o's rounds into f and recomputes the figures.
+func (f *serveFigures) add(o serveFigures) {
+	busy := f.perRequest*time.Duration(f.requests) + o.perRequest*time.Duration(o.requests)
+	f.tokens, f.wall, f.requests = f.tokens+o.tokens, f.wall+o.wall, f.requests+o.requests
+	f.ttfts = append(f.ttfts, o.ttfts...)
+	slices.Sort(f.ttfts)
+	f.tokensPerS, f.ttft, f.perRequest = float64(f.tokens)/f.wall.Seconds(), f.ttfts[len(f.ttfts)/2], busy/time.Duration(f.requests)
 }
 
 // benchServe serves a randomly initialised cfg model over loopback HTTP
 // with slots decoding together and measures, in one run, a single client
 // and then clients concurrent streaming clients, each sending perClient
-// requests back to back. Request lengths vary around ntok (from ntok/2 to
+// requests back to back, rounds times alternately (the host may be
+// shared: alternating spreads its load over both). Request lengths vary around ntok (from ntok/2 to
 // 3ntok/2), and the clients start spread over one request's time, as
 // independent users would: arrivals are not in lockstep.
-func benchServe(ctx context.Context, cfg model.Config, b tensor.Backend, slots, clients, perClient, ntok int) (one, many serveFigures, err error) {
+func benchServe(ctx context.Context, cfg model.Config, b tensor.Backend, slots, clients, perClient, ntok, rounds int) (one, many serveFigures, err error) {
 	m, err := model.New(cfg, 1)
 	if err != nil {
 		return one, many, err
@@ -78,11 +92,19 @@ func benchServe(ctx context.Context, cfg model.Config, b tensor.Backend, slots, 
 	if _, _, err := streamCompletion(ctx, url, 0, 2); err != nil { // warm up
 		return one, many, err
 	}
-	if one, err = serveLoad(ctx, url, 1, max(perClient, 2), ntok, 0); err != nil {
-		return one, many, err
+	for range rounds {
+		o, err := serveLoad(ctx, url, 1, max(perClient, 2), ntok, 0)
+		if err != nil {
+			return one, many, err
+		}
+		one.add(o)
+		m, err := serveLoad(ctx, url, clients, perClient, ntok, o.perRequest/time.Duration(clients))
+		if err != nil {
+			return one, many, err
+		}
+		many.add(m)
 	}
-	many, err = serveLoad(ctx, url, clients, perClient, ntok, one.perRequest/time.Duration(clients))
-	return one, many, err
+	return one, many, nil
 }
 
 // serveLoad runs clients streaming clients of perClient requests each,
@@ -127,9 +149,9 @@ func serveLoad(ctx context.Context, url string, clients, perClient, ntok int, st
 	if firstErr != nil {
 		return serveFigures{}, firstErr
 	}
-	slices.Sort(ttfts)
-	return serveFigures{tokensPerS: float64(tokens) / el.Seconds(), ttft: ttfts[len(ttfts)/2],
-		perRequest: busy / time.Duration(len(ttfts)), requests: len(ttfts)}, nil
+	var f serveFigures
+	f.add(serveFigures{tokens: tokens, wall: el, ttfts: ttfts, perRequest: busy / time.Duration(len(ttfts)), requests: len(ttfts)})
+	return f, nil
 }
 
 // streamCompletion sends one streaming completion of ntok tokens and

@@ -44,23 +44,26 @@ func (benchTok) EOS() int32 { return -1 }
 
 // serveFigures are one load's measurements.
 type serveFigures struct {
-	tokensPerS float64       // generated tokens over the wall time
+	tokensPerS float64       // tokens while every client was connected, over that time
+	overall    float64       // all tokens over the whole wall time (ramp-up and tail included)
 	ttft       time.Duration // median time to first token
 	perRequest time.Duration // mean time a request takes
 	requests   int
 
-	tokens int             // generated tokens
-	wall   time.Duration   // the load's wall time
-	ttfts  []time.Duration // every request's time to first token
+	tokens, allTokens int             // generated tokens: in the window, in all
+	window, wall      time.Duration   // the time all clients were connected; the load's wall time
+	ttfts             []time.Duration // every request's time to first token
 }
 
 // add merges o's rounds into f and recomputes the figures.
 func (f *serveFigures) add(o serveFigures) {
 	busy := f.perRequest*time.Duration(f.requests) + o.perRequest*time.Duration(o.requests)
-	f.tokens, f.wall, f.requests = f.tokens+o.tokens, f.wall+o.wall, f.requests+o.requests
+	f.tokens, f.allTokens, f.requests = f.tokens+o.tokens, f.allTokens+o.allTokens, f.requests+o.requests
+	f.window, f.wall = f.window+o.window, f.wall+o.wall
 	f.ttfts = append(f.ttfts, o.ttfts...)
 	slices.Sort(f.ttfts)
-	f.tokensPerS, f.ttft, f.perRequest = float64(f.tokens)/f.wall.Seconds(), f.ttfts[len(f.ttfts)/2], busy/time.Duration(f.requests)
+	f.tokensPerS, f.overall = float64(f.tokens)/f.window.Seconds(), float64(f.allTokens)/f.wall.Seconds()
+	f.ttft, f.perRequest = f.ttfts[len(f.ttfts)/2], busy/time.Duration(f.requests)
 }
 
 // benchServe serves a randomly initialised cfg model over loopback HTTP
@@ -89,7 +92,7 @@ func benchServe(ctx context.Context, cfg model.Config, b tensor.Backend, slots, 
 		<-done
 	}()
 	url := "http://" + l.Addr().String() + "/v1/completions"
-	if _, _, err := streamCompletion(ctx, url, 0, 2); err != nil { // warm up
+	if _, _, err := streamCompletion(ctx, url, 0, 2, nil); err != nil { // warm up
 		return one, many, err
 	}
 	for range rounds {
@@ -108,13 +111,19 @@ func benchServe(ctx context.Context, cfg model.Config, b tensor.Backend, slots, 
 }
 
 // serveLoad runs clients streaming clients of perClient requests each,
-// client c starting c·stagger after the first.
+// client c starting c·stagger after the first. Its tokens per second
+// count the tokens that arrived while every client was connected (from
+// the last client's first request to the first client's last answer), so
+// the ramp-up and the tail, when fewer clients are left, do not dilute
+// the concurrent figure; the overall figure counts them.
 func serveLoad(ctx context.Context, url string, clients, perClient, ntok int, stagger time.Duration) (serveFigures, error) {
 	var mu sync.Mutex
 	var ttfts []time.Duration
 	var firstErr error
 	var busy time.Duration
 	tokens := 0
+	stamps := make([][]time.Time, clients) // when each client's tokens arrived
+	spans := make([][2]time.Time, clients) // each client's first start and last end
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := range clients {
@@ -122,11 +131,13 @@ func serveLoad(ctx context.Context, url string, clients, perClient, ntok int, st
 		go func() {
 			defer wg.Done()
 			time.Sleep(time.Duration(c) * stagger)
+			spans[c][0] = time.Now()
+			defer func() { spans[c][1] = time.Now() }()
 			for r := range perClient {
 				i := c*perClient + r
 				want := ntok/2 + (i*37)%(ntok+1) // ntok/2 .. 3ntok/2, mean about ntok
 				t0 := time.Now()
-				ttft, n, err := streamCompletion(ctx, url, i, want)
+				ttft, n, err := streamCompletion(ctx, url, i, want, &stamps[c])
 				mu.Lock()
 				busy += time.Since(t0)
 				tokens += n
@@ -149,14 +160,37 @@ func serveLoad(ctx context.Context, url string, clients, perClient, ntok int, st
 	if firstErr != nil {
 		return serveFigures{}, firstErr
 	}
+	t0, t1 := spans[0][0], spans[0][1]
+	for _, sp := range spans {
+		if sp[0].After(t0) {
+			t0 = sp[0]
+		}
+		if sp[1].Before(t1) {
+			t1 = sp[1]
+		}
+	}
+	inWindow := 0
+	for _, st := range stamps {
+		for _, at := range st {
+			if !at.Before(t0) && !at.After(t1) {
+				inWindow++
+			}
+		}
+	}
+	o := serveFigures{tokens: inWindow, allTokens: tokens, window: t1.Sub(t0), wall: el, ttfts: ttfts,
+		perRequest: busy / time.Duration(len(ttfts)), requests: len(ttfts)}
+	if o.window <= 0 || inWindow == 0 { // the clients never overlapped
+		o.tokens, o.window = tokens, el
+	}
 	var f serveFigures
-	f.add(serveFigures{tokens: tokens, wall: el, ttfts: ttfts, perRequest: busy / time.Duration(len(ttfts)), requests: len(ttfts)})
+	f.add(o)
 	return f, nil
 }
 
 // streamCompletion sends one streaming completion of ntok tokens and
-// returns the time to its first token and the tokens streamed.
-func streamCompletion(ctx context.Context, url string, seed, ntok int) (time.Duration, int, error) {
+// returns the time to its first token and the tokens streamed; it appends
+// each token's arrival time to stamps when that is set.
+func streamCompletion(ctx context.Context, url string, seed, ntok int, stamps *[]time.Time) (time.Duration, int, error) {
 	body := fmt.Sprintf(`{"prompt":"Request %d: once upon a time","max_tokens":%d,"temperature":0.8,"seed":%d,"stream":true}`, seed, ntok, seed)
 	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(body))
 	if err != nil {
@@ -190,10 +224,16 @@ func streamCompletion(ctx context.Context, url string, seed, ntok int) (time.Dur
 		// A chunk holds the tokens made since the client last read:
 		// benchTok writes each as one word and a space.
 		k := strings.Count(c.Choices[0].Text, " ")
+		now := time.Now()
 		if n == 0 && k > 0 {
-			ttft = time.Since(start)
+			ttft = now.Sub(start)
 		}
 		n += k
+		for range k {
+			if stamps != nil {
+				*stamps = append(*stamps, now)
+			}
+		}
 	}
 	return ttft, n, sc.Err()
 }

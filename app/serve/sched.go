@@ -200,6 +200,9 @@ func (s *Server) schedule() {
 		clear(active[n:])
 		active = active[:n]
 		s.running.Store(int64(n))
+		if s.onStep != nil {
+			s.onStep()
+		}
 		s.run.Unlock()
 	}
 }

@@ -94,6 +94,7 @@ type Server struct {
 	// Counts of jobs: submitted, finished with an answer, ended because
 	// the client left (tests check every job ends exactly once).
 	submitted, answered, abandoned atomic.Int64
+	onStep                         func() // tests: runs after every scheduler pass, under run
 	keyHash                        [32]byte
 }
 

@@ -4,7 +4,6 @@ package tensor
 // element of b is used once), so it skips packing, reads b (F32, F16 or
 // BF16) in place, and splits N across threads. Each output element is one
 // kernel's fixed-order sum, whichever thread computes it.
-
 //
 // A few rows of a against a transposed b (a decode step of several
 // sequences: a (M, K), b (N, K)) take the same path: each group of four

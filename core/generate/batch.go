@@ -136,6 +136,14 @@ func (b *Batch) rows(lo, hi int) *model.Cache {
 	return v
 }
 
+// The batch touches tensor memory from the host in three places only:
+// hostLogits (a step's one read), rowView (views of cache rows) and the
+// row and column moves (moveRow, moveCols), which happen when sequences
+// join and leave, not per step.
+
+// hostLogits returns a pass's logits (rows, V) as host memory.
+func hostLogits(l *tensor.Tensor) []float32 { return l.F32 }
+
 // rowView is rows lo..hi-1 of t (B, ...), sharing its memory.
 func rowView(t *tensor.Tensor, lo, hi int) *tensor.Tensor {
 	per := t.Numel() / t.Shape[0]
@@ -234,11 +242,11 @@ func (b *Batch) Join(reqs ...SeqRequest) ([]*Seq, error) {
 	if err != nil {
 		return nil, err
 	}
-	logits := b.g.M.Logits(t, lastRows(t, h, k, maxP)).Value // (k, V)
+	logits := hostLogits(b.g.M.Logits(t, lastRows(t, h, k, maxP)).Value) // (k, V)
 	V := b.g.M.Cfg.VocabSize
 	b.live = append(b.live, seqs...)
 	for i, s := range seqs {
-		b.advance(s, logits.F32[i*V:(i+1)*V])
+		b.advance(s, logits[i*V:(i+1)*V])
 	}
 	b.sweep()
 	return seqs, nil
@@ -267,10 +275,10 @@ func (b *Batch) Step() error {
 		return err
 	}
 	b.cache.Len = view.Len
-	logits := b.g.M.Logits(t, h).Value // (n, V)
+	logits := hostLogits(b.g.M.Logits(t, h).Value) // (n, V)
 	V := b.g.M.Cfg.VocabSize
 	for r, s := range b.live {
-		b.advance(s, logits.F32[r*V:(r+1)*V])
+		b.advance(s, logits[r*V:(r+1)*V])
 	}
 	b.sweep()
 	return nil

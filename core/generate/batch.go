@@ -95,6 +95,10 @@ type Batch struct {
 	ids, pos, seg []int32   // (slots) one step's inputs
 	row           []float32 // (V) logits scratch for the sampler
 
+	// scratch for rotating the windowed layers' rings (moveRing)
+	ringTmp    []float32 // (Window*KVH*D)
+	ringSegTmp []int32   // (Window)
+
 	shifts, compactions int // how often rows moved right and left (tests)
 	compactMin          int // fewest unused columns worth moving before the end is reached
 }
@@ -118,6 +122,10 @@ func (g *Generator) NewBatch(slots, capacity int) (*Batch, error) {
 		ids: make([]int32, slots), pos: make([]int32, slots), seg: make([]int32, slots),
 		row: make([]float32, g.M.Cfg.VocabSize)}
 	b.compactMin = 64
+	if c.Window > 0 {
+		b.ringTmp = make([]float32, c.Window*g.M.Cfg.KVHeads*g.M.Cfg.HeadDim)
+		b.ringSegTmp = make([]int32, c.Window)
+	}
 	b.views = make([]*model.Cache, slots+1)
 	for n := 1; n <= slots; n++ {
 		b.views[n] = b.rows(0, n)
@@ -128,7 +136,10 @@ func (g *Generator) NewBatch(slots, capacity int) (*Batch, error) {
 // rows returns a cache that views rows lo..hi-1 of b's cache.
 func (b *Batch) rows(lo, hi int) *model.Cache {
 	c := b.cache
-	v := &model.Cache{B: hi - lo, Cap: c.Cap, Len: c.Len, Seg: c.Seg[lo*c.Cap : hi*c.Cap]}
+	v := &model.Cache{B: hi - lo, Cap: c.Cap, Len: c.Len, Seg: c.Seg[lo*c.Cap : hi*c.Cap], Window: c.Window, Ring: c.Ring}
+	if c.Window > 0 {
+		v.RingSeg = c.RingSeg[lo*c.Window : hi*c.Window]
+	}
 	for l := range c.K {
 		v.K = append(v.K, rowView(c.K[l], lo, hi))
 		v.V = append(v.V, rowView(c.V[l], lo, hi))
@@ -223,6 +234,9 @@ func (b *Batch) Join(reqs ...SeqRequest) ([]*Seq, error) {
 			seg[i*maxP+pad+j] = 1
 		}
 		clear(b.cache.Seg[(n+i)*b.capacity:][:end-maxP])
+		if W := b.cache.Window; W > 0 {
+			clear(b.cache.RingSeg[(n+i)*W:][:W]) // the ring's older slots are padding too
+		}
 		maxNew := r.MaxTokens
 		if maxNew <= 0 {
 			maxNew = 128
@@ -362,25 +376,37 @@ func (b *Batch) sweep() {
 }
 
 // moveRow copies cache row src's keys, values and segment ids (columns
-// up to the common end) into row dst.
+// up to the common end; a windowed layer's whole ring) into row dst.
 func (b *Batch) moveRow(src, dst int) {
 	c := b.cache
 	n := c.Len
 	for l := range c.K {
+		rows := n
+		if c.Ring[l] {
+			rows = c.Window
+		}
 		for _, t := range []*tensor.Tensor{c.K[l], c.V[l]} {
-			w := t.Numel() / (c.B * c.Cap) // KVH*D
-			copy(t.F32[dst*c.Cap*w:][:n*w], t.F32[src*c.Cap*w:][:n*w])
+			per := t.Shape[1]            // Cap, or Window for a ring
+			w := t.Numel() / (c.B * per) // KVH*D
+			copy(t.F32[dst*per*w:][:rows*w], t.F32[src*per*w:][:rows*w])
 		}
 	}
 	copy(c.Seg[dst*c.Cap:][:n], c.Seg[src*c.Cap:][:n])
+	if W := c.Window; W > 0 {
+		copy(c.RingSeg[dst*W:][:W], c.RingSeg[src*W:][:W])
+	}
 }
 
 // moveCols moves columns [from, from+n) of every running row to [to,
-// to+n) (the ranges may overlap).
+// to+n) (the ranges may overlap). The moved range always ends at the
+// cache's end, before and after.
 func (b *Batch) moveCols(from, to, n int) {
 	c := b.cache
 	for r := range b.live {
 		for l := range c.K {
+			if c.Ring[l] {
+				continue
+			}
 			for _, t := range []*tensor.Tensor{c.K[l], c.V[l]} {
 				w := t.Numel() / (c.B * c.Cap)
 				row := t.F32[r*c.Cap*w : (r+1)*c.Cap*w]
@@ -389,6 +415,45 @@ func (b *Batch) moveCols(from, to, n int) {
 		}
 		seg := c.Seg[r*c.Cap : (r+1)*c.Cap]
 		copy(seg[to:to+n], seg[from:from+n])
+	}
+	if c.Window > 0 {
+		b.moveRing(from, to, n)
+	}
+}
+
+// moveRing is moveCols for the windowed layers, whose ring holds column j
+// in slot j mod W for the last W columns (core/model's kvring.go): each
+// new column of the last W takes the old column it moved from, and a
+// column opened before the range (padding, after a shift) gets segment 0
+// so that no query sees it.
+func (b *Batch) moveRing(from, to, n int) {
+	c := b.cache
+	W, d, end := c.Window, to-from, to+n
+	lo := max(0, end-W)
+	for r := range b.live {
+		for l := range c.K {
+			if !c.Ring[l] {
+				continue
+			}
+			for _, t := range []*tensor.Tensor{c.K[l], c.V[l]} {
+				w := t.Numel() / (c.B * W)
+				row := t.F32[r*W*w : (r+1)*W*w]
+				tmp := b.ringTmp[:W*w]
+				copy(tmp, row)
+				for col := max(lo, to); col < end; col++ {
+					copy(row[(col%W)*w:][:w], tmp[((col-d)%W)*w:][:w])
+				}
+			}
+		}
+		seg := c.RingSeg[r*W : (r+1)*W]
+		copy(b.ringSegTmp, seg)
+		for col := lo; col < end; col++ {
+			if col < to {
+				seg[col%W] = 0
+			} else {
+				seg[col%W] = b.ringSegTmp[(col-d)%W]
+			}
+		}
 	}
 }
 

@@ -7,21 +7,25 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"llmlab/core/autograd"
 	"llmlab/core/model"
 	"llmlab/core/tensor"
 )
 
-// testModel returns a small model of arch with weights large enough that
-// greedy choices are not near-ties.
-func testModel(t *testing.T, arch model.Arch) *model.Transformer {
+// testConfigs are the small models the batch tests decode with: the two
+// layouts, and a Mistral whose sliding window (5) is shorter than the
+// sequences, so its layers keep rings of keys that rows move through.
+var testConfigs = map[string]string{
+	"gpt2":   `{"model_type":"gpt2","vocab_size":257,"n_embd":32,"n_layer":2,"n_head":4,"n_positions":64}`,
+	"llama":  `{"model_type":"llama","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":64}`,
+	"window": `{"model_type":"mistral","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":64,"sliding_window":5}`,
+}
+
+// testModel returns a small model (testConfigs) with weights large
+// enough that greedy choices are not near-ties.
+func testModel(t *testing.T, kind string) *model.Transformer {
 	t.Helper()
-	var cfg model.Config
-	var err error
-	if arch == model.GPT2 {
-		cfg, err = model.ParseConfig([]byte(`{"model_type":"gpt2","vocab_size":257,"n_embd":32,"n_layer":2,"n_head":4,"n_positions":64}`))
-	} else {
-		cfg, err = model.ParseConfig([]byte(`{"model_type":"llama","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":64}`))
-	}
+	cfg, err := model.ParseConfig([]byte(testConfigs[kind]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,9 +62,9 @@ func TestContinuousBatchEqualsAlone(t *testing.T) {
 		{Prompt: []int32{100, 90, 80, 70, 60}, MaxTokens: 4, StopIDs: []int32{7}},
 		{Prompt: []int32{33}, MaxTokens: 11, Sampling: Sampling{Temperature: 1.5, TopK: 50, TopP: 0.95}, Seed: 12},
 	}
-	for _, arch := range []model.Arch{model.GPT2, model.Llama} {
-		t.Run(arch.String(), func(t *testing.T) {
-			m := testModel(t, arch)
+	for _, kind := range []string{"gpt2", "llama", "window"} {
+		t.Run(kind, func(t *testing.T) {
+			m := testModel(t, kind)
 			g := New(m, tensor.NewCPU(2), byteDecoder{})
 			want := make([]seqOut, len(reqs))
 			for i, r := range reqs {
@@ -130,13 +134,15 @@ func TestContinuousBatchEqualsAlone(t *testing.T) {
 // piling up) moves them left, many times over, and every sequence still
 // gets what it gets alone.
 func TestBatchShiftAndCompact(t *testing.T) {
-	for _, early := range []int{64, 4} {
-		t.Run(fmt.Sprint("compact-min-", early), func(t *testing.T) { shiftAndCompact(t, early) })
+	for _, kind := range []string{"llama", "window"} {
+		for _, early := range []int{64, 4} {
+			t.Run(fmt.Sprint(kind, "/compact-min-", early), func(t *testing.T) { shiftAndCompact(t, kind, early) })
+		}
 	}
 }
 
-func shiftAndCompact(t *testing.T, compactMin int) {
-	m := testModel(t, model.Llama)
+func shiftAndCompact(t *testing.T, kind string, compactMin int) {
+	m := testModel(t, kind)
 	g := New(m, tensor.NewCPU(2), byteDecoder{})
 	const capacity = 24
 	var reqs []SeqRequest
@@ -190,7 +196,7 @@ func shiftAndCompact(t *testing.T, compactMin int) {
 // TestBatchJoinErrors: a full batch, an empty prompt and a prompt longer
 // than the capacity are refused without disturbing the batch.
 func TestBatchJoinErrors(t *testing.T) {
-	m := testModel(t, model.Llama)
+	m := testModel(t, "llama")
 	g := New(m, tensor.NewCPU(1), byteDecoder{})
 	b, err := g.NewBatch(1, 8)
 	if err != nil {
@@ -226,7 +232,7 @@ func TestBatchJoinErrors(t *testing.T) {
 // bookkeeping and every sampler allocate nothing once warm; no tokenizer,
 // so no text is made).
 func TestBatchStepAllocs(t *testing.T) {
-	m := testModel(t, model.Llama)
+	m := testModel(t, "llama")
 	g := New(m, tensor.NewCPU(1), nil)
 	b, err := g.NewBatch(3, m.Cfg.MaxPos)
 	if err != nil {
@@ -273,5 +279,41 @@ func TestBatchStepAllocs(t *testing.T) {
 		if n := testing.AllocsPerRun(20, func() { s.Sample(row, ctx) }); n > 0 {
 			t.Errorf("sampling with %+v allocates %v times a token", sm, n)
 		}
+	}
+}
+
+// TestWindowedGreedyEqualsRecompute: greedy decoding through the batch's
+// ring caches gives the tokens a full forward pass over the whole
+// sequence gives at every step (no cache; the window as a mask), past the
+// window many times over.
+func TestWindowedGreedyEqualsRecompute(t *testing.T) {
+	m := testModel(t, "window")
+	cpu := tensor.NewCPU(1)
+	g := New(m, cpu, byteDecoder{})
+	prompt := []int32{3, 14, 15, 92, 65, 35}
+	res, err := g.Generate(context.Background(), Request{Prompts: [][]int32{prompt}, MaxTokens: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := append([]int32(nil), prompt...)
+	tape := autograd.NewTape(cpu)
+	var want []int32
+	for range res.IDs[0] {
+		tape.Reset()
+		pos := make([]int32, len(seq))
+		for i := range pos {
+			pos[i] = int32(i)
+		}
+		h, err := m.Hidden(tape, model.Inputs{B: 1, T: len(seq), IDs: seq, Pos: pos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits := m.Logits(tape, lastRows(tape, h, 1, len(seq))).Value.F32
+		id := argmax(logits)
+		want = append(want, id)
+		seq = append(seq, id)
+	}
+	if diff := cmp.Diff(want, res.IDs[0]); diff != "" {
+		t.Errorf("greedy ids (-recomputed +cached):\n%s", diff)
 	}
 }

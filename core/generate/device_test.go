@@ -2,9 +2,12 @@ package generate
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"llmlab/core/model"
 	"llmlab/core/tensor"
@@ -89,5 +92,70 @@ func TestDeviceResident(t *testing.T) {
 				t.Errorf("%d greedy decode steps: %d downloads, %d uploads, %d host tensors given to ops; want %d, 0, 0", n, down, up, host, n)
 			}
 		})
+	}
+}
+
+// TestDeviceBatch runs continuous batching on device tensors (devicetest)
+// through joins, leaves, shifts and compactions of a short cache, greedy
+// (tokens picked on the device) and sampled (logits read back), windowed
+// rings included: every sequence must get the CPU's tokens.
+func TestDeviceBatch(t *testing.T) {
+	for _, kind := range []string{"llama", "window"} {
+		for _, greedy := range []bool{true, false} {
+			t.Run(fmt.Sprint(kind, "/greedy-", greedy), func(t *testing.T) {
+				run := func(be tensor.Backend) ([]seqOut, int, int) {
+					m := testModel(t, kind)
+					g := New(m, be, byteDecoder{})
+					const capacity = 24
+					var reqs []SeqRequest
+					for i := range 12 {
+						p := make([]int32, 1+(i*7)%10)
+						for j := range p {
+							p[j] = int32(1 + (i*31+j*17)%250)
+						}
+						r := SeqRequest{Prompt: p, MaxTokens: 3 + (i*5)%(capacity-len(p)-2), Seed: uint64(i)}
+						if !greedy {
+							r.Sampling = Sampling{Temperature: 0.9, TopK: 40}
+						}
+						reqs = append(reqs, r)
+					}
+					b, err := g.NewBatch(3, capacity)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer b.Close()
+					b.compactMin = 4
+					seqs := make([]*Seq, 0, len(reqs))
+					for steps := 0; len(seqs) < len(reqs) || b.Running() > 0; steps++ {
+						if len(seqs) < len(reqs) && b.Free() > 0 && steps%3 != 1 {
+							got, err := b.Join(reqs[len(seqs)])
+							if err != nil {
+								t.Fatal(err)
+							}
+							seqs = append(seqs, got...)
+						}
+						if err := b.Step(); err != nil {
+							t.Fatal(err)
+						}
+						if steps > 2000 {
+							t.Fatal("the batch never drains")
+						}
+					}
+					out := make([]seqOut, len(seqs))
+					for i, s := range seqs {
+						out[i] = seqOut{s.IDs(), s.Text(), s.Finish()}
+					}
+					return out, b.shifts, b.compactions
+				}
+				want, _, _ := run(tensor.NewCPU(1))
+				got, shifts, compactions := run(devicetest.New(1))
+				if shifts == 0 || compactions == 0 {
+					t.Fatalf("%d shifts, %d compactions: the test exercises neither", shifts, compactions)
+				}
+				if d := cmp.Diff(want, got); d != "" {
+					t.Errorf("(-cpu +device):\n%s", d)
+				}
+			})
+		}
 	}
 }

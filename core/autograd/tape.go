@@ -112,9 +112,18 @@ func (t *Tape) Leaf(v *tensor.Tensor) *Var { return t.newVar(v, true) }
 // is Frozen. On a backend with its own memory (tensor.Memory) a float32
 // value moves there the first time a tape uses it, and stays: weights are
 // uploaded once, not per op. Read it back with Value.Host() (checkpoints
-// and the like do, through tensor's edge methods).
+// and the like do, through tensor's edge methods). A parameter another
+// backend's memory holds moves back to the host first (a model used on a
+// GPU, then on the CPU), with its gradient.
 func (t *Tape) Param(p *Param) *Var {
-	if m := t.arena.mem; m != nil && !p.Value.OnDevice() && p.Value.DType == tensor.F32 {
+	m := t.arena.mem
+	if v := p.Value; v.OnDevice() && v.Dev.Mem != m {
+		tensor.ToHost(v)
+		if p.Grad != nil {
+			tensor.ToHost(p.Grad)
+		}
+	}
+	if m != nil && !p.Value.OnDevice() && p.Value.DType == tensor.F32 {
 		tensor.ToDevice(m, p.Value) // on failure it stays on the host, and still works
 	}
 	x := t.newVar(p.Value, !p.Frozen)

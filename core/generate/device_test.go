@@ -65,6 +65,18 @@ func TestDeviceResident(t *testing.T) {
 					}
 				}
 			}
+			// The model moved to the device; the CPU takes it back.
+			back, err := New(md, tensor.NewCPU(1), byteDecoder{}).Generate(context.Background(), Request{Prompts: [][]int32{{72, 101, 108}}, MaxTokens: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alone, err := New(mc, tensor.NewCPU(1), byteDecoder{}).Generate(context.Background(), Request{Prompts: [][]int32{{72, 101, 108}}, MaxTokens: 8})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(back.IDs[0], alone.IDs[0]) {
+				t.Errorf("on the CPU after the device: %v, want %v", back.IDs[0], alone.IDs[0])
+			}
 			// Traffic of greedy decode steps: (a run of 2+n tokens) - (a run
 			// of 2) is n steps.
 			g := New(md, dev, byteDecoder{})

@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"llmlab/core/model"
+	"llmlab/core/source"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
 	"llmlab/lora"
@@ -22,7 +23,7 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
-	fs.StringVar(&f.model, "model", "", "model folder (HF layout), or 'demo' for the embedded demo model")
+	fs.StringVar(&f.model, "model", "", "model: an HF folder, a .gguf file, ollama:NAME[:TAG] (ollama's store), or 'demo' for the embedded demo model; llmlab models lists what is found")
 	if withAdapter {
 		fs.StringVar(&f.adapter, "adapter", "", "PEFT adapter folder to apply")
 	}
@@ -49,23 +50,21 @@ func (f *modelFlags) backend(e *Env) (tensor.Backend, error) {
 	return b, nil
 }
 
-// resolveModelDir maps --model to a folder: 'demo' is the embedded demo
-// model, unpacked once into the user cache.
+// resolveModelDir maps --model to what model.Load and tokenizer.Load
+// open: a folder, or a GGUF file ('demo' is the embedded demo model,
+// unpacked once into the user cache; ollama:NAME a blob of ollama's store).
 func resolveModelDir(arg string) (string, error) {
 	if arg == "" {
-		return "", Usagef("--model is required (a model folder, or demo)")
+		return "", Usagef("--model is required (a model folder, a .gguf file, ollama:NAME, or demo)")
 	}
 	if arg == "demo" {
 		return demoModelDir()
 	}
-	st, err := os.Stat(arg)
+	src, err := source.Resolve(arg, source.OllamaDir())
 	if err != nil {
 		return "", BadInput(fmt.Errorf("--model %s: %w", arg, err))
 	}
-	if !st.IsDir() {
-		return "", BadInput(fmt.Errorf("--model %s: not a folder", arg))
-	}
-	return arg, nil
+	return src.Path, nil
 }
 
 // loaded is a model with its tokenizer and optional adapter.

@@ -3,8 +3,10 @@ package checkpoint
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
+	"os"
 	"strings"
 	"unsafe"
 
@@ -374,4 +376,20 @@ func FileTypeID(name string) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// IsGGUF reports whether path is a regular file that starts with GGUF's
+// magic (ollama's blobs have no extension).
+func IsGGUF(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	var magic [4]byte
+	_, err = io.ReadFull(f, magic[:])
+	return err == nil && string(magic[:]) == "GGUF"
 }

@@ -69,7 +69,7 @@ func TestGGUFReadBack(t *testing.T) {
 // never would.
 type rawGGUF struct{ bytes.Buffer }
 
-func (r *rawGGUF) put(v any)     { binary.Write(&r.Buffer, binary.LittleEndian, v) }
+func (r *rawGGUF) put(v any)    { binary.Write(&r.Buffer, binary.LittleEndian, v) }
 func (r *rawGGUF) str(s string) { r.put(uint64(len(s))); r.WriteString(s) }
 
 type rawTensor struct {

@@ -37,9 +37,12 @@ func (e *TensorError) Error() string {
 func (e *TensorError) Unwrap() error { return e.Err }
 
 // Load reads an HF model folder: config.json and model.safetensors (or
-// shards). Every tensor the config implies must be present with the right
+// shards), or a GGUF file. Every tensor the config implies must be present with the right
 // shape, and no unexpected tensor may be present.
 func Load(dir string, o LoadOptions) (*Transformer, error) {
+	if checkpoint.IsGGUF(dir) {
+		return LoadGGUF(dir, o) // a .gguf file (gguf_arch.go)
+	}
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,10 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -60,5 +64,94 @@ func TestGGUFModelSource(t *testing.T) {
 	}
 	if code, msg := run(t, "generate", "--model", filepath.Join(dir, "nope.gguf"), "--prompt", "x"); code != 2 || !strings.Contains(msg, "nope.gguf") {
 		t.Errorf("a missing file: %d %s", code, msg)
+	}
+}
+
+// TestGGUFExportAgreesWithLlamaCpp exports the demo model at every --quant
+// type and compares with what llama.cpp did with the same files
+// (testdata/gguf_llamacpp.json, made by tools/golden/gguf_llamacpp.py):
+// the files are byte-identical to the ones llama.cpp loaded, our tokenizer
+// gives llama.cpp's prompt ids, and our greedy tokens agree with llama.cpp's
+// at >= 24 of 32 positions (>= 12 for the 4-bit types; in proportion when
+// a run stops at EOS).
+func TestGGUFExportAgreesWithLlamaCpp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("exports and runs the demo model six times")
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", "gguf_llamacpp.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var golden struct {
+		Prompts []string
+		N       int
+		Types   map[string]struct {
+			SHA256 string `json:"sha256"`
+			Runs   []struct {
+				PromptIDs []int32 `json:"prompt_ids"`
+				IDs       []int32 `json:"ids"`
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &golden); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for q, want := range golden.Types {
+		t.Run(q, func(t *testing.T) {
+			out := filepath.Join(dir, "demo-"+q+".gguf")
+			code, msg := run(t, "export", "--model", "demo", "--quant", q, "--out", out)
+			if code != 0 {
+				t.Fatalf("export: %d %s", code, msg)
+			}
+			if !strings.Contains(msg, "bits per weight") {
+				t.Errorf("export output without bits per weight: %s", msg)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "demo-"+q+".Modelfile")); err != nil {
+				t.Errorf("no Modelfile named after the export: %v", err)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != want.SHA256 {
+				t.Fatalf("the export differs from the file llama.cpp ran (sha256 %s, golden %s): if the demo model or the exporter changed on purpose, rerun tools/golden/gguf_llamacpp.py", got, want.SHA256)
+			}
+			tok, err := tokenizer.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			minAgree := 24
+			if strings.HasPrefix(q, "q4") {
+				minAgree = 12
+			}
+			for i, p := range golden.Prompts {
+				r := want.Runs[i]
+				if ids := tok.Encode(p, true); !slices.Equal(ids, r.PromptIDs) {
+					t.Errorf("%q: our ids %v, llama.cpp's %v", p, ids, r.PromptIDs)
+				}
+				code, msg := run(t, "generate", "--model", out, "--prompt", p, "--max-tokens", fmt.Sprint(golden.N), "--temperature", "0", "--json")
+				if code != 0 {
+					t.Fatalf("generate: %d %s", code, msg)
+				}
+				lines := strings.Split(strings.TrimSpace(msg), "\n")
+				var res struct{ IDs []int32 }
+				if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+					t.Fatalf("generate --json: %v: %s", err, msg)
+				}
+				agree := 0
+				for j := range min(len(res.IDs), len(r.IDs)) {
+					if res.IDs[j] == r.IDs[j] {
+						agree++
+					}
+				}
+				// A run that ends at EOS counts its positions only.
+				n := max(len(res.IDs), len(r.IDs))
+				t.Logf("%q: %d of %d greedy tokens agree with llama.cpp", p, agree, n)
+				if agree*golden.N < minAgree*n {
+					t.Errorf("%q: %d of %d greedy tokens agree with llama.cpp (want >= %d of %d)\n ours %v\nllama %v", p, agree, n, minAgree, golden.N, res.IDs, r.IDs)
+				}
+			}
+		})
 	}
 }

@@ -155,3 +155,68 @@ func TestGGUFExportAgreesWithLlamaCpp(t *testing.T) {
 		})
 	}
 }
+
+// TestOllamaStore: a store (written here, as ollama lays it out) holding
+// the demo model as a GGUF blob: `models` lists it, --model ollama:NAME
+// runs it, and its params layer sets the defaults the flags leave unset.
+func TestOllamaStore(t *testing.T) {
+	dir := t.TempDir()
+	gg := filepath.Join(dir, "demo.gguf")
+	if code, msg := run(t, "export", "--model", "demo", "--quant", "q8_0", "--out", gg); code != 0 {
+		t.Fatal(msg)
+	}
+	store := filepath.Join(dir, "store")
+	blob := func(b []byte) map[string]any {
+		d := fmt.Sprintf("sha256:%x", sha256.Sum256(b))
+		p := filepath.Join(store, "blobs", strings.Replace(d, ":", "-", 1))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return map[string]any{"digest": d, "size": len(b)}
+	}
+	g, err := os.ReadFile(gg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := func(media string, b []byte) map[string]any {
+		l := blob(b)
+		l["mediaType"] = "application/vnd.ollama.image." + media
+		return l
+	}
+	man, _ := json.Marshal(map[string]any{"schemaVersion": 2, "layers": []any{
+		layer("model", g), layer("params", []byte(`{"temperature":0,"num_predict":5}`)),
+	}})
+	mp := filepath.Join(store, "manifests", "registry.ollama.ai", "library", "tinydemo", "q8")
+	os.MkdirAll(filepath.Dir(mp), 0o755)
+	if err := os.WriteFile(mp, man, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OLLAMA_MODELS", store)
+	code, msg := run(t, "models", "--dir", dir)
+	if code != 0 || !strings.Contains(msg, "ollama:tinydemo:q8") || !strings.Contains(msg, "demo.gguf") || !strings.Contains(msg, "Q8_0") {
+		t.Errorf("models: %d\n%s", code, msg)
+	}
+	// temperature 0 and 5 tokens come from the params layer.
+	code, msg = run(t, "generate", "--model", "ollama:tinydemo:q8", "--prompt", "Once upon a time", "--json")
+	if code != 0 {
+		t.Fatalf("generate: %d %s", code, msg)
+	}
+	type result struct {
+		IDs    []int32
+		Tokens int
+	}
+	last := func(msg string) (r result) {
+		lines := strings.Split(strings.TrimSpace(msg), "\n")
+		json.Unmarshal([]byte(lines[len(lines)-1]), &r)
+		return r
+	}
+	got := last(msg)
+	_, msg = run(t, "generate", "--model", gg, "--prompt", "Once upon a time", "--max-tokens", "5", "--temperature", "0", "--json")
+	if want := last(msg); got.Tokens != 5 || !slices.Equal(got.IDs, want.IDs) {
+		t.Errorf("ollama:tinydemo:q8 gave %d tokens %v; the file with the same settings %v", got.Tokens, got.IDs, want.IDs)
+	}
+	if code, msg := run(t, "generate", "--model", "ollama:nothere", "--prompt", "x"); code != 2 || !strings.Contains(msg, "nothere") {
+		t.Errorf("a missing ollama model: %d %s", code, msg)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"llmlab/core/model"
 	"llmlab/core/source"
@@ -152,6 +153,53 @@ func (l *loaded) mergeAdapter(dir string) error {
 		return BadInput(fmt.Errorf("%s: %s tuning adds virtual tokens and cannot be folded into the weights; use it with --adapter", dir, l.Prefix.Cfg.Method))
 	case l.Neck != nil:
 		return BadInput(fmt.Errorf("%s: bottleneck adapters are non-linear and cannot be folded into the weights; use them with --adapter", dir))
+	}
+	return nil
+}
+
+// ollamaParams maps ollama's parameter names to our flags.
+var ollamaParams = map[string]string{
+	"temperature": "temperature", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p",
+	"repeat_penalty": "repetition-penalty", "stop": "stop", "num_predict": "max-tokens", "seed": "seed",
+}
+
+// ollamaDefaults gives the flags the user left unset the values of an
+// ollama model's params layer, and --system its system layer. Call it
+// after parsing, before reading the flags.
+func (f *modelFlags) ollamaDefaults(fs *flag.FlagSet) error {
+	if !strings.HasPrefix(f.model, "ollama:") {
+		return nil
+	}
+	src, err := source.Resolve(f.model, source.OllamaDir())
+	if err != nil {
+		return BadInput(fmt.Errorf("--model %s: %w", f.model, err))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	apply := func(name string, v any) error {
+		if set[name] || fs.Lookup(name) == nil {
+			return nil
+		}
+		vals, ok := v.([]any)
+		if !ok {
+			vals = []any{v}
+		}
+		for _, x := range vals {
+			if err := fs.Set(name, fmt.Sprint(x)); err != nil {
+				return BadInput(fmt.Errorf("--model %s: parameter %s %v: %w", f.model, name, x, err))
+			}
+		}
+		return nil
+	}
+	for k, v := range src.Params {
+		if name, ok := ollamaParams[k]; ok {
+			if err := apply(name, v); err != nil {
+				return err
+			}
+		}
+	}
+	if src.System != "" {
+		return apply("system", src.System)
 	}
 	return nil
 }

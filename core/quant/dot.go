@@ -21,6 +21,7 @@ type Act struct {
 	D     []float32 // (K/32) or (K/256) block scales
 	S     []float32 // (K/32) d·Σq per block, for Q4_1 and Q5_1
 	BSums []int32   // (K/16) Σq per 16 elements, for the K-quants
+	dot   func(w []byte, a *Act) float32 // the kernel for typ on this CPU
 }
 
 // ActBlock is the activation block size products with t use.
@@ -40,6 +41,9 @@ func (a *Act) Quantize(t Type, x []float32) {
 	}
 	nb := len(x) / bs
 	a.typ = t
+	if a.dot = fastDot(t, true); a.dot == nil {
+		a.dot = dotFuncs[t]
+	}
 	a.Q = grow(a.Q, len(x))
 	a.D = grow(a.D, nb)
 	if bs == QK {
@@ -108,7 +112,7 @@ func Dot(t Type, w []byte, a *Act) float32 {
 	if a.typ != t {
 		panic(fmt.Sprintf("quant.Dot: %v weights with an activation quantized for %v", t, a.typ))
 	}
-	return dotFuncs[t](w, a)
+	return a.dot(w, a)
 }
 
 var dotFuncs = map[Type]func(w []byte, a *Act) float32{

@@ -162,3 +162,71 @@ func TestRowBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestDotKernelsAgree: the assembly kernels against the Go ones, on rows
+// with extreme codes and activations.
+func TestDotKernelsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const k = 8 * QK
+	w, x := make([]float32, k), make([]float32, k)
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+		x[i] = float32(r.NormFloat64())
+		if i%97 == 0 {
+			w[i], x[i] = 40, -30 // saturating blocks
+		}
+	}
+	for _, typ := range goldenTypes {
+		for _, vnni := range []bool{false, true} {
+			fast := fastDot(typ, vnni)
+			if fast == nil {
+				continue
+			}
+			n, _ := typ.RowBytes(k)
+			q := make([]byte, n)
+			Quantize(typ, q, w)
+			var a Act
+			a.Quantize(typ, x)
+			want, got := dotFuncs[typ](q, &a), fast(q, &a)
+			if d := math.Abs(float64(got - want)); d > 1e-4*math.Abs(float64(want))+1e-3 {
+				t.Errorf("%v (vnni %v): assembly %g, Go %g", typ, vnni, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkDot(b *testing.B) {
+	const k, rows = 4096, 256
+	r := rand.New(rand.NewPCG(7, 8))
+	w, x := make([]float32, rows*k), make([]float32, k)
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	for _, typ := range goldenTypes {
+		n, _ := typ.RowBytes(k)
+		q := make([]byte, rows*n)
+		Quantize(typ, q, w)
+		var a Act
+		a.Quantize(typ, x)
+		kernels := map[string]func([]byte, *Act) float32{"go": dotFuncs[typ]}
+		if f := fastDot(typ, false); f != nil {
+			kernels["avx2"] = f
+		}
+		if f := fastDot(typ, true); f != nil {
+			kernels["best"] = f
+		}
+		for name, f := range kernels {
+			b.Run(typ.String()+"/"+name, func(b *testing.B) {
+				b.SetBytes(int64(rows * n))
+				for range b.N {
+					for r := 0; r < rows; r++ {
+						f(q[r*n:(r+1)*n], &a)
+					}
+				}
+			})
+		}
+	}
+}

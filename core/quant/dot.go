@@ -17,10 +17,10 @@ import (
 // type. Its buffers are reused across Quantize calls.
 type Act struct {
 	typ   Type
-	Q     []int8    // (K) the codes
-	D     []float32 // (K/32) or (K/256) block scales
-	S     []float32 // (K/32) d·Σq per block, for Q4_1 and Q5_1
-	BSums []int32   // (K/16) Σq per 16 elements, for the K-quants
+	Q     []int8                         // (K) the codes
+	D     []float32                      // (K/32) or (K/256) block scales
+	S     []float32                      // (K/32) d·Σq per block, for Q4_1 and Q5_1
+	BSums []int32                        // (K/16) Σq per 16 elements, for the K-quants
 	dot   func(w []byte, a *Act) float32 // the kernel for typ on this CPU
 }
 

@@ -30,7 +30,7 @@ type benchResult map[string]any
 func runBench(e *Env) error {
 	fs := newFlags(e, "bench")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	only := fs.String("only", "", "run only one group: gemm, tokenize, train, lora or generate")
+	only := fs.String("only", "", "run only one group: gemm, tokenize, train, lora, generate or gguf (decoding GGUF files, against llama.cpp when tools/gguf-check is installed)")
 	loraBase := fs.String("base", "f32", "lora group: how the frozen base is held (f32, f16 or nf4)")
 	ckpt := fs.Bool("checkpoint-activations", false, "lora group: activation checkpointing")
 	presets := fs.String("presets", "tiny,stories15m,gpt2-124m", "comma-separated presets for train and generate")
@@ -41,9 +41,9 @@ func runBench(e *Env) error {
 		return err
 	}
 	switch *only {
-	case "", "gemm", "tokenize", "train", "lora", "generate":
+	case "", "gemm", "tokenize", "train", "lora", "generate", "gguf":
 	default:
-		return Usagef("--only must be gemm, tokenize, train, lora or generate, got %q", *only)
+		return Usagef("--only must be gemm, tokenize, train, lora, generate or gguf, got %q", *only)
 	}
 	n := *threads
 	if n <= 0 {
@@ -101,6 +101,12 @@ func runBench(e *Env) error {
 			fmt.Fprintln(e.Stdout)
 		case "tokenize":
 			fmt.Fprintf(e.Stdout, "tokenize %-12v threads=%d  %9.1f MB/s\n", r["what"], r["threads"], r["mb_per_s"])
+		case "gguf":
+			fmt.Fprintf(e.Stdout, "gguf     %-12v threads=%d  %9.1f tokens/s  %.0f MB, %.2f bits/weight", r["quant"], r["threads"], r["tokens_per_s"], r["file_mb"], r["bits_per_weight"])
+			if ref, ok := r["ref"]; ok {
+				fmt.Fprintf(e.Stdout, "   %s %7.1f tokens/s   ratio %.2f", ref, r["ref_tokens_per_s"], r["ratio"])
+			}
+			fmt.Fprintln(e.Stdout)
 		}
 		return nil
 	}
@@ -136,6 +142,9 @@ func runBench(e *Env) error {
 				}
 			}
 		}
+	}
+	if *only == "gguf" {
+		return benchGGUF(e.Ctx, n, *quick, emit)
 	}
 	if *only == "" || *only == "tokenize" {
 		rs, err := benchTokenize(e.Ctx, n, *quick)

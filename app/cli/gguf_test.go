@@ -220,3 +220,12 @@ func TestOllamaStore(t *testing.T) {
 		t.Errorf("a missing ollama model: %d %s", code, msg)
 	}
 }
+
+// TestBenchGGUFQuick: the gguf bench group runs end to end on a small
+// model (without llama.cpp: tests run from the package folder).
+func TestBenchGGUFQuick(t *testing.T) {
+	code, out := run(t, "bench", "--only", "gguf", "--quick", "--json", "--threads", "1")
+	if code != 0 || strings.Count(out, `"bench":"gguf"`) != 2 || !strings.Contains(out, `"bits_per_weight"`) {
+		t.Errorf("bench --only gguf: %d\n%s", code, out)
+	}
+}

@@ -247,15 +247,21 @@ func unpermuteRows(t *tensor.Tensor, heads int, name string) (*tensor.Tensor, er
 }
 
 // LoadGGUF reads a GGUF file as a model. With o.KeepStored the matrices
-// stay in the file's types (quantized blocks included); otherwise they are
-// converted to o.DType as a folder's would be.
+// stay in the file's types, and quantized ones stay where they are, in the
+// mapped file: the model takes about the file's size in memory, paged in
+// as it is used, and the mapping stays for the life of the process.
+// Otherwise they are converted to o.DType as a folder's would be.
 func LoadGGUF(path string, o LoadOptions) (*Transformer, error) {
 	g, err := checkpoint.OpenGGUF(path)
 	if err != nil {
 		return nil, err
 	}
-	defer g.Close()
-	return FromGGUFFile(g, o)
+	o.mapped = o.KeepStored
+	m, err := FromGGUFFile(g, o)
+	if err != nil || !o.mapped {
+		g.Close()
+	}
+	return m, err
 }
 
 // FromGGUFFile builds a model from an open GGUF file. The tensors are

@@ -20,6 +20,10 @@ type LoadOptions struct {
 	// KeepStored keeps each tensor in the type the file stores (for a
 	// frozen base under PEFT or inference), ignoring DType.
 	KeepStored bool
+	// mapped keeps GGUF block tensors as views of the mapped file instead
+	// of copies (LoadGGUF with KeepStored; nothing writes block tensors in
+	// place).
+	mapped bool
 }
 
 // TensorError names the file and tensor that do not fit the config.
@@ -138,7 +142,9 @@ func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Tran
 			dt = t.DType
 		}
 		if t.DType == dt {
-			t = t.Clone() // own the memory: the file is unmapped on return
+			if _, block := t.DType.GGML(); !(o.mapped && block) {
+				t = t.Clone() // own the memory: the file is unmapped on return
+			}
 		} else {
 			t = t.Convert(dt)
 		}

@@ -135,6 +135,9 @@ func FromGGUFVocab(v GGUFVocab) (*Tokenizer, error) {
 				"special_tokens": map[string]any{b: map[string]any{"id": b, "ids": []int32{v.BOS}, "tokens": []string{b}}},
 			}
 		}
+		// llama.cpp, like HF's Llama 3 files, takes a word that is a whole
+		// token as it is, merges or not.
+		ignoreMerges := pat == patLlama3
 		merges := v.Merges
 		if merges == nil {
 			merges = []string{}
@@ -145,7 +148,7 @@ func FromGGUFVocab(v GGUFVocab) (*Tokenizer, error) {
 			"decoder": map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
 			"model": map[string]any{
 				"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "",
-				"end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+				"end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": ignoreMerges,
 				"vocab": orderedVocab(vocab), "merges": merges,
 			},
 		}

@@ -247,8 +247,8 @@ func unpermuteRows(t *tensor.Tensor, heads int, name string) (*tensor.Tensor, er
 }
 
 // LoadGGUF reads a GGUF file as a model. With o.KeepStored the matrices
-// stay in the file's types, and quantized ones stay where they are, in the
-// mapped file: the model takes about the file's size in memory, paged in
+// stay in the file's types, and half-precision and quantized ones stay
+// where they are, in the mapped file: the model takes about the file's size in memory, paged in
 // as it is used, and the mapping stays for the life of the process.
 // Otherwise they are converted to o.DType as a folder's would be.
 func LoadGGUF(path string, o LoadOptions) (*Transformer, error) {

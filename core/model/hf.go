@@ -20,9 +20,10 @@ type LoadOptions struct {
 	// KeepStored keeps each tensor in the type the file stores (for a
 	// frozen base under PEFT or inference), ignoring DType.
 	KeepStored bool
-	// mapped keeps GGUF block tensors as views of the mapped file instead
-	// of copies (LoadGGUF with KeepStored; nothing writes block tensors in
-	// place).
+	// mapped keeps GGUF tensors other than F32 as views of the mapped
+	// file instead of copies (LoadGGUF with KeepStored). Nothing writes
+	// half-precision or block weights in place (merges convert them to
+	// F32 first); F32 ones are copied.
 	mapped bool
 }
 
@@ -142,7 +143,7 @@ func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Tran
 			dt = t.DType
 		}
 		if t.DType == dt {
-			if _, block := t.DType.GGML(); !(o.mapped && block) {
+			if !o.mapped || t.DType == tensor.F32 {
 				t = t.Clone() // own the memory: the file is unmapped on return
 			}
 		} else {

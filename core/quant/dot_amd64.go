@@ -2,7 +2,11 @@
 
 package quant
 
-import "golang.org/x/sys/cpu"
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
 
 // Assembly kernels (dot_amd64.s) for the types the common files use:
 // Q8_0 and Q4_0 rows whole, Q4_K and Q6_K a super-block at a time (the
@@ -74,19 +78,31 @@ func dotQ4_0Fast(w []byte, a *Act) float32 {
 	return dotQ4_0AVX2(&w[0], &a.Q[0], &a.D[0], len(a.D))
 }
 
+// The Go side of the K-quant kernels runs once per 256 weights, so it is
+// kept to a few integer operations: the eight 6-bit scales and minimums
+// of Q4_K are unpacked four at a time from 32-bit words, and the block
+// scales are widened from half precision inline.
+
 func dotQ4KFast(w []byte, a *Act) float32 {
 	var sum float32
 	var sc [8]int16
+	const m1, m2, m3 = 0x3f3f3f3f, 0x0f0f0f0f, 0x03030303
 	for i := range a.D {
 		b, bs := w[144*i:144*i+144], a.BSums[16*i:16*i+16]
+		u0 := uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24
+		u1 := uint32(b[8]) | uint32(b[9])<<8 | uint32(b[10])<<16 | uint32(b[11])<<24
+		u2 := uint32(b[12]) | uint32(b[13])<<8 | uint32(b[14])<<16 | uint32(b[15])<<24
+		s0, s1 := u0&m1, u2&m2|(u0>>6&m3)<<4 // scales 0-3, 4-7
+		n0, n1 := u1&m1, u2>>4&m2|(u1>>6&m3)<<4
+		for j := 0; j < 4; j++ {
+			sc[j], sc[4+j] = int16(s0>>(8*j)&0xff), int16(s1>>(8*j)&0xff)
+		}
 		summ := int32(0)
-		for j := 0; j < 8; j++ {
-			s, m := scaleMinK4(j, b[4:16])
-			sc[j] = int16(s)
-			summ += int32(m) * (bs[2*j] + bs[2*j+1])
+		for j := 0; j < 4; j++ {
+			summ += int32(n0>>(8*j)&0xff)*(bs[2*j]+bs[2*j+1]) + int32(n1>>(8*j)&0xff)*(bs[8+2*j]+bs[9+2*j])
 		}
 		isum := dotQ4KBlockAVX2(&b[16], &a.Q[QK*i], &sc)
-		sum += a.D[i]*f16(b[0:])*float32(isum) - a.D[i]*f16(b[2:])*float32(summ)
+		sum += a.D[i] * (halfToF32(b[0], b[1])*float32(isum) - halfToF32(b[2], b[3])*float32(summ))
 	}
 	return sum
 }
@@ -97,12 +113,22 @@ func dotQ6KFast(w []byte, a *Act) float32 {
 	for i := range a.D {
 		b, bs := w[210*i:210*i+210], a.BSums[16*i:16*i+16]
 		off := int32(0)
-		for g := 0; g < 16; g++ {
-			sc[g] = int16(int8(b[192+g]))
+		for g, s := range b[192:208] {
+			sc[g] = int16(int8(s))
 			off += int32(sc[g]) * bs[g]
 		}
 		isum := dotQ6KBlockAVX2(&b[0], &b[128], &a.Q[QK*i], &sc) - 32*off
-		sum += a.D[i] * f16(b[208:]) * float32(isum)
+		sum += a.D[i] * halfToF32(b[208], b[209]) * float32(isum)
 	}
 	return sum
+}
+
+// halfToF32 widens a little-endian half: normal numbers inline, the rest
+// (zero, subnormals, infinities, NaN) through the float16 package.
+func halfToF32(lo, hi byte) float32 {
+	h := uint32(lo) | uint32(hi)<<8
+	if e := h >> 10 & 0x1f; e != 0 && e != 0x1f {
+		return math.Float32frombits(h&0x8000<<16 | (e+112)<<23 | (h&0x3ff)<<13)
+	}
+	return f16([]byte{lo, hi})
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // Assembly kernels (dot_amd64.s) for the types the common files use:
-// Q8_0 and Q4_0 rows whole, Q4_K and Q6_K a super-block at a time (the
-// scales and minimum terms stay in Go). Chosen at run time: AVX-512 VNNI
+// Q8_0, Q4_0 and Q5_0 rows whole, Q4_K, Q5_K and Q6_K a super-block at a time
+// (the scales and minimum terms stay in Go). Chosen at run time: AVX-512 VNNI
 // where the CPU has it (Q8_0), AVX2 otherwise, the Go code without AVX2.
 
 //go:noescape
@@ -23,7 +23,13 @@ func dotQ8_0VNNI(w *byte, q *int8, d *float32, nb int) float32
 func dotQ4_0AVX2(w *byte, q *int8, d *float32, nb int) float32
 
 //go:noescape
+func dotQ5_0AVX2(w *byte, q *int8, d *float32, nb int) float32
+
+//go:noescape
 func dotQ4KBlockAVX2(qs *byte, q *int8, sc *[8]int16) int32
+
+//go:noescape
+func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *[8]int16) int32
 
 //go:noescape
 func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *[16]int16) int32
@@ -46,8 +52,12 @@ func fastDot(t Type, useVNNI bool) func(w []byte, a *Act) float32 {
 		return dotQ8_0Fast
 	case Q4_0:
 		return dotQ4_0Fast
+	case Q5_0:
+		return dotQ5_0Fast
 	case Q4_K:
 		return dotQ4KFast
+	case Q5_K:
+		return dotQ5KFast
 	case Q6_K:
 		return dotQ6KFast
 	}
@@ -70,6 +80,14 @@ func dotQ8_0FastVNNI(w []byte, a *Act) float32 {
 	return dotQ8_0VNNI(&w[0], &a.Q[0], &a.D[0], len(a.D))
 }
 
+func dotQ5_0Fast(w []byte, a *Act) float32 {
+	if len(a.D) == 0 {
+		return 0
+	}
+	_ = w[22*len(a.D)-1]
+	return dotQ5_0AVX2(&w[0], &a.Q[0], &a.D[0], len(a.D))
+}
+
 func dotQ4_0Fast(w []byte, a *Act) float32 {
 	if len(a.D) == 0 {
 		return 0
@@ -83,12 +101,17 @@ func dotQ4_0Fast(w []byte, a *Act) float32 {
 // of Q4_K are unpacked four at a time from 32-bit words, and the block
 // scales are widened from half precision inline.
 
-func dotQ4KFast(w []byte, a *Act) float32 {
+func dotQ4KFast(w []byte, a *Act) float32 { return dotK4Fast(w, a, 144) }
+
+func dotQ5KFast(w []byte, a *Act) float32 { return dotK4Fast(w, a, 176) }
+
+// dotK4Fast is Q4_K's (bb 144) or Q5_K's (bb 176) product.
+func dotK4Fast(w []byte, a *Act, bb int) float32 {
 	var sum float32
 	var sc [8]int16
 	const m1, m2, m3 = 0x3f3f3f3f, 0x0f0f0f0f, 0x03030303
 	for i := range a.D {
-		b, bs := w[144*i:144*i+144], a.BSums[16*i:16*i+16]
+		b, bs := w[bb*i:bb*i+bb], a.BSums[16*i:16*i+16]
 		u0 := uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24
 		u1 := uint32(b[8]) | uint32(b[9])<<8 | uint32(b[10])<<16 | uint32(b[11])<<24
 		u2 := uint32(b[12]) | uint32(b[13])<<8 | uint32(b[14])<<16 | uint32(b[15])<<24
@@ -101,7 +124,12 @@ func dotQ4KFast(w []byte, a *Act) float32 {
 		for j := 0; j < 4; j++ {
 			summ += int32(n0>>(8*j)&0xff)*(bs[2*j]+bs[2*j+1]) + int32(n1>>(8*j)&0xff)*(bs[8+2*j]+bs[9+2*j])
 		}
-		isum := dotQ4KBlockAVX2(&b[16], &a.Q[QK*i], &sc)
+		var isum int32
+		if bb == 144 {
+			isum = dotQ4KBlockAVX2(&b[16], &a.Q[QK*i], &sc)
+		} else {
+			isum = dotQ5KBlockAVX2(&b[48], &b[16], &a.Q[QK*i], &sc)
+		}
 		sum += a.D[i] * (halfToF32(b[0], b[1])*float32(isum) - halfToF32(b[2], b[3])*float32(summ))
 	}
 	return sum

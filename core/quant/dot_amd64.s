@@ -263,3 +263,133 @@ q6kloop:
 	VMOVD X0, AX
 	MOVL AX, ret+32(FP)
 	RET
+
+// func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *[8]int16) int32
+// As dotQ4KBlockAVX2 with the fifth bits of Q5_K: bit 2j of qh[l] for
+// element l of sub-block 2j, bit 2j+1 for sub-block 2j+1.
+TEXT ·dotQ5KBlockAVX2(SB), NOSPLIT, $0-36
+	MOVQ qs+0(FP), SI
+	MOVQ qh+8(FP), BX
+	MOVQ q+16(FP), DI
+	MOVQ sc+24(FP), DX
+	VPXOR Y0, Y0, Y0
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8         // 0x0f
+	MOVL $0x01010101, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9         // 0x01
+	VMOVDQU (BX), Y10           // qh, all 32 bytes
+	XORQ R8, R8                 // bit of the low sub-block
+	MOVQ $4, CX
+q5kloop:
+	VMOVDQU (SI), Y1
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	MOVQ R8, X12
+	VPSRLW X12, Y10, Y11
+	VPAND Y9, Y11, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y1, Y1            // + 16 where the bit is set
+	INCQ R8
+	MOVQ R8, X12
+	VPSRLW X12, Y10, Y11
+	VPAND Y9, Y11, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y2, Y2
+	INCQ R8
+	VMOVDQU (DI), Y3
+	VMOVDQU 32(DI), Y4
+	VPMADDUBSW Y3, Y1, Y1
+	VPMADDUBSW Y4, Y2, Y2
+	VPBROADCASTW (DX), Y5
+	VPBROADCASTW 2(DX), Y6
+	VPMADDWD Y5, Y1, Y1
+	VPMADDWD Y6, Y2, Y2
+	VPADDD Y1, Y0, Y0
+	VPADDD Y2, Y0, Y0
+	ADDQ $32, SI
+	ADDQ $64, DI
+	ADDQ $4, DX
+	DECQ CX
+	JNE q5kloop
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPHADDD X0, X0, X0
+	VPHADDD X0, X0, X0
+	VZEROUPPER
+	VMOVD X0, AX
+	MOVL AX, ret+32(FP)
+	RET
+
+// Q5_0's fifth bits, one per element: qh broadcast, each byte k of the
+// result picks byte k/8 of qh (q5shuf), and equals 0xff when bit k%8 of
+// it is set (OR with all bits but that one, compare with all ones).
+DATA q5shuf<>+0(SB)/8, $0x0000000000000000
+DATA q5shuf<>+8(SB)/8, $0x0101010101010101
+DATA q5shuf<>+16(SB)/8, $0x0202020202020202
+DATA q5shuf<>+24(SB)/8, $0x0303030303030303
+GLOBL q5shuf<>(SB), RODATA|NOPTR, $32
+DATA q5bits<>+0(SB)/8, $0x7fbfdfeff7fbfdfe
+DATA q5bits<>+8(SB)/8, $0x7fbfdfeff7fbfdfe
+DATA q5bits<>+16(SB)/8, $0x7fbfdfeff7fbfdfe
+DATA q5bits<>+24(SB)/8, $0x7fbfdfeff7fbfdfe
+GLOBL q5bits<>(SB), RODATA|NOPTR, $32
+
+// func dotQ5_0AVX2(w *byte, q *int8, d *float32, nb int) float32
+TEXT ·dotQ5_0AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ q+8(FP), DI
+	MOVQ d+16(FP), DX
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	VPCMPEQW Y7, Y7, Y7
+	VPSRLW $15, Y7, Y7          // int16 ones
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8         // 0x0f
+	MOVL $0xf0f0f0f0, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9         // 0xf0
+	VMOVDQU q5shuf<>(SB), Y12
+	VMOVDQU q5bits<>(SB), Y13
+	VPCMPEQB Y14, Y14, Y14      // all ones
+	TESTQ CX, CX
+	JE q50done
+q50loop:
+	VMOVDQU 6(SI), X1           // 16 bytes of nibbles
+	VPSRLW $4, X1, X2
+	VINSERTI128 $1, X2, Y1, Y1
+	VPAND Y8, Y1, Y1
+	VPBROADCASTD 2(SI), Y10     // qh
+	VPSHUFB Y12, Y10, Y10
+	VPOR Y13, Y10, Y10
+	VPCMPEQB Y14, Y10, Y10      // 0xff where the fifth bit is set
+	VPANDN Y9, Y10, Y10         // 0xf0 where it is not: q - 16 as int8
+	VPOR Y10, Y1, Y1
+	VMOVDQU (DI), Y2
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y5
+	VPMADDWD Y7, Y5, Y5
+	VCVTDQ2PS Y5, Y5
+	MOVWLZX (SI), AX
+	VMOVD AX, X6
+	VCVTPH2PS X6, X6
+	VMULSS (DX), X6, X6
+	VBROADCASTSS X6, Y6
+	VFMADD231PS Y6, Y5, Y0
+	ADDQ $22, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JNE q50loop
+q50done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET

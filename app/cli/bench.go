@@ -106,6 +106,9 @@ func runBench(e *Env) error {
 			if ref, ok := r["ref"]; ok {
 				fmt.Fprintf(e.Stdout, "   %s %7.1f tokens/s   ratio %.2f", ref, r["ref_tokens_per_s"], r["ratio"])
 			}
+			if cr, ok := r["cpu_ratio"]; ok {
+				fmt.Fprintf(e.Stdout, "   per CPU second %.1f vs %.1f, ratio %.2f", r["cpu_tokens_per_s"], r["ref_cpu_tokens_per_s"], cr)
+			}
 			fmt.Fprintln(e.Stdout)
 		}
 		return nil

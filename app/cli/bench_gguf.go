@@ -64,18 +64,22 @@ func benchGGUF(ctx context.Context, threads int, quick bool, emit func(benchResu
 		if _, err := g.Generate(ctx, generate.Request{Prompts: [][]int32{prompt}, MaxTokens: 2}); err != nil {
 			return err
 		}
-		var ours, refs []float64
+		var ours, refs, oursCPU, refsCPU []float64
 		var refErr error
 		for range rounds {
+			c0 := cpuTime()
 			res, err := g.Generate(ctx, generate.Request{Prompts: [][]int32{prompt}, MaxTokens: ntok})
 			if err != nil {
 				return err
 			}
 			ours = append(ours, res.TokensPerSecond())
+			if c := cpuTime() - c0; c > 0 {
+				oursCPU = append(oursCPU, float64(res.Tokens)/c.Seconds())
+			}
 			if checker != nil && refErr == nil {
-				var ref float64
-				if ref, refErr = checker(path, threads, ntok); refErr == nil {
-					refs = append(refs, ref)
+				var ref, refCPU float64
+				if ref, refCPU, refErr = checker(path, threads, ntok); refErr == nil {
+					refs, refsCPU = append(refs, ref), append(refsCPU, refCPU)
 				}
 			}
 		}
@@ -83,8 +87,14 @@ func benchGGUF(ctx context.Context, threads int, quick bool, emit func(benchResu
 		bpw, _ := st.BitsPerWeight()
 		r := benchResult{"bench": "gguf", "quant": q.String(), "threads": threads, "tokens_per_s": median(ours),
 			"file_mb": float64(fi.Size()) / (1 << 20), "bits_per_weight": bpw}
+		if len(oursCPU) > 0 {
+			r["cpu_tokens_per_s"] = median(oursCPU) // tokens per second of processor time: steadier on a shared host
+		}
 		if len(refs) > 0 {
 			r["ref"], r["ref_tokens_per_s"], r["ratio"] = "llama.cpp", median(refs), median(ours)/median(refs)
+			if len(oursCPU) > 0 && median(refsCPU) > 0 {
+				r["ref_cpu_tokens_per_s"], r["cpu_ratio"] = median(refsCPU), median(oursCPU)/median(refsCPU)
+			}
 		} else if refErr != nil {
 			r["ref_error"] = refErr.Error()
 		}
@@ -127,7 +137,7 @@ func byteSymbol(b byte) string {
 
 // llamaCppBench returns a runner of tools/gguf-check/bench.mjs, or nil
 // when node or the package is missing.
-func llamaCppBench() func(path string, threads, n int) (float64, error) {
+func llamaCppBench() func(path string, threads, n int) (tps, cpuTPS float64, err error) {
 	node, err := exec.LookPath("node")
 	if err != nil {
 		return nil
@@ -145,21 +155,22 @@ func llamaCppBench() func(path string, threads, n int) (float64, error) {
 	if dir == "" {
 		return nil
 	}
-	return func(path string, threads, n int) (float64, error) {
+	return func(path string, threads, n int) (float64, float64, error) {
 		cmd := exec.Command(node, "bench.mjs", path, fmt.Sprint(threads), fmt.Sprint(n))
 		cmd.Dir = dir
 		out, err := cmd.Output()
 		if err != nil {
-			return 0, fmt.Errorf("llama.cpp: %w", err)
+			return 0, 0, fmt.Errorf("llama.cpp: %w", err)
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		var r struct {
-			TokensPerS float64 `json:"tokens_per_s"`
+			TokensPerS    float64 `json:"tokens_per_s"`
+			CPUTokensPerS float64 `json:"cpu_tokens_per_s"`
 		}
 		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		return r.TokensPerS, nil
+		return r.TokensPerS, r.CPUTokensPerS, nil
 	}
 }
 

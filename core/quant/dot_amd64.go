@@ -151,12 +151,21 @@ func dotQ6KFast(w []byte, a *Act) float32 {
 	return sum
 }
 
-// halfToF32 widens a little-endian half: normal numbers inline, the rest
-// (zero, subnormals, infinities, NaN) through the float16 package.
+// halfToF32 widens a little-endian half inline: normal numbers and
+// subnormals (common for the scales of small weights), the rest
+// (infinities, NaN) through the float16 package.
 func halfToF32(lo, hi byte) float32 {
 	h := uint32(lo) | uint32(hi)<<8
-	if e := h >> 10 & 0x1f; e != 0 && e != 0x1f {
+	switch e := h >> 10 & 0x1f; e {
+	case 0: // ±m·2^-24, exact in float32
+		v := float32(h&0x3ff) * (1.0 / (1 << 24))
+		if h&0x8000 != 0 {
+			v = -v
+		}
+		return v
+	case 0x1f:
+		return f16([]byte{lo, hi})
+	default:
 		return math.Float32frombits(h&0x8000<<16 | (e+112)<<23 | (h&0x3ff)<<13)
 	}
-	return f16([]byte{lo, hi})
 }

@@ -230,3 +230,13 @@ func BenchmarkDot(b *testing.B) {
 		}
 	}
 }
+
+func TestHalfToF32(t *testing.T) {
+	for h := 0; h < 1<<16; h++ {
+		want := f16([]byte{byte(h), byte(h >> 8)})
+		got := halfToF32Ref(byte(h), byte(h>>8))
+		if math.Float32bits(got) != math.Float32bits(want) && !(want != want && got != got) {
+			t.Fatalf("half %#04x: %g, want %g", h, got, want)
+		}
+	}
+}

@@ -76,6 +76,7 @@ demo-model: build
 # python3-sentencepiece, and node with npm for the GPT-2 references; not in CI).
 golden:
 	$(PYTHON) tools/golden/gen.py
+	$(PYTHON) tools/golden/families.py
 	$(PYTHON) tools/golden/rlhf.py
 	$(PYTHON) tools/golden/peft.py
 	$(PYTHON) tools/golden/tokenizer/sentencepiece_golden.py

@@ -98,7 +98,7 @@ func open(name string, threads int) (tensor.Backend, func(), Probe) {
 			p.Detail = err.Error()
 			return nil, none, p
 		}
-		p.OK, p.Detail = true, vb.Name()
+		p.OK, p.Detail = true, vb.Name()+"; "+vb.Features().String()
 		p.Auto = !vb.IsCPU()
 		if !p.Auto {
 			p.Detail += " (a CPU device: auto uses the CPU backend, which is faster; --device vulkan forces it)"

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"llmlab/core/checkpoint"
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
 	"llmlab/core/train"
@@ -107,7 +108,7 @@ func TestGRPOResumeIsExact(t *testing.T) {
 			if !moved {
 				t.Error("no weight moved in 4 steps: the test shows nothing")
 			}
-			if got := checkpointSteps(filepath.Join(a.Out, "checkpoints")); !cmp.Equal(got, []int{4}) {
+			if got := checkpoint.Steps(filepath.Join(a.Out, "checkpoints")); !cmp.Equal(got, []int{4}) {
 				t.Errorf("checkpoints of the whole run %v, want [4]", got)
 			}
 		})
@@ -162,7 +163,7 @@ func TestGRPOCancelAndDamagedCheckpoint(t *testing.T) {
 		t.Fatalf("Train: %v, want context.Canceled", err)
 	}
 	root := filepath.Join(r.Out, "checkpoints")
-	if got := checkpointSteps(root); !cmp.Equal(got, []int{2, 1}) {
+	if got := checkpoint.Steps(root); !cmp.Equal(got, []int{2, 1}) {
 		t.Fatalf("checkpoints %v, want [2 1]", got)
 	}
 	st, err := readGRPOState(filepath.Join(root, "step-2"))
@@ -180,7 +181,7 @@ func TestGRPOCancelAndDamagedCheckpoint(t *testing.T) {
 			cancel2()
 		}
 	})
-	if got := checkpointSteps(filepath.Join(c.Out, "checkpoints")); !errors.Is(err, context.Canceled) || !cmp.Equal(got, []int{3}) {
+	if got := checkpoint.Steps(filepath.Join(c.Out, "checkpoints")); !errors.Is(err, context.Canceled) || !cmp.Equal(got, []int{3}) {
 		t.Fatalf("cancel at step 3: %v, checkpoints %v", err, got)
 	}
 

@@ -165,6 +165,3 @@ func readPPOState(dir string) (ppoState, error) {
 	})
 	return st, err
 }
-
-// ppoCheckpoints lists the step-N folders under root, newest first.
-func ppoCheckpoints(root string) []int { return checkpointSteps(root) }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"llmlab/core/autograd"
+	"llmlab/core/checkpoint"
 	"llmlab/core/data"
 	"llmlab/core/model"
 	"llmlab/core/tensor"
@@ -221,7 +222,7 @@ func TestPPOCancelCheckpoints(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Train: %v, want context.Canceled", err)
 	}
-	if got := ppoCheckpoints(filepath.Join(r.Out, "checkpoints")); !cmp.Equal(got, []int{2}) {
+	if got := checkpoint.Steps(filepath.Join(r.Out, "checkpoints")); !cmp.Equal(got, []int{2}) {
 		t.Fatalf("checkpoints %v, want [2]", got)
 	}
 	st, err := readPPOState(filepath.Join(r.Out, "checkpoints", "step-2"))

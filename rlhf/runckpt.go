@@ -3,9 +3,6 @@ package rlhf
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -31,20 +28,9 @@ type runManifest struct {
 // state.json takes st (a struct holding man) with man's file sums and time
 // filled in. Only the newest keep checkpoints are kept (keep <= 0 means 2).
 func writeRunCheckpoint(root string, step, keep int, write func(dir string) error, st any, man *runManifest) error {
-	_, err := checkpoint.WriteStep(root, step, keep, func(tmp string) error {
-		if err := write(tmp); err != nil {
-			return err
-		}
-		var err error
-		if man.Files, err = checkpoint.SumFiles(tmp); err != nil {
-			return err
-		}
-		man.Time = time.Now().UTC().Format(time.RFC3339)
-		js, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return err
-		}
-		return checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), append(js, '\n'), 0o644)
+	_, err := checkpoint.WriteStepState(root, step, keep, write, func(files map[string]checkpoint.FileSum) any {
+		man.Files, man.Time = files, time.Now().UTC().Format(time.RFC3339)
+		return st
 	})
 	return err
 }
@@ -52,12 +38,8 @@ func writeRunCheckpoint(root string, step, keep int, write func(dir string) erro
 // readRunState reads dir/state.json into st (a struct holding man), runs
 // check on it, then verifies every file man lists.
 func readRunState(dir string, st any, man *runManifest, check func() error) error {
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	if err != nil {
+	if err := checkpoint.ReadState(dir, st); err != nil {
 		return err
-	}
-	if err := json.Unmarshal(b, st); err != nil {
-		return fmt.Errorf("state.json: %w", err)
 	}
 	if err := check(); err != nil {
 		return fmt.Errorf("state.json: %w", err)
@@ -69,14 +51,9 @@ func readRunState(dir string, st any, man *runManifest, check func() error) erro
 // (readRunState through the caller's state) accepts, or "" when there is
 // none; when every folder fails it names them and why.
 func newestRunCheckpoint(kind, root string, read func(dir string) error) (string, error) {
-	var skipped []string
-	for _, s := range checkpointSteps(root) {
-		dir := checkpoint.StepDir(root, s)
-		if err := read(dir); err != nil {
-			skipped = append(skipped, fmt.Sprintf("%s: %v", dir, err))
-			continue
-		}
-		return dir, nil
+	dir, skipped, err := checkpoint.NewestStep(root, read)
+	if err != nil || dir != "" {
+		return dir, err
 	}
 	if len(skipped) > 0 {
 		return "", fmt.Errorf("%s: no usable checkpoint to resume from:\n  %s", kind, strings.Join(skipped, "\n  "))
@@ -115,51 +92,7 @@ func checkRunConfig[C any](kind, dir string, man *runManifest, hash string, now 
 	a, _ := json.Marshal(then)
 	b, _ := json.Marshal(now)
 	if man.Hash != hash || string(a) != string(b) {
-		return &CheckpointMismatchError{Run: kind, Dir: dir, Diff: jsonDiff(a, b)}
+		return &CheckpointMismatchError{Run: kind, Dir: dir, Diff: checkpoint.DiffJSON(a, b)}
 	}
 	return nil
-}
-
-// checkpointSteps lists the step-N folders under root, newest first.
-func checkpointSteps(root string) []int { return checkpoint.Steps(root) }
-
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return string(xa) == string(ya)
-}
-
-// jsonDiff lists the top-level keys whose values differ between two JSON
-// objects, as "key: a -> b".
-func jsonDiff(a, b []byte) []string {
-	var x, y map[string]json.RawMessage
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return nil
-	}
-	keys := map[string]bool{}
-	for k := range x {
-		keys[k] = true
-	}
-	for k := range y {
-		keys[k] = true
-	}
-	var out []string
-	for k := range keys {
-		if !jsonEqual(x[k], y[k]) {
-			out = append(out, fmt.Sprintf("%s: %s -> %s", k, orNone(x[k]), orNone(y[k])))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func orNone(b json.RawMessage) string {
-	if b == nil {
-		return "(none)"
-	}
-	return string(b)
 }

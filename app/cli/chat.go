@@ -22,7 +22,7 @@ func chooseTemplate(l *loaded, name string) (chat.Template, error) {
 	}
 	t, err := chat.Detect(l.Tok.ChatTemplate())
 	if err != nil {
-		return 0, BadInput(fmt.Errorf("%s: %w", l.Dir, err))
+		return 0, BadInput(fmt.Errorf("%s: %w", l.Name, err))
 	}
 	return t, nil
 }
@@ -70,7 +70,7 @@ func runChat(e *Env) error {
 	}
 	in := bufio.NewScanner(stdinOf(e))
 	in.Buffer(make([]byte, 1<<20), 1<<20)
-	fmt.Fprintf(e.Stderr, "chatting with %s (template %s); /reset clears, /quit leaves\n", l.Dir, tmpl)
+	fmt.Fprintf(e.Stderr, "chatting with %s (template %s); /reset clears, /quit leaves\n", l.Name, tmpl)
 	for turn := 0; ; turn++ {
 		fmt.Fprint(e.Stdout, "> ")
 		if !in.Scan() {

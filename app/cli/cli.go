@@ -32,7 +32,17 @@ type Env struct {
 	// process, does not keep a GPU device and its memory per job.
 	devices map[deviceKey]openDevice
 	parent  *Env // a subcommand's Env opens its devices in its command's
+
+	// flagsOnly makes a training command stop with errFlagsOnly once its
+	// flags are parsed and checked, before it opens a device or loads a
+	// model; flags is then its FlagSet. `llmlab recipe CMD FLAGS` reads a
+	// command's flags this way, so it never keeps a copy of them.
+	flagsOnly bool
+	flags     *flag.FlagSet
 }
+
+// errFlagsOnly stops a command run with Env.flagsOnly.
+var errFlagsOnly = errors.New("flags parsed")
 
 // shift returns the Env of a subcommand: the arguments after the first,
 // the same context, streams and devices.
@@ -112,6 +122,8 @@ func commands() map[string]command {
 		"web":       {"serve the browser demo (WebAssembly) from the binary", runWeb},
 		"demo":      {"the main job: LoRA fine-tune of the embedded demo model, accuracy before and after", runDemo},
 		"data":      {"generate the demo data (data gen --kind stories|instruct|prefs|all)", runData},
+
+		"recipe": {"turn a run (run.json) or a training command's flags into an Axolotl config or a TRL script", runRecipe},
 
 		"align-eval": {"compare a policy with a reference: reward-model win rate, task accuracy, KL", runAlignEval},
 	}
@@ -196,6 +208,7 @@ func Usage(w io.Writer) {
 func newFlags(e *Env, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("llmlab "+name, flag.ContinueOnError)
 	fs.SetOutput(e.Stderr)
+	e.flags = fs
 	return fs
 }
 

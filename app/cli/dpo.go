@@ -38,11 +38,12 @@ func runDPO(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	kind := "dpo"
-	if *lossName == "simpo" || *lossName == "orpo" {
-		kind, *lossName = *lossName, "sigmoid"
+	// The flag keeps what was given (recipe reads it back).
+	kind, loss := "dpo", *lossName
+	if loss == "simpo" || loss == "orpo" {
+		kind, loss = loss, "sigmoid"
 	}
-	lossKind, err := rlhf.ParseDPOLoss(*lossName)
+	lossKind, err := rlhf.ParseDPOLoss(loss)
 	if err != nil {
 		return BadInput(fmt.Errorf("%w (or simpo, orpo)", err))
 	}

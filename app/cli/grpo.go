@@ -141,10 +141,11 @@ func runGRPO(e *Env) error {
 	if *steps <= 0 || *prompts <= 0 || *group < 2 || *maxTok <= 0 {
 		return BadInput(fmt.Errorf("--steps (%d), --prompts (%d) and --max-tokens (%d) must be positive and --group (%d) at least 2", *steps, *prompts, *maxTok, *group))
 	}
-	if len(rewards) == 0 {
-		rewards = stringList{"exact"}
+	specs := rewards // the flag keeps what was given (recipe reads it back)
+	if len(specs) == 0 {
+		specs = stringList{"exact"}
 	}
-	reward, err := rlhf.ParseRewards(rewards...)
+	reward, err := rlhf.ParseRewards(specs...)
 	if err != nil {
 		return BadInput(err)
 	}

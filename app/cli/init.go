@@ -16,7 +16,7 @@ import (
 // config.json, with a byte-level tokenizer unless --tokenizer names one.
 func runInit(e *Env) error {
 	fs := newFlags(e, "init")
-	arch := fs.String("arch", "llama", "model family: gpt2 or llama")
+	arch := fs.String("arch", "llama", "parameter layout: gpt2 or llama (a family preset such as qwen3-0.6b keeps its own family with llama)")
 	preset := fs.String("preset", "", "named shape: "+fmt.Sprint(model.PresetNames()))
 	cfgFile := fs.String("config", "", "an HF config.json to use instead of a preset")
 	out := fs.String("out", "", "output folder (required)")
@@ -81,9 +81,9 @@ func runInit(e *Env) error {
 		return err
 	}
 	if *jsonOut {
-		return json.NewEncoder(e.Stdout).Encode(map[string]any{"out": *out, "arch": cfg.Arch.String(), "params": m.NumParams(), "vocab": cfg.VocabSize})
+		return json.NewEncoder(e.Stdout).Encode(map[string]any{"out": *out, "arch": cfg.Arch.String(), "model_type": cfg.ModelType, "params": m.NumParams(), "vocab": cfg.VocabSize})
 	}
-	fmt.Fprintf(e.Stdout, "wrote %s: %s, %s parameters, vocabulary %d\n", *out, cfg.Arch, human(m.NumParams()), cfg.VocabSize)
+	fmt.Fprintf(e.Stdout, "wrote %s: %s, %s parameters, vocabulary %d\n", *out, cfg.ModelType, human(m.NumParams()), cfg.VocabSize)
 	return nil
 }
 

@@ -572,3 +572,26 @@ func TestQLoRA(t *testing.T) {
 		t.Fatalf("full fine-tune of a quantized base: exit %d, %q", code, msg)
 	}
 }
+
+// TestSFTWithoutHeldOutSaysSo: a run with nothing held out says so at the
+// end instead of printing a held-out loss of 0.
+func TestSFTWithoutHeldOutSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	var b strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":\"say %d\"},{\"role\":\"assistant\",\"content\":\"%d\"}]}\n", i, i)
+	}
+	dataPath := filepath.Join(dir, "sft.jsonl")
+	os.WriteFile(dataPath, []byte(b.String()), 0o644)
+	code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--out", filepath.Join(dir, "run"), "--template", "chatml", "--steps", "1", "--batch", "2", "--ctx", "64", "--eval-frac", "0")
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	if strings.Contains(msg, "held-out loss") || !strings.Contains(msg, "no held-out evaluation") {
+		t.Errorf("output:\n%s", msg)
+	}
+}

@@ -50,9 +50,13 @@ func estimateMemory(m *model.Transformer, batch, ctx int, trainable int64) memEs
 	// released once its producer has run backward, so at the peak part of
 	// one layer's gradients live beside the head's (measured: 0.95-1.06 of
 	// the arena, memory_test.go).
-	head := 2*C + 2*int64(c.VocabSize) // final norm, logits and their loss
+	// The final norm per token; the logits and their loss (2V a row, and
+	// as much again for their gradients) exist only for the rows of one
+	// loss chunk at a time when the vocabulary is large (Transformer.Loss).
+	head := 2 * C
+	logits := 4 * int64(c.VocabSize) * min(N, int64(m.LossChunk()))
 	perToken := int64(c.Layers)*perLayer + head + perLayer/2 + head
-	return memEstimate{Weights: P * 4, Grads: trainable * 4, Optimizer: trainable * 8, Activations: N * perToken * 4}
+	return memEstimate{Weights: P * 4, Grads: trainable * 4, Optimizer: trainable * 8, Activations: (N*perToken + logits) * 4}
 }
 
 // availableMemory reads MemAvailable from /proc/meminfo (0 if unknown).

@@ -36,6 +36,6 @@ func runMerge(e *Env) error {
 	if err := l.Tok.Save(*out); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Stdout, "merged %s into %s: %s\n", mf.adapter, l.Dir, *out)
+	fmt.Fprintf(e.Stdout, "merged %s into %s: %s\n", mf.adapter, l.Name, *out)
 	return nil
 }

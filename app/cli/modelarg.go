@@ -36,6 +36,9 @@ func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
 // backend returns the compute backend for --device and --threads, open
 // until the command ends.
 func (f *modelFlags) backend(e *Env) (tensor.Backend, error) {
+	if e.flagsOnly {
+		return nil, errFlagsOnly
+	}
 	n := f.threads
 	if n <= 0 {
 		n = runtime.NumCPU()
@@ -70,6 +73,9 @@ func resolveModelDir(arg string) (string, error) {
 
 // loaded is a model with its tokenizer and optional adapter.
 type loaded struct {
+	// Name is the model as the user gave it (demo, a folder): messages
+	// name it so, never by the cache folder demo unpacks into.
+	Name    string
 	Dir     string
 	M       *model.Transformer
 	Tok     *tokenizer.Tokenizer
@@ -91,12 +97,12 @@ func (f *modelFlags) load(o model.LoadOptions) (*loaded, error) {
 	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
-		return nil, BadInput(fmt.Errorf("%s: %w", dir, err))
+		return nil, BadInput(fmt.Errorf("%s: %w", f.model, err))
 	}
 	if tok.VocabSize() > m.Cfg.VocabSize {
-		return nil, BadInput(fmt.Errorf("%s: the tokenizer has %d tokens but the model's vocab_size is %d", dir, tok.VocabSize(), m.Cfg.VocabSize))
+		return nil, BadInput(fmt.Errorf("%s: the tokenizer has %d tokens but the model's vocab_size is %d", f.model, tok.VocabSize(), m.Cfg.VocabSize))
 	}
-	l := &loaded{Dir: dir, M: m, Tok: tok}
+	l := &loaded{Name: f.model, Dir: dir, M: m, Tok: tok}
 	if f.adapter != "" {
 		adir := f.adapter
 		if adir == "demo" {

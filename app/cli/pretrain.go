@@ -81,19 +81,21 @@ func (f *trainFlags) config() (train.Config, error) {
 
 // runRecord is run.json: everything needed to reproduce or resume a run.
 type runRecord struct {
-	Command string         `json:"command"`
-	Model   string         `json:"model"`
-	Init    string         `json:"init,omitempty"`
-	Data    []string       `json:"data"`
-	Batch   int            `json:"batch"`
-	Ctx     int            `json:"ctx"`
-	Device  string         `json:"device,omitempty"`
-	Threads int            `json:"threads,omitempty"` // not hashed: results do not depend on it
-	Out     string         `json:"out,omitempty"`     // not hashed: a run folder may move
-	Train   train.Config   `json:"train"`
-	Extra   map[string]any `json:"extra,omitempty"`
-	Hash    string         `json:"hash"`
-	Created string         `json:"created"`
+	Command string   `json:"command"`
+	Model   string   `json:"model"`
+	Init    string   `json:"init,omitempty"`
+	Data    []string `json:"data"`
+	// EvalData: held-out examples read from this file (sft --eval-data)
+	EvalData string         `json:"eval_data,omitempty"`
+	Batch    int            `json:"batch"`
+	Ctx      int            `json:"ctx"`
+	Device   string         `json:"device,omitempty"`
+	Threads  int            `json:"threads,omitempty"` // not hashed: results do not depend on it
+	Out      string         `json:"out,omitempty"`     // not hashed: a run folder may move
+	Train    train.Config   `json:"train"`
+	Extra    map[string]any `json:"extra,omitempty"`
+	Hash     string         `json:"hash"`
+	Created  string         `json:"created"`
 }
 
 // runHash identifies what a resume must match: everything in rec but the
@@ -307,7 +309,7 @@ func runPretrain(e *Env) (err error) {
 		return err
 	}
 	if !tf.jsonOut {
-		fmt.Fprintf(e.Stdout, "final model in %s (held-out loss %.4f)\n", final, rep.evalLoss)
+		fmt.Fprintf(e.Stdout, "final model in %s (%s)\n", final, rep.heldOut())
 	}
 	return nil
 }

@@ -35,6 +35,8 @@ type reporter struct {
 	bar      *progressbar.ProgressBar
 	mu       sync.Mutex
 	evalLoss float64
+	// evaluated: an eval event came (there were held-out tokens to score)
+	evaluated bool
 }
 
 func newReporter(e *Env, jsonOut bool, runDir string) (*reporter, error) {
@@ -86,7 +88,7 @@ func (r *reporter) event(ev train.Event) {
 		r.metrics.Write(append(b, '\n'))
 	}
 	if ev.Kind == "eval" {
-		r.evalLoss = ev.EvalLoss
+		r.evalLoss, r.evaluated = ev.EvalLoss, true
 	}
 	if r.json {
 		json.NewEncoder(r.out).Encode(ev)
@@ -120,6 +122,18 @@ func (r *reporter) event(ev train.Event) {
 			fmt.Fprintf(r.out, "checkpoint %s\n", ev.Path)
 		}
 	}
+}
+
+// heldOut says how the run ended on its held-out set: the last evaluated
+// loss, or that there was none (no held-out examples, or none with tokens
+// to score), never a made-up 0.
+func (r *reporter) heldOut() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.evaluated {
+		return "no held-out evaluation: no held-out tokens to score"
+	}
+	return fmt.Sprintf("held-out loss %.4f", r.evalLoss)
 }
 
 func dur(s float64) string {

@@ -222,7 +222,7 @@ func runScore(e *Env) error {
 	}
 	rmod := rlhf.NewRewardModel(l.M)
 	if err := rmod.LoadHead(l.Dir); err != nil {
-		return BadInput(fmt.Errorf("%s is not a reward model (run llmlab rm): %w", l.Dir, err))
+		return BadInput(fmt.Errorf("%s is not a reward model (run llmlab rm): %w", l.Name, err))
 	}
 	tmpl, err := chooseTemplate(l, *tmplName)
 	if err != nil {

@@ -269,27 +269,17 @@ func prepareTraining(e *Env, mf *modelFlags, tf *trainFlags, tmplName string, pf
 }
 
 // loadSFTExamples reads a JSONL file of any SFT shape, renders it through
-// the template and splits off a held-out part.
-func loadSFTExamples(l *loaded, path string, tmpl chat.Template, ctxLen int, trainAll bool, evalFrac float64, seed uint64, log io.Writer) (tr, ev []data.Example, err error) {
-	ds, err := data.LoadJSONL(path)
+// the template (or the model's own, own) and splits off a held-out part,
+// or, with evalPath, reads the held-out examples from that file and
+// trains on all of path.
+func loadSFTExamples(l *loaded, path, evalPath string, tmpl chat.Template, own *chat.Model, ctxLen int, trainAll bool, evalFrac float64, seed uint64, log io.Writer) (tr, ev []data.Example, err error) {
+	exs, err := buildSFTFile(l, path, tmpl, own, ctxLen, trainAll, log)
 	if err != nil {
-		return nil, nil, BadInput(err)
+		return nil, nil, err
 	}
-	if ds.Shape.Pairwise() || ds.Shape == data.ShapeKTO {
-		return nil, nil, BadInput(fmt.Errorf("%s holds %s records; sft wants text, prompt/completion, Alpaca or chat records", path, ds.Shape))
-	}
-	exs, rep, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: ctxLen, TrainAll: trainAll})
-	if err != nil {
-		return nil, nil, BadInput(err)
-	}
-	for _, d := range rep.NoLoss {
-		fmt.Fprintf(log, "%s:%d: skipped: %s\n", path, d.Line, d.Why)
-	}
-	if len(exs) == 0 {
-		return nil, nil, BadInput(fmt.Errorf("%s: no example has tokens to train on", path))
-	}
-	if rep.Truncated > 0 {
-		fmt.Fprintf(log, "%d examples were cut to the context of %d tokens\n", rep.Truncated, ctxLen)
+	if evalPath != "" {
+		ev, err := buildSFTFile(l, evalPath, tmpl, own, ctxLen, trainAll, log)
+		return exs, ev, err
 	}
 	ti, ei := data.SplitIndices(len(exs), evalFrac, seed)
 	for _, i := range ti {
@@ -299,6 +289,54 @@ func loadSFTExamples(l *loaded, path string, tmpl chat.Template, ctxLen int, tra
 		ev = append(ev, exs[i])
 	}
 	return tr, ev, nil
+}
+
+// buildSFTFile reads one SFT data file into examples.
+func buildSFTFile(l *loaded, path string, tmpl chat.Template, own *chat.Model, ctxLen int, trainAll bool, log io.Writer) ([]data.Example, error) {
+	ds, err := data.LoadJSONL(path)
+	if err != nil {
+		return nil, BadInput(err)
+	}
+	if ds.Shape.Pairwise() || ds.Shape == data.ShapeKTO {
+		return nil, BadInput(fmt.Errorf("%s holds %s records; sft wants text, prompt/completion, Alpaca or chat records", path, ds.Shape))
+	}
+	exs, rep, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Chat: own, Ctx: ctxLen, TrainAll: trainAll})
+	if err != nil {
+		return nil, BadInput(err)
+	}
+	for _, d := range rep.NoLoss {
+		fmt.Fprintf(log, "%s:%d: skipped: %s\n", path, d.Line, d.Why)
+	}
+	if len(exs) == 0 {
+		return nil, BadInput(fmt.Errorf("%s: no example has tokens to train on", path))
+	}
+	if rep.Truncated > 0 {
+		fmt.Fprintf(log, "%s: %d examples were cut to the context of %d tokens\n", path, rep.Truncated, ctxLen)
+	}
+	return exs, nil
+}
+
+// ownTemplate returns the chat template the model folder ships (Jinja, in
+// tokenizer_config.json or chat_template.jinja), which SFT renders and
+// masks conversations with, or nil: when --template names a built-in one,
+// when the model ships none, and for the embedded demo model, whose
+// training keeps its built-in template so that its results do not change.
+func ownTemplate(modelArg, tmplName string) (*chat.Model, error) {
+	if tmplName != "" || modelArg == "demo" {
+		return nil, nil
+	}
+	dir, err := resolveModelDir(modelArg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := chat.Load(dir)
+	if errors.Is(err, chat.ErrNoTemplate) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, BadInput(err)
+	}
+	return m, nil
 }
 
 // runSFT is `llmlab sft`: instruction tuning, full or with a PEFT method.
@@ -311,6 +349,7 @@ func runSFT(e *Env) error {
 	trainAll := fs.Bool("train-on-all", false, "train on prompts too, not only on completions")
 	pack := fs.Bool("pack", false, "pack several examples per row")
 	evalFrac := fs.Float64("eval-frac", 0.05, "fraction held out for evaluation")
+	evalPath := fs.String("eval-data", "", "held-out examples from this JSONL file instead of --eval-frac of --data")
 	var pf peftFlags
 	pf.register(fs)
 	var tf trainFlags
@@ -321,11 +360,23 @@ func runSFT(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	pr, err := prepareTraining(e, &mf, &tf, *tmplName, &pf)
+	own, err := ownTemplate(mf.model, *tmplName)
+	if err != nil {
+		return err
+	}
+	name := *tmplName
+	if own != nil {
+		name = chat.Plain.String() // not used: the model's own template renders
+	}
+	pr, err := prepareTraining(e, &mf, &tf, name, &pf)
 	if err != nil {
 		return err
 	}
 	cfg, b, l, tmpl := pr.cfg, pr.b, pr.l, pr.tmpl
+	tmplDesc := tmpl.String()
+	if own != nil {
+		tmplDesc = "model"
+	}
 	if v := pf.virtualTokens(); v > 0 {
 		if v >= l.M.Cfg.MaxPos {
 			return BadInput(fmt.Errorf("--virtual-tokens %d leaves no room in the model's context of %d", v, l.M.Cfg.MaxPos))
@@ -335,14 +386,14 @@ func runSFT(e *Env) error {
 	if err := checkMemory(l.M, tf.batch, tf.ctx, pf.method != "none"); err != nil {
 		return err
 	}
-	rec := runRecord{Command: "sft", Model: mf.model, Data: []string{*dataPath}, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
-		Extra: map[string]any{"peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmpl.String(), "train_on_all": *trainAll, "pack": *pack,
+	rec := runRecord{Command: "sft", Model: mf.model, Data: []string{*dataPath}, EvalData: *evalPath, Batch: tf.batch, Ctx: tf.ctx, Train: cfg,
+		Extra: map[string]any{"peft": pf.method, "rank": pf.rank, "alpha": pf.alpha, "targets": pf.targets, "template": tmplDesc, "train_on_all": *trainAll, "pack": *pack,
 			"quant": pf.quant, "virtual_tokens": pf.virtualTokens(), "bottleneck": pf.bottleneck, "adapter_act": pf.act, "prefix_projection": pf.projection, "prompt_init": pf.promptInit}}
 	if err := prepareRun(tf.out, rec, tf.resume); err != nil {
 		return err
 	}
 	cfg.Hash = train.Hash(rec)
-	trEx, evEx, err := loadSFTExamples(l, *dataPath, tmpl, tf.ctx, *trainAll, *evalFrac, tf.seed, e.Stderr)
+	trEx, evEx, err := loadSFTExamples(l, *dataPath, *evalPath, tmpl, own, tf.ctx, *trainAll, *evalFrac, tf.seed, e.Stderr)
 	if err != nil {
 		return err
 	}
@@ -355,7 +406,7 @@ func runSFT(e *Env) error {
 	if tf.jsonOut {
 		log = e.Stderr
 	}
-	fmt.Fprintf(log, "%d training and %d held-out examples, template %s\n", len(trEx), len(evEx), tmpl)
+	fmt.Fprintf(log, "%d training and %d held-out examples, template %s\n", len(trEx), len(evEx), tmplDesc)
 	job := &sftJob{L: l, Train: trEx, Eval: evEx, PEFT: pf, Cfg: cfg, Batch: tf.batch, Ctx: tf.ctx, Pack: *pack, Backend: b, On: rep.event, Log: log}
 	adapter, err := job.run(e.Ctx)
 	if e.Ctx.Err() != nil && errors.Is(err, e.Ctx.Err()) {
@@ -390,6 +441,6 @@ func runSFT(e *Env) error {
 			return err
 		}
 	}
-	fmt.Fprintf(log, "saved %s (held-out loss %.4f)\n", final, rep.evalLoss)
+	fmt.Fprintf(log, "saved %s (%s)\n", final, rep.heldOut())
 	return nil
 }

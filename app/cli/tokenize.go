@@ -3,13 +3,16 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"llmlab/core/chat"
+	"llmlab/core/data"
 	"llmlab/core/tokenizer"
 )
 
@@ -21,21 +24,33 @@ func runTokenize(e *Env) error {
 	text := fs.String("text", "", "text to encode")
 	file := fs.String("file", "", "file to encode")
 	special := fs.Bool("special", false, "add BOS/EOS as the tokenizer's post-processor says")
-	jsonOut := fs.Bool("json", false, "print {\"ids\":[...],\"pieces\":[...]}")
+	chatFile := fs.String("chat", "", "a JSONL file of conversations ({\"messages\": [...]}) to render through the model's chat template and encode, one line each")
+	genPrompt := fs.Bool("add-generation-prompt", false, "with --chat: end each rendering with the text that opens an assistant turn")
+	tmplName := fs.String("template", "", "with --chat: a built-in template instead of the model's own ("+chat.Names()+")")
+	jsonOut := fs.Bool("json", false, "print {\"ids\":[...],\"pieces\":[...]} (with --chat: {\"text\",\"ids\",\"train_mask\"})")
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
 	if (*modelArg == "") == (*tokFile == "") {
 		return Usagef("give exactly one of --model or --tokenizer")
 	}
-	if (*text == "") == (*file == "") {
-		return Usagef("give exactly one of --text or --file")
+	inputs := 0
+	for _, s := range []string{*text, *file, *chatFile} {
+		if s != "" {
+			inputs++
+		}
+	}
+	if inputs != 1 {
+		return Usagef("give exactly one of --text, --file or --chat")
+	}
+	if *chatFile == "" && (*genPrompt || *tmplName != "") {
+		return Usagef("--add-generation-prompt and --template go with --chat")
 	}
 	var tk *tokenizer.Tokenizer
 	var err error
+	dir := *tokFile // where the chat template is looked for
 	if *modelArg != "" {
-		dir, err := resolveModelDir(*modelArg)
-		if err != nil {
+		if dir, err = resolveModelDir(*modelArg); err != nil {
 			return err
 		}
 		tk, err = tokenizer.Load(dir)
@@ -44,6 +59,12 @@ func runTokenize(e *Env) error {
 		}
 	} else if tk, err = loadTokenizerArg(*tokFile); err != nil {
 		return BadInput(err)
+	}
+	if *chatFile != "" {
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			dir = filepath.Dir(dir)
+		}
+		return tokenizeChat(e, tk, dir, *chatFile, *tmplName, *genPrompt, *jsonOut)
 	}
 	s := *text
 	if *file != "" {
@@ -73,6 +94,75 @@ func runTokenize(e *Env) error {
 		fmt.Fprint(w, id)
 	}
 	w.WriteByte('\n')
+	return w.Flush()
+}
+
+// tokenizeChat renders each conversation of a JSONL file through the
+// model's own chat template (or a built-in one) and prints the text, its
+// ids (special tokens parsed, none added: the template writes BOS itself
+// when the model wants one) and which ids are trained (the assistant
+// spans), one line per conversation.
+func tokenizeChat(e *Env, tk *tokenizer.Tokenizer, dir, path, tmplName string, gen, jsonOut bool) error {
+	var render func([]chat.Message, bool) ([]chat.Segment, error)
+	if tmplName != "" {
+		t, err := chat.Parse(tmplName)
+		if err != nil {
+			return BadInput(err)
+		}
+		render = t.Render
+	} else {
+		m, err := chat.Load(dir)
+		if errors.Is(err, chat.ErrNoTemplate) {
+			return BadInput(fmt.Errorf("%w; pass --template NAME (one of %s)", err, chat.Names()))
+		}
+		if err != nil {
+			return BadInput(err)
+		}
+		render = m.Render
+	}
+	ds, err := data.LoadJSONL(path)
+	if err != nil {
+		return BadInput(err)
+	}
+	out := json.NewEncoder(e.Stdout)
+	out.SetEscapeHTML(false)
+	w := bufio.NewWriter(e.Stdout)
+	for i := range ds.Records {
+		r := &ds.Records[i]
+		segs, err := render(r.Conversation(), gen)
+		if err != nil {
+			return BadInput(&data.LineError{File: path, Line: r.Line, Err: err})
+		}
+		ids, train := data.EncodeJoined(tk, segs)
+		if !jsonOut {
+			for k, id := range ids {
+				if k > 0 {
+					w.WriteByte(' ')
+				}
+				fmt.Fprint(w, id)
+			}
+			w.WriteByte('\n')
+			continue
+		}
+		var text strings.Builder
+		for _, s := range segs {
+			text.WriteString(s.Text)
+		}
+		mask := make([]int, len(train))
+		for k, tr := range train {
+			if tr {
+				mask[k] = 1
+			}
+		}
+		line := struct {
+			Text      string  `json:"text"`
+			IDs       []int32 `json:"ids"`
+			TrainMask []int   `json:"train_mask"`
+		}{text.String(), ids, mask}
+		if err := out.Encode(line); err != nil {
+			return err
+		}
+	}
 	return w.Flush()
 }
 

@@ -9,7 +9,8 @@
 //
 // The package does not import fyne.io/fyne/v2/app, so it builds and its
 // tests run without cgo or a display (fyne.io/fyne/v2/test); package app
-// creates the real window and hands it to New.
+// creates the real window and hands it to New. Importing app/gui/locale
+// makes Fyne fall back to English quietly under a C locale.
 package gui
 
 import (
@@ -32,6 +33,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"llmlab/app/cli"
+	_ "llmlab/app/gui/locale" // before Fyne reads the locale: no noise under C.UTF-8
 )
 
 // Options configure the app.

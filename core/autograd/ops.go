@@ -339,3 +339,80 @@ func sumBack(t *Tape, n *Node) {
 	}
 	t.B.AddScaled(dx, ones, g)
 }
+
+// GeGLU computes gelu_tanh(gate) * up elementwise (Gemma's MLP).
+func (t *Tape) GeGLU(gate, up *Var) *Var {
+	y := t.arena.Alloc(gate.Value.Shape...)
+	t.B.GeGLU(y, gate.Value, up.Value)
+	o, _ := t.record(y, gegluBack, gate, up)
+	return o
+}
+
+func gegluBack(t *Tape, n *Node) {
+	g, u := n.In[0], n.In[1]
+	var dg, du *tensor.Tensor
+	if n.want(0) {
+		dg = t.GradOf(g)
+	} else {
+		dg = t.arena.AllocZero(g.Value.Shape...)
+	}
+	if n.want(1) {
+		du = t.GradOf(u)
+	} else {
+		du = t.arena.AllocZero(u.Value.Shape...)
+	}
+	t.B.GeGLUBackward(dg, du, n.Out.Grad, g.Value, u.Value)
+}
+
+// Softcap returns c * tanh(x / c) elementwise (c > 0).
+func (t *Tape) Softcap(x *Var, c float32) *Var {
+	y := t.arena.Alloc(x.Value.Shape...)
+	t.B.Softcap(y, x.Value, c)
+	o, n := t.record(y, softcapBack, x)
+	if n != nil {
+		n.F = c
+	}
+	return o
+}
+
+func softcapBack(t *Tape, n *Node) {
+	t.B.SoftcapBackward(t.GradOf(n.In[0]), n.Out.Grad, n.Out.Value, n.F)
+}
+
+// ConcatCols joins column blocks xs[i] (N, Ci) into (N, ΣCi); at most 4
+// parts (the inverse of SplitCols).
+func (t *Tape) ConcatCols(xs ...*Var) *Var {
+	if len(xs) > 4 {
+		panic("autograd.ConcatCols: at most 4 parts")
+	}
+	N, C := xs[0].Value.Rows(), 0
+	srcs := make([]*tensor.Tensor, len(xs))
+	for i, x := range xs {
+		if x.Value.Rows() != N {
+			panic(fmt.Sprintf("autograd.ConcatCols: part %d %v, part 0 %v", i, x.Value.Shape, xs[0].Value.Shape))
+		}
+		srcs[i] = x.Value
+		C += x.Value.Cols()
+	}
+	y := t.arena.Alloc(N, C)
+	t.B.ConcatCols(y, srcs)
+	o, n := t.record(y, concatBack, xs...)
+	_ = n
+	return o
+}
+
+func concatBack(t *Tape, n *Node) {
+	var parts []*tensor.Tensor
+	for _, x := range n.In {
+		if x == nil {
+			break
+		}
+		parts = append(parts, t.arena.Alloc(x.Value.Rows(), x.Value.Cols()))
+	}
+	t.B.SplitCols(parts, n.Out.Grad)
+	for i, p := range parts {
+		if n.want(i) {
+			t.B.AddScaled(t.GradOf(n.In[i]), p, 1)
+		}
+	}
+}

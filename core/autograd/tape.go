@@ -70,8 +70,15 @@ func (t *Tape) Reset() {
 	t.arena.Reset()
 }
 
-// ArenaFloats reports the activation arena's size in float32 values.
-func (t *Tape) ArenaFloats() int { return t.arena.Floats() }
+// ArenaFloats reports the activation arenas' size in float32 values: this
+// tape's and that of the tape its checkpoints run on.
+func (t *Tape) ArenaFloats() int {
+	n := t.arena.Floats()
+	if t.child != nil {
+		n += t.child.ArenaFloats()
+	}
+	return n
+}
 
 // Alloc returns a step tensor with unspecified contents.
 func (t *Tape) Alloc(shape ...int) *tensor.Tensor { return t.arena.Alloc(shape...) }

@@ -1,14 +1,19 @@
 // Package chat renders conversations through the chat templates that
-// instruction-tuned models were trained with, and recognises which template
-// a model uses from the Jinja source in its tokenizer_config.json.
+// instruction-tuned models were trained with.
 //
-// There is no Jinja engine here: each built-in template is a small Go
-// function that writes exactly what the model's Jinja template would, and
-// Detect matches the Jinja source by the markers that only that template
-// uses. Rendering returns Segments rather than one string so that the data
-// package can encode each piece separately and know which tokens are
-// trained: the assistant's content and the marker that ends its turn are
-// (Train true); system prompts, user turns and role headers are not.
+// A model's own template (Model) is the Jinja source its
+// tokenizer_config.json or chat_template.jinja ships, rendered by a Jinja
+// engine exactly as transformers renders it; the assistant spans that SFT
+// trains on are found in that rendered text (Model.Render). The eight
+// built-in templates (Template) are for models that ship none, and for the
+// embedded demo model: each is a small Go function that writes exactly
+// what its family's Jinja template would, and Detect recognises a family
+// from a Jinja source by markers that only it uses.
+//
+// Rendering returns Segments rather than one string so that the data
+// package knows which tokens are trained: the assistant's content and the
+// marker that ends its turn are (Train true); system prompts, user turns
+// and role headers are not.
 //
 // Example, ChatML, [system "Be brief.", user "Hi", assistant "Hello"]:
 //

@@ -5,7 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestWriteStep(t *testing.T) {
@@ -50,5 +53,51 @@ func TestWriteStep(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "step-9.tmp")); !os.IsNotExist(err) {
 		t.Errorf("stale .tmp kept: %v", err)
+	}
+}
+
+// TestStepStateAndNewest: state.json vouches for the files written before
+// it; NewestStep passes over a damaged newest checkpoint, says why, and
+// stops at an error marked Final.
+func TestStepStateAndNewest(t *testing.T) {
+	root := t.TempDir()
+	type st struct {
+		Step  int                `json:"step"`
+		Files map[string]FileSum `json:"files"`
+	}
+	for step := 1; step <= 3; step++ {
+		_, err := WriteStepState(root, step, 3, func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "w.bin"), []byte{byte(step)}, 0o644)
+		}, func(files map[string]FileSum) any { return st{Step: step, Files: files} })
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Damage step 3's weights: its sums no longer match.
+	os.WriteFile(filepath.Join(StepDir(root, 3), "w.bin"), []byte{9}, 0o644)
+	accept := func(dir string) error {
+		var s st
+		if err := ReadState(dir, &s); err != nil {
+			return err
+		}
+		return VerifySums(dir, s.Files)
+	}
+	dir, skipped, err := NewestStep(root, accept)
+	if err != nil || dir != StepDir(root, 2) || len(skipped) != 1 || !strings.Contains(skipped[0], "step-3") {
+		t.Fatalf("NewestStep: %q, skipped %q, %v", dir, skipped, err)
+	}
+	stop := errors.New("other settings")
+	dir, _, err = NewestStep(root, func(string) error { return Final(stop) })
+	if dir != "" || !errors.Is(err, stop) {
+		t.Fatalf("a Final error: %q, %v", dir, err)
+	}
+}
+
+func TestDiffJSON(t *testing.T) {
+	a := []byte(`{"lr": 0.1, "opt": {"beta1": 0.9, "eps": 1e-8}, "old": 1}`)
+	b := []byte(`{"lr": 0.2, "opt": {"beta1": 0.9, "eps": 1e-6}, "new": true}`)
+	want := []string{"lr: 0.1 -> 0.2", "new: (none) -> true", "old: 1 -> (none)", "opt.eps: 1e-8 -> 0.000001"}
+	if diff := cmp.Diff(want, DiffJSON(a, b)); diff != "" {
+		t.Errorf("DiffJSON (-want +got):\n%s", diff)
 	}
 }

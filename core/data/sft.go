@@ -9,6 +9,10 @@ import (
 // BuildOpts controls how records become Examples.
 type BuildOpts struct {
 	Template chat.Template
+	// Chat, when set, is the model's own chat template: conversations are
+	// rendered through it instead of Template, encoded as one text, and
+	// trained on the assistant spans of that text (buildModelChat).
+	Chat     *chat.Model
 	Ctx      int  // most tokens per example (longer ones are truncated); 0: no limit
 	TrainAll bool // loss on every token, prompts included
 	NoEOS    bool // do not append EOS to assistant turns
@@ -108,11 +112,19 @@ func countAssistant(msgs []chat.Message) int {
 // It returns the example, whether it was truncated, and why it has no loss
 // ("" when it has some).
 func build(enc Encoder, msgs []chat.Message, o BuildOpts, trainLast int) (Example, bool, string, error) {
-	segs, err := o.Template.Render(msgs, false)
-	if err != nil {
-		return Example{}, false, "", err
+	var e Example
+	if o.Chat != nil {
+		var err error
+		if e, err = buildModelChat(enc, o.Chat, msgs, o, trainLast); err != nil {
+			return Example{}, false, "", err
+		}
+	} else {
+		segs, err := o.Template.Render(msgs, false)
+		if err != nil {
+			return Example{}, false, "", err
+		}
+		e = encodeSegments(enc, segs, o, trainLast)
 	}
-	e := encodeSegments(enc, segs, o, trainLast)
 	full := e.Trained()
 	cut := truncate(&e, o.Ctx)
 	why := ""

@@ -131,7 +131,7 @@ func (g *Generator) Begin(req Request) (*Run, error) {
 		}
 		maxP = max(maxP, len(p))
 	}
-	ctxLen := g.M.Cfg.MaxPos
+	ctxLen := g.M.Cfg.ContextLen()
 	if maxP >= ctxLen {
 		return nil, fmt.Errorf("generate: prompt of %d tokens does not fit the context of %d", maxP, ctxLen)
 	}

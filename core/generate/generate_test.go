@@ -89,17 +89,17 @@ func (byteDecoder) Decode(ids []int32) string {
 }
 
 // TestBatchedEqualsSingle: greedy generation of several prompts at once
-// gives each the tokens it gets alone.
+// gives each the tokens it gets alone, windowed models (whose cache layers
+// are rings) included.
 func TestBatchedEqualsSingle(t *testing.T) {
-	for _, arch := range []model.Arch{model.GPT2, model.Llama} {
-		t.Run(arch.String(), func(t *testing.T) {
-			var cfg model.Config
-			var err error
-			if arch == model.GPT2 {
-				cfg, err = model.ParseConfig([]byte(`{"model_type":"gpt2","vocab_size":257,"n_embd":32,"n_layer":2,"n_head":4,"n_positions":64}`))
-			} else {
-				cfg, err = model.ParseConfig([]byte(`{"model_type":"llama","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":64}`))
-			}
+	for _, tc := range []struct{ name, config string }{
+		{"gpt2", `{"model_type":"gpt2","vocab_size":257,"n_embd":32,"n_layer":2,"n_head":4,"n_positions":64}`},
+		{"llama", `{"model_type":"llama","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":64}`},
+		{"mistral window", `{"model_type":"mistral","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":64,"sliding_window":5}`},
+		{"gemma3 window", `{"model_type":"gemma3_text","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":8,"intermediate_size":48,"max_position_embeddings":64,"sliding_window":4,"query_pre_attn_scalar":8,"sliding_window_pattern":2}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := model.ParseConfig([]byte(tc.config))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,13 +115,13 @@ func TestBatchedEqualsSingle(t *testing.T) {
 			}
 			g := New(m, tensor.NewCPU(2), byteDecoder{})
 			prompts := [][]int32{{72, 101, 108}, {5, 6, 7, 8, 9, 10, 11}, {200}}
-			req := Request{Prompts: prompts, MaxTokens: 10}
+			req := Request{Prompts: prompts, MaxTokens: 20}
 			all, err := g.Generate(context.Background(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i, p := range prompts {
-				one, err := g.Generate(context.Background(), Request{Prompts: [][]int32{p}, MaxTokens: 10})
+				one, err := g.Generate(context.Background(), Request{Prompts: [][]int32{p}, MaxTokens: 20})
 				if err != nil {
 					t.Fatal(err)
 				}

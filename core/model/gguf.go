@@ -20,16 +20,24 @@ type Vocab struct {
 	ChatTemplate string
 }
 
-// ggufArch is the llama.cpp architecture of the model.
+// ggufArch is the llama.cpp architecture of the model (Mistral's dense
+// models are llama there).
 func (c Config) ggufArch() string {
 	switch {
 	case c.Arch == GPT2:
 		return "gpt2"
-	case c.ModelType == "qwen2":
-		return "qwen2"
+	case c.ModelType == "gemma3_text":
+		return "gemma3"
+	case c.ModelType == "qwen2", c.ModelType == "qwen3", c.ModelType == "gemma2", c.ModelType == "phi3", c.ModelType == "smollm3":
+		return c.ModelType
 	}
 	return "llama"
 }
+
+// ggufPermutes reports whether llama.cpp runs the architecture with
+// interleaved ("normal") RoPE, so HF's q/k rows are permuted on export;
+// the others run rotate-half ("neox") RoPE as HF does.
+func ggufPermutes(arch string) bool { return arch == "llama" || arch == "smollm3" }
 
 // permuteQK reorders the rows of a q or k projection (heads·D, in) from
 // HF's rotate-half RoPE layout to GGUF's interleaved one, as llama.cpp's
@@ -101,8 +109,14 @@ func ggufName(c Config, hf string) (string, bool) {
 	if n, _ := fmt.Sscanf(hf, "model.layers.%d.%s", &l, &rest); n != 2 {
 		return "", false
 	}
+	if rest == "post_attention_layernorm.weight" && c.ggufArch() != "gemma2" && c.ggufArch() != "gemma3" {
+		return fmt.Sprintf("blk.%d.ffn_norm.weight", l), true // the norm before the MLP
+	}
 	m := map[string]string{
-		"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+		"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "post_attention_norm.weight",
+		"pre_feedforward_layernorm.weight": "ffn_norm.weight", "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
+		"self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
+		"self_attn.qkv_proj.weight": "attn_qkv.weight", "mlp.gate_up_proj.weight": "ffn_up.weight",
 		"self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
 		"self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
 		"self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
@@ -148,9 +162,21 @@ func (m *Transformer) GGUF(v Vocab, name string, dt tensor.DType) (*checkpoint.G
 		kv[arch+".attention.head_count_kv"] = uint32(c.KVHeads)
 		kv[arch+".attention.layer_norm_rms_epsilon"] = c.NormEps
 		kv[arch+".rope.freq_base"] = float32(c.RopeTheta)
-		kv[arch+".rope.dimension_count"] = uint32(c.HeadDim)
+		kv[arch+".rope.dimension_count"] = uint32(c.RotaryDim())
 		kv[arch+".vocab_size"] = uint32(c.VocabSize)
+		kv[arch+".attention.key_length"] = uint32(c.HeadDim)
+		kv[arch+".attention.value_length"] = uint32(c.HeadDim)
+		if c.SlidingWindow > 0 {
+			kv[arch+".attention.sliding_window"] = uint32(c.SlidingWindow)
+		}
+		if c.AttnSoftcap > 0 {
+			kv[arch+".attn_logit_softcapping"] = float32(c.AttnSoftcap)
+		}
+		if c.FinalSoftcap > 0 {
+			kv[arch+".final_logit_softcapping"] = float32(c.FinalSoftcap)
+		}
 	}
+	extra := ggufRope(c, kv, arch)
 	for key, id := range map[string]int32{"tokenizer.ggml.bos_token_id": v.BOS, "tokenizer.ggml.eos_token_id": v.EOS, "tokenizer.ggml.padding_token_id": v.PAD} {
 		if id >= 0 {
 			kv[key] = uint32(id)
@@ -166,7 +192,10 @@ func (m *Transformer) GGUF(v Vocab, name string, dt tensor.DType) (*checkpoint.G
 			return nil, fmt.Errorf("gguf: no GGUF name for tensor %q", p.Name)
 		}
 		t := p.Value
-		if arch == "llama" {
+		if m.fam.norm == normRMSOffset && len(t.Shape) == 1 {
+			t = offsetOne(t) // llama.cpp's Gemma norms multiply by the stored weight
+		}
+		if ggufPermutes(arch) {
 			if strings.HasSuffix(p.Name, "q_proj.weight") {
 				t = permuteQK(t, c.Heads, false)
 			} else if strings.HasSuffix(p.Name, "k_proj.weight") {
@@ -182,7 +211,61 @@ func (m *Transformer) GGUF(v Vocab, name string, dt tensor.DType) (*checkpoint.G
 		}
 		f.Tensors = append(f.Tensors, checkpoint.Named{Name: gn, T: t})
 	}
+	f.Tensors = append(f.Tensors, extra...)
 	return f, nil
+}
+
+// offsetOne returns 1 + w in F32 (Gemma's (1+w) norms, as llama.cpp's
+// converter writes them).
+func offsetOne(w *tensor.Tensor) *tensor.Tensor {
+	out := w.Convert(tensor.F32)
+	if out == w {
+		out = w.Clone()
+	}
+	for i := range out.F32 {
+		out.F32[i]++
+	}
+	return out
+}
+
+// ggufRope writes the RoPE scaling as llama.cpp reads it: metadata keys
+// for linear and YaRN scaling; for Llama 3's band-wise scaling the
+// per-frequency divisors as the tensor rope_freqs.weight; for longrope the
+// short and long factors as rope_factors_short/long.weight with the
+// attention factor and trained length. It returns the extra tensors.
+func ggufRope(c Config, kv map[string]any, arch string) []checkpoint.Named {
+	r := c.Rope
+	switch r.Kind {
+	case RopeLinear:
+		kv[arch+".rope.scaling.type"] = "linear"
+		kv[arch+".rope.scaling.factor"] = float32(r.Factor)
+	case RopeYaRN:
+		kv[arch+".rope.scaling.type"] = "yarn"
+		kv[arch+".rope.scaling.factor"] = float32(r.Factor)
+		if r.OrigMaxPos > 0 {
+			kv[arch+".rope.scaling.original_context_length"] = uint32(r.OrigMaxPos)
+		}
+		_, attn := yarnFreqs(c)
+		kv[arch+".rope.scaling.attn_factor"] = attn
+	case RopeLlama3:
+		base := defaultInvFreq(c.RopeTheta, c.RotaryDim())
+		scaled, _ := ropeFreqs(c, 0)
+		div := tensor.New(len(base))
+		for i := range base {
+			div.F32[i] = base[i] / scaled[i]
+		}
+		return []checkpoint.Named{{Name: "rope_freqs.weight", T: div}}
+	case RopeLongRoPE:
+		_, attn := ropeFreqs(c, 0)
+		kv[arch+".rope.scaling.attn_factor"] = attn
+		kv[arch+".rope.scaling.original_context_length"] = uint32(longropeOrig(c))
+		long, short := tensor.New(len(r.LongFactor)), tensor.New(len(r.ShortFactor))
+		for i := range r.LongFactor {
+			long.F32[i], short.F32[i] = float32(r.LongFactor[i]), float32(r.ShortFactor[i])
+		}
+		return []checkpoint.Named{{Name: "rope_factors_long.weight", T: long}, {Name: "rope_factors_short.weight", T: short}}
+	}
+	return nil
 }
 
 // FromGGUF rebuilds a Llama-family model from a GGUF file that GGUF wrote
@@ -211,7 +294,6 @@ func FromGGUF(f *checkpoint.GGUFFile) (*Transformer, error) {
 		return nil, err
 	}
 	m := newShell(c)
-	m.rope = tensor.NewRoPETable(c.HeadDim, c.MaxPos, c.RopeTheta)
 	for _, p := range m.params {
 		gn, _ := ggufName(c, p.Name)
 		t, ok := byName[gn]
@@ -270,7 +352,7 @@ func (m *Transformer) GGUFAdapter(pairs []LoRAPair, scale float32, name string, 
 			return nil, fmt.Errorf("gguf: no GGUF name for module %q", p.Module)
 		}
 		b := p.B
-		if arch == "llama" {
+		if ggufPermutes(arch) {
 			if strings.HasSuffix(p.Module, "q_proj") {
 				b = permuteQK(b, c.Heads, false)
 			} else if strings.HasSuffix(p.Module, "k_proj") {

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -114,5 +115,94 @@ func TestGGUFRoundTrip(t *testing.T) {
 			}
 			tensortest.Close(t, cfg.ModelType+" "+dt.String()+" logits", logits(back), logits(m), tol)
 		}
+	}
+}
+
+// TestGGUFFamilies exports every family case with llama.cpp's names:
+// its architecture, tensor names from that architecture's table, Gemma's
+// norms as 1+w, and the RoPE scaling tensors and keys.
+func TestGGUFFamilies(t *testing.T) {
+	llamaSet := []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"}
+	gemmaSet := []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down", "post_ffw_norm"}
+	for _, tc := range []struct {
+		dir, arch string
+		blk       []string
+		global    []string
+	}{
+		{"llama3", "llama", llamaSet, []string{"token_embd", "output_norm", "rope_freqs"}},
+		{"mistral_window", "llama", llamaSet, []string{"token_embd", "output_norm", "output"}},
+		{"qwen3_yarn", "qwen3", append(llamaSet, "attn_q_norm", "attn_k_norm"), []string{"token_embd", "output_norm"}},
+		{"gemma3", "gemma3", append(gemmaSet, "attn_q_norm", "attn_k_norm"), []string{"token_embd", "output_norm"}},
+		{"gemma2", "gemma2", gemmaSet, []string{"token_embd", "output_norm"}},
+		{"phi3_longrope", "phi3", []string{"attn_norm", "attn_qkv", "attn_output", "ffn_norm", "ffn_up", "ffn_down"},
+			[]string{"token_embd", "output_norm", "rope_factors_long", "rope_factors_short"}},
+		{"smollm3", "smollm3", llamaSet, []string{"token_embd", "output_norm"}},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			m, err := Load(filepath.Join("testdata/golden/families", tc.dir), LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			voc := Vocab{BOS: 1, EOS: 2, PAD: -1}
+			f, err := m.GGUF(voc, tc.dir, tensor.F32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := checkpoint.WriteGGUF(path, f); err != nil {
+				t.Fatal(err)
+			}
+			g, err := checkpoint.ReadGGUF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := g.KV["general.architecture"]; a != tc.arch {
+				t.Fatalf("architecture %v, want %s", a, tc.arch)
+			}
+			if d := g.KV[tc.arch+".rope.dimension_count"]; d != uint32(m.Cfg.RotaryDim()) {
+				t.Errorf("rope.dimension_count %v, want %d", d, m.Cfg.RotaryDim())
+			}
+			want := map[string]bool{}
+			for _, n := range tc.global {
+				want[n+".weight"] = true
+			}
+			for l := range m.Cfg.Layers {
+				for _, n := range tc.blk {
+					want[fmt.Sprintf("blk.%d.%s.weight", l, n)] = true
+				}
+			}
+			got := map[string]*tensor.Tensor{}
+			for _, x := range g.Tensors {
+				got[x.Name] = x.T
+			}
+			var names []string
+			for n := range got {
+				names = append(names, n)
+			}
+			for n := range want {
+				if got[n] == nil {
+					t.Errorf("missing %s (have %v)", n, names)
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("%d tensors, want %d: %v", len(got), len(want), names)
+			}
+			if tc.arch == "gemma3" || tc.arch == "gemma2" {
+				w := got["blk.0.post_ffw_norm.weight"].F32
+				hf := m.Blocks[0].PostMLP.W.Value.F32
+				for i := range w {
+					if w[i] != hf[i]+1 {
+						t.Fatalf("post_ffw_norm[%d] = %v, want 1 + %v", i, w[i], hf[i])
+					}
+				}
+			}
+			if tc.dir == "llama3" {
+				// factor 8 at the lowest frequencies, 1 at the highest.
+				d := got["rope_freqs.weight"].F32
+				if d[0] != 1 || d[len(d)-1] != 8 {
+					t.Errorf("rope_freqs %v: want 1 first and 8 last", d)
+				}
+			}
+		})
 	}
 }

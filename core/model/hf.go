@@ -42,8 +42,10 @@ func (e *TensorError) Error() string {
 func (e *TensorError) Unwrap() error { return e.Err }
 
 // Load reads an HF model folder: config.json and model.safetensors (or
-// shards), or a GGUF file. Every tensor the config implies must be present with the right
-// shape, and no unexpected tensor may be present.
+// shards), or a GGUF file (gguf_arch.go). Every tensor the config implies
+// must be present with the right shape, and no unexpected tensor may be
+// present. A multimodal Gemma 3 folder loads its text model; Save then
+// writes that text model alone (model_type gemma3_text, the text names).
 func Load(dir string, o LoadOptions) (*Transformer, error) {
 	if checkpoint.IsGGUF(dir) {
 		return LoadGGUF(dir, o) // a .gguf file (gguf_arch.go)
@@ -83,9 +85,6 @@ func FromBytes(configJSON, safetensors []byte, o LoadOptions) (*Transformer, err
 
 func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Transformer, error) {
 	m := newShell(cfg)
-	if cfg.Arch == Llama {
-		m.rope = tensor.NewRoPETable(cfg.HeadDim, cfg.MaxPos, cfg.RopeTheta)
-	}
 	// Map stored names to ours. GPT-2 files come with or without the
 	// "transformer." prefix.
 	stored := map[string]string{} // our name -> stored name
@@ -97,12 +96,14 @@ func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Tran
 	var missing []string
 	for _, p := range m.params {
 		name := p.Name
-		switch {
-		case have[name]:
-			stored[name] = name
-		case cfg.Arch == GPT2 && have[strings.TrimPrefix(name, "transformer.")]:
-			stored[name] = strings.TrimPrefix(name, "transformer.")
-		default:
+		found := false
+		for _, sn := range storedNames(cfg, name) {
+			if have[sn] {
+				stored[name], found = sn, true
+				break
+			}
+		}
+		if !found {
 			missing = append(missing, name)
 			continue
 		}
@@ -154,9 +155,31 @@ func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Tran
 	return m, nil
 }
 
+// storedNames lists the names a parameter may have in a file, preferred
+// first: GPT-2 files come with or without "transformer.", and a multimodal
+// Gemma 3 keeps its text model under "language_model." (transformers 4)
+// or "model.language_model." (transformers 5).
+func storedNames(c Config, name string) []string {
+	switch {
+	case c.Arch == GPT2:
+		return []string{name, strings.TrimPrefix(name, "transformer.")}
+	case c.Multimodal && strings.HasPrefix(name, "model."):
+		rest := strings.TrimPrefix(name, "model.")
+		return []string{name, "model.language_model." + rest, "language_model.model." + rest}
+	case c.Multimodal:
+		return []string{name, "language_model." + name}
+	}
+	return []string{name}
+}
+
 // ignorable lists tensors that HF files carry but that are not parameters.
 func ignorable(c Config, name string) bool {
 	switch {
+	case c.Multimodal && (strings.HasPrefix(name, "vision_tower.") || strings.HasPrefix(name, "multi_modal_projector.") ||
+		strings.HasPrefix(name, "model.vision_tower.") || strings.HasPrefix(name, "model.multi_modal_projector.")):
+		return true // the image side of a multimodal checkpoint
+	case c.Multimodal && (name == "language_model.lm_head.weight"):
+		return c.TieEmbeddings
 	case strings.HasSuffix(name, ".attn.bias"), strings.HasSuffix(name, ".attn.masked_bias"):
 		return c.Arch == GPT2 // causal-mask buffers in old GPT-2 files
 	case strings.HasSuffix(name, "rotary_emb.inv_freq"):

@@ -40,17 +40,23 @@ func (l *Linear) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 func (l *Linear) In() int  { return l.W.Value.Cols() }
 func (l *Linear) Out() int { return l.W.Value.Rows() }
 
-// Norm is a LayerNorm (W, B) or an RMSNorm (W only).
+// Norm is a LayerNorm (W, B) or an RMSNorm (W only); W is nil for a norm
+// the family does not have.
 type Norm struct {
-	W, B *autograd.Param // (C)
+	W, B *autograd.Param // (C), or (D) for q/k norms
 }
 
 // Block is one transformer layer. GPT-2 uses QKV, O, FC and Proj; the
-// Llama family uses Q, K, V, O, Gate, Up and Down.
+// Llama-style families use Q, K, V (or the fused QKV), O, and Gate, Up (or
+// the fused GateUp) and Down. Norm1 comes before attention and Norm2
+// before the MLP; PostAttn and PostMLP (Gemma) normalise the two branches'
+// outputs; QNorm and KNorm (Qwen3, Gemma 3) each head of q and k.
 type Block struct {
-	Norm1, Norm2             Norm
-	QKV, Q, K, V, O          Projection
-	FC, Proj, Gate, Up, Down Projection
+	Norm1, Norm2, PostAttn, PostMLP Norm
+	QNorm, KNorm                    Norm
+	QKV, Q, K, V, O                 Projection
+	FC, Proj, Gate, Up, GateUp      Projection
+	Down                            Projection
 }
 
 // PrefixSource supplies learned attention prefixes (prefix and prompt
@@ -81,8 +87,14 @@ type Transformer struct {
 	// backward pass (activation checkpointing). Not with a prefix.
 	CheckpointBlocks bool
 
-	rope   *tensor.RoPETable
-	params []*autograd.Param // in HF order
+	// LossChunkRows, when > 0, is the number of rows whose logits Loss
+	// computes at a time; 0 picks it from the vocabulary size.
+	LossChunkRows int
+
+	fam    *family
+	ropes  *ropeSet
+	ones   map[int]*tensor.Tensor // constants for (1+w) norms, by width
+	params []*autograd.Param      // in HF order
 }
 
 // Names of the canonical HF parameter keys.
@@ -107,6 +119,9 @@ func New(c Config, seed uint64) (*Transformer, error) {
 		v := p.Value.F32
 		switch {
 		case len(p.Value.Shape) == 1 && isNormWeight(p.Name):
+			if m.fam.norm == normRMSOffset {
+				break // (1+w) norms start at w = 0
+			}
 			for i := range v {
 				v[i] = 1
 			}
@@ -127,9 +142,16 @@ func New(c Config, seed uint64) (*Transformer, error) {
 
 // newShell allocates every parameter (zeroed, F32) with its HF name.
 func newShell(c Config) *Transformer {
-	m := &Transformer{Cfg: c}
+	f := familyOf(c.ModelType)
+	if c.Arch == GPT2 || f == nil {
+		f = &gpt2Family
+		if c.Arch == Llama {
+			f = &llamaFamily
+		}
+	}
+	m := &Transformer{Cfg: c, fam: f, ropes: newRopeSet(c), ones: map[int]*tensor.Tensor{}}
 	pre := c.prefix()
-	C, V, D := c.Hidden, c.VocabSize, c.HeadDim
+	C, V, D, I := c.Hidden, c.VocabSize, c.HeadDim, c.Intermediate
 	param := func(name string, shape ...int) *autograd.Param {
 		p := &autograd.Param{Name: name, Value: tensor.New(shape...)}
 		m.params = append(m.params, p)
@@ -141,6 +163,19 @@ func newShell(c Config) *Transformer {
 			l.B = param(name+".bias", out)
 		}
 		return l
+	}
+	norm := func(name string, width int) Norm {
+		if name == "" {
+			return Norm{}
+		}
+		if f.norm == normRMSOffset && m.ones[width] == nil {
+			one := tensor.New(width)
+			for i := range one.F32 {
+				one.F32[i] = 1
+			}
+			m.ones[width] = one
+		}
+		return Norm{W: param(name+".weight", width)}
 	}
 	if c.Arch == GPT2 {
 		m.Embed = param(pre+"wte.weight", V, C)
@@ -157,26 +192,44 @@ func newShell(c Config) *Transformer {
 			b.QKV = linear(n+"attn.c_attn", 3*C, C, true)
 			b.O = linear(n+"attn.c_proj", C, C, true)
 			b.Norm2 = Norm{param(n+"ln_2.weight", C), param(n+"ln_2.bias", C)}
-			b.FC = linear(n+"mlp.c_fc", c.Intermediate, C, true)
-			b.Proj = linear(n+"mlp.c_proj", C, c.Intermediate, true)
-		} else {
-			n := fmt.Sprintf("%slayers.%d.", pre, i)
-			b.Norm1 = Norm{W: param(n+"input_layernorm.weight", C)}
-			b.Q = linear(n+"self_attn.q_proj", c.Heads*D, C, c.AttentionBias)
-			b.K = linear(n+"self_attn.k_proj", c.KVHeads*D, C, c.AttentionBias)
-			b.V = linear(n+"self_attn.v_proj", c.KVHeads*D, C, c.AttentionBias)
-			b.O = linear(n+"self_attn.o_proj", C, c.Heads*D, c.OutputBias)
-			b.Norm2 = Norm{W: param(n+"post_attention_layernorm.weight", C)}
-			b.Gate = linear(n+"mlp.gate_proj", c.Intermediate, C, false)
-			b.Up = linear(n+"mlp.up_proj", c.Intermediate, C, false)
-			b.Down = linear(n+"mlp.down_proj", C, c.Intermediate, false)
+			b.FC = linear(n+"mlp.c_fc", I, C, true)
+			b.Proj = linear(n+"mlp.c_proj", C, I, true)
+			continue
 		}
+		// The order of these calls is the order of HF's state dict.
+		n, nm := fmt.Sprintf("%slayers.%d.", pre, i), f.names
+		b.Norm1 = norm(n+nm.norm1, C)
+		if nm.qkv != "" {
+			b.QKV = linear(n+nm.qkv, (c.Heads+2*c.KVHeads)*D, C, c.AttentionBias)
+		} else {
+			b.Q = linear(n+nm.q, c.Heads*D, C, c.AttentionBias)
+			b.K = linear(n+nm.k, c.KVHeads*D, C, c.AttentionBias)
+			b.V = linear(n+nm.v, c.KVHeads*D, C, c.AttentionBias)
+		}
+		b.O = linear(n+nm.o, C, c.Heads*D, c.OutputBias)
+		if nm.qNorm != "" {
+			b.QNorm = norm(n+nm.qNorm, D)
+			b.KNorm = norm(n+nm.kNorm, D)
+		}
+		if nm.postAttn != "" {
+			b.PostAttn = norm(n+nm.postAttn, C)
+		}
+		b.Norm2 = norm(n+nm.norm2, C)
+		if nm.postMLP != "" {
+			b.PostMLP = norm(n+nm.postMLP, C)
+		}
+		if nm.gateUp != "" {
+			b.GateUp = linear(n+nm.gateUp, 2*I, C, false)
+		} else {
+			b.Gate = linear(n+nm.gate, I, C, false)
+			b.Up = linear(n+nm.up, I, C, false)
+		}
+		b.Down = linear(n+nm.down, C, I, false)
 	}
 	if c.Arch == GPT2 {
 		m.NormF = Norm{param(pre+"ln_f.weight", C), param(pre+"ln_f.bias", C)}
 	} else {
-		m.NormF = Norm{W: param(pre+"norm.weight", C)}
-		m.rope = tensor.NewRoPETable(D, c.MaxPos, c.RopeTheta)
+		m.NormF = norm(pre+"norm", C)
 	}
 	if !c.TieEmbeddings {
 		m.Head = param("lm_head.weight", V, C)
@@ -231,7 +284,7 @@ func (m *Transformer) Projections() iter.Seq2[string, *Projection] {
 	return func(yield func(string, *Projection) bool) {
 		for i := range m.Blocks {
 			b := &m.Blocks[i]
-			for _, s := range []*Projection{&b.QKV, &b.Q, &b.K, &b.V, &b.O, &b.FC, &b.Proj, &b.Gate, &b.Up, &b.Down} {
+			for _, s := range []*Projection{&b.QKV, &b.Q, &b.K, &b.V, &b.O, &b.FC, &b.Proj, &b.Gate, &b.Up, &b.GateUp, &b.Down} {
 				if *s == nil {
 					continue
 				}
@@ -287,11 +340,20 @@ type Inputs struct {
 }
 
 // Cache is the KV cache for inference: per layer keys and values of
-// (B, Cap, KVH, D), the first Len rows of each sequence filled.
+// (B, Cap, KVH, D), the first Len rows of each sequence filled. A layer
+// with a sliding window shorter than Cap keeps only its last Window keys
+// and values instead, (B, Window, KVH, D), as a ring (see kvring.go), so
+// its memory stays bounded however long the sequence grows.
 type Cache struct {
 	B, Cap, Len int
 	K, V        []*tensor.Tensor
 	Seg         []int32 // (B*Cap) segment id of each cached key
+
+	// Window is the ring size of the windowed layers (0: none); Ring says
+	// which layers are rings and RingSeg holds the segment of each slot.
+	Window  int
+	Ring    []bool  // (L)
+	RingSeg []int32 // (B*Window)
 
 	placed []*tensor.Tensor // tensors in an Allocator's memory (Place)
 }
@@ -299,12 +361,19 @@ type Cache struct {
 // NewCache allocates a cache for b sequences of up to capacity tokens.
 func (m *Transformer) NewCache(b, capacity int) *Cache {
 	c := m.Cfg
-	kc := &Cache{B: b, Cap: capacity}
-	for range c.Layers {
-		kc.K = append(kc.K, tensor.New(b, capacity, c.KVHeads, c.HeadDim))
-		kc.V = append(kc.V, tensor.New(b, capacity, c.KVHeads, c.HeadDim))
+	kc := &Cache{B: b, Cap: capacity, Ring: make([]bool, c.Layers)}
+	for l := range c.Layers {
+		rows := capacity
+		if w := c.Window(l); w > 0 && w < capacity {
+			rows, kc.Ring[l], kc.Window = w, true, w
+		}
+		kc.K = append(kc.K, tensor.New(b, rows, c.KVHeads, c.HeadDim))
+		kc.V = append(kc.V, tensor.New(b, rows, c.KVHeads, c.HeadDim))
 	}
 	kc.Seg = make([]int32, b*capacity)
+	if kc.Window > 0 {
+		kc.RingSeg = make([]int32, b*kc.Window)
+	}
 	return kc
 }
 
@@ -392,14 +461,20 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 		P = prefix.Len()
 	}
 	pos := m.positions(in, past, P)
+	seqLen := 0
 	for _, p := range pos {
-		if p < 0 || int(p) >= c.MaxPos {
-			return nil, fmt.Errorf("model: position %d is beyond the context length %d", p, c.MaxPos)
+		if p < 0 || int(p) >= c.ContextLen() {
+			return nil, fmt.Errorf("model: position %d is beyond the context length %d", p, c.ContextLen())
 		}
+		seqLen = max(seqLen, int(p)+1)
 	}
 	x := in.Embeds
 	if x == nil {
 		x = t.Embedding(in.IDs, t.Param(m.Embed)) // (N, C)
+		if m.fam.embedScale {
+			// HF rounds the scale to the weights' dtype: the checkpoint's.
+			x = t.Scale(x, embedScale(c, c.TorchDType == "bfloat16", c.TorchDType == "float16"))
+		}
 	}
 	if m.PosEmb != nil {
 		x = t.Add(x, t.Embedding(pos, t.Param(m.PosEmb)))
@@ -408,6 +483,10 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 	opts := tensor.AttentionOpts{
 		Batch: in.B, Heads: H, KVHeads: KVH, HeadDim: D,
 		Queries: in.T, Keys: past + in.T, KStride: in.T, Offset: past,
+		Softcap: float32(c.AttnSoftcap),
+	}
+	if c.QueryPreAttnScalar > 0 {
+		opts.Scale = float32(1 / math.Sqrt(c.QueryPreAttnScalar))
 	}
 	if in.Seg != nil {
 		opts.QSeg, opts.KSeg = in.Seg, in.Seg
@@ -421,7 +500,10 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 			opts.QSeg, opts.KSeg = in.Seg, in.Cache.Seg
 		}
 	}
-	bs := blockState{in: in, pos: pos, opts: opts, prefix: prefix, past: past}
+	bs := blockState{in: in, pos: pos, opts: opts, prefix: prefix, past: past, ropes: m.ropes.tables(nil, seqLen)}
+	if in.Cache != nil && in.Cache.Window > 0 {
+		bs.ringSeg = in.Cache.ringSegments(in)
+	}
 	checkpoint := m.CheckpointBlocks && in.Cache == nil && in.KV == nil && prefix == nil && !t.NoGrad
 	for l := range m.Blocks {
 		if checkpoint {
@@ -433,10 +515,20 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 	if in.Cache != nil {
 		in.Cache.Len += in.T
 	}
-	if c.Arch == GPT2 {
-		return t.LayerNorm(x, t.Param(m.NormF.W), t.Param(m.NormF.B), c.NormEps), nil
+	return m.norm(t, m.NormF, x), nil
+}
+
+// norm applies n to x (N, C) as the family computes norms.
+func (m *Transformer) norm(t *autograd.Tape, n Norm, x *autograd.Var) *autograd.Var {
+	eps := m.Cfg.NormEps
+	switch m.fam.norm {
+	case normLayer:
+		return t.LayerNorm(x, t.Param(n.W), t.Param(n.B), eps)
+	case normRMSOffset:
+		w := t.Param(n.W)
+		return t.RMSNorm(x, t.Add(w, t.Const(m.ones[w.Value.Numel()])), eps)
 	}
-	return t.RMSNorm(x, t.Param(m.NormF.W), c.NormEps), nil
+	return t.RMSNorm(x, t.Param(n.W), eps)
 }
 
 // storeRows copies new keys or values src (B*T, KVH*D) into the cache
@@ -457,7 +549,11 @@ func (m *Transformer) Logits(t *autograd.Tape, h *autograd.Var) *autograd.Var {
 	if head == nil {
 		head = m.Embed
 	}
-	return t.Linear(h, t.Param(head), nil)
+	logits := t.Linear(h, t.Param(head), nil)
+	if c := m.Cfg.FinalSoftcap; c > 0 {
+		logits = t.Softcap(logits, float32(c))
+	}
+	return logits
 }
 
 // Forward returns the logits (B*T, V) for in.
@@ -508,7 +604,70 @@ func (m *Transformer) Loss(t *autograd.Tape, in Inputs, targets []int32) (*autog
 		}
 		h, targets = t.Embedding(rows, h), ys
 	}
-	return t.SumScaled(t.CrossEntropy(m.Logits(t, h), targets), 1/float32(n)), n, nil
+	return t.SumScaled(m.tokenNLL(t, h, targets), 1/float32(n)), n, nil
+}
+
+// TokenNLL returns (B*T) −log p(targets[i]) for in, 0 where a target is
+// negative: what sequence log-probabilities (DPO, KTO, GRPO) are made of.
+// Like Loss it computes the logits a chunk of rows at a time.
+func (m *Transformer) TokenNLL(t *autograd.Tape, in Inputs, targets []int32) (*autograd.Var, error) {
+	for _, y := range targets {
+		if int(y) >= m.Cfg.VocabSize {
+			return nil, fmt.Errorf("model: target %d is outside the vocabulary (size %d)", y, m.Cfg.VocabSize)
+		}
+	}
+	h, err := m.Hidden(t, in)
+	if err != nil {
+		return nil, err
+	}
+	if N := h.Value.Rows(); len(targets) != N {
+		return nil, fmt.Errorf("model: %d targets for %d positions", len(targets), N)
+	}
+	return m.tokenNLL(t, h, targets), nil
+}
+
+// tokenNLL is the cross-entropy (N) of the logits of h (N, C) against
+// targets. Large vocabularies: the logits of LossChunk rows at a time,
+// each chunk a checkpoint that keeps only its rows of h and recomputes
+// its logits in the backward pass, so (N x V) logits never exist at once.
+func (m *Transformer) tokenNLL(t *autograd.Tape, h *autograd.Var, targets []int32) *autograd.Var {
+	N, chunk := len(targets), m.LossChunk()
+	if N <= chunk {
+		return t.CrossEntropy(m.Logits(t, h), targets)
+	}
+	parts := make([]*autograd.Var, 0, (N+chunk-1)/chunk)
+	out := t.Alloc(N)
+	for lo := 0; lo < N; lo += chunk {
+		hi := min(lo+chunk, N)
+		idx := make([]int32, hi-lo)
+		for i := range idx {
+			idx[i] = int32(lo + i)
+		}
+		ys := targets[lo:hi]
+		part := t.Checkpoint(t.Embedding(idx, h), func(t *autograd.Tape, x *autograd.Var) *autograd.Var {
+			return t.CrossEntropy(m.Logits(t, x), ys)
+		})
+		copy(out.F32[lo:hi], part.Value.F32) // (N) values: the rows' losses, not logits
+		parts = append(parts, part)
+	}
+	var o *autograd.Var
+	o = t.Custom(out, func() {
+		for k, p := range parts {
+			lo := k * chunk
+			g := t.GradOf(p)
+			t.B.AddScaled(g, tensor.FromF32(o.Grad.F32[lo:lo+g.Numel()], g.Numel()), 1)
+		}
+	}, parts...)
+	return o
+}
+
+// LossChunk is the number of rows Loss turns into logits at once:
+// LossChunkRows, or about 2^22 logits (16 MiB), never fewer than 1 row.
+func (m *Transformer) LossChunk() int {
+	if m.LossChunkRows > 0 {
+		return m.LossChunkRows
+	}
+	return max(1, (1<<22)/m.Cfg.VocabSize)
 }
 
 // blockState is what every block of one forward pass shares.
@@ -518,42 +677,52 @@ type blockState struct {
 	opts   tensor.AttentionOpts
 	prefix PrefixSource
 	past   int
+	ropes  []*tensor.RoPETable // (L) nil: no RoPE on that layer
+	// ringSeg are the key segments windowed cache layers attend with.
+	ringSeg []int32
 }
 
 // block runs layer l on x (N, C): attention and MLP, each with its
-// residual connection.
+// residual connection, as the family's data says.
 func (m *Transformer) block(t *autograd.Tape, l int, x *autograd.Var, bs *blockState) *autograd.Var {
 	c := m.Cfg
-	in, pos, opts := bs.in, bs.pos, bs.opts
+	in, pos := bs.in, bs.pos
 	N := in.B * in.T
 	H, KVH, D := c.Heads, c.KVHeads, c.HeadDim
 	blk := &m.Blocks[l]
-	var h *autograd.Var
-	if c.Arch == GPT2 {
-		h = t.LayerNorm(x, t.Param(blk.Norm1.W), t.Param(blk.Norm1.B), c.NormEps)
-	} else {
-		h = t.RMSNorm(x, t.Param(blk.Norm1.W), c.NormEps)
-	}
+	h := m.norm(t, blk.Norm1, x)
 	var q, k, v *autograd.Var
-	if c.Arch == GPT2 {
+	if blk.QKV != nil {
 		qkv := t.SplitCols(blk.QKV.Forward(t, h), H*D, KVH*D, KVH*D)
 		q, k, v = qkv[0], qkv[1], qkv[2]
 	} else {
 		q = blk.Q.Forward(t, h)
 		k = blk.K.Forward(t, h)
 		v = blk.V.Forward(t, h)
-		q = t.RoPE(t.View(q, N, H, D), pos, m.rope)
-		k = t.RoPE(t.View(k, N, KVH, D), pos, m.rope)
+	}
+	if blk.QNorm.W != nil {
+		q = m.norm(t, blk.QNorm, t.View(q, N*H, D))
+		k = m.norm(t, blk.KNorm, t.View(k, N*KVH, D))
+	}
+	if tab := bs.ropes[l]; tab != nil {
+		q = rope(t, q, N, H, D, pos, tab)
+		k = rope(t, k, N, KVH, D, pos, tab)
 	}
 	if in.KV != nil {
 		in.KV(l, t.View(k, in.B, in.T, KVH, D), t.View(v, in.B, in.T, KVH, D))
 	}
-	if in.Cache != nil {
+	opts := bs.opts
+	opts.Window = c.Window(l)
+	switch {
+	case in.Cache != nil && in.Cache.Ring[l]:
+		kr, vr := in.Cache.ringKV(t, l, k.Value, v.Value, in, bs.ringSeg, &opts)
+		k, v = t.Const(kr), t.Const(vr)
+	case in.Cache != nil:
 		kc, vc := in.Cache.K[l], in.Cache.V[l]
 		storeRows(kc, k.Value, in.B, in.T, bs.past, in.Cache.Cap)
 		storeRows(vc, v.Value, in.B, in.T, bs.past, in.Cache.Cap)
 		k, v = t.Const(kc), t.Const(vc)
-	} else {
+	default:
 		k = t.View(k, in.B, in.T, KVH, D)
 		v = t.View(v, in.B, in.T, KVH, D)
 	}
@@ -561,14 +730,44 @@ func (m *Transformer) block(t *autograd.Tape, l int, x *autograd.Var, bs *blockS
 	if bs.prefix != nil {
 		pk, pv = bs.prefix.Prefix(t, l)
 	}
-	a := t.Attention(t.View(q, in.B, in.T, H, D), k, v, pk, pv, opts)
-	x = t.Add(x, blk.O.Forward(t, t.View(a, N, H*D)))
-	if c.Arch == GPT2 {
-		h = t.LayerNorm(x, t.Param(blk.Norm2.W), t.Param(blk.Norm2.B), c.NormEps)
+	a := blk.O.Forward(t, t.View(t.Attention(t.View(q, in.B, in.T, H, D), k, v, pk, pv, opts), N, H*D))
+	if blk.PostAttn.W != nil {
+		a = m.norm(t, blk.PostAttn, a)
+	}
+	x = t.Add(x, a)
+	h = m.norm(t, blk.Norm2, x)
+	switch m.fam.mlp {
+	case mlpGELU:
 		h = blk.Proj.Forward(t, t.GELU(blk.FC.Forward(t, h)))
-	} else {
-		h = t.RMSNorm(x, t.Param(blk.Norm2.W), c.NormEps)
-		h = blk.Down.Forward(t, t.SwiGLU(blk.Gate.Forward(t, h), blk.Up.Forward(t, h)))
+	default:
+		var g, u *autograd.Var
+		if blk.GateUp != nil {
+			gu := t.SplitCols(blk.GateUp.Forward(t, h), c.Intermediate, c.Intermediate)
+			g, u = gu[0], gu[1]
+		} else {
+			g, u = blk.Gate.Forward(t, h), blk.Up.Forward(t, h)
+		}
+		if m.fam.mlp == mlpGeGLU {
+			h = blk.Down.Forward(t, t.GeGLU(g, u))
+		} else {
+			h = blk.Down.Forward(t, t.SwiGLU(g, u))
+		}
+	}
+	if blk.PostMLP.W != nil {
+		h = m.norm(t, blk.PostMLP, h)
 	}
 	return t.Add(x, h)
+}
+
+// rope rotates x (N, heads*D) by the positions: all of each head, or its
+// first tab.Dim values (partial rotary) with the rest passed through.
+// Returns (N, heads, D).
+func rope(t *autograd.Tape, x *autograd.Var, N, heads, D int, pos []int32, tab *tensor.RoPETable) *autograd.Var {
+	rd := tab.Dim
+	if rd == D {
+		return t.RoPE(t.View(x, N, heads, D), pos, tab)
+	}
+	parts := t.SplitCols(t.View(x, N*heads, D), rd, D-rd) // (N*heads, rd), (N*heads, D-rd)
+	r := t.RoPE(t.View(parts[0], N, heads, rd), pos, tab)
+	return t.View(t.ConcatCols(t.View(r, N*heads, rd), parts[1]), N, heads, D)
 }

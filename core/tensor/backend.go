@@ -37,6 +37,14 @@ type Backend interface {
 	// SwiGLU: dst = silu(gate) * up, all the same shape.
 	SwiGLU(dst, gate, up *Tensor)
 	SwiGLUBackward(dgate, dup, dy, gate, up *Tensor)
+	// GeGLU: dst = gelu_tanh(gate) * up, all the same shape (Gemma's MLP,
+	// HF's gelu_pytorch_tanh).
+	GeGLU(dst, gate, up *Tensor)
+	GeGLUBackward(dgate, dup, dy, gate, up *Tensor)
+	// Softcap: dst = c * tanh(x / c) (Gemma 2's final logits). The
+	// backward reads the forward's output y: dx += dy * (1 - (y/c)²).
+	Softcap(dst, x *Tensor, c float32)
+	SoftcapBackward(dx, dy, y *Tensor, c float32)
 
 	// RoPE, HF's rotate-half convention, on x (N, H, D) where row n of x is
 	// at position pos[n] (len(pos) == N). dst may equal x.
@@ -89,6 +97,12 @@ type AttentionOpts struct {
 	// (causal). Normally Keys - Queries.
 	Offset int
 	Scale  float32 // 0 means 1/sqrt(D)
+	// Window, when > 0, is a sliding window: query i sees key j only when
+	// Offset+i-j < Window (Mistral, Gemma's local layers).
+	Window int
+	// Softcap, when > 0, caps every score s (after Scale) to
+	// Softcap*tanh(s/Softcap) before the softmax (Gemma 2).
+	Softcap float32
 
 	// Optional learned prefix, seen by every query of every sequence,
 	// before the keys: (KVH, P, D) each.

@@ -84,7 +84,7 @@ func (o *AttentionOpts) Dims() (B, H, KVH, D, T, S, stride, P int, scale float32
 
 // visible reports whether query i of sequence b sees key j.
 func (o *AttentionOpts) visible(b, i, j, T, stride int) bool {
-	if j > o.Offset+i {
+	if j > o.Offset+i || o.Window > 0 && o.Offset+i-j >= o.Window {
 		return false
 	}
 	if o.QSeg != nil && o.QSeg[b*T+i] != o.KSeg[b*stride+j] {
@@ -102,7 +102,11 @@ func (o *AttentionOpts) keyRows(idx []int32, b, i, T, S, stride, P int) []int32 
 		idx = append(idx, int32(-1-j))
 	}
 	last := min(S-1, o.Offset+i)
-	for j := 0; j <= last; j++ {
+	first := 0
+	if o.Window > 0 {
+		first = max(0, o.Offset+i-o.Window+1)
+	}
+	for j := first; j <= last; j++ {
 		if o.QSeg != nil && o.QSeg[b*T+i] != o.KSeg[b*stride+j] {
 			continue
 		}
@@ -143,6 +147,9 @@ func (c *CPU) Attention(out, lse, q, k, v *Tensor, o *AttentionOpts) {
 						kr = k.F32[((b*stride+int(j))*KVH+kh)*D:][:D]
 					}
 					s := dotAsm(qi, kr) * scale
+					if o.Softcap > 0 {
+						s = o.Softcap * float32(math.Tanh(float64(s/o.Softcap)))
+					}
 					sc[n] = s
 					m = max(m, s)
 				}
@@ -214,11 +221,16 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *Tensor, o *
 								dvr = dv.F32[off:][:D]
 							}
 						}
-						p := expf(dotAsm(qi, kr)*scale - l)
+						s, dcap := dotAsm(qi, kr)*scale, float32(1)
+						if o.Softcap > 0 {
+							th := float32(math.Tanh(float64(s / o.Softcap)))
+							s, dcap = o.Softcap*th, 1-th*th
+						}
+						p := expf(s - l)
 						if dvr != nil {
 							axpyAsm(dvr, doi, p)
 						}
-						ds := p * (dotAsm(doi, vr) - di) * scale
+						ds := p * (dotAsm(doi, vr) - di) * dcap * scale
 						if dqi != nil {
 							axpyAsm(dqi, kr, ds)
 						}
@@ -277,4 +289,23 @@ func (c *CPU) SumSquares(x *Tensor) float64 {
 		s += p
 	}
 	return s
+}
+
+// NewRoPETableFreqs builds a table from given inverse frequencies (dim/2),
+// with cos and sin multiplied by scale (scaled RoPE's attention factor):
+// Cos[p*dim/2+i] = cos(p * inv[i]) * scale.
+func NewRoPETableFreqs(dim, maxPos int, inv []float32, scale float32) *RoPETable {
+	half := dim / 2
+	if len(inv) != half {
+		panic(fmt.Sprintf("tensor.NewRoPETableFreqs: %d frequencies for dimension %d", len(inv), dim))
+	}
+	t := &RoPETable{Dim: dim, MaxPos: maxPos, Cos: make([]float32, maxPos*half), Sin: make([]float32, maxPos*half)}
+	for i, f := range inv {
+		for p := 0; p < maxPos; p++ {
+			ang := float32(p) * f
+			t.Cos[p*half+i] = float32(math.Cos(float64(ang))) * scale
+			t.Sin[p*half+i] = float32(math.Sin(float64(ang))) * scale
+		}
+	}
+	return t
 }

@@ -378,3 +378,55 @@ func (c *CPU) ConcatCols(dst *Tensor, srcs []*Tensor) {
 		}
 	})
 }
+
+// geluTanh returns gelu_tanh(x) and its derivative (GPT-2's gelu_new and
+// HF's gelu_pytorch_tanh are the same function).
+func geluTanh(x float32) (y, dy float32) {
+	v := float64(x)
+	th := math.Tanh(geluK * (v + 0.044715*v*v*v))
+	du := geluK * (1 + 3*0.044715*v*v)
+	return float32(0.5 * v * (1 + th)), float32(0.5*(1+th) + 0.5*v*(1-th*th)*du)
+}
+
+func (c *CPU) GeGLU(dst, gate, up *Tensor) {
+	mustSame("GeGLU", gate, up)
+	mustSame("GeGLU", dst, gate)
+	c.parallel(gate.Numel(), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g, _ := geluTanh(gate.F32[i])
+			dst.F32[i] = g * up.F32[i]
+		}
+	})
+}
+
+func (c *CPU) GeGLUBackward(dgate, dup, dy, gate, up *Tensor) {
+	mustSame("GeGLUBackward", dgate, gate)
+	mustSame("GeGLUBackward", dup, up)
+	c.parallel(gate.Numel(), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			g, dg := geluTanh(gate.F32[i])
+			d := dy.F32[i]
+			dup.F32[i] += d * g
+			dgate.F32[i] += d * up.F32[i] * dg
+		}
+	})
+}
+
+func (c *CPU) Softcap(dst, x *Tensor, cp float32) {
+	mustSame("Softcap", dst, x)
+	c.parallel(x.Numel(), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dst.F32[i] = cp * float32(math.Tanh(float64(x.F32[i]/cp)))
+		}
+	})
+}
+
+func (c *CPU) SoftcapBackward(dx, dy, y *Tensor, cp float32) {
+	mustSame("SoftcapBackward", dx, y)
+	c.parallel(y.Numel(), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			t := y.F32[i] / cp
+			dx.F32[i] += dy.F32[i] * (1 - t*t)
+		}
+	})
+}

@@ -63,6 +63,37 @@ func TestOpGradients(t *testing.T) {
 		tensortest.GradCheck(t, "gate", x.F32, dg.F32, fs, 1e-2, 1e-3, 1e-2, 0)
 		tensortest.GradCheck(t, "up", u.F32, du.F32, fs, 1e-2, 1e-3, 1e-2, 0)
 	})
+	t.Run("geglu+softcap", func(t *testing.T) {
+		x := tensor.FromF32(tensortest.Rand(18, N*C, 3), N, C)
+		u := tensor.FromF32(tensortest.Rand(19, N*C, 3), N, C)
+		r := tensortest.Rand(20, N*C, 1)
+		out := tensor.New(N, C)
+		fg := func() float64 { c.GeGLU(out, x, u); return dotR(out.F32, r) }
+		dg, du := tensor.New(N, C), tensor.New(N, C)
+		c.GeGLUBackward(dg, du, tensor.FromF32(r, N, C), x, u)
+		tensortest.GradCheck(t, "geglu gate", x.F32, dg.F32, fg, 1e-2, 1e-3, 1e-2, 0)
+		tensortest.GradCheck(t, "geglu up", u.F32, du.F32, fg, 1e-2, 1e-3, 1e-2, 0)
+		const cp = 1.5 // below the inputs' range, so the cap bends
+		fs := func() float64 { c.Softcap(out, x, cp); return dotR(out.F32, r) }
+		fs()
+		dx := tensor.New(N, C)
+		c.SoftcapBackward(dx, tensor.FromF32(r, N, C), out, cp)
+		tensortest.GradCheck(t, "softcap", x.F32, dx.F32, fs, 1e-2, 1e-3, 1e-2, 0)
+	})
+	t.Run("rope scaled", func(t *testing.T) {
+		// A table from given frequencies with an attention factor (YaRN,
+		// longrope) is still a scaled rotation: the backward must match.
+		const H, D = 2, 6
+		tab := tensor.NewRoPETableFreqs(D, 16, []float32{1, 0.3, 0.01}, 1.2)
+		pos := []int32{0, 3, 7, 15, 2}
+		x := tensor.FromF32(tensortest.Rand(21, N*H*D, 1), N, H, D)
+		r := tensortest.Rand(22, N*H*D, 1)
+		out := tensor.New(N, H, D)
+		f := func() float64 { c.RoPE(out, x, pos, tab); return dotR(out.F32, r) }
+		dx := tensor.New(N, H, D)
+		c.RoPEBackward(dx, tensor.FromF32(r, N, H, D), pos, tab)
+		tensortest.GradCheck(t, "rope scaled", x.F32, dx.F32, f, 1e-2, 1e-3, 1e-2, 0)
+	})
 	t.Run("rope", func(t *testing.T) {
 		const H, D = 3, 8
 		tab := tensor.NewRoPETable(D, 16, 10000)
@@ -106,8 +137,9 @@ func TestOpGradients(t *testing.T) {
 	})
 }
 
-// TestAttentionGradients covers GQA, a KV cache offset, a learned prefix
-// and segment ids (including a query that sees no key).
+// TestAttentionGradients covers GQA, a KV cache offset, a learned prefix,
+// segment ids (including a query that sees no key), sliding windows and
+// score softcaps.
 func TestAttentionGradients(t *testing.T) {
 	c := tensor.NewCPU(2)
 	for _, tc := range []struct {
@@ -115,17 +147,23 @@ func TestAttentionGradients(t *testing.T) {
 		B, T, S, H, KVH int
 		P               int
 		seg             bool
+		window          int
+		softcap         float32
 	}{
-		{"plain", 2, 5, 5, 2, 2, 0, false},
-		{"gqa", 1, 6, 6, 4, 2, 0, false},
-		{"cache", 1, 2, 6, 2, 1, 0, false},
-		{"prefix", 2, 4, 4, 2, 1, 3, false},
-		{"segments", 2, 6, 6, 2, 2, 0, true},
+		{"plain", 2, 5, 5, 2, 2, 0, false, 0, 0},
+		{"gqa", 1, 6, 6, 4, 2, 0, false, 0, 0},
+		{"cache", 1, 2, 6, 2, 1, 0, false, 0, 0},
+		{"prefix", 2, 4, 4, 2, 1, 3, false, 0, 0},
+		{"segments", 2, 6, 6, 2, 2, 0, true, 0, 0},
+		{"window", 2, 7, 7, 2, 1, 0, false, 3, 0},
+		{"window+cache", 1, 3, 8, 2, 2, 0, false, 4, 0},
+		{"softcap", 2, 5, 5, 2, 1, 0, false, 0, 0.8},
+		{"window+softcap+prefix", 1, 6, 6, 2, 2, 2, false, 2, 1.1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const D = 8
 			o := tensor.AttentionOpts{Batch: tc.B, Heads: tc.H, KVHeads: tc.KVH, HeadDim: D,
-				Queries: tc.T, Keys: tc.S, KStride: tc.S, Offset: tc.S - tc.T}
+				Queries: tc.T, Keys: tc.S, KStride: tc.S, Offset: tc.S - tc.T, Window: tc.window, Softcap: tc.softcap}
 			q := tensor.FromF32(tensortest.Rand(1, tc.B*tc.T*tc.H*D, 1), tc.B, tc.T, tc.H, D)
 			k := tensor.FromF32(tensortest.Rand(2, tc.B*tc.S*tc.KVH*D, 1), tc.B, tc.S, tc.KVH, D)
 			v := tensor.FromF32(tensortest.Rand(3, tc.B*tc.S*tc.KVH*D, 1), tc.B, tc.S, tc.KVH, D)

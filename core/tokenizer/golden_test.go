@@ -149,3 +149,73 @@ func splitDoc(t *testing.T, base *Tokenizer, pattern string) []byte {
 	}
 	return js
 }
+
+// patO200k is gpt-oss's (o200k) split pattern, which has no hand-written
+// splitter: it runs on the backtracking engine.
+const patO200k = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+
+// TestRegexSplitGolden runs the Split patterns of Llama 3 and gpt-oss on
+// the general regular-expression path (not the hand-written splitters) and
+// matches JavaScript's engine, which has the lookahead.
+func TestRegexSplitGolden(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "splits.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string][][]string
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatal(err)
+	}
+	texts := readTexts(t)
+	for name, src := range map[string]string{"llama3": patLlama3, "qwen2": patQwen2, "gpt2": patGPT2, "o200k": patO200k} {
+		re, err := compilePattern("Split", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if re.bt == nil {
+			t.Fatalf("%s: compiled for Go's regexp, which lacks the lookahead", name)
+		}
+		split := &preSplit{re: re, beh: behIsolated}
+		for i, text := range texts {
+			var got []string
+			for _, p := range split.apply(nil, piece{text, true}) {
+				got = append(got, p.s)
+			}
+			w := want[name][i]
+			if len(w) == 0 {
+				w = nil
+			}
+			if diff := cmp.Diff(w, got); diff != "" {
+				t.Errorf("%s, text %d %q (-want +got):\n%s", name, i, text, diff)
+			}
+		}
+	}
+}
+
+// BenchmarkSplit compares the hand-written Llama 3 splitter with the same
+// pattern on the backtracking engine, over the test texts.
+func BenchmarkSplit(b *testing.B) {
+	texts := readTexts(b)
+	total := 0
+	for _, s := range texts {
+		total += len(s)
+	}
+	re, err := compilePattern("Split", patLlama3)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, x := range []struct {
+		name string
+		p    *preSplit
+	}{{"hand", &preSplit{known: splitLlama3, beh: behIsolated}}, {"regexp2", &preSplit{re: re, beh: behIsolated}}} {
+		b.Run(x.name, func(b *testing.B) {
+			b.SetBytes(int64(total))
+			var dst []piece
+			for range b.N {
+				for _, s := range texts {
+					dst = x.p.apply(dst[:0], piece{s, true})
+				}
+			}
+		})
+	}
+}

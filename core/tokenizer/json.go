@@ -48,16 +48,16 @@ type patternJSON struct {
 }
 
 type modelJSON struct {
-	Type                    string           `json:"type"`
-	Dropout                 *float64         `json:"dropout"`
-	UnkToken                *string          `json:"unk_token"`
-	ContinuingSubwordPrefix *string          `json:"continuing_subword_prefix"`
-	EndOfWordSuffix         *string          `json:"end_of_word_suffix"`
-	FuseUnk                 bool             `json:"fuse_unk"`
-	ByteFallback            bool             `json:"byte_fallback"`
-	IgnoreMerges            bool             `json:"ignore_merges"`
-	Vocab                   map[string]int32 `json:"vocab"`
-	Merges                  json.RawMessage  `json:"merges"`
+	Type                    string          `json:"type"`
+	Dropout                 *float64        `json:"dropout"`
+	UnkToken                *string         `json:"unk_token"`
+	ContinuingSubwordPrefix *string         `json:"continuing_subword_prefix"`
+	EndOfWordSuffix         *string         `json:"end_of_word_suffix"`
+	FuseUnk                 bool            `json:"fuse_unk"`
+	ByteFallback            bool            `json:"byte_fallback"`
+	IgnoreMerges            bool            `json:"ignore_merges"`
+	Vocab                   json.RawMessage `json:"vocab"`
+	Merges                  json.RawMessage `json:"merges"`
 }
 
 // FromJSON builds a Tokenizer from a tokenizer.json document.
@@ -68,7 +68,7 @@ func FromJSON(data []byte) (*Tokenizer, error) {
 	}
 	t := &Tokenizer{blt: newByteLevelTables(), bos: -1, eos: -1, pad: -1, doc: data}
 	var err error
-	if t.model, err = buildModel(f.Model); err != nil {
+	if t.model, t.word, err = buildModel(f.Model); err != nil {
 		return nil, fmt.Errorf("tokenizer.json: model: %w", err)
 	}
 	if t.norm, err = buildNormalizer(f.Normalizer); err != nil {
@@ -171,20 +171,25 @@ func typeOf(raw json.RawMessage) (string, error) {
 	return ty.Type, nil
 }
 
-func buildModel(raw json.RawMessage) (*bpeModel, error) {
+func buildModel(raw json.RawMessage) (*bpeModel, wordModel, error) {
 	if isNull(raw) {
-		return nil, errors.New("missing")
+		return nil, nil, errors.New("missing")
 	}
 	var mj modelJSON
 	if err := json.Unmarshal(raw, &mj); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if mj.Type == "" && mj.Merges != nil {
 		mj.Type = "BPE" // files from tokenizers < 0.9 omit the type
 	}
 	if mj.Type != "BPE" {
-		return nil, fmt.Errorf("model type %q is not supported (only BPE)", mj.Type)
+		return buildWordModel(mj.Type, raw)
 	}
+	m, err := buildBPE(mj)
+	return m, nil, err
+}
+
+func buildBPE(mj modelJSON) (*bpeModel, error) {
 	if mj.Dropout != nil && *mj.Dropout != 0 {
 		return nil, fmt.Errorf("BPE dropout %g is not supported", *mj.Dropout)
 	}
@@ -194,11 +199,17 @@ func buildModel(raw json.RawMessage) (*bpeModel, error) {
 	if mj.EndOfWordSuffix != nil && *mj.EndOfWordSuffix != "" {
 		return nil, fmt.Errorf("BPE end_of_word_suffix %q is not supported", *mj.EndOfWordSuffix)
 	}
+	var vocab map[string]int32
+	if !isNull(mj.Vocab) {
+		if err := json.Unmarshal(mj.Vocab, &vocab); err != nil {
+			return nil, fmt.Errorf("BPE vocab: %w", err)
+		}
+	}
 	merges, err := parseMerges(mj.Merges)
 	if err != nil {
 		return nil, err
 	}
-	m, err := newBPEModel(mj.Vocab, merges)
+	m, err := newBPEModel(vocab, merges)
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +297,13 @@ type normJSON struct {
 	Content     string            `json:"content"`
 	StripLeft   bool              `json:"strip_left"`
 	StripRight  bool              `json:"strip_right"`
+	// BertNormalizer
+	CleanText          *bool `json:"clean_text"`
+	HandleChineseChars *bool `json:"handle_chinese_chars"`
+	StripAccents       *bool `json:"strip_accents"`
+	Lowercase          *bool `json:"lowercase"`
+	// Precompiled
+	PrecompiledCharsmap *string `json:"precompiled_charsmap"`
 }
 
 func buildNormalizer(raw json.RawMessage) (normalizer, error) {
@@ -307,6 +325,21 @@ func buildNormalizer(raw json.RawMessage) (normalizer, error) {
 		return normForm{norm.NFKD}, nil
 	case "Lowercase":
 		return normLowercase{}, nil
+	case "StripAccents":
+		return normStripAccents{}, nil
+	case "BertNormalizer":
+		orTrue := func(b *bool) bool { return b == nil || *b }
+		x := normBert{clean: orTrue(n.CleanText), chinese: orTrue(n.HandleChineseChars), lower: orTrue(n.Lowercase)}
+		x.strip = x.lower // strip_accents null follows lowercase
+		if n.StripAccents != nil {
+			x.strip = *n.StripAccents
+		}
+		return x, nil
+	case "Precompiled":
+		if n.PrecompiledCharsmap == nil || *n.PrecompiledCharsmap == "" {
+			return nil, nil // an empty charsmap is the identity
+		}
+		return newPrecompiled(*n.PrecompiledCharsmap)
 	case "Prepend":
 		return normPrepend{n.Prepend}, nil
 	case "Strip":
@@ -320,7 +353,7 @@ func buildNormalizer(raw json.RawMessage) (normalizer, error) {
 			}
 			r.literal = *n.Pattern.String
 		case n.Pattern.Regex != nil:
-			re, err := safeRegexp("Replace", *n.Pattern.Regex)
+			re, err := compilePattern("Replace", *n.Pattern.Regex)
 			if err != nil {
 				return nil, err
 			}
@@ -391,7 +424,7 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, bool, error) {
 			x.literal = *p.Pattern.String
 		case p.Pattern.Regex != nil:
 			if x.known = knownPattern(*p.Pattern.Regex); x.known == 0 {
-				re, err := safeRegexp("Split", *p.Pattern.Regex)
+				re, err := compilePattern("Split", *p.Pattern.Regex)
 				if err != nil {
 					return nil, false, err
 				}
@@ -418,6 +451,25 @@ func buildPreTokenizer(raw json.RawMessage) (preTokenizer, bool, error) {
 		return x, false, nil
 	case "Digits":
 		return &preDigits{individual: p.IndividualDigits}, false, nil
+	case "BertPreTokenizer":
+		return preBert{}, false, nil
+	case "WhitespaceSplit":
+		return preWhitespaceSplit{}, false, nil
+	case "Whitespace":
+		re, err := compilePattern("Whitespace", `\w+|[^\w\s]+`)
+		if err != nil {
+			return nil, false, err
+		}
+		return preRegexPieces{re}, false, nil
+	case "Punctuation":
+		b := behIsolated
+		if p.Behavior != "" {
+			var ok bool
+			if b, ok = behaviors[p.Behavior]; !ok {
+				return nil, false, fmt.Errorf("Punctuation behavior %q is not supported", p.Behavior)
+			}
+		}
+		return prePunctuation{b}, false, nil
 	case "Sequence":
 		var seq preSequence
 		byteLevel := false
@@ -455,6 +507,8 @@ type decJSON struct {
 	Content        json.RawMessage   `json:"content"`
 	Start          int               `json:"start"`
 	Stop           int               `json:"stop"`
+	Prefix         *string           `json:"prefix"`
+	Cleanup        *bool             `json:"cleanup"`
 }
 
 func buildDecoder(raw json.RawMessage, tab *byteLevelTables) (decoder, error) {
@@ -472,6 +526,15 @@ func buildDecoder(raw json.RawMessage, tab *byteLevelTables) (decoder, error) {
 		return decByteFallback{}, nil
 	case "Fuse":
 		return decFuse{}, nil
+	case "WordPiece":
+		x := decWordPiece{prefix: "##", cleanup: true}
+		if d.Prefix != nil {
+			x.prefix = *d.Prefix
+		}
+		if d.Cleanup != nil {
+			x.cleanup = *d.Cleanup
+		}
+		return x, nil
 	case "Strip":
 		var c string
 		if err := json.Unmarshal(d.Content, &c); err != nil || utf8.RuneCountInString(c) != 1 {

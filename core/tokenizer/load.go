@@ -14,7 +14,8 @@ import (
 )
 
 // Load reads a tokenizer from a model folder: tokenizer.json, else
-// tokenizer.model (SentencePiece), else GPT-2's vocab.json + merges.txt.
+// tokenizer.model or spiece.model (SentencePiece), else GPT-2's vocab.json +
+// merges.txt.
 // tokenizer_config.json, when present, sets the BOS, EOS and PAD tokens and
 // the chat template.
 func Load(dir string) (*Tokenizer, error) {
@@ -34,10 +35,12 @@ func Load(dir string) (*Tokenizer, error) {
 		}
 	case exists(filepath.Join(dir, "tokenizer.model")):
 		t, err = LoadSentencePiece(filepath.Join(dir, "tokenizer.model"))
+	case exists(filepath.Join(dir, "spiece.model")): // T5, ALBERT
+		t, err = LoadSentencePiece(filepath.Join(dir, "spiece.model"))
 	case exists(filepath.Join(dir, "vocab.json")) && exists(filepath.Join(dir, "merges.txt")):
 		t, err = LoadGPT2(filepath.Join(dir, "vocab.json"), filepath.Join(dir, "merges.txt"))
 	default:
-		return nil, fmt.Errorf("%s: no tokenizer.json, tokenizer.model or vocab.json+merges.txt", dir)
+		return nil, fmt.Errorf("%s: no tokenizer.json, tokenizer.model, spiece.model or vocab.json+merges.txt", dir)
 	}
 	if err != nil {
 		return nil, err

@@ -1,8 +1,6 @@
 package tokenizer
 
 import (
-	"fmt"
-	"regexp"
 	"strings"
 
 	"golang.org/x/text/unicode/norm"
@@ -36,13 +34,13 @@ func (n normPrepend) normalize(s string) string {
 // normReplace replaces every match of a literal or a regular expression.
 type normReplace struct {
 	literal string
-	re      *regexp.Regexp
+	re      *pattern
 	content string
 }
 
 func (n normReplace) normalize(s string) string {
 	if n.re != nil {
-		return n.re.ReplaceAllLiteralString(s, n.content)
+		return n.re.replaceAll(s, n.content)
 	}
 	return strings.ReplaceAll(s, n.literal, n.content)
 }
@@ -67,21 +65,4 @@ func (n normSequence) normalize(s string) string {
 		s = x.normalize(s)
 	}
 	return s
-}
-
-// safeRegexp compiles an HF (Oniguruma) pattern with Go's regexp when the
-// two engines agree on it: no lookaround, no backreferences and none of the
-// Perl classes (\s \w \d \b) whose Go meaning is ASCII-only. Anything else
-// is an error that names the pattern.
-func safeRegexp(what, pat string) (*regexp.Regexp, error) {
-	for _, bad := range []string{`\s`, `\S`, `\w`, `\W`, `\d`, `\D`, `\b`, `\B`, `(?=`, `(?!`, `(?<`, `\h`, `\R`, `\X`, `\G`, `\A`, `\Z`} {
-		if strings.Contains(pat, bad) {
-			return nil, fmt.Errorf("%s: regular expression %q uses %s, which Go's regexp does not match the same way (unsupported)", what, pat, bad)
-		}
-	}
-	re, err := regexp.Compile(pat)
-	if err != nil {
-		return nil, fmt.Errorf("%s: unsupported regular expression %q: %w", what, pat, err)
-	}
-	return re, nil
 }

@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -116,7 +115,7 @@ func applyBehavior(dst []piece, p piece, matches [][2]int, b behavior, invert bo
 // hand-written pattern, a Go regexp, or a literal string.
 type preSplit struct {
 	known   splitPattern
-	re      *regexp.Regexp
+	re      *pattern
 	literal string
 	beh     behavior
 	invert  bool
@@ -150,9 +149,7 @@ func (x *preSplit) apply(dst []piece, p piece) []piece {
 			start = end
 		}
 	case x.re != nil:
-		for _, m := range x.re.FindAllStringIndex(p.s, -1) {
-			matches = append(matches, [2]int{m[0], m[1]})
-		}
+		matches = x.re.findAll(p.s)
 	default:
 		if x.literal != "" {
 			for i := 0; ; {

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -43,7 +44,7 @@ type spModel struct {
 	byteFallback, suffixSpace     bool
 	bos, eos, pad                 int32
 	normName                      string
-	charsmap                      bool
+	charsmap                      []byte // precompiled normalization rules, empty for identity
 	dummyPrefix, removeExtra, esc bool
 }
 
@@ -156,7 +157,7 @@ func parseSentencePiece(data []byte) (*spModel, error) {
 				case 1:
 					m.normName = string(g.b)
 				case 2:
-					m.charsmap = len(g.b) > 0
+					m.charsmap = g.b
 				case 3:
 					m.dummyPrefix = g.v != 0
 				case 4:
@@ -170,9 +171,10 @@ func parseSentencePiece(data []byte) (*spModel, error) {
 	return m, nil
 }
 
-// LoadSentencePiece reads a SentencePiece tokenizer.model of the BPE type.
-// Unigram models, normalization rules other than identity, and suffix
-// whitespace are errors.
+// LoadSentencePiece reads a SentencePiece tokenizer.model: BPE with
+// identity normalization (Llama 2, Mistral), or Unigram with any
+// normalization rules (T5, ALBERT: spiece.model). Suffix whitespace is an
+// error.
 func LoadSentencePiece(path string) (*Tokenizer, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -191,10 +193,13 @@ func FromSentencePiece(data []byte) (*Tokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.modelType != 2 {
-		return nil, fmt.Errorf("SentencePiece model type %d is not supported (only BPE, 2)", m.modelType)
+	if m.modelType == 1 {
+		return fromSentencePieceUnigram(m)
 	}
-	if m.normName != "identity" || m.charsmap {
+	if m.modelType != 2 {
+		return nil, fmt.Errorf("SentencePiece model type %d is not supported (only Unigram, 1, and BPE, 2)", m.modelType)
+	}
+	if m.normName != "identity" || len(m.charsmap) > 0 {
 		return nil, fmt.Errorf("SentencePiece normalization %q is not supported (only identity)", m.normName)
 	}
 	if m.suffixSpace {
@@ -357,4 +362,82 @@ func marshalJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return []byte(b.String()), nil
+}
+
+// fromSentencePieceUnigram builds the tokenizer.json HF's converter writes
+// for a Unigram model (T5, ALBERT): the model's precompiled normalization
+// rules, whitespace cut and each word prefixed with "▁" (SentencePiece's
+// remove_extra_whitespaces and add_dummy_prefix), the Unigram model with
+// the pieces' scores, and the Metaspace decoder.
+func fromSentencePieceUnigram(m *spModel) (*Tokenizer, error) {
+	if m.suffixSpace {
+		return nil, errors.New("SentencePiece treat_whitespace_as_suffix is not supported")
+	}
+	if !m.removeExtra || !m.esc {
+		return nil, errors.New("SentencePiece Unigram without remove_extra_whitespaces and escape_whitespaces is not supported")
+	}
+	if len(m.pieces) == 0 {
+		return nil, errors.New("SentencePiece model has no pieces")
+	}
+	type added struct {
+		ID         int32  `json:"id"`
+		Content    string `json:"content"`
+		SingleWord bool   `json:"single_word"`
+		LStrip     bool   `json:"lstrip"`
+		RStrip     bool   `json:"rstrip"`
+		Normalized bool   `json:"normalized"`
+		Special    bool   `json:"special"`
+	}
+	var adds []added
+	unk := -1
+	vocab := make([][2]any, len(m.pieces))
+	for i, p := range m.pieces {
+		vocab[i] = [2]any{p.piece, float64(p.score)}
+		switch p.typ {
+		case 2:
+			unk = i
+			adds = append(adds, added{ID: int32(i), Content: p.piece, Special: true})
+		case 3:
+			adds = append(adds, added{ID: int32(i), Content: p.piece, Special: true})
+		case 4:
+			adds = append(adds, added{ID: int32(i), Content: p.piece})
+		}
+	}
+	if unk < 0 {
+		return nil, errors.New("SentencePiece Unigram model has no unknown piece")
+	}
+	var normalizer any
+	if len(m.charsmap) > 0 {
+		normalizer = map[string]any{"type": "Precompiled", "precompiled_charsmap": base64.StdEncoding.EncodeToString(m.charsmap)}
+	}
+	metaspace := func() map[string]any {
+		return map[string]any{"type": "Metaspace", "replacement": spaceMark, "add_prefix_space": m.dummyPrefix}
+	}
+	doc := map[string]any{
+		"version": "1.0", "truncation": nil, "padding": nil,
+		"added_tokens":   adds,
+		"normalizer":     normalizer,
+		"pre_tokenizer":  map[string]any{"type": "Sequence", "pretokenizers": []any{map[string]any{"type": "WhitespaceSplit"}, metaspace()}},
+		"post_processor": nil,
+		"decoder":        metaspace(),
+		"model":          map[string]any{"type": "Unigram", "unk_id": unk, "vocab": vocab, "byte_fallback": m.byteFallback},
+	}
+	js, err := marshalJSON(doc)
+	if err != nil {
+		return nil, err
+	}
+	t, err := FromJSON(js)
+	if err != nil {
+		return nil, err
+	}
+	t.bos, t.eos, t.pad = -1, -1, -1
+	for _, x := range []struct {
+		id  int32
+		dst *int32
+	}{{m.bos, &t.bos}, {m.eos, &t.eos}, {m.pad, &t.pad}} {
+		if x.id >= 0 && int(x.id) < len(m.pieces) {
+			*x.dst = x.id
+		}
+	}
+	return t, nil
 }

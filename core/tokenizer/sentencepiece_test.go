@@ -150,3 +150,30 @@ func TestLoadSentencePieceFolder(t *testing.T) {
 		t.Error("truncated tokenizer.model: no error")
 	}
 }
+
+// TestSentencePieceUnigram loads a Unigram tokenizer.model with the
+// trainer's default normalization (nmt_nfkc, a precompiled charsmap) and
+// matches SentencePiece's own ids; the tokenizer.json HF's converter would
+// write for it gives the same ids.
+func TestSentencePieceUnigram(t *testing.T) {
+	tok, err := LoadSentencePiece(filepath.Join("testdata", "unigram", "spm.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := loadTokenizerFile(filepath.Join("testdata", "unigram"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.EOS() != 1 || tok.PAD() != 0 || tok.BOS() != -1 {
+		t.Errorf("BOS, EOS, PAD = %d, %d, %d; want -1, 1, 0", tok.BOS(), tok.EOS(), tok.PAD())
+	}
+	for i, g := range readGoldens(t, filepath.Join("unigram", "spm_ids.json")) {
+		got := tok.Encode(g.Text, false)
+		if diff := cmp.Diff(g.IDs, got); diff != "" {
+			t.Errorf("text %d %q: ids (-want +got):\n%s", i, g.Text, diff)
+		}
+		if diff := cmp.Diff(ref.Encode(g.Text, false), got); diff != "" {
+			t.Errorf("text %d: tokenizer.json and tokenizer.model differ (-json +model):\n%s", i, diff)
+		}
+	}
+}

@@ -6,7 +6,9 @@
 // Every format is loaded into one pipeline, the one HF tokenizers defines:
 // added (special) tokens are cut out of the text first; each remaining
 // segment is normalized, pre-tokenized into pieces, and each piece is
-// byte-pair encoded; a post-processor may add BOS/EOS. Decoding maps ids to
+// encoded by the model (byte-pair encoding, or tokenizer.json's WordPiece,
+// WordLevel and Unigram models, wordmodels.go); a post-processor may add
+// BOS/EOS. Decoding maps ids to
 // token strings and runs them through the decoders. Components are small
 // types behind three interfaces (normalizer, preTokenizer, decoder); a
 // component the loader does not know is an error that names it, never an
@@ -15,7 +17,9 @@
 // The BPE model works on token ids, not strings: a byte-level piece starts
 // as the ids of its bytes and merges look up (left, right) id pairs, so the
 // hot loop allocates nothing. The split patterns of GPT-2, Llama 3 and Qwen2
-// need a lookahead that Go's regexp lacks and are written by hand (split.go).
+// need a lookahead that Go's regexp lacks and are written by hand (split.go);
+// other patterns that need one (DeepSeek V3's) run on a backtracking engine
+// (regex.go).
 // The trainer (train.go) counts words once, then keeps pair counts up to
 // date incrementally with a priority queue, so a merge costs time
 // proportional to the words it touches, not to the corpus.
@@ -30,6 +34,7 @@ import (
 // Tokenizer encodes and decodes text. It is safe for concurrent use.
 type Tokenizer struct {
 	model *bpeModel
+	word  wordModel // WordPiece, WordLevel or Unigram; nil: model is BPE
 	added addedVocab
 
 	norm      normalizer       // nil: none
@@ -123,6 +128,9 @@ func (p splitPattern) next(s string, i int) int {
 
 // encodePiece runs the BPE model on one pre-tokenized piece.
 func (t *Tokenizer) encodePiece(ids []int32, s string, sc *encodeScratch) []int32 {
+	if t.word != nil {
+		return t.word.encode(ids, s)
+	}
 	m := t.model
 	if m.ignoreMerges {
 		if t.byteLevel {

@@ -135,7 +135,11 @@ func TestStreamDecoderByteLevel(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	for _, doc := range []string{
 		`{"model":{"type":"Unigram"}}`,
-		`{"model":{"type":"BPE","vocab":{}},"normalizer":{"type":"BertNormalizer"}}`,
+		`{"model":{"type":"Unigram","vocab":[["a",0]]}}`,                                                        // no unk_id
+		`{"model":{"type":"WordPiece","vocab":{"a":0}}}`,                                                        // no unk_token
+		`{"model":{"type":"SomethingElse","vocab":{}}}`,                                                         // unknown model
+		`{"model":{"type":"BPE","vocab":{}},"normalizer":{"type":"Precompiled","precompiled_charsmap":"AAAA"}}`, // empty trie
+		`{"model":{"type":"BPE","vocab":{}},"normalizer":{"type":"NmtThing"}}`,
 		`not json`,
 	} {
 		if _, err := FromJSON([]byte(doc)); err == nil {

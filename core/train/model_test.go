@@ -296,8 +296,8 @@ func TestKeepLastAndNoTempFolders(t *testing.T) {
 	if got, want := strings.Join(names, " "), "step-3 step-4 step-5"; got != want {
 		t.Errorf("checkpoints: got %q, want %q", got, want)
 	}
-	st, err := readState(filepath.Join(out, "checkpoints", "step-5"))
-	if err != nil {
+	var st state
+	if err := readState(filepath.Join(out, "checkpoints", "step-5"), &st); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"optimizer.safetensors", "weights/model.safetensors", "weights/config.json"} {

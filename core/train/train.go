@@ -36,9 +36,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -367,15 +365,14 @@ func (r *runner) save() error {
 }
 
 func (r *runner) writeCheckpoint() (string, error) {
-	root := filepath.Join(r.c.Out, "checkpoints")
-	return checkpoint.WriteStep(root, r.step, r.c.KeepLast, func(tmp string) error {
+	st := state{Step: r.step, Tokens: r.tokens, Hash: r.c.Hash, Time: time.Now().UTC().Format(time.RFC3339)}
+	fill := func(tmp string) error {
 		if err := r.w.SaveWeights(filepath.Join(tmp, "weights")); err != nil {
 			return err
 		}
 		if err := r.opt.Save(tmp); err != nil {
 			return err
 		}
-		st := state{Step: r.step, Tokens: r.tokens, Hash: r.c.Hash, Time: time.Now().UTC().Format(time.RFC3339)}
 		cur, err := r.src.State()
 		if err != nil {
 			return err
@@ -388,19 +385,11 @@ func (r *runner) writeCheckpoint() (string, error) {
 		if st.RNG, err = r.pcg.MarshalBinary(); err != nil {
 			return err
 		}
-		if st.Config, err = json.Marshal(r.c); err != nil {
-			return err
-		}
-		if st.Files, err = checkpoint.SumFiles(tmp); err != nil {
-			return err
-		}
-		js, err := json.MarshalIndent(st, "", "  ")
-		if err != nil {
-			return err
-		}
-		// state.json is written last; its manifest vouches for the rest.
-		return checkpoint.WriteFileAtomic(filepath.Join(tmp, "state.json"), append(js, '\n'), 0o644)
-	})
+		st.Config, err = json.Marshal(r.c)
+		return err
+	}
+	return checkpoint.WriteStepState(filepath.Join(r.c.Out, "checkpoints"), r.step, r.c.KeepLast, fill,
+		func(files map[string]checkpoint.FileSum) any { st.Files = files; return st })
 }
 
 // resume loads the newest valid checkpoint in Out, if any.
@@ -439,45 +428,40 @@ func (r *runner) resume() error {
 // latest finds the newest complete checkpoint; broken ones are skipped
 // with a warning. A checkpoint from a different configuration is an error.
 func latest(out, hash string, c Config) (state, string, []string, error) {
-	root := filepath.Join(out, "checkpoints")
-	var warns []string
-	for _, s := range checkpoint.Steps(root) {
-		dir := checkpoint.StepDir(root, s)
-		st, err := readState(dir)
-		if err == nil {
-			err = verify(dir, st)
+	var st state
+	dir, warns, err := checkpoint.NewestStep(filepath.Join(out, "checkpoints"), func(dir string) error {
+		st = state{}
+		if err := readState(dir, &st); err != nil {
+			return err
 		}
-		if err != nil {
-			warns = append(warns, fmt.Sprintf("skipping checkpoint %s: %v", dir, err))
-			continue
+		if err := verify(dir, st); err != nil {
+			return err
 		}
 		if hash != "" && st.Hash != "" && st.Hash != hash {
 			now, _ := json.Marshal(c)
-			return st, "", warns, &ConfigMismatchError{Dir: dir, Diff: diffJSON(st.Config, now)}
+			return checkpoint.Final(&ConfigMismatchError{Dir: dir, Diff: checkpoint.DiffJSON(st.Config, now)})
 		}
-		return st, dir, warns, nil
+		return nil
+	})
+	for i, w := range warns {
+		warns[i] = "skipping checkpoint " + w
 	}
-	return state{}, "", warns, nil
+	if dir == "" {
+		st = state{}
+	}
+	return st, dir, warns, err
 }
 
-func readState(dir string) (state, error) {
-	var st state
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("state.json: %w", err)
+func readState(dir string, st *state) error {
+	if err := checkpoint.ReadState(dir, st); err != nil {
+		return err
 	}
 	if st.Step <= 0 {
-		return st, fmt.Errorf("state.json: step %d", st.Step)
+		return fmt.Errorf("state.json: step %d", st.Step)
 	}
-	return st, nil
+	return nil
 }
 
-// verify checks every file state.json lists against its size and
-// checksum. A checkpoint without a manifest (an older format) gets the
-// weaker check that its optimizer state opens.
 func verify(dir string, st state) error {
 	if st.Files == nil {
 		f, err := checkpoint.Open(filepath.Join(dir, "optimizer.safetensors"))
@@ -490,56 +474,6 @@ func verify(dir string, st state) error {
 		return errors.New("state.json lists no optimizer.safetensors")
 	}
 	return checkpoint.VerifySums(dir, st.Files)
-}
-
-// diffJSON lists the leaves that differ between two JSON objects, as
-// "key: a -> b" lines in key order.
-func diffJSON(a, b []byte) []string {
-	fa, fb := map[string]string{}, map[string]string{}
-	var va, vb any
-	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
-		return nil
-	}
-	flatten("", va, fa)
-	flatten("", vb, fb)
-	keys := map[string]bool{}
-	for k := range fa {
-		keys[k] = true
-	}
-	for k := range fb {
-		keys[k] = true
-	}
-	var out []string
-	for k := range keys {
-		x, okx := fa[k]
-		y, oky := fb[k]
-		if !okx {
-			x = "(none)"
-		}
-		if !oky {
-			y = "(none)"
-		}
-		if x != y {
-			out = append(out, fmt.Sprintf("%s: %s -> %s", k, x, y))
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
-func flatten(prefix string, v any, dst map[string]string) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if prefix != "" {
-				k = prefix + "." + k
-			}
-			flatten(k, e, dst)
-		}
-	default:
-		b, _ := json.Marshal(x)
-		dst[prefix] = string(b)
-	}
 }
 
 // Hash returns a short stable hash of v's JSON, for Config.Hash.

@@ -85,7 +85,7 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 		return
 	}
 	if !b.run(func(op *op) {
-		if s.dl < 0 || s.fwdShm() > b.maxShm {
+		if s.dl < 0 || s.fwdShm() > b.maxShm || o.Window > 0 || o.Softcap > 0 { // no kernel for windows or caps yet
 			op.fail(errDeclined)
 			return
 		}
@@ -118,7 +118,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 		panic(fmt.Sprintf("cuda.AttentionBackward: prefix gradients for a prefix of %v", o.PrefixK.Shape))
 	}
 	if !b.run(func(op *op) {
-		if s.dl < 0 || s.dqShm() > b.maxShm || s.dkvShm() > b.maxShm {
+		if s.dl < 0 || s.dqShm() > b.maxShm || s.dkvShm() > b.maxShm || o.Window > 0 || o.Softcap > 0 {
 			op.fail(errDeclined)
 			return
 		}

@@ -51,8 +51,9 @@ func Losses(t testing.TB, b tensor.Backend, cfg model.Config, steps int) []float
 }
 
 // Configs returns the models TrainMatchesCPU trains: the tiny Llama
-// preset (RMSNorm, RoPE, SwiGLU, GQA-ready attention) and a GPT-2 of the
-// same size (LayerNorm with bias, learned positions, GELU, fused qkv).
+// preset (RMSNorm, RoPE, SwiGLU, GQA-ready attention), a GPT-2 of the
+// same size (LayerNorm with bias, learned positions, GELU, fused qkv) and
+// a Gemma 2 (see below).
 func Configs(t testing.TB) map[string]model.Config {
 	t.Helper()
 	llama, err := model.Preset(model.Llama, "tiny")
@@ -65,7 +66,16 @@ func Configs(t testing.TB) map[string]model.Config {
 		t.Fatal(err)
 	}
 	gpt2.Arch, gpt2.ModelType, gpt2.Activation, gpt2.AttentionBias, gpt2.OutputBias = model.GPT2, "gpt2", "gelu_new", true, true
-	return map[string]model.Config{"llama": llama, "gpt2": gpt2}
+	// Gemma 2's differences from Llama: (1+w) norms, four a block, GeGLU,
+	// embedding scale, windowed layers (shorter than the 24-token rows),
+	// attention and final softcaps.
+	gemma2, err := model.ParseConfig([]byte(`{"model_type":"gemma2","vocab_size":512,"hidden_size":128,"num_hidden_layers":2,
+		"num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"intermediate_size":256,"max_position_embeddings":128,
+		"sliding_window":8,"query_pre_attn_scalar":32,"attn_logit_softcapping":5.0,"final_logit_softcapping":10.0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]model.Config{"llama": llama, "gpt2": gpt2, "gemma2": gemma2}
 }
 
 // TrainMatchesCPU trains each of Configs for 5 steps on b and on the CPU

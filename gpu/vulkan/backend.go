@@ -448,6 +448,38 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 	b.finish()
 }
 
+func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) {
+	n := gate.Numel()
+	b.run("geglu", groups1D(n, 256), []uint32{u(n)}, b.out(dst, false), b.in(gate), b.in(up))
+	b.finish()
+}
+
+func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	n := gate.Numel()
+	b.run("geglu_bwd", groups1D(n, 256), []uint32{u(n)}, b.out(dgate, true), b.out(dup, true), b.in(dy), b.in(gate), b.in(up))
+	b.finish()
+}
+
+func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
+	n := x.Numel()
+	if !b.fits(x) {
+		b.cpu.Softcap(dst, x, c)
+		return
+	}
+	b.run("softcap", groups1D(n, 256), []uint32{u(n), f32(c)}, b.out(dst, false), b.in(x))
+	b.finish()
+}
+
+func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
+	n := y.Numel()
+	if !b.fits(y) {
+		b.cpu.SoftcapBackward(dx, dy, y, c)
+		return
+	}
+	b.run("softcap_bwd", groups1D(n, 256), []uint32{u(n), f32(c)}, b.out(dx, true), b.in(dy), b.in(y))
+	b.finish()
+}
+
 func (b *Backend) rope(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable, sign float32, acc bool) {
 	D := tab.Dim
 	N := len(pos)
@@ -478,7 +510,8 @@ func (b *Backend) RoPEBackward(dx, dy *tensor.Tensor, pos []int32, tab *tensor.R
 // attnPush is the push-constant block the attention kernels share.
 func attnPush(o *tensor.AttentionOpts) (pc []uint32, B, H, KVH, D, T, S, stride, P int) {
 	B, H, KVH, D, T, S, stride, P, scale := o.Dims()
-	pc = []uint32{u(T), u(S), u(H), u(KVH), u(D), u(stride), u(P), uint32(int32(o.Offset)), f32(scale), b2u(o.QSeg != nil)}
+	pc = []uint32{u(T), u(S), u(H), u(KVH), u(D), u(stride), u(P), uint32(int32(o.Offset)), f32(scale), b2u(o.QSeg != nil),
+		u(max(o.Window, 0)), f32(o.Softcap)}
 	return
 }
 
@@ -624,3 +657,7 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 // IsCPU reports whether the device is the CPU itself (lavapipe): correct,
 // but slower than the CPU backend.
 func (b *Backend) IsCPU() bool { return b.d.kind == "CPU" }
+
+// Features reports what the device offers for fast kernels (subgroups,
+// cooperative matrices, 16-bit and 8-bit arithmetic, memory).
+func (b *Backend) Features() Features { return b.d.features }

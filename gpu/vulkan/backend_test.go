@@ -80,3 +80,23 @@ func TestValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestFeatures: the device's features are read when it opens. Every
+// device names its Vulkan version; a 1.1 device on a 1.1 loader reports
+// its subgroup size (a power of two) with at least the basic operations.
+func TestFeatures(t *testing.T) {
+	b := openOrSkip(t)
+	f := b.Features()
+	t.Logf("%s: %s", b.Name(), f)
+	if f.API == "" || f.API == "0.0" {
+		t.Fatalf("no Vulkan version: %+v", f)
+	}
+	if b.d.instAPI >= apiVersion11 && f.API != "1.0" {
+		if s := f.SubgroupSize; s == 0 || s&(s-1) != 0 || len(f.SubgroupOps) == 0 || f.SubgroupOps[0] != "basic" {
+			t.Errorf("subgroup size %d, operations %v", s, f.SubgroupOps)
+		}
+	}
+	if f.DeviceMiB == 0 {
+		t.Errorf("no device-local memory reported: %+v", f)
+	}
+}

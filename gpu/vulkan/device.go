@@ -44,6 +44,9 @@ type Device struct {
 	infos  []vkDescriptorBufferInfo // dispatch's scratch
 	writes []vkWriteDescriptorSet
 
+	instAPI  uint32   // the Vulkan version the instance was created for
+	features Features // what the device offers (readFeatures)
+
 	recording bool
 	sets      int  // descriptor sets used in the open command buffer
 	written   bool // a dispatch since the last barrier
@@ -95,7 +98,13 @@ func openDevice(forceStaging bool) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{a: a, kernels: map[string]*kernel{}, free: map[int][]*buffer{}}
-	app := vkApplicationInfo{sType: sTypeApplicationInfo, pApplicationName: cstr("llmlab"), pEngineName: cstr("llmlab"), apiVersion: apiVersion10}
+	// Vulkan 1.1 where the loader has it: its properties query reports
+	// subgroup sizes. Nothing else here needs more than 1.0.
+	d.instAPI = apiVersion10
+	if instanceVersion(a.lib) >= apiVersion11 {
+		d.instAPI = apiVersion11
+	}
+	app := vkApplicationInfo{sType: sTypeApplicationInfo, pApplicationName: cstr("llmlab"), pEngineName: cstr("llmlab"), apiVersion: d.instAPI}
 	ici := vkInstanceCreateInfo{sType: sTypeInstanceCreateInfo, pApplicationInfo: &app}
 	if err := check("vkCreateInstance", a.createInstance(&ici, nil, &d.inst)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -146,6 +155,7 @@ func openDevice(forceStaging bool) (*Device, error) {
 		d.Close()
 		return nil, err
 	}
+	d.features = d.readFeatures(&props)
 
 	prio := float32(1)
 	qci := vkDeviceQueueCreateInfo{sType: sTypeDeviceQueueCreateInfo, queueFamilyIndex: d.family, queueCount: 1, pQueuePriorities: &prio}

@@ -27,3 +27,6 @@ func (b *Backend) Device() string { return "" }
 
 // IsCPU is false.
 func (b *Backend) IsCPU() bool { return false }
+
+// Features is empty.
+func (b *Backend) Features() Features { return Features{} }

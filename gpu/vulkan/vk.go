@@ -78,6 +78,9 @@ const (
 	commandBufferOneTime   = 0x1
 
 	apiVersion10 = 1 << 22 // VK_MAKE_API_VERSION(0, 1, 0, 0)
+	apiVersion11 = 1<<22 | 1<<12
+	apiVersion12 = 1<<22 | 2<<12
+	apiVersion13 = 1<<22 | 3<<12
 )
 
 type vkApplicationInfo struct {
@@ -342,6 +345,11 @@ func (p *physProps) u64(off int) uint64 { return *(*uint64)(unsafe.Pointer(&p.li
 
 // api holds the bound entry points.
 type api struct {
+	lib uintptr // the loader's handle, for optional entry points
+
+	// optional (Vulkan 1.1): nil when the loader lacks it
+	getPhysicalDeviceProps2   func(pd vkPhysicalDevice, out *vkPhysicalDeviceProperties2)
+	enumerateDeviceExtensions func(pd vkPhysicalDevice, layer *byte, n *uint32, out *vkExtensionProperties) vkResult
 	createInstance            func(info *vkInstanceCreateInfo, alloc unsafe.Pointer, out *vkInstance) vkResult
 	destroyInstance           func(inst vkInstance, alloc unsafe.Pointer)
 	enumeratePhysicalDevices  func(inst vkInstance, n *uint32, out *vkPhysicalDevice) vkResult
@@ -472,8 +480,13 @@ func loadAPI() (a *api, err error) {
 	bind(&a.destroyFence, "vkDestroyFence")
 	bind(&a.waitForFences, "vkWaitForFences")
 	bind(&a.resetFences, "vkResetFences")
+	bind(&a.enumerateDeviceExtensions, "vkEnumerateDeviceExtensionProperties")
 	if err != nil {
 		return nil, err
+	}
+	a.lib = h
+	if sym, e := purego.Dlsym(h, "vkGetPhysicalDeviceProperties2"); e == nil {
+		purego.RegisterFunc(&a.getPhysicalDeviceProps2, sym)
 	}
 	return a, nil
 }

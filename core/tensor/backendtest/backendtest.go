@@ -33,6 +33,8 @@ func Run(t *testing.T, b tensor.Backend) {
 	t.Run("RMSNorm", c.rmsNorm)
 	t.Run("GELU", c.gelu)
 	t.Run("SwiGLU", c.swiglu)
+	t.Run("GeGLU", c.geglu)
+	t.Run("Softcap", c.softcap)
 	t.Run("RoPE", c.rope)
 	t.Run("Attention", c.attention)
 	t.Run("CrossEntropy", c.crossEntropy)
@@ -263,6 +265,36 @@ func (c *checker) swiglu(t *testing.T) {
 	same(t, "dup", dug, duw, Tol)
 }
 
+func (c *checker) geglu(t *testing.T) {
+	const N, C = 19, 37
+	gate, up := c.rand(4, N, C), c.rand(2, N, C)
+	got, want := tensor.New(N, C), tensor.New(N, C)
+	c.b.GeGLU(got, gate, up)
+	c.ref.GeGLU(want, gate, up)
+	same(t, "dst", got, want, Tol)
+	dy := c.rand(1, N, C)
+	dgg, dgw := c.pair(1, N, C)
+	dug, duw := c.pair(1, N, C)
+	c.b.GeGLUBackward(dgg, dug, dy, gate, up)
+	c.ref.GeGLUBackward(dgw, duw, dy, gate, up)
+	same(t, "dgate", dgg, dgw, Tol)
+	same(t, "dup", dug, duw, Tol)
+}
+
+func (c *checker) softcap(t *testing.T) {
+	const N, C = 13, 301
+	x := c.rand(40, N, C)
+	got, want := tensor.New(N, C), tensor.New(N, C)
+	c.b.Softcap(got, x, 30)
+	c.ref.Softcap(want, x, 30)
+	same(t, "dst", got, want, Tol)
+	dy := c.rand(1, N, C)
+	dg, dw := c.pair(1, N, C)
+	c.b.SoftcapBackward(dg, dy, want, 30)
+	c.ref.SoftcapBackward(dw, dy, want, 30)
+	same(t, "dx", dg, dw, Tol)
+}
+
 func (c *checker) rope(t *testing.T) {
 	const N, H, D = 21, 3, 16
 	tab := tensor.NewRoPETable(D, 64, 10000)
@@ -290,6 +322,8 @@ func (c *checker) attention(t *testing.T) {
 		P                      int
 		seg                    bool
 		noKGrad                bool
+		window                 int
+		softcap                float32
 	}
 	cases := []tc{
 		{name: "mha", B: 2, H: 2, KVH: 2, D: 16, T: 9, S: 9},
@@ -299,6 +333,13 @@ func (c *checker) attention(t *testing.T) {
 		{name: "cache", B: 2, H: 2, KVH: 2, D: 8, T: 5, S: 12, st: 20},
 		{name: "prefix", B: 2, H: 4, KVH: 2, D: 16, T: 7, S: 7, P: 3},
 		{name: "segments", B: 2, H: 2, KVH: 1, D: 16, T: 12, S: 12, seg: true},
+		{name: "window", B: 2, H: 4, KVH: 2, D: 16, T: 23, S: 23, window: 5},
+		{name: "window cache", B: 1, H: 2, KVH: 1, D: 16, T: 3, S: 14, st: 16, window: 4},
+		{name: "window long", B: 1, H: 2, KVH: 1, D: 16, T: 200, S: 200, window: 20},
+		{name: "window long cache", B: 2, H: 2, KVH: 2, D: 8, T: 7, S: 150, st: 160, window: 30},
+		{name: "long cache", B: 1, H: 2, KVH: 1, D: 16, T: 70, S: 170},
+		{name: "softcap", B: 1, H: 2, KVH: 2, D: 32, T: 17, S: 17, softcap: 1.5},
+		{name: "window softcap prefix segments", B: 2, H: 4, KVH: 2, D: 16, T: 13, S: 13, P: 2, seg: true, window: 4, softcap: 2},
 	}
 	for _, x := range cases {
 		t.Run(x.name, func(t *testing.T) {
@@ -309,7 +350,8 @@ func (c *checker) attention(t *testing.T) {
 			q := c.rand(1, x.B, x.T, x.H, x.D)
 			k := c.rand(1, x.B, st, x.KVH, x.D)
 			v := c.rand(1, x.B, st, x.KVH, x.D)
-			o := &tensor.AttentionOpts{Batch: x.B, Heads: x.H, KVHeads: x.KVH, HeadDim: x.D, Queries: x.T, Keys: x.S, KStride: x.st, Offset: x.S - x.T}
+			o := &tensor.AttentionOpts{Batch: x.B, Heads: x.H, KVHeads: x.KVH, HeadDim: x.D, Queries: x.T, Keys: x.S, KStride: x.st, Offset: x.S - x.T,
+				Window: x.window, Softcap: x.softcap}
 			if x.P > 0 {
 				o.PrefixK, o.PrefixV = c.rand(1, x.KVH, x.P, x.D), c.rand(1, x.KVH, x.P, x.D)
 			}

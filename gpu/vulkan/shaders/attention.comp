@@ -2,7 +2,9 @@
 // Fused causal attention, one workgroup per (query i, head h, sequence b),
 // keys in tiles of 64 with an online softmax. Key index n < P is the
 // learned prefix row n (always visible), else key j = n - P, visible when
-// j <= offset + i, j < S and (hasSeg 0 or the segment ids agree).
+// j <= offset + i, j < S, offset + i - j < window (when window > 0) and
+// (hasSeg 0 or the segment ids agree). With softcap > 0 every score s
+// becomes softcap * tanh(s / softcap).
 // q, out (B, T, H, D); k, v (B, stride, KVH, D); prefix (KVH, P, D);
 // lse (B, H, T), -inf for a query that sees nothing. D <= 256.
 layout(local_size_x = 64) in;
@@ -15,7 +17,7 @@ layout(std430, binding = 5) readonly buffer PK { float pk[]; };
 layout(std430, binding = 6) readonly buffer PV { float pv[]; };
 layout(std430, binding = 7) readonly buffer QS { int qseg[]; };
 layout(std430, binding = 8) readonly buffer KS { int kseg[]; };
-layout(push_constant) uniform P { uint T; uint S; uint H; uint KVH; uint D; uint stride; uint P; int offset; float scale; uint hasSeg; } p;
+layout(push_constant) uniform P { uint T; uint S; uint H; uint KVH; uint D; uint stride; uint P; int offset; float scale; uint hasSeg; uint window; float softcap; } p;
 shared float qs[256];
 shared float sc[64];
 shared float ps[64];
@@ -36,17 +38,21 @@ void main() {
 	uint ntot = p.P + uint(max(last + 1, 0));
 	float m = NEG, l = 0.0;
 	float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
-	for (uint base = 0u; base < ntot; base += 64u) {
+	// With a window and no prefix, tiles before the first visible key are skipped.
+	uint start = (p.P == 0u && p.window > 0u) ? uint(max(p.offset + int(i) - int(p.window) + 1, 0)) & ~63u : 0u;
+	for (uint base = start; base < ntot; base += 64u) {
 		uint n = base + t;
 		float s = NEG;
 		if (n < ntot) {
-			bool vis = n < p.P || p.hasSeg == 0u || qseg[b * p.T + i] == kseg[b * p.stride + (n - p.P)];
+			bool vis = n < p.P || (p.hasSeg == 0u || qseg[b * p.T + i] == kseg[b * p.stride + (n - p.P)]) &&
+				(p.window == 0u || p.offset + int(i) - int(n - p.P) < int(p.window));
 			if (vis) {
 				uint r = row(n, b, kh);
 				float dot = 0.0;
 				if (n < p.P) { for (uint d = 0u; d < p.D; d++) dot += qs[d] * pk[r + d]; }
 				else { for (uint d = 0u; d < p.D; d++) dot += qs[d] * k[r + d]; }
 				s = dot * p.scale;
+				if (p.softcap > 0.0) s = p.softcap * tanh(clamp(s / p.softcap, -15.0, 15.0));
 			}
 		}
 		sc[t] = s;

@@ -15,7 +15,7 @@ layout(std430, binding = 6) readonly buffer K { float k[]; };
 layout(std430, binding = 7) readonly buffer V { float v[]; };
 layout(std430, binding = 8) readonly buffer QS { int qseg[]; };
 layout(std430, binding = 9) readonly buffer KS { int kseg[]; };
-layout(push_constant) uniform P { uint T; uint S; uint H; uint KVH; uint D; uint stride; uint P; int offset; float scale; uint hasSeg;
+layout(push_constant) uniform P { uint T; uint S; uint H; uint KVH; uint D; uint stride; uint P; int offset; float scale; uint hasSeg; uint window; float softcap;
 	uint prefix; uint B; uint hasDK; uint hasDV; } p;
 shared float ks[256];
 shared float vs[256];
@@ -35,21 +35,33 @@ void main() {
 	float av[4] = float[4](0.0, 0.0, 0.0, 0.0);
 	for (uint b = b0; b < b1; b++) {
 		for (uint h = kh * g; h < (kh + 1u) * g; h++) {
-			for (uint base = 0u; base < p.T; base += 64u) {
+			// Only queries offset+i >= j see key j (causal), and with a
+			// window only those with offset+i-j < window (no prefix pass).
+			uint qstart = 0u, qend = p.T;
+			if (p.prefix == 0u) qstart = uint(clamp(int(j) - p.offset, 0, int(p.T))) & ~63u;
+			if (p.prefix == 0u && p.window > 0u) qend = uint(clamp(int(j) - p.offset + int(p.window), 0, int(p.T)));
+			for (uint base = qstart; base < qend; base += 64u) {
 				uint i = base + t;
 				float pr = 0.0, ds = 0.0;
 				if (i < p.T) {
 					float li = lse[(b * p.H + h) * p.T + i];
 					bool vis = !isinf(li);
 					if (p.prefix == 0u) {
-						vis = vis && int(j) <= p.offset + int(i) && (p.hasSeg == 0u || qseg[b * p.T + i] == kseg[b * p.stride + j]);
+						vis = vis && int(j) <= p.offset + int(i) && (p.hasSeg == 0u || qseg[b * p.T + i] == kseg[b * p.stride + j]) &&
+							(p.window == 0u || p.offset + int(i) - int(j) < int(p.window));
 					}
 					if (vis) {
 						uint qo = ((b * p.T + i) * p.H + h) * p.D;
 						float s = 0.0, dp = 0.0;
 						for (uint d = 0u; d < p.D; d++) { s += q[qo + d] * ks[d]; dp += dout[qo + d] * vs[d]; }
-						pr = exp(s * p.scale - li);
-						ds = pr * (dp - delta[(b * p.H + h) * p.T + i]) * p.scale;
+						float sv = s * p.scale, dcap = 1.0;
+						if (p.softcap > 0.0) {
+							float th = tanh(clamp(sv / p.softcap, -15.0, 15.0));
+							sv = p.softcap * th;
+							dcap = 1.0 - th * th;
+						}
+						pr = exp(sv - li);
+						ds = pr * (dp - delta[(b * p.H + h) * p.T + i]) * dcap * p.scale;
 					}
 				}
 				ps[t] = pr;

@@ -13,7 +13,7 @@ layout(std430, binding = 7) readonly buffer PK { float pk[]; };
 layout(std430, binding = 8) readonly buffer PV { float pv[]; };
 layout(std430, binding = 9) readonly buffer QS { int qseg[]; };
 layout(std430, binding = 10) readonly buffer KS { int kseg[]; };
-layout(push_constant) uniform P { uint T; uint S; uint H; uint KVH; uint D; uint stride; uint P; int offset; float scale; uint hasSeg; } p;
+layout(push_constant) uniform P { uint T; uint S; uint H; uint KVH; uint D; uint stride; uint P; int offset; float scale; uint hasSeg; uint window; float softcap; } p;
 shared float qs[256];
 shared float dos[256];
 shared float dss[64];
@@ -34,16 +34,25 @@ void main() {
 	int last = min(int(p.S) - 1, p.offset + int(i));
 	uint ntot = p.P + uint(max(last + 1, 0));
 	float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
-	for (uint base = 0u; base < ntot; base += 64u) {
+	// With a window and no prefix, tiles before the first visible key are skipped.
+	uint start = (p.P == 0u && p.window > 0u) ? uint(max(p.offset + int(i) - int(p.window) + 1, 0)) & ~63u : 0u;
+	for (uint base = start; base < ntot; base += 64u) {
 		uint n = base + t;
 		float ds = 0.0;
-		if (n < ntot && (n < p.P || p.hasSeg == 0u || qseg[b * p.T + i] == kseg[b * p.stride + (n - p.P)])) {
+		if (n < ntot && (n < p.P || (p.hasSeg == 0u || qseg[b * p.T + i] == kseg[b * p.stride + (n - p.P)]) &&
+				(p.window == 0u || p.offset + int(i) - int(n - p.P) < int(p.window)))) {
 			uint r = row(n, b, kh);
 			float s = 0.0, dp = 0.0;
 			if (n < p.P) { for (uint d = 0u; d < p.D; d++) { s += qs[d] * pk[r + d]; dp += dos[d] * pv[r + d]; } }
 			else { for (uint d = 0u; d < p.D; d++) { s += qs[d] * k[r + d]; dp += dos[d] * v[r + d]; } }
-			float pr = exp(s * p.scale - li);
-			ds = pr * (dp - di) * p.scale;
+			float sv = s * p.scale, dcap = 1.0;
+			if (p.softcap > 0.0) {
+				float th = tanh(clamp(sv / p.softcap, -15.0, 15.0));
+				sv = p.softcap * th;
+				dcap = 1.0 - th * th;
+			}
+			float pr = exp(sv - li);
+			ds = pr * (dp - di) * dcap * p.scale;
 		}
 		dss[t] = ds;
 		barrier();

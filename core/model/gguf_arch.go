@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,11 +21,10 @@ import (
 // family needs one entry here.
 
 // ggufArch is what llmlab needs to know of one llama.cpp architecture.
+// Whether llama.cpp's converter permuted the q/k rows (for its
+// interleaved RoPE) is ggufPermutes, shared with the exporter.
 type ggufArch struct {
 	modelType string // HF model_type
-	// permuteQK: llama.cpp's converter reordered q/k rows for its
-	// interleaved RoPE (LLAMA_ROPE_TYPE_NORM); undone on load.
-	permuteQK bool
 	// normPlusOne: the converter stored 1+w for norms that compute x·(1+w)
 	// (Gemma); undone on load.
 	normPlusOne bool
@@ -32,20 +32,22 @@ type ggufArch struct {
 	names map[string]string
 }
 
+var gemmaGGUFNames = map[string]string{
+	"post_attention_norm.weight": "post_attention_layernorm.weight",
+	"ffn_norm.weight":            "pre_feedforward_layernorm.weight",
+	"post_ffw_norm.weight":       "post_feedforward_layernorm.weight",
+}
+
 var ggufArchs = map[string]ggufArch{
-	"llama":   {modelType: "llama", permuteQK: true}, // also Mistral's files
-	"mistral": {modelType: "mistral", permuteQK: true},
+	"llama":   {modelType: "llama"}, // also Mistral's dense models
 	"qwen2":   {modelType: "qwen2"},
 	"qwen3":   {modelType: "qwen3"},
-	"smollm3": {modelType: "smollm3", permuteQK: true},
+	"smollm3": {modelType: "smollm3"},
 	"phi3": {modelType: "phi3", names: map[string]string{
 		"attn_qkv.weight": "self_attn.qkv_proj.weight", "ffn_up.weight": "mlp.gate_up_proj.weight",
 	}},
-	"gemma3": {modelType: "gemma3_text", normPlusOne: true, names: map[string]string{
-		"post_attention_norm.weight": "post_attention_layernorm.weight",
-		"ffn_norm.weight":            "pre_feedforward_layernorm.weight",
-		"post_ffw_norm.weight":       "post_feedforward_layernorm.weight",
-	}},
+	"gemma2": {modelType: "gemma2", normPlusOne: true, names: gemmaGGUFNames},
+	"gemma3": {modelType: "gemma3_text", normPlusOne: true, names: gemmaGGUFNames},
 }
 
 // ggufLayerNames maps llama.cpp's per-layer tensor suffixes to HF's
@@ -140,9 +142,25 @@ func ggufHFConfig(g *checkpoint.GGUF) (Config, ggufArch, error) {
 	if v, ok := g.Float(arch + ".rope.freq_base"); ok {
 		hf["rope_theta"] = v
 	}
-	if s, ok := g.String(arch + ".rope.scaling.type"); ok && s != "none" {
-		f, _ := g.Float(arch + ".rope.scaling.factor")
-		hf["rope_scaling"] = map[string]any{"rope_type": s, "factor": f}
+	for hfKey, key := range map[string]string{"attn_logit_softcapping": "attn_logit_softcapping", "final_logit_softcapping": "final_logit_softcapping"} {
+		if v, ok := g.Float(arch + "." + key); ok {
+			hf[hfKey] = v
+		}
+	}
+	kl, hasKL := g.Uint(arch + ".attention.key_length")
+	if hasKL && a.normPlusOne {
+		hf["query_pre_attn_scalar"] = kl // llama.cpp scales Gemma's scores by key_length^-1/2
+	}
+	if rd, ok := g.Uint(arch + ".rope.dimension_count"); ok {
+		hd := kl
+		if !hasKL {
+			h, _ := g.Uint(arch + ".embedding_length")
+			n, _ := g.Uint(arch + ".attention.head_count")
+			hd = h / max(n, 1)
+		}
+		if rd != hd && hd > 0 {
+			hf["partial_rotary_factor"] = float64(rd) / float64(hd)
+		}
 	}
 	emb, ok := g.Info("token_embd.weight")
 	if !ok || len(emb.Shape) != 2 {
@@ -160,6 +178,9 @@ func ggufHFConfig(g *checkpoint.GGUF) (Config, ggufArch, error) {
 	if v, ok := g.Uint("tokenizer.ggml.eos_token_id"); ok {
 		hf["eos_token_id"] = v
 	}
+	if err := ggufRopeScaling(g, arch, hf); err != nil {
+		return Config{}, a, err
+	}
 	js, err := json.Marshal(hf)
 	if err != nil {
 		return Config{}, a, err
@@ -169,6 +190,131 @@ func ggufHFConfig(g *checkpoint.GGUF) (Config, ggufArch, error) {
 		return c, a, fmt.Errorf("the %s metadata as an HF config: %w", arch, err)
 	}
 	return c, a, nil
+}
+
+// ggufRopeTensors are tensors that carry RoPE scaling (read into the
+// config by ggufRopeScaling), not parameters.
+var ggufRopeTensors = map[string]bool{"rope_freqs.weight": true, "rope_factors_long.weight": true, "rope_factors_short.weight": true}
+
+// ggufRopeScaling turns llama.cpp's RoPE scaling back into HF's
+// rope_scaling: linear and YaRN from metadata keys; longrope from the
+// rope_factors_long/short tensors; Llama 3's band-wise scaling from the
+// per-frequency divisors in rope_freqs.weight, which llama.cpp keeps
+// instead of the parameters: the factor is the largest divisor and the
+// band edges are Llama 3.1's (1, 4, 8192), checked against every divisor.
+func ggufRopeScaling(g *checkpoint.GGUF, arch string, hf map[string]any) error {
+	rs := map[string]any{}
+	orig, hasOrig := g.Uint(arch + ".rope.scaling.original_context_length")
+	if hasOrig {
+		rs["original_max_position_embeddings"] = orig
+	}
+	if f, ok := g.Float(arch + ".rope.scaling.attn_factor"); ok {
+		rs["attention_factor"] = f
+	}
+	factor, _ := g.Float(arch + ".rope.scaling.factor")
+	floats := func(name string) ([]float64, error) {
+		t, err := g.Tensor(name)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]float64, t.Numel())
+		for i := range out {
+			out[i] = float64(t.At(i))
+		}
+		return out, nil
+	}
+	switch typ, _ := g.String(arch + ".rope.scaling.type"); {
+	case typ == "linear" || typ == "yarn":
+		rs["rope_type"], rs["factor"] = typ, factor
+	case typ != "" && typ != "none":
+		return fmt.Errorf("%s.rope.scaling.type %q is not supported (linear, yarn)", arch, typ)
+	}
+	if _, ok := g.Info("rope_factors_long.weight"); ok {
+		long, err := floats("rope_factors_long.weight")
+		if err != nil {
+			return err
+		}
+		short, err := floats("rope_factors_short.weight")
+		if err != nil {
+			return err
+		}
+		rs["rope_type"], rs["long_factor"], rs["short_factor"] = "longrope", long, short
+		if hasOrig {
+			hf["original_max_position_embeddings"] = orig // Phi-3 keeps it at the top level
+		}
+	}
+	if _, ok := g.Info("rope_freqs.weight"); ok {
+		div, err := floats("rope_freqs.weight")
+		if err != nil {
+			return err
+		}
+		theta, ok := g.Float(arch + ".rope.freq_base")
+		if !ok {
+			theta = 10000
+		}
+		o := 8192.0
+		if hasOrig {
+			o = float64(orig)
+		}
+		f := llama3Factor(div, theta, o)
+		rs["rope_type"], rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"] = "llama3", f, 1.0, 4.0
+		if !hasOrig {
+			rs["original_max_position_embeddings"] = 8192
+		}
+		hf["rope_scaling"] = rs
+		if err := checkLlama3Divisors(hf, div); err != nil {
+			return err
+		}
+	}
+	if rs["rope_type"] != nil {
+		hf["rope_scaling"] = rs
+	}
+	return nil
+}
+
+// llama3Factor solves Llama 3's scaling factor from the first divisor
+// above 1: a frequency whose wavelength is past the trained length is
+// divided by the factor itself, one in the band between by a blend
+// 1/((1-s)/factor + s), s its place in the band (frequency factors 1 and
+// 4). 1 when no frequency is scaled.
+func llama3Factor(div []float64, theta, orig float64) float64 {
+	dim := 2 * len(div)
+	for i, d := range div {
+		if d <= 1+1e-6 {
+			continue
+		}
+		wavelen := 2 * math.Pi * math.Pow(theta, float64(2*i)/float64(dim))
+		if wavelen > orig {
+			return d
+		}
+		s := (orig/wavelen - 1) / (4 - 1)
+		return (1 - s) / (1/d - s)
+	}
+	return 1
+}
+
+// checkLlama3Divisors checks that the llama3 scaling in hf gives the
+// divisors rope_freqs.weight holds.
+func checkLlama3Divisors(hf map[string]any, div []float64) error {
+	js, err := json.Marshal(hf)
+	if err != nil {
+		return err
+	}
+	c, err := ParseConfig(js)
+	if err != nil {
+		return fmt.Errorf("rope_freqs.weight as llama3 scaling: %w", err)
+	}
+	base := defaultInvFreq(c.RopeTheta, c.RotaryDim())
+	scaled, _ := ropeFreqs(c, 0)
+	if len(base) != len(div) {
+		return fmt.Errorf("rope_freqs.weight has %d divisors for a rotary dimension of %d", len(div), c.RotaryDim())
+	}
+	for i := range div {
+		if got := float64(base[i] / scaled[i]); math.Abs(got-div[i]) > 1e-3*div[i] {
+			return fmt.Errorf("rope_freqs.weight[%d] = %g, but llama3 scaling with factor %g, frequency factors 1 and 4 and a trained length of 8192 gives %g", i, div[i], c.Rope.Factor, got)
+		}
+	}
+	return nil
 }
 
 // ggufSource presents a GGUF file's tensors under their HF names, with
@@ -184,6 +330,9 @@ type ggufSource struct {
 func newGGUFSource(g *checkpoint.GGUF, a ggufArch, c Config) *ggufSource {
 	s := &ggufSource{g: g, a: a, c: c, gg: map[string]string{}}
 	for _, in := range g.Tensors {
+		if ggufRopeTensors[in.Name] {
+			continue // read into the config
+		}
 		if hf, ok := a.hfName(in.Name); ok {
 			s.gg[hf] = in.Name
 			s.names = append(s.names, hf)
@@ -213,7 +362,7 @@ func (s *ggufSource) Tensor(name string) (*tensor.Tensor, error) {
 			}
 		}
 	}
-	if s.a.permuteQK {
+	if ggufPermutes(s.g.KV["general.architecture"].(string)) {
 		switch {
 		case strings.HasSuffix(name, "self_attn.q_proj.weight"):
 			return unpermuteRows(t, s.c.Heads, gn)

@@ -97,3 +97,62 @@ func TestLoadGGUF(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadGGUFFamilies: each family the architecture table names,
+// exported by GGUF and loaded back from the file, gives the original
+// logits: the names, norms stored as 1+w, softcaps, partial RoPE and the
+// RoPE scalings (Llama 3's rebuilt from rope_freqs.weight, longrope from
+// its factor tensors) all come back.
+func TestLoadGGUFFamilies(t *testing.T) {
+	const base = `"vocab_size":40,"hidden_size":32,"num_hidden_layers":4,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":64`
+	for _, js := range []string{
+		`{"model_type":"llama",` + base + `,"rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,"original_max_position_embeddings":8192}}`,
+		`{"model_type":"llama",` + base + `,"rope_scaling":{"rope_type":"linear","factor":2.0}}`,
+		`{"model_type":"qwen3",` + base + `,"head_dim":8,"rope_scaling":{"rope_type":"yarn","factor":4.0,"original_max_position_embeddings":16}}`,
+		`{"model_type":"gemma3_text",` + base + `,"head_dim":8,"query_pre_attn_scalar":8,"sliding_window":16}`,
+		`{"model_type":"gemma2",` + base + `,"head_dim":8,"query_pre_attn_scalar":8,"sliding_window":16}`,
+		`{"model_type":"phi3",` + base + `,"partial_rotary_factor":0.5,"original_max_position_embeddings":16,"rope_scaling":{"type":"longrope","short_factor":[1.0,1.5],"long_factor":[2.0,3.0]}}`,
+		`{"model_type":"smollm3",` + base + `}`,
+	} {
+		cfg, err := ParseConfig([]byte(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(cfg.ModelType+"/"+cfg.Rope.Kind.String(), func(t *testing.T) {
+			m, _ := New(cfg, 4)
+			for _, p := range m.ParamList() {
+				if len(p.Value.Shape) == 1 {
+					copy(p.Value.F32, tensortest.Rand(9, p.Value.Numel(), 0.5))
+				}
+			}
+			voc := Vocab{BOS: 1, EOS: 2, PAD: -1}
+			for i := 0; i < 40; i++ {
+				voc.Tokens = append(voc.Tokens, string(rune('a'+i)))
+				voc.Types = append(voc.Types, 1)
+			}
+			f, err := m.GGUF(voc, "test", tensor.F32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "m.gguf")
+			if err := checkpoint.WriteGGUF(path, f); err != nil {
+				t.Fatal(err)
+			}
+			back, err := Load(path, LoadOptions{KeepStored: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := []int32{1, 5, 9, 3, 3, 20, 7, 30, 2, 11, 4, 6, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 21}
+			logits := func(m *Transformer) []float32 {
+				tp := autograd.NewTape(tensor.NewCPU(1))
+				tp.NoGrad = true
+				l, err := m.Forward(tp, Inputs{B: 1, T: len(ids), IDs: ids})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return append([]float32(nil), l.Value.F32...)
+			}
+			tensortest.Close(t, "logits", logits(back), logits(m), 1e-4)
+		})
+	}
+}

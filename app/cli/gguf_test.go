@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -185,7 +186,8 @@ func TestOllamaStore(t *testing.T) {
 		return l
 	}
 	man, _ := json.Marshal(map[string]any{"schemaVersion": 2, "layers": []any{
-		layer("model", g), layer("params", []byte(`{"temperature":0,"num_predict":5}`)),
+		layer("model", g), layer("params", []byte(`{"temperature":0,"num_predict":5,"stop":["<|im_end|>","\n\n"]}`)),
+		layer("system", []byte("You are terse.")),
 	}})
 	mp := filepath.Join(store, "manifests", "registry.ollama.ai", "library", "tinydemo", "q8")
 	os.MkdirAll(filepath.Dir(mp), 0o755)
@@ -215,6 +217,24 @@ func TestOllamaStore(t *testing.T) {
 	_, msg = run(t, "generate", "--model", gg, "--prompt", "Once upon a time", "--max-tokens", "5", "--temperature", "0", "--json")
 	if want := last(msg); got.Tokens != 5 || !slices.Equal(got.IDs, want.IDs) {
 		t.Errorf("ollama:tinydemo:q8 gave %d tokens %v; the file with the same settings %v", got.Tokens, got.IDs, want.IDs)
+	}
+	// The chat command's flags: --system and the sampling from the layers,
+	// unless given.
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	mf := modelFlags{model: "ollama:tinydemo:q8"}
+	system := fs.String("system", "", "")
+	temp := fs.Float64("temperature", 0.7, "")
+	maxTok := fs.Int("max-tokens", 256, "")
+	var stops stringList
+	fs.Var(&stops, "stop", "")
+	if err := fs.Parse([]string{"--max-tokens", "9"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mf.ollamaDefaults(fs); err != nil {
+		t.Fatal(err)
+	}
+	if *system != "You are terse." || *temp != 0 || *maxTok != 9 || !slices.Equal(stops, stringList{"<|im_end|>", "\n\n"}) {
+		t.Errorf("defaults: system %q temperature %v max-tokens %d stops %q", *system, *temp, *maxTok, stops)
 	}
 	if code, msg := run(t, "generate", "--model", "ollama:nothere", "--prompt", "x"); code != 2 || !strings.Contains(msg, "nothere") {
 		t.Errorf("a missing ollama model: %d %s", code, msg)

@@ -3,6 +3,7 @@
 package quant
 
 import (
+	"encoding/binary"
 	"math"
 
 	"golang.org/x/sys/cpu"
@@ -101,48 +102,58 @@ func dotQ4_0Fast(w []byte, a *Act) float32 {
 // of Q4_K are unpacked four at a time from 32-bit words, and the block
 // scales are widened from half precision inline.
 
-func dotQ4KFast(w []byte, a *Act) float32 { return dotK4Fast(w, a, 144) }
-
-func dotQ5KFast(w []byte, a *Act) float32 { return dotK4Fast(w, a, 176) }
-
-// dotK4Fast is Q4_K's (bb 144) or Q5_K's (bb 176) product.
-func dotK4Fast(w []byte, a *Act, bb int) float32 {
+func dotQ4KFast(w []byte, a *Act) float32 {
 	var sum float32
 	var sc [8]int16
-	const m1, m2, m3 = 0x3f3f3f3f, 0x0f0f0f0f, 0x03030303
 	for i := range a.D {
-		b, bs := w[bb*i:bb*i+bb], a.BSums[16*i:16*i+16]
-		u0 := uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24
-		u1 := uint32(b[8]) | uint32(b[9])<<8 | uint32(b[10])<<16 | uint32(b[11])<<24
-		u2 := uint32(b[12]) | uint32(b[13])<<8 | uint32(b[14])<<16 | uint32(b[15])<<24
-		s0, s1 := u0&m1, u2&m2|(u0>>6&m3)<<4 // scales 0-3, 4-7
-		n0, n1 := u1&m1, u2>>4&m2|(u1>>6&m3)<<4
-		for j := 0; j < 4; j++ {
-			sc[j], sc[4+j] = int16(s0>>(8*j)&0xff), int16(s1>>(8*j)&0xff)
-		}
-		summ := int32(0)
-		for j := 0; j < 4; j++ {
-			summ += int32(n0>>(8*j)&0xff)*(bs[2*j]+bs[2*j+1]) + int32(n1>>(8*j)&0xff)*(bs[8+2*j]+bs[9+2*j])
-		}
-		var isum int32
-		if bb == 144 {
-			isum = dotQ4KBlockAVX2(&b[16], &a.Q[QK*i], &sc)
-		} else {
-			isum = dotQ5KBlockAVX2(&b[48], &b[16], &a.Q[QK*i], &sc)
-		}
+		b := (*[144]byte)(w[144*i:])
+		bs := (*[16]int32)(a.BSums[16*i:])
+		summ := k4Scales(&sc, (*[12]byte)(b[4:16]), bs)
+		isum := dotQ4KBlockAVX2(&b[16], &a.Q[QK*i], &sc)
 		sum += a.D[i] * (halfToF32(b[0], b[1])*float32(isum) - halfToF32(b[2], b[3])*float32(summ))
 	}
 	return sum
+}
+
+func dotQ5KFast(w []byte, a *Act) float32 {
+	var sum float32
+	var sc [8]int16
+	for i := range a.D {
+		b := (*[176]byte)(w[176*i:])
+		bs := (*[16]int32)(a.BSums[16*i:])
+		summ := k4Scales(&sc, (*[12]byte)(b[4:16]), bs)
+		isum := dotQ5KBlockAVX2(&b[48], &b[16], &a.Q[QK*i], &sc)
+		sum += a.D[i] * (halfToF32(b[0], b[1])*float32(isum) - halfToF32(b[2], b[3])*float32(summ))
+	}
+	return sum
+}
+
+// k4Scales unpacks Q4_K/Q5_K's eight 6-bit scales into sc, four at a
+// time from 32-bit words, and returns Σ_j min_j·Σa over sub-block j.
+func k4Scales(sc *[8]int16, p *[12]byte, bs *[16]int32) int32 {
+	const m1, m2, m3 = 0x3f3f3f3f, 0x0f0f0f0f, 0x03030303
+	u0 := binary.LittleEndian.Uint32(p[0:4])
+	u1 := binary.LittleEndian.Uint32(p[4:8])
+	u2 := binary.LittleEndian.Uint32(p[8:12])
+	s0, s1 := u0&m1, u2&m2|(u0>>6&m3)<<4 // scales 0-3, 4-7
+	n0, n1 := u1&m1, u2>>4&m2|(u1>>6&m3)<<4
+	sc[0], sc[1], sc[2], sc[3] = int16(uint8(s0)), int16(uint8(s0>>8)), int16(uint8(s0>>16)), int16(uint8(s0>>24))
+	sc[4], sc[5], sc[6], sc[7] = int16(uint8(s1)), int16(uint8(s1>>8)), int16(uint8(s1>>16)), int16(uint8(s1>>24))
+	return int32(uint8(n0))*(bs[0]+bs[1]) + int32(uint8(n0>>8))*(bs[2]+bs[3]) +
+		int32(uint8(n0>>16))*(bs[4]+bs[5]) + int32(uint8(n0>>24))*(bs[6]+bs[7]) +
+		int32(uint8(n1))*(bs[8]+bs[9]) + int32(uint8(n1>>8))*(bs[10]+bs[11]) +
+		int32(uint8(n1>>16))*(bs[12]+bs[13]) + int32(uint8(n1>>24))*(bs[14]+bs[15])
 }
 
 func dotQ6KFast(w []byte, a *Act) float32 {
 	var sum float32
 	var sc [16]int16
 	for i := range a.D {
-		b, bs := w[210*i:210*i+210], a.BSums[16*i:16*i+16]
+		b := (*[210]byte)(w[210*i:])
+		bs := (*[16]int32)(a.BSums[16*i:])
 		off := int32(0)
-		for g, s := range b[192:208] {
-			sc[g] = int16(int8(s))
+		for g := range sc {
+			sc[g] = int16(int8(b[192+g]))
 			off += int32(sc[g]) * bs[g]
 		}
 		isum := dotQ6KBlockAVX2(&b[0], &b[128], &a.Q[QK*i], &sc) - 32*off

@@ -5,6 +5,7 @@ package quant
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"golang.org/x/sys/cpu"
 )
@@ -33,7 +34,7 @@ func dotQ4KBlockAVX2(qs *byte, q *int8, sc *[8]int16) int32
 func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *[8]int16) int32
 
 //go:noescape
-func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *[16]int16) int32
+func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *int8, bs *int32) int32
 
 func hasAVX2() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C }
 
@@ -147,16 +148,9 @@ func k4Scales(sc *[8]int16, p *[12]byte, bs *[16]int32) int32 {
 
 func dotQ6KFast(w []byte, a *Act) float32 {
 	var sum float32
-	var sc [16]int16
 	for i := range a.D {
 		b := (*[210]byte)(w[210*i:])
-		bs := (*[16]int32)(a.BSums[16*i:])
-		off := int32(0)
-		for g := range sc {
-			sc[g] = int16(int8(b[192+g]))
-			off += int32(sc[g]) * bs[g]
-		}
-		isum := dotQ6KBlockAVX2(&b[0], &b[128], &a.Q[QK*i], &sc) - 32*off
+		isum := dotQ6KBlockAVX2(&b[0], &b[128], &a.Q[QK*i], (*int8)(unsafe.Pointer(&b[192])), &a.BSums[16*i])
 		sum += a.D[i] * halfToF32(b[208], b[209]) * float32(isum)
 	}
 	return sum

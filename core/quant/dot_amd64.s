@@ -174,14 +174,26 @@ q4kloop:
 	MOVL AX, ret+24(FP)
 	RET
 
-// func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *[16]int16) int32
-// Σ_g sc[g]·Σ_{16 elements of group g} code·a for one Q6_K super-block,
-// with the codes unsigned (0..63): the caller subtracts 32·Σ sc[g]·Σa.
-TEXT ·dotQ6KBlockAVX2(SB), NOSPLIT, $0-36
+// func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *int8, bs *int32) int32
+// Σ_g sc[g]·Σ_{16 elements of group g} (code-32)·a for one Q6_K
+// super-block: the codes go in unsigned (0..63) and 32·Σ_g sc[g]·bs[g]
+// (bs: the activation's sums per group) comes off at the end. The
+// int8 scales are widened to int16 on the stack for the broadcasts.
+TEXT ·dotQ6KBlockAVX2(SB), NOSPLIT, $32-44
 	MOVQ ql+0(FP), SI
 	MOVQ qh+8(FP), BX
 	MOVQ q+16(FP), DI
 	MOVQ sc+24(FP), DX
+	MOVQ bs+32(FP), R9
+	VPMOVSXBD (DX), Y1          // 32·Σ sc·bs, the offset of the unsigned codes
+	VPMOVSXBD 8(DX), Y2
+	VPMULLD (R9), Y1, Y1
+	VPMULLD 32(R9), Y2, Y2
+	VPADDD Y2, Y1, Y1
+	VPSLLD $5, Y1, Y15
+	VPMOVSXBW (DX), Y1          // the scales as int16
+	VMOVDQU Y1, 0(SP)
+	MOVQ SP, DX
 	VPXOR Y0, Y0, Y0
 	MOVL $0x0f0f0f0f, AX
 	VMOVD AX, X8
@@ -255,13 +267,14 @@ q6kloop:
 	ADDQ $16, DX
 	DECQ CX
 	JNE q6kloop
+	VPSUBD Y15, Y0, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
 	VPHADDD X0, X0, X0
 	VPHADDD X0, X0, X0
 	VZEROUPPER
 	VMOVD X0, AX
-	MOVL AX, ret+32(FP)
+	MOVL AX, ret+40(FP)
 	RET
 
 // func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *[8]int16) int32

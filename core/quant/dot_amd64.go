@@ -3,7 +3,6 @@
 package quant
 
 import (
-	"encoding/binary"
 	"math"
 	"unsafe"
 
@@ -28,10 +27,10 @@ func dotQ4_0AVX2(w *byte, q *int8, d *float32, nb int) float32
 func dotQ5_0AVX2(w *byte, q *int8, d *float32, nb int) float32
 
 //go:noescape
-func dotQ4KBlockAVX2(qs *byte, q *int8, sc *[8]int16) int32
+func dotQ4KBlockAVX2(qs *byte, q *int8, sc *byte, bs *int32) (isum, msum int32)
 
 //go:noescape
-func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *[8]int16) int32
+func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *byte, bs *int32) (isum, msum int32)
 
 //go:noescape
 func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *int8, bs *int32) int32
@@ -105,45 +104,22 @@ func dotQ4_0Fast(w []byte, a *Act) float32 {
 
 func dotQ4KFast(w []byte, a *Act) float32 {
 	var sum float32
-	var sc [8]int16
 	for i := range a.D {
 		b := (*[144]byte)(w[144*i:])
-		bs := (*[16]int32)(a.BSums[16*i:])
-		summ := k4Scales(&sc, (*[12]byte)(b[4:16]), bs)
-		isum := dotQ4KBlockAVX2(&b[16], &a.Q[QK*i], &sc)
-		sum += a.D[i] * (halfToF32(b[0], b[1])*float32(isum) - halfToF32(b[2], b[3])*float32(summ))
+		isum, msum := dotQ4KBlockAVX2(&b[16], &a.Q[QK*i], &b[4], &a.BSums[16*i])
+		sum += a.D[i] * (halfToF32(b[0], b[1])*float32(isum) - halfToF32(b[2], b[3])*float32(msum))
 	}
 	return sum
 }
 
 func dotQ5KFast(w []byte, a *Act) float32 {
 	var sum float32
-	var sc [8]int16
 	for i := range a.D {
 		b := (*[176]byte)(w[176*i:])
-		bs := (*[16]int32)(a.BSums[16*i:])
-		summ := k4Scales(&sc, (*[12]byte)(b[4:16]), bs)
-		isum := dotQ5KBlockAVX2(&b[48], &b[16], &a.Q[QK*i], &sc)
-		sum += a.D[i] * (halfToF32(b[0], b[1])*float32(isum) - halfToF32(b[2], b[3])*float32(summ))
+		isum, msum := dotQ5KBlockAVX2(&b[48], &b[16], &a.Q[QK*i], &b[4], &a.BSums[16*i])
+		sum += a.D[i] * (halfToF32(b[0], b[1])*float32(isum) - halfToF32(b[2], b[3])*float32(msum))
 	}
 	return sum
-}
-
-// k4Scales unpacks Q4_K/Q5_K's eight 6-bit scales into sc, four at a
-// time from 32-bit words, and returns Σ_j min_j·Σa over sub-block j.
-func k4Scales(sc *[8]int16, p *[12]byte, bs *[16]int32) int32 {
-	const m1, m2, m3 = 0x3f3f3f3f, 0x0f0f0f0f, 0x03030303
-	u0 := binary.LittleEndian.Uint32(p[0:4])
-	u1 := binary.LittleEndian.Uint32(p[4:8])
-	u2 := binary.LittleEndian.Uint32(p[8:12])
-	s0, s1 := u0&m1, u2&m2|(u0>>6&m3)<<4 // scales 0-3, 4-7
-	n0, n1 := u1&m1, u2>>4&m2|(u1>>6&m3)<<4
-	sc[0], sc[1], sc[2], sc[3] = int16(uint8(s0)), int16(uint8(s0>>8)), int16(uint8(s0>>16)), int16(uint8(s0>>24))
-	sc[4], sc[5], sc[6], sc[7] = int16(uint8(s1)), int16(uint8(s1>>8)), int16(uint8(s1>>16)), int16(uint8(s1>>24))
-	return int32(uint8(n0))*(bs[0]+bs[1]) + int32(uint8(n0>>8))*(bs[2]+bs[3]) +
-		int32(uint8(n0>>16))*(bs[4]+bs[5]) + int32(uint8(n0>>24))*(bs[6]+bs[7]) +
-		int32(uint8(n1))*(bs[8]+bs[9]) + int32(uint8(n1>>8))*(bs[10]+bs[11]) +
-		int32(uint8(n1>>16))*(bs[12]+bs[13]) + int32(uint8(n1>>24))*(bs[14]+bs[15])
 }
 
 func dotQ6KFast(w []byte, a *Act) float32 {

@@ -133,13 +133,60 @@ q4done:
 	MOVSS X0, ret+32(FP)
 	RET
 
-// func dotQ4KBlockAVX2(qs *byte, q *int8, sc *[8]int16) int32
-// Σ_j sc[j]·Σ_{32 elements of sub-block j} code·a for one Q4_K
-// super-block (codes 0..15, unsigned: no sign trick needed).
-TEXT ·dotQ4KBlockAVX2(SB), NOSPLIT, $0-28
+// func dotQ4KBlockAVX2(qs *byte, q *int8, sc *byte, bs *int32) (isum, msum int32)
+// For one Q4_K super-block: isum = Σ_j scale_j·Σ_{32 elements of
+// sub-block j} code·a (codes 0..15, unsigned: no sign trick needed) and
+// msum = Σ_j min_j·Σ_{sub-block j} a, from the 12 packed scale bytes sc
+// and the activation's sums per 16 (bs).
+TEXT ·dotQ4KBlockAVX2(SB), NOSPLIT, $16-40
 	MOVQ qs+0(FP), SI
 	MOVQ q+8(FP), DI
-	MOVQ sc+16(FP), DX
+	MOVQ sc+16(FP), R10
+	MOVQ bs+24(FP), R9
+	// the 6-bit scales and minimums, four at a time (llama.cpp's masks)
+	MOVL 0(R10), AX             // u0
+	MOVL 4(R10), BX             // u1
+	MOVL 8(R10), R11            // u2
+	MOVL AX, R12
+	ANDL $0x3f3f3f3f, R12       // scales 0-3
+	MOVL R11, R13
+	ANDL $0x0f0f0f0f, R13
+	MOVL AX, R14
+	SHRL $6, R14
+	ANDL $0x03030303, R14
+	SHLL $4, R14
+	ORL R14, R13                // scales 4-7
+	MOVL BX, R14
+	ANDL $0x3f3f3f3f, R14       // mins 0-3
+	MOVL R11, R15
+	SHRL $4, R15
+	ANDL $0x0f0f0f0f, R15
+	MOVL BX, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL AX, R15                 // mins 4-7
+	SHLQ $32, R13
+	ORQ R13, R12
+	MOVQ R12, X1
+	VPMOVZXBW X1, X1            // 8 scales as int16
+	VMOVDQU X1, 0(SP)
+	SHLQ $32, R15
+	ORQ R15, R14
+	MOVQ R14, X2
+	VPMOVZXBD X2, Y2            // 8 mins as int32
+	VMOVDQU (R9), Y3            // bsums 0-7
+	VMOVDQU 32(R9), Y4          // bsums 8-15
+	VPHADDD Y4, Y3, Y3          // pair sums, lanes out of order
+	VPERMQ $0xD8, Y3, Y3        // sums over sub-blocks 0..7
+	VPMULLD Y3, Y2, Y2
+	VEXTRACTI128 $1, Y2, X3
+	VPADDD X3, X2, X2
+	VPHADDD X2, X2, X2
+	VPHADDD X2, X2, X2
+	VMOVD X2, AX
+	MOVL AX, msum+36(FP)     // Σ min·Σa
+	MOVQ SP, DX
 	VPXOR Y0, Y0, Y0
 	MOVL $0x0f0f0f0f, AX
 	VMOVD AX, X8
@@ -171,7 +218,7 @@ q4kloop:
 	VPHADDD X0, X0, X0
 	VZEROUPPER
 	VMOVD X0, AX
-	MOVL AX, ret+24(FP)
+	MOVL AX, isum+32(FP)
 	RET
 
 // func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *int8, bs *int32) int32
@@ -277,14 +324,59 @@ q6kloop:
 	MOVL AX, ret+40(FP)
 	RET
 
-// func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *[8]int16) int32
+// func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *byte, bs *int32) (isum, msum int32)
 // As dotQ4KBlockAVX2 with the fifth bits of Q5_K: bit 2j of qh[l] for
 // element l of sub-block 2j, bit 2j+1 for sub-block 2j+1.
-TEXT ·dotQ5KBlockAVX2(SB), NOSPLIT, $0-36
+TEXT ·dotQ5KBlockAVX2(SB), NOSPLIT, $16-48
 	MOVQ qs+0(FP), SI
-	MOVQ qh+8(FP), BX
 	MOVQ q+16(FP), DI
-	MOVQ sc+24(FP), DX
+	MOVQ sc+24(FP), R10
+	MOVQ bs+32(FP), R9
+	// the 6-bit scales and minimums, four at a time (llama.cpp's masks)
+	MOVL 0(R10), AX             // u0
+	MOVL 4(R10), BX             // u1
+	MOVL 8(R10), R11            // u2
+	MOVL AX, R12
+	ANDL $0x3f3f3f3f, R12       // scales 0-3
+	MOVL R11, R13
+	ANDL $0x0f0f0f0f, R13
+	MOVL AX, R14
+	SHRL $6, R14
+	ANDL $0x03030303, R14
+	SHLL $4, R14
+	ORL R14, R13                // scales 4-7
+	MOVL BX, R14
+	ANDL $0x3f3f3f3f, R14       // mins 0-3
+	MOVL R11, R15
+	SHRL $4, R15
+	ANDL $0x0f0f0f0f, R15
+	MOVL BX, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL AX, R15                 // mins 4-7
+	SHLQ $32, R13
+	ORQ R13, R12
+	MOVQ R12, X1
+	VPMOVZXBW X1, X1            // 8 scales as int16
+	VMOVDQU X1, 0(SP)
+	SHLQ $32, R15
+	ORQ R15, R14
+	MOVQ R14, X2
+	VPMOVZXBD X2, Y2            // 8 mins as int32
+	VMOVDQU (R9), Y3            // bsums 0-7
+	VMOVDQU 32(R9), Y4          // bsums 8-15
+	VPHADDD Y4, Y3, Y3          // pair sums, lanes out of order
+	VPERMQ $0xD8, Y3, Y3        // sums over sub-blocks 0..7
+	VPMULLD Y3, Y2, Y2
+	VEXTRACTI128 $1, Y2, X3
+	VPADDD X3, X2, X2
+	VPHADDD X2, X2, X2
+	VPHADDD X2, X2, X2
+	VMOVD X2, AX
+	MOVL AX, msum+44(FP)     // Σ min·Σa
+	MOVQ SP, DX
+	MOVQ qh+8(FP), BX
 	VPXOR Y0, Y0, Y0
 	MOVL $0x0f0f0f0f, AX
 	VMOVD AX, X8
@@ -333,7 +425,7 @@ q5kloop:
 	VPHADDD X0, X0, X0
 	VZEROUPPER
 	VMOVD X0, AX
-	MOVL AX, ret+32(FP)
+	MOVL AX, isum+40(FP)
 	RET
 
 // Q5_0's fifth bits, one per element: qh broadcast, each byte k of the

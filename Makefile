@@ -80,6 +80,9 @@ golden:
 	$(PYTHON) tools/golden/rlhf.py
 	$(PYTHON) tools/golden/peft.py
 	$(PYTHON) tools/golden/tokenizer/sentencepiece_golden.py
+	cd tools/gguf-check && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-audit --no-fund
+	$(PYTHON) tools/golden/ggml_quants.py
+	$(PYTHON) tools/golden/gguf_llamacpp.py
 	cd tools/golden/tokenizer && npm install --no-audit --no-fund && node gen.mjs
 
 bench: build

@@ -15,10 +15,11 @@ import (
 // listed; an import is allowed when it falls under one of the layer's
 // entries. Test files are held to the same rules, plus testExtra.
 var layers = map[string][]string{
-	"core/tensor":        {"core/tensor"},
+	"core/tensor":        {"core/tensor", "core/quant"},
+	"core/quant":         {},
 	"core/atomicfile":    {},
 	"core/chat":          {},
-	"core/tokenizer":     {"core/atomicfile"},
+	"core/tokenizer":     {"core/atomicfile", "core/checkpoint"}, // GGUF files carry tokenizers
 	"core":               {"core"},
 	"gpu":                {"core/tensor", "gpu"},
 	"gpu/gputest":        {"core", "gpu"}, // the conformance checks a backend's tests run

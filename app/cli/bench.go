@@ -30,7 +30,7 @@ type benchResult map[string]any
 func runBench(e *Env) error {
 	fs := newFlags(e, "bench")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	only := fs.String("only", "", "run only one group: gemm, tokenize, train, lora, generate or serve (serve runs only when asked)")
+	only := fs.String("only", "", "run only one group: gemm, tokenize, train, lora, generate, gguf (decoding GGUF files, against llama.cpp when tools/gguf-check is installed) or serve (serve runs only when asked)")
 	loraBase := fs.String("base", "f32", "lora group: how the frozen base is held (f32, f16 or nf4)")
 	ckpt := fs.Bool("checkpoint-activations", false, "lora group: activation checkpointing")
 	presets := fs.String("presets", "tiny,stories15m,gpt2-124m", "comma-separated presets for train and generate")
@@ -43,9 +43,9 @@ func runBench(e *Env) error {
 		return err
 	}
 	switch *only {
-	case "", "gemm", "tokenize", "train", "lora", "generate", "serve":
+	case "", "gemm", "tokenize", "train", "lora", "generate", "gguf", "serve":
 	default:
-		return Usagef("--only must be gemm, tokenize, train, lora, generate or serve, got %q", *only)
+		return Usagef("--only must be gemm, tokenize, train, lora, generate, gguf or serve, got %q", *only)
 	}
 	if *serveClients < 1 {
 		return Usagef("--serve-clients must be at least 1, got %d", *serveClients)
@@ -113,6 +113,15 @@ func runBench(e *Env) error {
 				fmt.Fprintf(e.Stdout, "  on %v", d)
 			}
 			fmt.Fprintln(e.Stdout)
+		case "gguf":
+			fmt.Fprintf(e.Stdout, "gguf     %-12v threads=%d  %9.1f tokens/s  %.0f MB, %.2f bits/weight", r["quant"], r["threads"], r["tokens_per_s"], r["file_mb"], r["bits_per_weight"])
+			if ref, ok := r["ref"]; ok {
+				fmt.Fprintf(e.Stdout, "   %s %7.1f tokens/s   ratio %.2f", ref, r["ref_tokens_per_s"], r["ratio"])
+			}
+			if cr, ok := r["cpu_ratio"]; ok {
+				fmt.Fprintf(e.Stdout, "   per CPU second %.1f vs %.1f, ratio %.2f", r["cpu_tokens_per_s"], r["ref_cpu_tokens_per_s"], cr)
+			}
+			fmt.Fprintln(e.Stdout)
 		}
 		return nil
 	}
@@ -168,6 +177,9 @@ func runBench(e *Env) error {
 				}
 			}
 		}
+	}
+	if *only == "gguf" {
+		return benchGGUF(e.Ctx, n, *quick, emit)
 	}
 	if *only == "" || *only == "tokenize" {
 		rs, err := benchTokenize(e.Ctx, n, *quick)

@@ -44,6 +44,9 @@ func runChat(e *Env) error {
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
+	if err := mf.ollamaDefaults(fs); err != nil {
+		return err
+	}
 	s := generate.Sampling{Temperature: *temp, TopK: *topK, TopP: *topP}
 	if err := s.Validate(); err != nil {
 		return BadInput(err)

@@ -112,6 +112,7 @@ func commands() map[string]command {
 		"merge":     {"fold a LoRA adapter into its base model", runMerge},
 		"dpo":       {"align a model on preference pairs (DPO, cDPO, IPO, hinge, robust)", runDPO},
 		"export":    {"write a model as GGUF for llama.cpp and ollama", runExport},
+		"models":    {"list the models --model can open (ollama's store, models folders)", runModels},
 		"rm":        {"train a reward model on preference pairs", runRM},
 		"grpo":      {"improve a policy with GRPO against verifiable rewards", runGRPO},
 		"ppo":       {"improve a policy with PPO (value head, KL to the reference) against a reward model, rule or endpoint", runPPO},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"llmlab/core/chat"
@@ -23,7 +24,8 @@ func runExport(e *Env) error {
 	mf.register(fs, true)
 	format := fs.String("format", "gguf", "output format: gguf")
 	out := fs.String("out", "", "output file (required)")
-	dtype := fs.String("dtype", "f16", "matrix dtype: f16 or f32 (norms stay f32)")
+	dtype := fs.String("dtype", "", "matrix dtype: f16 or f32 (the same as --quant f16 or f32)")
+	quantName := fs.String("quant", "f16", "tensor types: f32, f16, bf16, q8_0, q6_k, q5_k_m, q4_k_m or q4_0 (the _m mixtures as llama.cpp's; norms stay f32)")
 	merge := fs.Bool("merge", false, "fold the adapter into the exported model instead of writing a GGUF adapter beside it")
 	tmplName := fs.String("template", "", "chat template for the Modelfile's TEMPLATE (default: the model's own): "+chat.Names())
 	if err := parse(fs, e.Args); err != nil {
@@ -35,11 +37,19 @@ func runExport(e *Env) error {
 	if *out == "" {
 		return Usagef("--out is required")
 	}
-	dt := tensor.F16
-	if *dtype == "f32" {
+	if *dtype != "" {
+		if *dtype != "f16" && *dtype != "f32" {
+			return Usagef("--dtype must be f16 or f32")
+		}
+		*quantName = *dtype
+	}
+	q, err := model.ParseGGUFQuant(*quantName)
+	if err != nil {
+		return Usagef("--quant: %v", err)
+	}
+	dt := tensor.F16 // a LoRA adapter written beside the model
+	if q == model.QuantF32 {
 		dt = tensor.F32
-	} else if *dtype != "f16" {
-		return Usagef("--dtype must be f16 or f32")
 	}
 	l, err := mf.load(model.LoadOptions{})
 	if err != nil {
@@ -73,8 +83,8 @@ func runExport(e *Env) error {
 	if mf.model == "demo" {
 		name = "llmlab-demo"
 	}
-	f, err := l.M.GGUF(model.Vocab{Tokens: toks, Types: types, Merges: l.Tok.MergeList(),
-		BOS: l.Tok.BOS(), EOS: l.Tok.EOS(), PAD: l.Tok.PAD(), ChatTemplate: l.Tok.ChatTemplate()}, name, dt)
+	f, qst, err := l.M.GGUFQuantized(model.Vocab{Tokens: toks, Types: types, Merges: l.Tok.MergeList(),
+		BOS: l.Tok.BOS(), EOS: l.Tok.EOS(), PAD: l.Tok.PAD(), ChatTemplate: l.Tok.ChatTemplate()}, name, q)
 	if err != nil {
 		return BadInput(err)
 	}
@@ -121,7 +131,9 @@ func runExport(e *Env) error {
 	} else {
 		fmt.Fprintf(e.Stderr, "no TEMPLATE in the Modelfile: %v\n", err)
 	}
-	modelfile := filepath.Join(filepath.Dir(*out), "Modelfile")
+	// The Modelfile sits beside the model and is named after it, so
+	// several exports can share a folder.
+	modelfile := strings.TrimSuffix(*out, filepath.Ext(*out)) + ".Modelfile"
 	if err := checkpoint.WriteFileAtomic(modelfile, []byte(mfText.String()), 0o644); err != nil {
 		return err
 	}
@@ -129,7 +141,12 @@ func runExport(e *Env) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Stdout, "wrote %s (%s, %d tensors, %s) and %s\n", *out, g.KV["general.architecture"], len(g.Tensors), bytesHuman(st.Size()), modelfile)
+	all, whole := qst.BitsPerWeight()
+	fmt.Fprintf(e.Stdout, "wrote %s (%s %s, %d tensors, %s, %.2f bits per weight", *out, g.KV["general.architecture"], q, len(g.Tensors), bytesHuman(st.Size()), all)
+	if qst.BlockElems > 0 && qst.BlockElems < qst.Elems {
+		fmt.Fprintf(e.Stdout, "; %.2f on the matrices with rows of whole 256-blocks", whole)
+	}
+	fmt.Fprintf(e.Stdout, "; %s) and %s\n", typeCounts(qst.Types), modelfile)
 	return nil
 }
 
@@ -163,4 +180,22 @@ func stripBOS(s string) string {
 		}
 	}
 	return s
+}
+
+// typeCounts lists tensor types with their counts, most common first.
+func typeCounts(m map[string]int) string {
+	type tc struct {
+		t string
+		n int
+	}
+	var l []tc
+	for t, n := range m {
+		l = append(l, tc{t, n})
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].n > l[j].n || l[i].n == l[j].n && l[i].t < l[j].t })
+	parts := make([]string, len(l))
+	for i, x := range l {
+		parts[i] = fmt.Sprintf("%d %s", x.n, x.t)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -27,6 +27,9 @@ func runGenerate(e *Env) error {
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
+	if err := mf.ollamaDefaults(fs); err != nil {
+		return err
+	}
 	if *prompt == "" {
 		return Usagef("--prompt is required")
 	}

@@ -249,7 +249,7 @@ func testSFTMergeEval(t *testing.T, peft string) {
 		if code, msg := run(t, "export", "--model", base, "--adapter", adapter, "--format", "gguf", "--out", out, "--template", "chatml"); code != 0 {
 			t.Fatal(msg)
 		}
-		mfile, err := os.ReadFile(filepath.Join(dir, "gguf", "Modelfile"))
+		mfile, err := os.ReadFile(filepath.Join(dir, "gguf", "tiny.Modelfile"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"llmlab/core/model"
+	"llmlab/core/source"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
 	"llmlab/lora"
@@ -22,7 +24,7 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) register(fs *flag.FlagSet, withAdapter bool) {
-	fs.StringVar(&f.model, "model", "", "model folder (HF layout), or 'demo' for the embedded demo model")
+	fs.StringVar(&f.model, "model", "", "model: an HF folder, a .gguf file, ollama:NAME[:TAG] (ollama's store), or 'demo' for the embedded demo model; llmlab models lists what is found")
 	if withAdapter {
 		fs.StringVar(&f.adapter, "adapter", "", "PEFT adapter folder to apply")
 	}
@@ -52,23 +54,21 @@ func (f *modelFlags) backend(e *Env) (tensor.Backend, error) {
 	return b, nil
 }
 
-// resolveModelDir maps --model to a folder: 'demo' is the embedded demo
-// model, unpacked once into the user cache.
+// resolveModelDir maps --model to what model.Load and tokenizer.Load
+// open: a folder, or a GGUF file ('demo' is the embedded demo model,
+// unpacked once into the user cache; ollama:NAME a blob of ollama's store).
 func resolveModelDir(arg string) (string, error) {
 	if arg == "" {
-		return "", Usagef("--model is required (a model folder, or demo)")
+		return "", Usagef("--model is required (a model folder, a .gguf file, ollama:NAME, or demo)")
 	}
 	if arg == "demo" {
 		return demoModelDir()
 	}
-	st, err := os.Stat(arg)
+	src, err := source.Resolve(arg, source.OllamaDir())
 	if err != nil {
 		return "", BadInput(fmt.Errorf("--model %s: %w", arg, err))
 	}
-	if !st.IsDir() {
-		return "", BadInput(fmt.Errorf("--model %s: not a folder", arg))
-	}
-	return arg, nil
+	return src.Path, nil
 }
 
 // loaded is a model with its tokenizer and optional adapter.
@@ -159,6 +159,53 @@ func (l *loaded) mergeAdapter(dir string) error {
 		return BadInput(fmt.Errorf("%s: %s tuning adds virtual tokens and cannot be folded into the weights; use it with --adapter", dir, l.Prefix.Cfg.Method))
 	case l.Neck != nil:
 		return BadInput(fmt.Errorf("%s: bottleneck adapters are non-linear and cannot be folded into the weights; use them with --adapter", dir))
+	}
+	return nil
+}
+
+// ollamaParams maps ollama's parameter names to our flags.
+var ollamaParams = map[string]string{
+	"temperature": "temperature", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p",
+	"repeat_penalty": "repetition-penalty", "stop": "stop", "num_predict": "max-tokens", "seed": "seed",
+}
+
+// ollamaDefaults gives the flags the user left unset the values of an
+// ollama model's params layer, and --system its system layer. Call it
+// after parsing, before reading the flags.
+func (f *modelFlags) ollamaDefaults(fs *flag.FlagSet) error {
+	if !strings.HasPrefix(f.model, "ollama:") {
+		return nil
+	}
+	src, err := source.Resolve(f.model, source.OllamaDir())
+	if err != nil {
+		return BadInput(fmt.Errorf("--model %s: %w", f.model, err))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	apply := func(name string, v any) error {
+		if set[name] || fs.Lookup(name) == nil {
+			return nil
+		}
+		vals, ok := v.([]any)
+		if !ok {
+			vals = []any{v}
+		}
+		for _, x := range vals {
+			if err := fs.Set(name, fmt.Sprint(x)); err != nil {
+				return BadInput(fmt.Errorf("--model %s: parameter %s %v: %w", f.model, name, x, err))
+			}
+		}
+		return nil
+	}
+	for k, v := range src.Params {
+		if name, ok := ollamaParams[k]; ok {
+			if err := apply(name, v); err != nil {
+				return err
+			}
+		}
+	}
+	if src.System != "" {
+		return apply("system", src.System)
 	}
 	return nil
 }

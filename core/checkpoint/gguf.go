@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 
+	"llmlab/core/quant"
 	"llmlab/core/tensor"
 )
 
@@ -108,6 +108,17 @@ func WriteGGUF(path string, f *GGUFFile) error {
 			put(uint32(ggufInt32))
 			put(uint64(len(v)))
 			put(v)
+		case []uint32:
+			put(uint32(ggufArray))
+			put(uint32(ggufUint32))
+			put(uint64(len(v)))
+			put(v)
+		case int64:
+			put(uint32(ggufInt64))
+			put(v)
+		case float64:
+			put(uint32(ggufFloat64))
+			put(v)
 		case []float32:
 			put(uint32(ggufArray))
 			put(uint32(ggufFloat32))
@@ -130,9 +141,15 @@ func WriteGGUF(path string, f *GGUFFile) error {
 			put(uint32(GGMLTypeF32))
 		case tensor.F16:
 			put(uint32(GGMLTypeF16))
+		case tensor.BF16:
+			put(uint32(quant.BF16))
 		default:
-			out.Abort()
-			return fmt.Errorf("gguf: tensor %q: %v is not written (convert to F16 or F32)", t.Name, t.T.DType)
+			qt, ok := t.T.DType.GGML()
+			if !ok {
+				out.Abort()
+				return fmt.Errorf("gguf: tensor %q: %v is not written (convert to F32, F16, BF16 or a GGML block type)", t.Name, t.T.DType)
+			}
+			put(uint32(qt))
 		}
 		put(off)
 		off += uint64(len(t.T.Bytes()))
@@ -161,83 +178,22 @@ func WriteGGUF(path string, f *GGUFFile) error {
 	return out.Commit()
 }
 
-// ReadGGUF reads a GGUF file written with F32/F16 tensors, checking every
-// count and offset against the file size.
+// ReadGGUF reads a whole GGUF file into memory (tensors copied out of
+// the file, of any type llmlab reads), checking every count and offset
+// against the file size. Models are opened with OpenGGUF instead.
 func ReadGGUF(path string) (*GGUFFile, error) {
-	data, err := os.ReadFile(path)
+	g, err := OpenGGUF(path)
 	if err != nil {
 		return nil, err
 	}
-	r := &ggufReader{b: data, path: path}
-	if string(r.bytes(4)) != "GGUF" {
-		return nil, r.fail("not a GGUF file (bad magic)")
-	}
-	if v := r.u32(); v != 3 && v != 2 {
-		return nil, r.fail(fmt.Sprintf("version %d not supported", v))
-	}
-	nt, nkv := r.u64(), r.u64()
-	if nt > uint64(len(data)) || nkv > uint64(len(data)) {
-		return nil, r.fail("tensor or key count larger than the file")
-	}
-	f := &GGUFFile{KV: map[string]any{}}
-	for i := uint64(0); i < nkv && r.err == nil; i++ {
-		k := r.str()
-		f.KV[k] = r.value(r.u32())
-	}
-	type info struct {
-		name  string
-		shape tensor.Shape
-		typ   uint32
-		off   uint64
-	}
-	var infos []info
-	for i := uint64(0); i < nt && r.err == nil; i++ {
-		in := info{name: r.str()}
-		nd := r.u32()
-		if nd > 8 {
-			return nil, r.fail(fmt.Sprintf("tensor %q has %d dimensions", in.name, nd))
+	defer g.Close()
+	f := &GGUFFile{KV: g.KV}
+	for _, in := range g.Tensors {
+		t, err := g.Tensor(in.Name)
+		if err != nil {
+			return nil, err
 		}
-		in.shape = make(tensor.Shape, nd)
-		for d := int(nd) - 1; d >= 0; d-- {
-			v := r.u64()
-			if v > 1<<40 {
-				return nil, r.fail(fmt.Sprintf("tensor %q: dimension %d too large", in.name, v))
-			}
-			in.shape[d] = int(v)
-		}
-		in.typ, in.off = r.u32(), r.u64()
-		infos = append(infos, in)
-	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	base := uint64((r.pos + ggufAlignment - 1) / ggufAlignment * ggufAlignment)
-	for _, in := range infos {
-		var dt tensor.DType
-		switch in.typ {
-		case GGMLTypeF32:
-			dt = tensor.F32
-		case GGMLTypeF16:
-			dt = tensor.F16
-		default:
-			return nil, r.fail(fmt.Sprintf("tensor %q has type %d; only F32 and F16 are read", in.name, in.typ))
-		}
-		n := uint64(in.shape.Numel()) * uint64(dt.Size())
-		if base+in.off > uint64(len(data)) || n > uint64(len(data))-base-in.off {
-			return nil, r.fail(fmt.Sprintf("tensor %q: data [%d, +%d) outside the file of %d bytes", in.name, base+in.off, n, len(data)))
-		}
-		raw := data[base+in.off : base+in.off+n]
-		t := tensor.NewOf(dt, in.shape...)
-		if dt == tensor.F32 {
-			for i := range t.F32 {
-				t.F32[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-			}
-		} else {
-			for i := range t.Half {
-				t.Half[i] = binary.LittleEndian.Uint16(raw[2*i:])
-			}
-		}
-		f.Tensors = append(f.Tensors, Named{Name: in.name, T: t})
+		f.Tensors = append(f.Tensors, Named{Name: in.Name, T: t.Clone()})
 	}
 	return f, nil
 }
@@ -277,57 +233,94 @@ func (r *ggufReader) str() string {
 	return string(r.bytes(n))
 }
 
-func (r *ggufReader) value(typ uint32) any {
+// value reads one metadata value of type typ. Integers keep their width
+// and signedness (uint8 ... int64); arrays become slices of the element
+// type, nested arrays []any (depth at most 2).
+func (r *ggufReader) value(typ uint32, depth int) any {
 	switch typ {
-	case ggufUint8, ggufInt8, ggufBool:
-		v := r.bytes(1)[0]
-		if typ == ggufBool {
-			return v != 0
-		}
-		return uint32(v)
-	case ggufUint16, ggufInt16:
-		return uint32(binary.LittleEndian.Uint16(r.bytes(2)))
+	case ggufUint8:
+		return r.bytes(1)[0]
+	case ggufInt8:
+		return int8(r.bytes(1)[0])
+	case ggufBool:
+		return r.bytes(1)[0] != 0
+	case ggufUint16:
+		return binary.LittleEndian.Uint16(r.bytes(2))
+	case ggufInt16:
+		return int16(binary.LittleEndian.Uint16(r.bytes(2)))
 	case ggufUint32:
 		return r.u32()
 	case ggufInt32:
 		return int32(r.u32())
 	case ggufFloat32:
 		return math.Float32frombits(r.u32())
-	case ggufUint64, ggufInt64:
+	case ggufUint64:
 		return r.u64()
+	case ggufInt64:
+		return int64(r.u64())
 	case ggufFloat64:
 		return math.Float64frombits(r.u64())
 	case ggufString:
 		return r.str()
 	case ggufArray:
 		et, n := r.u32(), r.u64()
-		if n > uint64(len(r.b)) {
-			r.fail("array longer than the file")
+		if r.err != nil {
 			return nil
 		}
-		switch et {
-		case ggufString:
-			out := make([]string, 0, n)
-			for i := uint64(0); i < n && r.err == nil; i++ {
-				out = append(out, r.str())
-			}
-			return out
-		case ggufInt32:
-			out := make([]int32, 0, n)
-			for i := uint64(0); i < n && r.err == nil; i++ {
-				out = append(out, int32(r.u32()))
-			}
-			return out
-		case ggufFloat32:
-			out := make([]float32, 0, n)
-			for i := uint64(0); i < n && r.err == nil; i++ {
-				out = append(out, math.Float32frombits(r.u32()))
-			}
-			return out
+		// Every element takes at least one byte: a longer array cannot
+		// fit in the rest of the file.
+		if n > uint64(len(r.b)-r.pos) {
+			r.fail(fmt.Sprintf("array of %d elements longer than the rest of the file (%d bytes)", n, len(r.b)-r.pos))
+			return nil
 		}
-		r.fail(fmt.Sprintf("array of type %d not read", et))
-		return nil
+		if et == ggufArray && depth >= 1 {
+			r.fail("arrays nested more than two deep")
+			return nil
+		}
+		return readArray(r, et, n, depth)
 	}
 	r.fail(fmt.Sprintf("value type %d unknown", typ))
 	return nil
+}
+
+func readArray(r *ggufReader, et uint32, n uint64, depth int) any {
+	switch et {
+	case ggufUint8:
+		return arrayOf(r, n, func() uint8 { return r.bytes(1)[0] })
+	case ggufInt8:
+		return arrayOf(r, n, func() int8 { return int8(r.bytes(1)[0]) })
+	case ggufBool:
+		return arrayOf(r, n, func() bool { return r.bytes(1)[0] != 0 })
+	case ggufUint16:
+		return arrayOf(r, n, func() uint16 { return binary.LittleEndian.Uint16(r.bytes(2)) })
+	case ggufInt16:
+		return arrayOf(r, n, func() int16 { return int16(binary.LittleEndian.Uint16(r.bytes(2))) })
+	case ggufUint32:
+		return arrayOf(r, n, r.u32)
+	case ggufInt32:
+		return arrayOf(r, n, func() int32 { return int32(r.u32()) })
+	case ggufFloat32:
+		return arrayOf(r, n, func() float32 { return math.Float32frombits(r.u32()) })
+	case ggufUint64:
+		return arrayOf(r, n, r.u64)
+	case ggufInt64:
+		return arrayOf(r, n, func() int64 { return int64(r.u64()) })
+	case ggufFloat64:
+		return arrayOf(r, n, func() float64 { return math.Float64frombits(r.u64()) })
+	case ggufString:
+		return arrayOf(r, n, r.str)
+	case ggufArray:
+		return arrayOf(r, n, func() any { return r.value(ggufArray, depth+1) })
+	}
+	r.fail(fmt.Sprintf("array of value type %d unknown", et))
+	return nil
+}
+
+// arrayOf reads n elements, stopping at the first error.
+func arrayOf[T any](r *ggufReader, n uint64, next func() T) []T {
+	out := make([]T, 0, min(n, 1<<16)) // grows as the file delivers
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		out = append(out, next())
+	}
+	return out
 }

@@ -20,6 +20,11 @@ type LoadOptions struct {
 	// KeepStored keeps each tensor in the type the file stores (for a
 	// frozen base under PEFT or inference), ignoring DType.
 	KeepStored bool
+	// mapped keeps GGUF tensors other than F32 as views of the mapped
+	// file instead of copies (LoadGGUF with KeepStored). Nothing writes
+	// half-precision or block weights in place (merges convert them to
+	// F32 first); F32 ones are copied.
+	mapped bool
 }
 
 // TensorError names the file and tensor that do not fit the config.
@@ -37,11 +42,14 @@ func (e *TensorError) Error() string {
 func (e *TensorError) Unwrap() error { return e.Err }
 
 // Load reads an HF model folder: config.json and model.safetensors (or
-// shards). Every tensor the config implies must be present with the right
-// shape, and no unexpected tensor may be present. A multimodal Gemma 3
-// folder loads its text model; Save then writes that text model alone
-// (model_type gemma3_text, the text names).
+// shards), or a GGUF file (gguf_arch.go). Every tensor the config implies
+// must be present with the right shape, and no unexpected tensor may be
+// present. A multimodal Gemma 3 folder loads its text model; Save then
+// writes that text model alone (model_type gemma3_text, the text names).
 func Load(dir string, o LoadOptions) (*Transformer, error) {
+	if checkpoint.IsGGUF(dir) {
+		return LoadGGUF(dir, o) // a .gguf file (gguf_arch.go)
+	}
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -136,7 +144,9 @@ func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Tran
 			dt = t.DType
 		}
 		if t.DType == dt {
-			t = t.Clone() // own the memory: the file is unmapped on return
+			if !o.mapped || t.DType == tensor.F32 {
+				t = t.Clone() // own the memory: the file is unmapped on return
+			}
 		} else {
 			t = t.Convert(dt)
 		}

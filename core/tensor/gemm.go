@@ -3,6 +3,8 @@ package tensor
 import (
 	"sync"
 	"sync/atomic"
+
+	"llmlab/core/quant"
 )
 
 // The CPU GEMM, BLIS style.
@@ -75,6 +77,7 @@ type gemmShared struct {
 	prob gemmProblem
 	b    []float32
 	st   gemmStep
+	act  quant.Act // x quantized per block, for GGML weights (M = 1)
 }
 
 var (
@@ -99,6 +102,7 @@ type gemmStep struct {
 	mp, np int // MR panels of c, NR panels of this block
 	gm, gn int // panels per task in each direction
 	tasks  int
+	act    *quant.Act // the quantized x of a GGML product (gemv.go)
 	next   atomic.Int64
 	wg     sync.WaitGroup
 }

@@ -1,5 +1,7 @@
 package tensor
 
+import "llmlab/core/quant"
+
 // The M = 1 path: one row of a times op(b). It is memory-bound (each
 // element of b is used once), so it skips packing, reads b (F32, F16 or
 // BF16) in place, and splits N across threads. Each output element is one
@@ -28,6 +30,19 @@ func (c *CPU) gemv(sh *gemmShared) {
 	st.p, st.kern = p, p.kern
 	esz := p.b.DType.Size()
 	var fn func(*gemmStep, *gemmScratch, int)
+	if qt, ok := p.b.DType.GGML(); ok && p.m == 1 && p.transB && p.k%quant.ActBlock(qt) == 0 {
+		// GGML blocks: quantize x once per block, then integer dots
+		// (dotBlocksTask), as llama.cpp runs its matrix-vector products.
+		// (Several rows of a take dotTask, which widens each row of b
+		// once for all of them.)
+		sh.act.Quantize(qt, p.a)
+		st.act = &sh.act
+		st.gn = max(4, gemvBytesPerTask/p.k/4*4)
+		st.tasks = (p.n + st.gn - 1) / st.gn
+		gemmRun(st, min(c.threads(), st.tasks), (*gemmStep).dotBlocksTask)
+		st.p, st.act = nil, nil
+		return
+	}
 	if p.transB {
 		// Task = a run of rows of b (N, K): y[j] = dot(x, b[j, :]).
 		st.gn = max(4, gemvBytesPerTask/(esz*p.k)/4*4)
@@ -99,6 +114,24 @@ func (st *gemmStep) put(y []float32, v float32) {
 		y[0] += v
 	} else {
 		y[0] = v
+	}
+}
+
+// dotBlocksTask computes rows [t·gn, (t+1)·gn) of y = x·bᵀ for GGML
+// block weights, from the quantized x in st.act.
+func (st *gemmStep) dotBlocksTask(s *gemmScratch, t int) {
+	p := st.p
+	qt, _ := p.b.DType.GGML()
+	rb := p.k / qt.Block() * qt.BlockBytes()
+	base := p.bOff / qt.Block() * qt.BlockBytes()
+	for j := t * st.gn; j < min((t+1)*st.gn, p.n); j++ {
+		o := base + j*rb
+		v := quant.Dot(qt, p.b.Q[o:o+rb], st.act)
+		if p.accumulate {
+			p.c[j] += v
+		} else {
+			p.c[j] = v
+		}
 	}
 }
 

@@ -30,7 +30,7 @@ var nf4Levels = [16]float32{
 }
 
 // Quantized reports whether d is a quantized storage type.
-func (d DType) Quantized() bool { return d == Q8 || d == NF4 }
+func (d DType) Quantized() bool { return d == Q8 || d == NF4 || d.isGGML() }
 
 // Quantize returns t (any type, at least 1-D) stored as Q8 or NF4.
 func Quantize(t *Tensor, dt DType) (*Tensor, error) {
@@ -81,7 +81,10 @@ func Quantize(t *Tensor, dt DType) (*Tensor, error) {
 			}
 		}
 	default:
-		return nil, fmt.Errorf("tensor.Quantize: %v is not a quantized type (Q8, NF4)", dt)
+		if dt.isGGML() {
+			return QuantizeGGML(t, dt)
+		}
+		return nil, fmt.Errorf("tensor.Quantize: %v is not a quantized type (Q8, NF4 or a GGML block type)", dt)
 	}
 	return out, nil
 }
@@ -107,6 +110,10 @@ func nearestNF4(x float32) byte {
 
 // dequant writes len(dst) elements of the quantized t from flat offset off.
 func dequant(dst []float32, t *Tensor, off int) {
+	if t.DType.isGGML() {
+		dequantGGML(dst, t, off)
+		return
+	}
 	switch t.DType {
 	case Q8:
 		cols := t.Cols()

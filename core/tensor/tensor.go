@@ -66,6 +66,9 @@ func (d DType) Size() int {
 	case Q8, NF4:
 		return 1 // NF4: half a byte, rounded up
 	}
+	if d.isGGML() {
+		return 1 // GGML blocks: under a byte, rounded up
+	}
 	return 2
 }
 
@@ -82,6 +85,9 @@ func (d DType) String() string {
 		return "Q8"
 	case NF4:
 		return "NF4"
+	}
+	if g, ok := d.GGML(); ok {
+		return g.String()
 	}
 	return fmt.Sprintf("DType(%d)", uint8(d))
 }
@@ -200,12 +206,12 @@ func (t *Tensor) At(i int) float32 {
 		return float16.Frombits(t.Half[i]).Float32()
 	case BF16:
 		return BF16ToF32(t.Half[i])
-	case Q8, NF4:
-		var v [1]float32
-		dequant(v[:], t, i)
-		return v[0]
+	case F32:
+		return t.F32[i]
 	}
-	return t.F32[i]
+	var v [1]float32
+	dequant(v[:], t, i)
+	return v[0]
 }
 
 // Float32s returns the data widened to float32: the tensor's own slice when
@@ -241,7 +247,7 @@ func WidenRow(dst []float32, t *Tensor, off int) {
 		for i, h := range src {
 			dst[i] = math.Float32frombits(uint32(h) << 16)
 		}
-	case Q8, NF4:
+	default: // Q8, NF4 and the GGML block types (ggml.go)
 		dequant(dst, t, off)
 	}
 }
@@ -323,6 +329,9 @@ func (t *Tensor) Bytes() []byte {
 	if t.OnDevice() {
 		return t.Host().Bytes()
 	}
+	if t.DType.isGGML() {
+		return t.Q
+	}
 	if t.DType == F32 {
 		if len(t.F32) == 0 {
 			return nil
@@ -342,7 +351,7 @@ func (t *Tensor) Reshape(shape ...int) *Tensor {
 	if s.Numel() != t.Numel() {
 		panic(fmt.Sprintf("tensor.Reshape: %v to %v", t.Shape, s))
 	}
-	if t.DType == Q8 && len(s) > 0 && s[len(s)-1] != t.Cols() {
+	if (t.DType == Q8 || t.DType.isGGML()) && len(s) > 0 && s[len(s)-1] != t.Cols() {
 		panic(fmt.Sprintf("tensor.Reshape: Q8 %v to %v changes the rows its scales belong to", t.Shape, s))
 	}
 	return &Tensor{Shape: s, DType: t.DType, F32: t.F32, Half: t.Half, Q: t.Q, Scale: t.Scale, Dev: t.Dev}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"llmlab/core/atomicfile"
+	"llmlab/core/checkpoint"
 )
 
 // Load reads a tokenizer from a model folder: tokenizer.json, else
@@ -18,6 +19,9 @@ import (
 // tokenizer_config.json, when present, sets the BOS, EOS and PAD tokens and
 // the chat template.
 func Load(dir string) (*Tokenizer, error) {
+	if checkpoint.IsGGUF(dir) {
+		return LoadGGUF(dir) // a .gguf file: the tokenizer is in its metadata (gguf.go)
+	}
 	var t *Tokenizer
 	var err error
 	switch {

@@ -282,7 +282,7 @@ func TestEmulated(t *testing.T) {
 	if out, err := exec.Command("sh", "testdata/emu/build.sh", dir).CombinedOutput(); err != nil {
 		t.Fatalf("building the emulator: %v\n%s", err, out)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32|TestBF16|TestGenerateMatchesCPU|TestAdamWAll)$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32|TestBF16|TestGenerateMatchesCPU|TestAdamWAll|TestGGMLWeights)$", "-test.v")
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, "LLMLAB_CUDA_EMULATED=1", "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
 	out, err := cmd.CombinedOutput()
 	s := string(out)
@@ -388,6 +388,35 @@ func TestAdamWAll(t *testing.T) {
 				if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
 					t.Fatalf("tensor %d (%s) element %d: %v in one launch, %v one by one", i, []string{"p", "m", "v"}[j], k, got[k], want[k])
 				}
+			}
+		}
+	}
+}
+
+// TestGGMLWeights: products with GGML block weights (Q8_0, Q4_K) match
+// the CPU's (the device dequantises them once, on the host for now).
+func TestGGMLWeights(t *testing.T) {
+	b := openOrSkip(t)
+	cpu := tensor.NewCPU(1)
+	const M, N, K = 5, 16, 256
+	a, w := tensor.New(M, K), tensor.New(N, K)
+	for i := range a.F32 {
+		a.F32[i] = float32(math.Sin(float64(i) * 0.37))
+	}
+	for i := range w.F32 {
+		w.F32[i] = float32(math.Cos(float64(i) * 0.71))
+	}
+	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_K} {
+		q, err := tensor.QuantizeGGML(w, dt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := tensor.New(M, N), tensor.New(M, N)
+		b.MatMul(got, a, q, tensor.MatMulOpts{TransB: true})
+		cpu.MatMul(want, a, tensor.FromF32(q.Float32s(), N, K), tensor.MatMulOpts{TransB: true})
+		for i := range got.F32 {
+			if d := math.Abs(float64(got.F32[i] - want.F32[i])); d > 1e-3*math.Max(1, math.Abs(float64(want.F32[i]))) {
+				t.Fatalf("%v: element %d: %v on the device, %v on the CPU", dt, i, got.F32[i], want.F32[i])
 			}
 		}
 	}

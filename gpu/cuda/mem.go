@@ -436,7 +436,10 @@ func (o *op) weight(t *tensor.Tensor) devptr {
 	case tensor.Q8, tensor.NF4:
 		key, keep = weightKey{uintptr(ptrOf(t.Q)), n, t.DType, false}, t.Q
 	default:
-		panic(fmt.Sprintf("cuda: unknown dtype %v", t.DType))
+		if _, ok := t.DType.GGML(); !ok {
+			panic(fmt.Sprintf("cuda: unknown dtype %v", t.DType))
+		}
+		key, keep = weightKey{uintptr(ptrOf(t.Q)), n, t.DType, false}, t.Q
 	}
 	if n == 0 {
 		return 0
@@ -465,6 +468,15 @@ func (o *op) weight(t *tensor.Tensor) devptr {
 			panic(fmt.Sprintf("cuda: NF4 tensor %v has %d bytes and %d scales", t.Shape, len(t.Q), len(t.Scale)))
 		}
 		o.launch1(b.k.dequantNF4, n, dst, o.upload(ptrOf(t.Q), uintptr(len(t.Q))), o.upload(ptrOf(t.Scale), uintptr(4*len(t.Scale))), n64)
+	default:
+		// GGML blocks (Q4_K, Q8_0, ...): no kernel yet; dequantised on the
+		// host once and uploaded, then cached like the others.
+		host := t.Float32s()
+		if r := b.drv.cuMemcpyHtoDAsync(dst, ptrOf(host), uintptr(4*n), b.stream); r != cuSuccess {
+			o.fail(fmt.Errorf("cuMemcpyHtoD (%d bytes): %s", 4*n, b.errName(r)))
+		}
+		b.stats.Uploads++
+		b.stats.UploadBytes += int64(4 * n)
 	}
 	if o.err != nil {
 		b.put(dst, size)

@@ -536,7 +536,9 @@ func recordFromFlags(cmd string, fs *flag.FlagSet) (runRecord, flagExtras, error
 	return rec, fx, nil
 }
 
-// recipeTemplate is chooseTemplate without loading the model's weights.
+// recipeTemplate is the built-in template a recipe writes for the target
+// trainer (--template, else the one the model's chat_template is
+// recognised as), read without loading the model's weights.
 func recipeTemplate(dir, name string) (chat.Template, error) {
 	if name != "" {
 		t, err := chat.Parse(name)

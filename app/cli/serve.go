@@ -36,14 +36,17 @@ func runServe(e *Env) error {
 		return err
 	}
 	var chatFn serve.ChatFunc
-	if tmpl, err := chooseTemplate(l, *tmplName); err == nil {
+	if tmpl, err := chooseFormat(l, *tmplName); err == nil {
+		// The server stops on the tokenizer's EOS id and on these texts:
+		// those of the format's end-of-turn tokens.
+		_, stops := tmpl.Stops(l.Tok)
 		chatFn = func(msgs []serve.Message) (string, []string, error) {
 			cm := make([]chat.Message, len(msgs))
 			for i, m := range msgs {
 				cm[i] = chat.Message{Role: m.Role, Content: m.Content}
 			}
 			text, err := tmpl.Text(cm, true)
-			return text, tmpl.StopStrings(), err
+			return text, stops, err
 		}
 	} else {
 		fmt.Fprintf(e.Stderr, "llmlab serve: chat completions disabled: %v\n", err)

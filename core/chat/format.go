@@ -17,11 +17,11 @@ type Format struct {
 	Builtin Template // used when Own is nil
 }
 
-// String names the format: "own" for the model's own template, else the
+// String names the format: "model" for the model's own template, else the
 // built-in template's name.
 func (f Format) String() string {
 	if f.Own != nil {
-		return "own"
+		return "model"
 	}
 	return f.Builtin.String()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"llmlab/app/serve"
 	"llmlab/core/chat"
 	"llmlab/core/data"
 	"llmlab/core/generate"
@@ -45,6 +46,21 @@ func chooseFormat(l *loaded, name string) (chat.Format, error) {
 		return chat.Format{}, BadInput(fmt.Errorf("%s: %w (pass --template NAME to use a built-in one: %s)", l.Name, err, chat.Names()))
 	}
 	return chat.Format{Own: m}, nil
+}
+
+// serveChat renders a chat completion request through f with the
+// generation prompt; the server stops on the tokenizer's EOS id and on the
+// texts this returns: those of f's end-of-turn tokens.
+func serveChat(f chat.Format, v chat.Vocab) serve.ChatFunc {
+	_, stops := f.Stops(v)
+	return func(msgs []serve.Message) (string, []string, error) {
+		cm := make([]chat.Message, len(msgs))
+		for i, m := range msgs {
+			cm[i] = chat.Message{Role: m.Role, Content: m.Content}
+		}
+		text, err := f.Text(cm, true)
+		return text, stops, err
+	}
 }
 
 // runChat is an interactive conversation on the terminal: each line you

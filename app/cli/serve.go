@@ -37,17 +37,7 @@ func runServe(e *Env) error {
 	}
 	var chatFn serve.ChatFunc
 	if tmpl, err := chooseFormat(l, *tmplName); err == nil {
-		// The server stops on the tokenizer's EOS id and on these texts:
-		// those of the format's end-of-turn tokens.
-		_, stops := tmpl.Stops(l.Tok)
-		chatFn = func(msgs []serve.Message) (string, []string, error) {
-			cm := make([]chat.Message, len(msgs))
-			for i, m := range msgs {
-				cm[i] = chat.Message{Role: m.Role, Content: m.Content}
-			}
-			text, err := tmpl.Text(cm, true)
-			return text, stops, err
-		}
+		chatFn = serveChat(tmpl, l.Tok)
 	} else {
 		fmt.Fprintf(e.Stderr, "llmlab serve: chat completions disabled: %v\n", err)
 	}

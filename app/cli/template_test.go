@@ -243,6 +243,14 @@ func TestOwnTemplateEverywhere(t *testing.T) {
 					t.Errorf("%s: a model that says %s at once: finish %q, ids %v, text %q; want it to stop there", args[0], end, res.Finish, res.IDs, res.Text)
 				}
 			}
+			// chat: the reply ends at once too.
+			var cout, cerr bytes.Buffer
+			if code := RunIO(t.Context(), []string{"chat", "--model", dir, "--temperature", "0", "--max-tokens", "4"}, strings.NewReader("Hi\n/quit\n"), &cout, &cerr); code != 0 {
+				t.Fatal(cerr.String())
+			}
+			if !strings.Contains(cerr.String(), "(template model)") || !strings.Contains(cerr.String(), "[0 tokens") {
+				t.Errorf("chat with a model that says %s at once:\n%s%s", end, cout.String(), cerr.String())
+			}
 			// A built-in template that knows neither token runs on.
 			code, out := run(t, "generate", "--model", dir, "--chat", "--template", "zephyr", "--prompt", "Hi", "--max-tokens", "3", "--temperature", "0", "--json")
 			if code != 0 {

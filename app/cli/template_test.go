@@ -216,6 +216,34 @@ func TestOwnTemplateEverywhere(t *testing.T) {
 		t.Logf("eval loss %.6f, sft held-out loss %.6f", got.Loss, sftLoss)
 	})
 
+	t.Run("preference commands", func(t *testing.T) {
+		dir := t.TempDir()
+		var prefs, kto, tasks strings.Builder
+		for i := 0; i < 4; i++ {
+			fmt.Fprintf(&prefs, `{"prompt":"What is %d plus %d?","chosen":"%d","rejected":"I do not know."}`+"\n", i, i, 2*i)
+			fmt.Fprintf(&kto, `{"prompt":"What is %d plus %d?","completion":"%d","label":true}`+"\n", i, i, 2*i)
+			fmt.Fprintf(&tasks, `{"messages":[{"role":"user","content":"What is %d plus %d?"},{"role":"assistant","content":"%d"}]}`+"\n", i, i, 2*i)
+		}
+		for name, text := range map[string]string{"prefs.jsonl": prefs.String(), "kto.jsonl": kto.String(), "tasks.jsonl": tasks.String()} {
+			os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644)
+		}
+		for _, args := range [][]string{
+			{"dpo", "--data", filepath.Join(dir, "prefs.jsonl"), "--steps", "1", "--batch", "2", "--ctx", "96", "--rank", "2", "--eval-frac", "0"},
+			{"kto", "--data", filepath.Join(dir, "kto.jsonl"), "--steps", "1", "--batch", "2", "--ctx", "96", "--rank", "2"},
+			{"grpo", "--data", filepath.Join(dir, "tasks.jsonl"), "--reward", "exact", "--steps", "1", "--prompts", "2", "--group", "2", "--max-tokens", "2", "--rank", "2"},
+		} {
+			out := filepath.Join(dir, args[0])
+			code, msg := run(t, append(append([]string{args[0], "--model", base, "--out", out}, args[1:]...), "--json")...)
+			if code != 0 {
+				t.Fatalf("%s: %s", args[0], msg)
+			}
+			rec, _ := os.ReadFile(filepath.Join(out, "run.json"))
+			if !bytes.Contains(rec, []byte(`"template": "model"`)) && !bytes.Contains(rec, []byte(`"template":"model"`)) {
+				t.Errorf("%s: run.json does not record the model's own template:\n%s", args[0], rec)
+			}
+		}
+	})
+
 	t.Run("generation stops at the end of turn", func(t *testing.T) {
 		for _, end := range []string{"<|im_end|>", "<|endoftext|>"} {
 			id, ok := l.Tok.TokenID(end)

@@ -27,12 +27,30 @@ func SequenceMeanLogProbs(t *autograd.Tape, logits *autograd.Var, labels []int32
 	return seqLogProbs(t, logits, labels, B, T, true)
 }
 
+// SequenceLogProbsNLL is SequenceLogProbs from the per-token losses nll
+// (B*T, −log p, 0 where ignored) that model.Transformer.TokenNLL computes
+// without holding the whole (B*T, V) logits.
+func SequenceLogProbsNLL(t *autograd.Tape, nll *autograd.Var, labels []int32, B, T int) *autograd.Var {
+	return seqFromNLL(t, nll, labels, B, T, false)
+}
+
+// SequenceMeanLogProbsNLL is SequenceMeanLogProbs from per-token losses.
+func SequenceMeanLogProbsNLL(t *autograd.Tape, nll *autograd.Var, labels []int32, B, T int) *autograd.Var {
+	return seqFromNLL(t, nll, labels, B, T, true)
+}
+
 func seqLogProbs(t *autograd.Tape, logits *autograd.Var, labels []int32, B, T int, mean bool) *autograd.Var {
 	if len(labels) != B*T || logits.Value.Rows() != B*T {
 		panic(fmt.Sprintf("rlhf.SequenceLogProbs: %d labels, logits %v for batch %dx%d", len(labels), logits.Value.Shape, B, T))
 	}
-	ce := t.CrossEntropy(logits, labels) // (B*T) −log p, 0 where ignored
-	scale := t.Alloc(B)                  // (B) −1 or −1/count per row
+	return seqFromNLL(t, t.CrossEntropy(logits, labels), labels, B, T, mean)
+}
+
+func seqFromNLL(t *autograd.Tape, ce *autograd.Var, labels []int32, B, T int, mean bool) *autograd.Var {
+	if len(labels) != B*T || ce.Value.Numel() != B*T {
+		panic(fmt.Sprintf("rlhf.SequenceLogProbs: %d labels, %d token losses for batch %dx%d", len(labels), ce.Value.Numel(), B, T))
+	}
+	scale := t.Alloc(B) // (B) −1 or −1/count per row
 	for b := range B {
 		n := 0
 		for _, l := range labels[b*T : (b+1)*T] {

@@ -101,11 +101,11 @@ func (o *DPOObjective) Loss(t *autograd.Tape, b data.Batch) (*autograd.Var, trai
 	if err := o.Ref.LogProbs(ctx, b, ref); err != nil {
 		return nil, nil, err
 	}
-	logits, err := o.M.Forward(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg})
+	nll, err := o.M.TokenNLL(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg}, b.Labels)
 	if err != nil {
 		return nil, nil, err
 	}
-	seq := SequenceLogProbs(t, logits, b.Labels, b.B, b.T) // (2·half)
+	seq := SequenceLogProbsNLL(t, nll, b.Labels, b.B, b.T) // (2·half)
 	parts := t.SplitCols(t.View(seq, 1, b.B), half, half)
 	polC, polR := t.View(parts[0], half), t.View(parts[1], half)
 	loss, m := DPOVar(t, o.Cfg, polC, polR, ref[:half], ref[half:])
@@ -118,11 +118,11 @@ func (o *DPOObjective) Loss(t *autograd.Tape, b data.Batch) (*autograd.Var, trai
 // referenceFree computes SimPO or ORPO from length-normalised log-probs.
 func (o *DPOObjective) referenceFree(t *autograd.Tape, b data.Batch) (*autograd.Var, train.Metrics, error) {
 	half := b.B / 2
-	logits, err := o.M.Forward(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg})
+	nll, err := o.M.TokenNLL(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg}, b.Labels)
 	if err != nil {
 		return nil, nil, err
 	}
-	avg := SequenceMeanLogProbs(t, logits, b.Labels, b.B, b.T)
+	avg := SequenceMeanLogProbsNLL(t, nll, b.Labels, b.B, b.T)
 	parts := t.SplitCols(t.View(avg, 1, b.B), half, half)
 	avgC, avgR := t.View(parts[0], half), t.View(parts[1], half)
 	if o.Kind == "simpo" {

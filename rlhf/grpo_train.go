@@ -199,24 +199,24 @@ func (r *GRPORun) step(ctx context.Context, tasks []Task, step int) (GRPOStep, e
 		r.SetPolicy(false)
 		tape.Reset()
 		tape.NoGrad = true
-		logits, err := r.M.Forward(tape, in)
+		nll, err := r.M.TokenNLL(tape, in, b.Labels)
 		if err != nil {
 			tape.NoGrad = false
 			r.SetPolicy(true)
 			return GRPOStep{}, err
 		}
-		ref = append([]float32(nil), TokenLogProbs(tape, logits, b.Labels).Value.F32...)
+		ref = append([]float32(nil), tape.Scale(nll, -1).Value.F32...)
 		tape.NoGrad = false
 		r.SetPolicy(true)
 	}
 	rollout := time.Since(t0)
 	t1 := time.Now()
 	tape.Reset()
-	logits, err := r.M.Forward(tape, in)
+	nll, err := r.M.TokenNLL(tape, in, b.Labels)
 	if err != nil {
 		return GRPOStep{}, err
 	}
-	logp := TokenLogProbs(tape, logits, b.Labels)
+	logp := tape.Scale(nll, -1) // (B*T) log p, 0 where ignored
 	loss, m := GRPOLossVar(tape, r.Cfg, logp, nil, ref, adv, mask, b.T)
 	lv := float64(loss.Value.F32[0])
 	if math.IsNaN(lv) || math.IsInf(lv, 0) {

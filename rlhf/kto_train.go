@@ -111,11 +111,11 @@ func (o *KTOObjective) Loss(t *autograd.Tape, b data.Batch) (*autograd.Var, trai
 	if err := o.Ref.LogProbs(ctx, b, ref); err != nil {
 		return nil, nil, err
 	}
-	logits, err := o.M.Forward(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg})
+	nll, err := o.M.TokenNLL(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg}, b.Labels)
 	if err != nil {
 		return nil, nil, err
 	}
-	seq := SequenceLogProbs(t, logits, b.Labels, b.B, b.T)
+	seq := SequenceLogProbsNLL(t, nll, b.Labels, b.B, b.T)
 	parts := t.SplitCols(t.View(seq, 1, b.B), half, half)
 	z := KTOReferencePoint(parts[1].Value.F32, ref[half:]) // no gradient, as in TRL
 	desirable := o.Src.Desirable

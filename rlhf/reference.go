@@ -50,11 +50,11 @@ func (f *FrozenModel) LogProbs(ctx context.Context, b data.Batch, dst []float32)
 	}
 	t := f.tape
 	defer t.Reset()
-	logits, err := f.M.Forward(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg})
+	nll, err := f.M.TokenNLL(t, model.Inputs{B: b.B, T: b.T, IDs: b.IDs, Pos: b.Pos, Seg: b.Seg}, b.Labels)
 	if err != nil {
 		return fmt.Errorf("reference: %w", err)
 	}
-	copy(dst, SequenceLogProbs(t, logits, b.Labels, b.B, b.T).Value.F32)
+	copy(dst, SequenceLogProbsNLL(t, nll, b.Labels, b.B, b.T).Value.F32)
 	return nil
 }
 

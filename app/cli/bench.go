@@ -30,20 +30,25 @@ type benchResult map[string]any
 func runBench(e *Env) error {
 	fs := newFlags(e, "bench")
 	threads := fs.Int("threads", 0, "threads (0: all cores)")
-	only := fs.String("only", "", "run only one group: gemm, tokenize, train, lora or generate")
+	only := fs.String("only", "", "run only one group: gemm, tokenize, train, lora, generate or serve (serve runs only when asked)")
 	loraBase := fs.String("base", "f32", "lora group: how the frozen base is held (f32, f16 or nf4)")
 	ckpt := fs.Bool("checkpoint-activations", false, "lora group: activation checkpointing")
 	presets := fs.String("presets", "tiny,stories15m,gpt2-124m", "comma-separated presets for train and generate")
 	quick := fs.Bool("quick", false, "fewer repetitions (for tests)")
 	jsonOut := fs.Bool("json", false, "one JSON object per line")
-	device := fs.String("device", "cpu", "backend for the gemm, train, lora and generate groups: cpu, cuda, vulkan, blas or auto")
+	device := fs.String("device", "cpu", "backend for the gemm, train, lora, generate and serve groups: cpu, cuda, vulkan, blas or auto")
+	servePreset := fs.String("serve-preset", "llama-88m", "serve group: the model shape (random weights)")
+	serveClients := fs.Int("serve-clients", 8, "serve group: concurrent streaming clients (and --parallel slots)")
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
 	switch *only {
-	case "", "gemm", "tokenize", "train", "lora", "generate":
+	case "", "gemm", "tokenize", "train", "lora", "generate", "serve":
 	default:
-		return Usagef("--only must be gemm, tokenize, train, lora or generate, got %q", *only)
+		return Usagef("--only must be gemm, tokenize, train, lora, generate or serve, got %q", *only)
+	}
+	if *serveClients < 1 {
+		return Usagef("--serve-clients must be at least 1, got %d", *serveClients)
 	}
 	n := *threads
 	if n <= 0 {
@@ -101,12 +106,39 @@ func runBench(e *Env) error {
 			fmt.Fprintln(e.Stdout)
 		case "tokenize":
 			fmt.Fprintf(e.Stdout, "tokenize %-12v threads=%d  %9.1f MB/s\n", r["what"], r["threads"], r["mb_per_s"])
+		case "serve":
+			fmt.Fprintf(e.Stdout, "serve    %-12v threads=%d  1 client %7.1f tokens/s, TTFT %6.0f ms   %v clients %7.1f tokens/s (%.1f with ramp-up and tail), TTFT %6.0f ms   tokens/s ratio %.2f (goal >= 3), TTFT ratio %.2f (goal <= 2)",
+				r["preset"], r["threads"], r["tokens_per_s_1"], r["ttft_ms_1"], r["clients"], r["tokens_per_s_n"], r["tokens_per_s_n_overall"], r["ttft_ms_n"], r["tokens_per_s_ratio"], r["ttft_ratio"])
+			if d, ok := r["device"]; ok {
+				fmt.Fprintf(e.Stdout, "  on %v", d)
+			}
+			fmt.Fprintln(e.Stdout)
 		}
 		return nil
 	}
 	reps := 3
 	if *quick {
 		reps = 1
+	}
+	if *only == "serve" {
+		cfg, err := model.Preset(model.Llama, *servePreset)
+		if err != nil {
+			return BadInput(err)
+		}
+		ntok, perClient, rounds := 64, 2, 2
+		if *quick {
+			ntok, perClient, rounds = 6, 1, 1
+		}
+		one, many, err := benchServe(e.Ctx, cfg, backend(), *serveClients, *serveClients, perClient, ntok, rounds)
+		if err != nil {
+			return err
+		}
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		return emit(benchResult{"bench": "serve", "preset": *servePreset, "threads": n, "clients": *serveClients,
+			"max_tokens": ntok, "requests_per_client": perClient, "rounds": rounds,
+			"tokens_per_s_1": one.tokensPerS, "ttft_ms_1": ms(one.ttft),
+			"tokens_per_s_n": many.tokensPerS, "ttft_ms_n": ms(many.ttft), "tokens_per_s_n_overall": many.overall,
+			"tokens_per_s_ratio": many.tokensPerS / one.tokensPerS, "ttft_ratio": ms(many.ttft) / ms(one.ttft)})
 	}
 	if *only == "" || *only == "gemm" {
 		shapes := [][3]int{{1024, 768, 768}, {1024, 3072, 768}, {1024, 768, 3072}, {256, 288, 288}}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -334,6 +335,75 @@ func TestServePortInUse(t *testing.T) {
 	}
 }
 
+// TestServeNeedsKeyOffLoopback: listening beyond loopback without an API
+// key is refused before the model loads (exit 2).
+func TestServeNeedsKeyOffLoopback(t *testing.T) {
+	t.Setenv("LLMLAB_API_KEY", "")
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:8080", "[::]:0"} {
+		code, msg := run(t, "serve", "--model", "demo", "--addr", addr)
+		if code != 2 || !strings.Contains(msg, "--api-key") {
+			t.Errorf("--addr %s: exit %d: %s", addr, code, msg)
+		}
+	}
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{{"127.0.0.1:8080", true}, {"localhost:1", true}, {"[::1]:80", true}, {"127.3.4.5:9", true},
+		{"0.0.0.0:80", false}, {":80", false}, {"example.com:80", false}, {"junk", false}} {
+		if got := loopbackAddr(tc.addr); got != tc.want {
+			t.Errorf("loopbackAddr(%q) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+}
+
+// TestServeKeyFromEnv: serve takes its key from LLMLAB_API_KEY, answers
+// /health without it and /v1 only with it, and stops on cancel.
+func TestServeKeyFromEnv(t *testing.T) {
+	t.Setenv("LLMLAB_API_KEY", "k1")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var out bytes.Buffer
+	go func() {
+		done <- Run(ctx, []string{"serve", "--model", "demo", "--addr", addr, "--parallel", "2"}, &out, &out)
+	}()
+	get := func(path, key string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for get("/health", "") != 200 {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("the server never answered /health (exit %d): %s", <-done, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := get("/v1/models", ""); c != 401 {
+		t.Errorf("/v1/models without the key: %d", c)
+	}
+	if c := get("/v1/models", "k1"); c != 200 {
+		t.Errorf("/v1/models with the key: %d", c)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
 // TestDPOLearnsPreference: DPO with a LoRA policy starts at log 2 (policy
 // equals reference) and lowers the loss on pairs it trains on.
 func TestDPOLearnsPreference(t *testing.T) {
@@ -542,6 +612,27 @@ func TestBenchTokenize(t *testing.T) {
 	code, out := run(t, "bench", "--only", "tokenize", "--quick", "--json")
 	if code != 0 || strings.Count(out, `"bench":"tokenize"`) != 2 || !strings.Contains(out, "mb_per_s") {
 		t.Fatalf("exit %d, output %q", code, out)
+	}
+}
+
+// TestBenchServe: the serve group measures one client and concurrent
+// streaming clients in one run and reports both figures and their ratios.
+func TestBenchServe(t *testing.T) {
+	code, out := run(t, "bench", "--only", "serve", "--serve-preset", "tiny", "--serve-clients", "3", "--threads", "1", "--quick", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil {
+		t.Fatalf("%v: %q", err, out)
+	}
+	for _, k := range []string{"tokens_per_s_1", "tokens_per_s_n", "ttft_ms_1", "ttft_ms_n", "tokens_per_s_ratio", "ttft_ratio"} {
+		if v, ok := r[k].(float64); !ok || !(v > 0) {
+			t.Errorf("%s = %v", k, r[k])
+		}
+	}
+	if r["bench"] != "serve" || r["clients"] != 3.0 {
+		t.Errorf("result %v", r)
 	}
 }
 

@@ -170,6 +170,19 @@ func TestModelsPage(t *testing.T) {
 	if u.Train.Model.Text != "demo" || u.Playground.Model.Text != "demo" {
 		t.Errorf("the opened model is not offered to Train and Playground")
 	}
+	// The families' presets are offered, each described by its own family.
+	for preset, family := range map[string]string{"llama3.2-1b": "llama", "qwen3-0.6b": "qwen3", "gemma3-270m": "gemma3_text",
+		"phi4-mini": "phi3", "smollm2-135m": "llama", "smollm3-3b": "smollm3"} {
+		if !slices.Contains(p.Preset.Options, preset) {
+			t.Errorf("preset %s is not offered: %v", preset, p.Preset.Options)
+			continue
+		}
+		p.Preset.SetSelected(preset)
+		if !strings.HasPrefix(p.Shape.Text, family+":") {
+			t.Errorf("preset %s described as %q, want family %s", preset, p.Shape.Text, family)
+		}
+	}
+	p.Preset.SetSelected("tiny")
 	// A new model from a preset, through llmlab init.
 	p.NewOut.SetText("models/tiny")
 	test.Tap(p.Create)

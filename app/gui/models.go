@@ -24,6 +24,7 @@ type ModelsPage struct {
 	Demo    *widget.Button
 	Arch    *widget.Select
 	Preset  *widget.Select
+	Shape   *widget.Label // the chosen preset's family and shape
 	NewOut  *widget.Entry
 	Create  *widget.Button
 	Error   *widget.Label
@@ -52,7 +53,10 @@ func newModelsPage(u *UI) *ModelsPage {
 	p.Demo = widget.NewButton("Open the demo model", func() { p.Load("demo", nil) })
 	p.Arch = widget.NewSelect([]string{"llama", "gpt2"}, nil)
 	p.Arch.SetSelected("llama")
-	p.Preset = widget.NewSelect(model.PresetNames(), nil)
+	p.Shape = widget.NewLabel("")
+	p.Shape.Wrapping = fyne.TextWrapWord
+	p.Preset = widget.NewSelect(model.PresetNames(), func(string) { p.describePreset() })
+	p.Arch.OnChanged = func(string) { p.describePreset() }
 	p.Preset.SetSelected("tiny")
 	p.NewOut = widget.NewEntry()
 	p.NewOut.SetPlaceHolder("folder name inside the runs folder, e.g. models/my-tiny")
@@ -71,6 +75,7 @@ func newModelsPage(u *UI) *ModelsPage {
 		widget.NewForm(
 			widget.NewFormItem("Family", p.Arch),
 			widget.NewFormItem("Preset", p.Preset),
+			widget.NewFormItem("", p.Shape),
 			&widget.FormItem{Text: "Save as", Widget: container.NewBorder(nil, nil, nil, p.Create, p.NewOut), HintText: "llmlab init --arch --preset --out"},
 		))
 	info := widget.NewCard("Model", "", container.NewVBox(p.Summary, p.Info))
@@ -150,6 +155,26 @@ func (p *ModelsPage) show(arg string, m *cli.Model) {
 	p.Info.Refresh()
 	p.Summary.SetText(fmt.Sprintf("%s: %s %s parameters; used by Train, Align, Data and the Playground", arg, c.ModelType, humanCount(int64(m.M.NumParams()))))
 	p.u.modelOpened(arg)
+}
+
+// describePreset shows what `llmlab init` would make of the chosen preset
+// and layout: the family presets (Llama 3.2, Qwen3, Gemma 3, Phi-4-mini,
+// SmolLM2/3) keep their own family.
+func (p *ModelsPage) describePreset() {
+	if p.Shape == nil || p.Preset.Selected == "" {
+		return
+	}
+	arch, err := model.ParseArch(p.Arch.Selected)
+	if err != nil {
+		return
+	}
+	c, err := model.Preset(arch, p.Preset.Selected)
+	if err != nil {
+		p.Shape.SetText(err.Error())
+		return
+	}
+	p.Shape.SetText(fmt.Sprintf("%s: %d layers, width %d, %d heads (%d key/value), vocabulary %d, context %d",
+		c.ModelType, c.Layers, c.Hidden, c.Heads, c.KVHeads, c.VocabSize, c.MaxPos))
 }
 
 // create runs `llmlab init` into the runs folder and opens the result.

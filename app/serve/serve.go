@@ -1,12 +1,23 @@
 // Package serve is llmlab's OpenAI-compatible HTTP API: GET /v1/models,
 // POST /v1/completions and POST /v1/chat/completions, with server-sent
-// events when "stream" is true. One model runs one request at a time;
-// requests wait in a bounded queue and get 429 when it is full. Bodies are
-// size-limited, errors are OpenAI-shaped JSON, and Shutdown drains cleanly.
+// events when "stream" is true, and GET /health for load balancers.
+//
+// Requests decode together by continuous batching: one scheduler goroutine
+// drives a generate.Batch of Parallel slots; between decode steps waiting
+// requests join free slots (their prompt is prefilled while the others
+// wait one step) and finished or disconnected ones leave. Each request
+// keeps its own sampling, seed, stops and length, and gets the tokens it
+// would get alone. Beyond Parallel running and QueueSize waiting, requests
+// get 429. Handlers never block the scheduler: streamed text is handed
+// over in a buffer the handler drains. With an API key every /v1 route
+// needs "Authorization: Bearer KEY". Bodies are size-limited, errors are
+// OpenAI-shaped JSON, and Shutdown drains cleanly.
 package serve
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +26,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"llmlab/core/generate"
@@ -48,18 +60,42 @@ type Config struct {
 	Backend   tensor.Backend
 	Chat      ChatFunc // nil: chat completions answer 400
 	MaxBody   int64    // bytes; 0 means 1 MiB
-	QueueSize int      // waiting requests beyond the running one; 0 means 8
-	MaxTokens int      // cap on max_tokens; 0 means the context length
+	Parallel  int      // requests decoded together; 0 means 4
+	QueueSize int      // waiting requests beyond the running ones; 0 means 8
+	MaxTokens int      // cap on max_tokens; 0 means Context
+	// Context is the most tokens (prompt and reply) of one request; 0
+	// means the model's context length, at most 4096. Every slot holds a
+	// KV cache of this length, so memory grows with Parallel × Context.
+	Context int
+	// APIKey, when set, is the bearer token every /v1 route requires.
+	APIKey string
 }
 
 // Server serves one model.
 type Server struct {
 	cfg   Config
 	gen   *generate.Generator
-	slots chan struct{} // running + queued
-	run   sync.Mutex    // one generation at a time
-	srv   *http.Server
-	now   func() time.Time
+	slots chan struct{} // admission: running + queued
+	// run is held by the scheduler while it joins and steps the batch.
+	run sync.Mutex
+	srv *http.Server
+	now func() time.Time
+
+	qmu     sync.Mutex
+	queue   []*job        // admitted, waiting for a slot
+	closed  bool          // Close was called: no more jobs
+	wake    chan struct{} // (1) a job was queued
+	quit    chan struct{} // closed to stop the scheduler
+	stopped chan struct{} // closed when the scheduler has ended
+	start   sync.Once
+	stop    sync.Once
+
+	running, queued atomic.Int64 // for /health
+	// Counts of jobs: submitted, finished with an answer, ended because
+	// the client left (tests check every job ends exactly once).
+	submitted, answered, abandoned atomic.Int64
+	onStep                         func() // tests: runs after every scheduler pass, under run
+	keyHash                        [32]byte
 }
 
 // New returns a Server for c.
@@ -67,25 +103,76 @@ func New(c Config) *Server {
 	if c.MaxBody <= 0 {
 		c.MaxBody = 1 << 20
 	}
+	if c.Parallel <= 0 {
+		c.Parallel = 4
+	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 8
 	}
-	if c.MaxTokens <= 0 {
-		c.MaxTokens = c.Model.Cfg.MaxPos
+	if c.Context <= 0 {
+		c.Context = min(c.Model.Cfg.MaxPos, 4096)
 	}
-	return &Server{cfg: c, gen: generate.New(c.Model, c.Backend, c.Tok), slots: make(chan struct{}, c.QueueSize+1), now: time.Now}
+	c.Context = min(c.Context, c.Model.Cfg.MaxPos)
+	if c.MaxTokens <= 0 {
+		c.MaxTokens = c.Context
+	}
+	return &Server{cfg: c, gen: generate.New(c.Model, c.Backend, c.Tok), slots: make(chan struct{}, c.Parallel+c.QueueSize),
+		now: time.Now, wake: make(chan struct{}, 1), quit: make(chan struct{}), stopped: make(chan struct{}),
+		keyHash: sha256.Sum256([]byte(c.APIKey))}
 }
 
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/models", s.models)
-	mux.HandleFunc("POST /v1/completions", s.completions)
-	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		apiError(w, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
-	})
+	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("GET /v1/models", s.auth(s.models))
+	mux.HandleFunc("POST /v1/completions", s.auth(s.completions))
+	mux.HandleFunc("POST /v1/chat/completions", s.auth(s.chatCompletions))
+	mux.HandleFunc("/v1/", s.auth(notFound))
+	mux.HandleFunc("/", notFound)
 	return mux
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	apiError(w, http.StatusNotFound, "invalid_request_error", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
+}
+
+// auth wraps h so it runs only with the right bearer token (when the
+// server has a key). The comparison is of SHA-256 digests in constant
+// time, so it leaks neither the key nor its length.
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	if s.cfg.APIKey == "" {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.keyHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="llmlab"`)
+			apiErrorCode(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key",
+				"missing or incorrect API key: send the header \"Authorization: Bearer KEY\"")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// Health is the /health answer.
+type Health struct {
+	Status  string `json:"status"`
+	Model   string `json:"model"`
+	Running int    `json:"running"`
+	Queued  int    `json:"queued"`
+}
+
+// Stats reports the requests decoding and waiting now.
+func (s *Server) Stats() Health {
+	return Health{Status: "ok", Model: s.cfg.ModelID, Running: int(s.running.Load()), Queued: int(s.queued.Load())}
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.Stats())
 }
 
 // Serve accepts connections on l until Shutdown.
@@ -98,12 +185,26 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting requests and waits for running ones.
+// Shutdown stops accepting requests, waits for running ones, then stops
+// the scheduler (cancelling whatever is left when ctx ends first).
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
-		return nil
+	var err error
+	if s.srv != nil {
+		err = s.srv.Shutdown(ctx)
 	}
-	return s.srv.Shutdown(ctx)
+	s.Close()
+	return err
+}
+
+// Close stops the scheduler: running and queued requests end as
+// cancelled. Handler routes must not be called afterwards.
+func (s *Server) Close() {
+	s.qmu.Lock()
+	s.closed = true
+	s.qmu.Unlock()
+	s.stop.Do(func() { close(s.quit) })
+	s.start.Do(func() { close(s.stopped) }) // never started
+	<-s.stopped
 }
 
 type apiErr struct {
@@ -116,8 +217,15 @@ type apiErr struct {
 }
 
 func apiError(w http.ResponseWriter, status int, typ, msg string) {
+	apiErrorCode(w, status, typ, "", msg)
+}
+
+func apiErrorCode(w http.ResponseWriter, status int, typ, code, msg string) {
 	var e apiErr
 	e.Error.Message, e.Error.Type = msg, typ
+	if code != "" {
+		e.Error.Code = &code
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(e)
@@ -289,8 +397,8 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *completion
 		apiError(w, http.StatusBadRequest, "invalid_request_error", "the prompt is empty")
 		return
 	}
-	if len(ids) >= s.cfg.Model.Cfg.MaxPos {
-		apiError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("the prompt has %d tokens; the context length is %d", len(ids), s.cfg.Model.Cfg.MaxPos))
+	if len(ids) >= s.cfg.Context {
+		apiError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf("the prompt has %d tokens; the context length is %d", len(ids), s.cfg.Context))
 		return
 	}
 	// Admission: a bounded queue, never unbounded goroutines.
@@ -301,81 +409,94 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *completion
 		return
 	}
 	defer func() { <-s.slots }()
-	s.run.Lock()
-	defer s.run.Unlock()
 
 	id := fmt.Sprintf("cmpl-%d", s.now().UnixNano())
 	created := s.now().Unix()
-	gr := generate.Request{Prompts: [][]int32{ids}, MaxTokens: maxTok, Sampling: sm, Seed: seed, StopStrings: stops}
+	sr := generate.SeqRequest{Prompt: ids, MaxTokens: maxTok, Sampling: sm, Seed: seed, StopStrings: stops}
 	if eos := s.cfg.Tok.EOS(); eos >= 0 {
-		gr.StopIDs = []int32{eos}
+		sr.StopIDs = []int32{eos}
 	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	j := newJob(ctx, sr, req.Stream)
+	s.submit(j)
 	object := "text_completion"
 	if chat {
 		object = "chat.completion"
 	}
-	if req.Stream {
-		flusher, _ := w.(http.Flusher)
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.WriteHeader(http.StatusOK)
-		send := func(v any) bool {
-			b, _ := json.Marshal(v)
-			if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
-				return false
+	if !req.Stream {
+		<-j.done
+		if j.err != nil {
+			if ctx.Err() == nil {
+				apiError(w, http.StatusInternalServerError, "server_error", j.err.Error())
 			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-			return true
+			return // else the client went away
 		}
+		choice := map[string]any{"index": 0, "finish_reason": j.finish, "logprobs": nil}
 		if chat {
-			send(chunk(id, object+".chunk", created, s.cfg.ModelID, map[string]any{"role": "assistant", "content": ""}, nil, chat))
-		}
-		gr.OnText = func(_ int, text string) bool {
-			if r.Context().Err() != nil {
-				return false
-			}
-			if chat {
-				return send(chunk(id, object+".chunk", created, s.cfg.ModelID, map[string]any{"content": text}, nil, chat))
-			}
-			return send(chunk(id, object, created, s.cfg.ModelID, text, nil, chat))
-		}
-		res, err := s.gen.Generate(r.Context(), gr)
-		if err != nil {
-			return // client went away
-		}
-		fin := res.Finish[0]
-		if chat {
-			send(chunk(id, object+".chunk", created, s.cfg.ModelID, map[string]any{}, &fin, chat))
+			choice["message"] = map[string]any{"role": "assistant", "content": j.text}
 		} else {
-			send(chunk(id, object, created, s.cfg.ModelID, "", &fin, chat))
+			choice["text"] = j.text
 		}
-		fmt.Fprint(w, "data: [DONE]\n\n")
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"id": id, "object": object, "created": created, "model": s.cfg.ModelID,
+			"choices": []any{choice},
+			"usage": map[string]int{
+				"prompt_tokens": len(ids), "completion_tokens": j.tokens, "total_tokens": len(ids) + j.tokens,
+			},
+		})
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	send := func(v any) bool {
+		b, _ := json.Marshal(v)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
 		if flusher != nil {
 			flusher.Flush()
 		}
-		return
+		return true
 	}
-	res, err := s.gen.Generate(r.Context(), gr)
-	if err != nil {
-		apiError(w, http.StatusInternalServerError, "server_error", err.Error())
-		return
+	sendText := func(text string) bool {
+		if text == "" {
+			return true
+		}
+		if chat {
+			return send(chunk(id, object+".chunk", created, s.cfg.ModelID, map[string]any{"content": text}, nil, chat))
+		}
+		return send(chunk(id, object, created, s.cfg.ModelID, text, nil, chat))
 	}
-	choice := map[string]any{"index": 0, "finish_reason": res.Finish[0], "logprobs": nil}
+	if chat && !send(chunk(id, object+".chunk", created, s.cfg.ModelID, map[string]any{"role": "assistant", "content": ""}, nil, chat)) {
+		cancel()
+	}
+	for done := false; !done; {
+		select {
+		case <-j.wake:
+		case <-j.done:
+			done = true
+		}
+		if !sendText(j.take()) {
+			cancel() // the scheduler drops it at the next step
+		}
+	}
+	if j.err != nil {
+		return // client went away (or the server stopped)
+	}
+	fin := j.finish
 	if chat {
-		choice["message"] = map[string]any{"role": "assistant", "content": res.Text[0]}
+		send(chunk(id, object+".chunk", created, s.cfg.ModelID, map[string]any{}, &fin, chat))
 	} else {
-		choice["text"] = res.Text[0]
+		send(chunk(id, object, created, s.cfg.ModelID, "", &fin, chat))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"id": id, "object": object, "created": created, "model": s.cfg.ModelID,
-		"choices": []any{choice},
-		"usage": map[string]int{
-			"prompt_tokens": len(ids), "completion_tokens": res.Tokens, "total_tokens": len(ids) + res.Tokens,
-		},
-	})
+	fmt.Fprint(w, "data: [DONE]\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
 }
 
 func chunk(id, object string, created int64, modelID string, content any, finish *string, chat bool) map[string]any {

@@ -38,6 +38,13 @@ func (byteTok) EOS() int32 { return 256 }
 
 func startServer(t *testing.T, queue int) (string, *Server) {
 	t.Helper()
+	return startServerWith(t, Config{QueueSize: queue})
+}
+
+// startServerWith serves the tiny test model with c's queue, parallel and
+// key settings on a loopback port until the test ends.
+func startServerWith(t *testing.T, c Config) (string, *Server) {
+	t.Helper()
 	cfg, err := model.ParseConfig([]byte(`{"model_type":"llama","vocab_size":257,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":256}`))
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +54,8 @@ func startServer(t *testing.T, queue int) (string, *Server) {
 		t.Fatal(err)
 	}
 	s := New(Config{
-		ModelID: "tiny", Model: m, Tok: byteTok{}, Backend: tensor.NewCPU(1), QueueSize: queue, MaxBody: 4096,
+		ModelID: "tiny", Model: m, Tok: byteTok{}, Backend: tensor.NewCPU(1), QueueSize: c.QueueSize, MaxBody: 4096,
+		Parallel: c.Parallel, APIKey: c.APIKey, Context: c.Context,
 		Chat: func(msgs []Message) (string, []string, error) {
 			var b strings.Builder
 			for _, m := range msgs {

@@ -62,7 +62,7 @@ type Generator struct {
 	Tok Decoder
 
 	tape  *autograd.Tape
-	cache *model.Cache
+	batch *Batch // the last Run's batch, reused when it fits
 }
 
 // New returns a Generator.
@@ -82,11 +82,11 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return r.res, err
+			return r.result(), err
 		}
 		done, err := r.Step()
 		if err != nil {
-			return r.res, err
+			return r.result(), err
 		}
 		if done {
 			return r.Finish(), nil
@@ -95,24 +95,17 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 }
 
 // Run is a generation in progress, advanced one token at a time by Step
-// (the browser build interleaves steps with its event loop).
+// (the browser build interleaves steps with its event loop). It is a
+// Batch that all of the request's prompts join at once.
 type Run struct {
-	g        *Generator
-	req      Request
-	start    time.Time
-	res      Result
-	done     []bool
-	emitted  []int
-	samplers []*Sampler
-	contexts [][]int32
-	row      []float32
-	next     []int32
-	stepPos  []int32
-	stepSeg  []int32
-	in       model.Inputs
-	step     int
-	maxNew   int
-	stopped  bool
+	g       *Generator
+	req     Request
+	start   time.Time
+	batch   *Batch
+	reqs    []SeqRequest
+	seqs    []*Seq
+	started bool
+	stopped bool
 }
 
 // Begin prepares req: checks it, sizes the cache and lays out the prompts.
@@ -143,122 +136,91 @@ func (g *Generator) Begin(req Request) (*Run, error) {
 		maxNew = ctxLen - maxP
 	}
 	capacity := maxP + maxNew
-	if g.cache == nil || g.cache.B != nb || g.cache.Cap < capacity {
-		a, onDevice := g.B.(tensor.Allocator)
-		if g.cache != nil && onDevice {
-			g.cache.Free(a)
+	if g.batch == nil || g.batch.slots != nb || g.batch.capacity < capacity {
+		if g.batch != nil {
+			g.batch.Close()
+			g.batch = nil
 		}
-		g.cache = g.M.NewCache(nb, capacity)
-		if onDevice {
-			g.cache.Place(a) // the keys and values stay on the device
+		b, err := g.NewBatch(nb, capacity)
+		if err != nil {
+			return nil, err
 		}
+		g.batch = b
 	}
-	g.cache.Reset()
-	// Left-pad the prompts: pad tokens get segment 0 and position 0; real
-	// tokens segment 1 and positions from 0.
-	ids := make([]int32, nb*maxP)
-	pos := make([]int32, nb*maxP)
-	seg := make([]int32, nb*maxP)
+	g.batch.reset()
+	r := &Run{g: g, req: req, start: time.Now(), batch: g.batch, reqs: make([]SeqRequest, nb)}
 	for b, p := range req.Prompts {
-		pad := maxP - len(p)
-		for i, id := range p {
-			ids[b*maxP+pad+i] = id
-			pos[b*maxP+pad+i] = int32(i)
-			seg[b*maxP+pad+i] = 1
+		r.reqs[b] = SeqRequest{Prompt: p, MaxTokens: maxNew, Sampling: req.Sampling,
+			Seed: req.Seed + uint64(b)*0x9e3779b97f4a7c15, StopIDs: req.StopIDs, StopStrings: req.StopStrings}
+		if req.OnText != nil {
+			r.reqs[b].OnText = func(text string) bool { return req.OnText(b, text) }
 		}
 	}
-	r := &Run{g: g, req: req, start: time.Now(), maxNew: maxNew,
-		res:  Result{IDs: make([][]int32, nb), Text: make([]string, nb), Finish: make([]string, nb)},
-		done: make([]bool, nb), emitted: make([]int, nb), samplers: make([]*Sampler, nb), contexts: make([][]int32, nb),
-		row: make([]float32, g.M.Cfg.VocabSize), next: make([]int32, nb), stepPos: make([]int32, nb), stepSeg: make([]int32, nb)}
-	for b := range r.samplers {
-		r.samplers[b] = NewSampler(req.Sampling, req.Seed+uint64(b)*0x9e3779b97f4a7c15)
-		r.contexts[b] = append([]int32(nil), req.Prompts[b]...)
-		r.stepSeg[b] = 1
-	}
-	r.in = model.Inputs{B: nb, T: maxP, IDs: ids, Pos: pos, Seg: seg, Cache: g.cache}
 	return r, nil
 }
 
-// Step generates one token for every unfinished sequence and reports
-// whether the run is over.
+// Step generates one token for every unfinished sequence (the first Step
+// also reads the prompts) and reports whether the run is over.
 func (r *Run) Step() (bool, error) {
-	if r.stopped || r.step >= r.maxNew {
+	if r.stopped {
 		return true, nil
 	}
-	g, req, nb := r.g, r.req, len(r.req.Prompts)
-	V := g.M.Cfg.VocabSize
-	g.tape.Reset()
-	h, err := g.M.Hidden(g.tape, r.in)
+	var err error
+	if !r.started {
+		r.started = true
+		r.seqs, err = r.batch.Join(r.reqs...)
+	} else {
+		err = r.batch.Step()
+	}
 	if err != nil {
+		r.stopped = true
 		return true, err
 	}
-	last := lastRows(g.tape, h, nb, r.in.T)
-	logits := g.M.Logits(g.tape, last).Value // (nb, V)
-	live := 0
-	for b := 0; b < nb; b++ {
-		if r.done[b] {
-			r.next[b] = 0
-			continue
-		}
-		copy(r.row, logits.F32[b*V:(b+1)*V])
-		id := r.samplers[b].Sample(r.row, r.contexts[b])
-		r.next[b] = id
-		if isStop(id, req.StopIDs) {
-			r.done[b], r.res.Finish[b] = true, "stop"
-			continue
-		}
-		r.res.IDs[b] = append(r.res.IDs[b], id)
-		r.contexts[b] = append(r.contexts[b], id)
-		r.res.Tokens++
-		live++
-		if g.Tok != nil {
-			text := g.Tok.Decode(r.res.IDs[b])
-			if cut, ok := cutStop(text, req.StopStrings); ok {
-				r.res.Text[b], r.done[b], r.res.Finish[b] = cut, true, "stop"
-			} else {
-				r.res.Text[b] = text
-			}
-			if req.OnText != nil {
-				safe := streamable(r.res.Text[b], req.StopStrings, r.done[b])
-				if safe > r.emitted[b] {
-					if !req.OnText(b, r.res.Text[b][r.emitted[b]:safe]) {
-						r.stopped = true
-						return true, context.Canceled
-					}
-					r.emitted[b] = safe
-				}
-			}
+	for _, s := range r.seqs {
+		if s.Cancelled() {
+			r.stopped = true
+			r.batch.reset()
+			return true, context.Canceled
 		}
 	}
-	r.step++
-	if live == 0 || allDone(r.done) {
-		return true, nil
-	}
-	for b := 0; b < nb; b++ {
-		r.stepPos[b] = int32(len(r.contexts[b]) - 1)
-	}
-	r.in = model.Inputs{B: nb, T: 1, IDs: r.next, Pos: r.stepPos, Seg: r.stepSeg, Cache: g.cache}
-	return r.step >= r.maxNew, nil
+	return r.batch.Running() == 0, nil
 }
 
 // Stop ends the run early; Finish then reports what was made.
 func (r *Run) Stop() { r.stopped = true }
 
+// result is what the run has made so far.
+func (r *Run) result() Result {
+	nb := len(r.req.Prompts)
+	res := Result{IDs: make([][]int32, nb), Text: make([]string, nb), Finish: make([]string, nb)}
+	for b, s := range r.seqs {
+		res.IDs[b], res.Text[b], res.Finish[b] = s.ids, s.text, s.finish
+		if s.finish == "" || s.finish == "cancelled" {
+			res.Finish[b] = ""
+		}
+		res.Tokens += len(s.ids)
+	}
+	res.Elapsed = time.Since(r.start)
+	return res
+}
+
 // Finish completes the result: finish reasons, the rest of the streamed
 // text, and the elapsed time.
 func (r *Run) Finish() Result {
-	for b := range r.res.Finish {
-		if r.res.Finish[b] == "" {
-			r.res.Finish[b] = "length"
+	res := r.result()
+	for b := range res.Finish {
+		if res.Finish[b] == "" {
+			res.Finish[b] = "length"
 		}
-		if r.req.OnText != nil && r.g.Tok != nil && r.emitted[b] < len(r.res.Text[b]) {
-			r.req.OnText(b, r.res.Text[b][r.emitted[b]:])
-			r.emitted[b] = len(r.res.Text[b])
+		if b < len(r.seqs) {
+			if s := r.seqs[b]; r.req.OnText != nil && r.g.Tok != nil && s.emitted < len(s.text) {
+				r.req.OnText(b, s.text[s.emitted:])
+				s.emitted = len(s.text)
+			}
 		}
 	}
-	r.res.Elapsed = time.Since(r.start)
-	return r.res
+	r.batch.reset()
+	return res
 }
 
 // lastRows picks the hidden state of each sequence's last position.
@@ -281,15 +243,6 @@ func isStop(id int32, stops []int32) bool {
 		}
 	}
 	return false
-}
-
-func allDone(d []bool) bool {
-	for _, x := range d {
-		if !x {
-			return false
-		}
-	}
-	return true
 }
 
 // cutStop cuts text before the first stop string it contains.

@@ -2,13 +2,20 @@
 // one or many prompts at once, samplers (greedy, temperature, top-k, top-p,
 // min-p, repetition penalty) with an explicit seeded RNG, stop strings and
 // end-of-sequence handling, and streaming of tokens as they are made.
+//
+// Batch is the one decoding loop: a slot-based decoder for continuous
+// batching, where sequences join a running batch between steps and leave
+// when done, each with its own cache region, positions and sampler (a
+// server drives it from one goroutine). Generator.Generate and Begin/Step
+// are a Batch that all of a request's prompts join at once.
 package generate
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
+	"slices"
 )
 
 // Sampling holds the sampler settings. The zero value is greedy decoding.
@@ -97,12 +104,17 @@ func (sm *Sampler) Sample(logits []float32, context []int32) int32 {
 	n := V
 	needSort := (s.TopK > 0 && s.TopK < V) || (s.TopP > 0 && s.TopP < 1)
 	if needSort {
-		sort.Slice(idx, func(a, b int) bool {
-			pa, pb := probs[idx[a]], probs[idx[b]]
-			if pa != pb {
-				return pa > pb
+		// Most probable first, ties by id: a total order, so any sort gives
+		// the same result. slices.SortFunc allocates nothing per token.
+		slices.SortFunc(idx, func(a, b int32) int {
+			pa, pb := probs[a], probs[b]
+			switch {
+			case pa > pb:
+				return -1
+			case pa < pb:
+				return 1
 			}
-			return idx[a] < idx[b]
+			return cmp.Compare(a, b)
 		})
 		if s.TopK > 0 && s.TopK < n {
 			n = s.TopK

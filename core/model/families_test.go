@@ -155,12 +155,12 @@ func TestLossChunks(t *testing.T) {
 	}
 	in := Inputs{B: len(fb.IDs), T: len(fb.IDs[0]), IDs: flatIDs(fb.IDs)}
 	targets := flatIDs(fb.Targets)
-	run := func(chunk int) (float32, map[string][]float32) {
+	run := func(chunk int, ckpt bool) (float32, map[string][]float32) {
 		m, err := Load(dir, LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.LossChunkRows = chunk
+		m.LossChunkRows, m.CheckpointBlocks = chunk, ckpt
 		tp := autograd.NewTape(tensor.NewCPU(2))
 		loss, _, err := m.Loss(tp, in, targets)
 		if err != nil {
@@ -175,9 +175,11 @@ func TestLossChunks(t *testing.T) {
 		}
 		return loss.Value.F32[0], grads
 	}
-	wantLoss, wantGrads := run(1 << 20)
+	wantLoss, wantGrads := run(1<<20, false)
 	for _, chunk := range []int{1, 5, 7} {
-		loss, grads := run(chunk)
+		// With activation checkpointing too: blocks and loss chunks share
+		// the checkpoint tape.
+		loss, grads := run(chunk, chunk == 5)
 		tensortest.Close(t, "loss", []float32{loss}, []float32{wantLoss}, 1e-6)
 		for name, g := range grads {
 			tensortest.Close(t, "grad "+name, g, wantGrads[name], 1e-5)
@@ -398,4 +400,51 @@ func TestLossChunkMemory(t *testing.T) {
 		t.Errorf("chunked arena %d floats, want well below the %d logits", chunked, logits)
 	}
 	tensortest.Close(t, "loss", []float32{lossChunked}, []float32{lossFull}, 1e-6)
+}
+
+// TestTokenNLLChunks: the per-token losses in chunks equal those of the
+// whole logits, and so do the gradients of a weighted sum of them.
+func TestTokenNLLChunks(t *testing.T) {
+	dir := "testdata/golden/families/qwen3"
+	var fb familyBatch
+	data, err := os.ReadFile(filepath.Join(dir, "batch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &fb); err != nil {
+		t.Fatal(err)
+	}
+	in := Inputs{B: len(fb.IDs), T: len(fb.IDs[0]), IDs: flatIDs(fb.IDs)}
+	targets := flatIDs(fb.Targets)
+	weights := tensortest.Rand(3, len(targets), 1)
+	run := func(chunk int) ([]float32, map[string][]float32) {
+		m, err := Load(dir, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.LossChunkRows = chunk
+		tp := autograd.NewTape(tensor.NewCPU(2))
+		nll, err := m.TokenNLL(tp, in, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := tp.Const(tensor.FromF32(weights, len(weights)))
+		if err := tp.Backward(tp.SumScaled(tp.Mul(nll, w), 1)); err != nil {
+			t.Fatal(err)
+		}
+		grads := map[string][]float32{}
+		for _, p := range m.ParamList() {
+			grads[p.Name] = p.Grad.F32
+		}
+		return slices.Clone(nll.Value.F32), grads
+	}
+	want, wantGrads := run(1 << 20)
+	got, grads := run(5)
+	tensortest.Close(t, "token losses", got, want, 1e-6)
+	for name, g := range grads {
+		tensortest.Close(t, "grad "+name, g, wantGrads[name], 1e-5)
+	}
+	if want[len(want)-1] != 0 {
+		t.Errorf("an ignored target has loss %v", want[len(want)-1])
+	}
 }

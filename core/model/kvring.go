@@ -17,6 +17,10 @@ import (
 // last W-1 cached keys are copied, oldest first, in front of the chunk's
 // own, attention runs on that (at most W-1+T rows), and the chunk's last W
 // keys are then stored.
+//
+// Every row of the batch shares Cache.Len (rows are left-padded, as
+// core/generate lays them out), so all rows use the same slot; a decoder
+// whose rows advance independently would need a position per row here.
 
 // ringSegments updates the slots' segment ids for this call and returns
 // the key segments the windowed layers attend with (nil without

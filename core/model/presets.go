@@ -124,5 +124,6 @@ func presets() map[string]Config {
 		"smollm2-135m": smollm2(576, 30, 9, 3, 1536),
 		"smollm2-360m": smollm2(960, 32, 15, 5, 2560),
 		"smollm3-3b":   smollm3(),
+		"llama-88m":    llama(32000, 768, 9, 12, 12, 2048, 1024, true),
 	}
 }

@@ -604,31 +604,61 @@ func (m *Transformer) Loss(t *autograd.Tape, in Inputs, targets []int32) (*autog
 		}
 		h, targets = t.Embedding(rows, h), ys
 	}
-	chunk := m.LossChunk()
-	if n <= chunk {
-		return t.SumScaled(t.CrossEntropy(m.Logits(t, h), targets), 1/float32(n)), n, nil
+	return t.SumScaled(m.tokenNLL(t, h, targets), 1/float32(n)), n, nil
+}
+
+// TokenNLL returns (B*T) −log p(targets[i]) for in, 0 where a target is
+// negative: what sequence log-probabilities (DPO, KTO, GRPO) are made of.
+// Like Loss it computes the logits a chunk of rows at a time.
+func (m *Transformer) TokenNLL(t *autograd.Tape, in Inputs, targets []int32) (*autograd.Var, error) {
+	for _, y := range targets {
+		if int(y) >= m.Cfg.VocabSize {
+			return nil, fmt.Errorf("model: target %d is outside the vocabulary (size %d)", y, m.Cfg.VocabSize)
+		}
 	}
-	// Large vocabularies: the logits of `chunk` rows at a time, each chunk
-	// a checkpoint that keeps only its rows of h and recomputes its logits
-	// in the backward pass, so (rows x V) logits never exist at once.
-	var loss *autograd.Var
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
+	h, err := m.Hidden(t, in)
+	if err != nil {
+		return nil, err
+	}
+	if N := h.Value.Rows(); len(targets) != N {
+		return nil, fmt.Errorf("model: %d targets for %d positions", len(targets), N)
+	}
+	return m.tokenNLL(t, h, targets), nil
+}
+
+// tokenNLL is the cross-entropy (N) of the logits of h (N, C) against
+// targets. Large vocabularies: the logits of LossChunk rows at a time,
+// each chunk a checkpoint that keeps only its rows of h and recomputes
+// its logits in the backward pass, so (N x V) logits never exist at once.
+func (m *Transformer) tokenNLL(t *autograd.Tape, h *autograd.Var, targets []int32) *autograd.Var {
+	N, chunk := len(targets), m.LossChunk()
+	if N <= chunk {
+		return t.CrossEntropy(m.Logits(t, h), targets)
+	}
+	parts := make([]*autograd.Var, 0, (N+chunk-1)/chunk)
+	out := t.Alloc(N)
+	for lo := 0; lo < N; lo += chunk {
+		hi := min(lo+chunk, N)
 		idx := make([]int32, hi-lo)
 		for i := range idx {
 			idx[i] = int32(lo + i)
 		}
 		ys := targets[lo:hi]
 		part := t.Checkpoint(t.Embedding(idx, h), func(t *autograd.Tape, x *autograd.Var) *autograd.Var {
-			return t.SumScaled(t.CrossEntropy(m.Logits(t, x), ys), 1/float32(n))
+			return t.CrossEntropy(m.Logits(t, x), ys)
 		})
-		if loss == nil {
-			loss = part
-		} else {
-			loss = t.Add(loss, part)
-		}
+		copy(out.F32[lo:hi], part.Value.F32) // (N) values: the rows' losses, not logits
+		parts = append(parts, part)
 	}
-	return loss, n, nil
+	var o *autograd.Var
+	o = t.Custom(out, func() {
+		for k, p := range parts {
+			lo := k * chunk
+			g := t.GradOf(p)
+			t.B.AddScaled(g, tensor.FromF32(o.Grad.F32[lo:lo+g.Numel()], g.Numel()), 1)
+		}
+	}, parts...)
+	return o
 }
 
 // LossChunk is the number of rows Loss turns into logits at once:

@@ -38,7 +38,7 @@ func (c *CPU) matMul(kern *gemmKernel, dst, a, b *Tensor, o MatMulOpts) {
 			if !g.accumulate {
 				clear(p.c)
 			}
-		case g.m == 1:
+		case g.m == 1 || (g.m <= gemvMaxRows && g.transB && !g.transA):
 			c.gemv(sh)
 		default:
 			c.gemm(sh)

@@ -4,14 +4,24 @@ package tensor
 // element of b is used once), so it skips packing, reads b (F32, F16 or
 // BF16) in place, and splits N across threads. Each output element is one
 // kernel's fixed-order sum, whichever thread computes it.
+//
+// A few rows of a against a transposed b (a decode step of several
+// sequences: a (M, K), b (N, K)) take the same path: each group of four
+// rows of b is read once and dotted with every row of a while it is in
+// L1, so b streams from memory once for all M rows, not once per row as
+// packing it for the GEMM would cost at this M. Every output element is
+// the same kernel call as with M = 1, so a row's result does not depend
+// on the other rows in the batch.
 
 const (
 	gemvBytesPerTask = 64 << 10 // bytes of b per task: enough to amortise scheduling
 	gemvColBlock     = 256      // columns per axpy block (no transpose): 1 KiB of y in L1
+	gemvMaxRows      = 16       // rows of a (with TransB) that take this path
 )
 
-// gemv computes p.c (1, N) [+]= x (1, K) · op(b), x = p.a ((1, K) and
-// (K, 1) are the same vector).
+// gemv computes p.c (M, N) [+]= a (M, K) · op(b) where M is 1, or M is
+// at most gemvMaxRows and b is transposed ((1, K) and (K, 1) are the same
+// vector).
 func (c *CPU) gemv(sh *gemmShared) {
 	p := &sh.prob
 	st := &sh.st
@@ -34,45 +44,61 @@ func (c *CPU) gemv(sh *gemmShared) {
 	st.p = nil
 }
 
-// dotTask computes rows [t·gn, (t+1)·gn) of y, four at a time (x is read
-// once for four rows of b), the last few one by one.
+// dotTask computes columns [t·gn, (t+1)·gn) of every row of y, four at a
+// time (x is read once for four rows of b), the last few one by one.
 func (st *gemmStep) dotTask(s *gemmScratch, t int) {
 	p, kern := st.p, st.kern
 	j, end := t*st.gn, min((t+1)*st.gn, p.n)
 	v := &s.dots // not a local: it would escape through the func value
+	if p.b.DType.Quantized() {
+		s.row = grow(s.row, p.k)
+	}
 	for ; j < end; j += 4 {
 		off := p.bOff + j*p.k
+		n := min(4, end-j)
 		if p.b.DType.Quantized() {
-			// One row at a time, dequantised into scratch.
-			s.row = grow(s.row, p.k)
-			for r := range min(4, end-j) {
+			// One row of b at a time, dequantised into scratch once for
+			// all rows of a.
+			for r := range n {
 				dequant(s.row, p.b, off+r*p.k)
-				v[r] = kern.dot(p.a, s.row)
-			}
-		} else if j+4 <= end {
-			if p.b.DType == F32 {
-				kern.dot4(v, p.a, p.b.F32[off:off+4*p.k], p.k)
-			} else {
-				kern.dot4H(v, p.a, p.b.Half[off:off+4*p.k], p.k, p.b.DType)
-			}
-		} else {
-			for r := range end - j {
-				o := off + r*p.k
-				if p.b.DType == F32 {
-					v[r] = kern.dot(p.a, p.b.F32[o:o+p.k])
-				} else {
-					v[r] = kern.dotH(p.a, p.b.Half[o:o+p.k], p.b.DType)
+				for m := range p.m {
+					st.put(p.c[m*p.n+j+r:], kern.dot(p.a[m*p.k:(m+1)*p.k], s.row))
 				}
 			}
+			continue
 		}
-		y := p.c[j:min(j+4, end)]
-		for r := range y {
-			if p.accumulate {
-				y[r] += v[r]
+		for m := range p.m {
+			x := p.a[m*p.k : (m+1)*p.k]
+			if n == 4 {
+				if p.b.DType == F32 {
+					kern.dot4(v, x, p.b.F32[off:off+4*p.k], p.k)
+				} else {
+					kern.dot4H(v, x, p.b.Half[off:off+4*p.k], p.k, p.b.DType)
+				}
 			} else {
-				y[r] = v[r]
+				for r := range n {
+					o := off + r*p.k
+					if p.b.DType == F32 {
+						v[r] = kern.dot(x, p.b.F32[o:o+p.k])
+					} else {
+						v[r] = kern.dotH(x, p.b.Half[o:o+p.k], p.b.DType)
+					}
+				}
+			}
+			y := p.c[m*p.n+j : m*p.n+j+n]
+			for r := range y {
+				st.put(y[r:], v[r])
 			}
 		}
+	}
+}
+
+// put stores v in y[0], or adds it with accumulate.
+func (st *gemmStep) put(y []float32, v float32) {
+	if st.p.accumulate {
+		y[0] += v
+	} else {
+		y[0] = v
 	}
 }
 

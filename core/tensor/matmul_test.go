@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"llmlab/core/tensor/tensortest"
 )
 
@@ -120,6 +122,41 @@ func TestMatMulPublicUsesBestKernel(t *testing.T) {
 	tensortest.Close(t, "dst", dst.F32, want.F32, 1e-4)
 	if got := CPUFeatures(); len(got) == 0 || got[len(got)-1] != "generic" {
 		t.Errorf("CPUFeatures() = %v, want a list ending in generic", got)
+	}
+}
+
+// TestMatMulFewRowsAsOne: with a transposed b and up to gemvMaxRows rows
+// of a, each row of the product is bit for bit the product of that row
+// alone, whatever the other rows (a decode step's sequences do not change
+// each other's logits), for every weight type.
+func TestMatMulFewRowsAsOne(t *testing.T) {
+	for _, dt := range []DType{F32, F16, BF16, Q8, NF4} {
+		for _, m := range []int{2, 5, gemvMaxRows} {
+			t.Run(fmt.Sprintf("%v/m%d", dt, m), func(t *testing.T) {
+				tc := mmCase{m: m, n: 75, k: 133, transB: true, dt: F32}
+				dst, a, b := tc.operands(9)
+				if dt != F32 {
+					var err error
+					if dt.Quantized() {
+						b, err = Quantize(b, dt)
+					} else {
+						b = b.Convert(dt)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				cpu := &CPU{Threads: 3}
+				cpu.MatMul(dst, a, b, tc.opts())
+				for r := range m {
+					row := New(1, tc.n)
+					cpu.MatMul(row, FromF32(a.F32[r*tc.k:(r+1)*tc.k], 1, tc.k), b, tc.opts())
+					if diff := cmp.Diff(row.F32, dst.F32[r*tc.n:(r+1)*tc.n]); diff != "" {
+						t.Fatalf("row %d differs from its product alone (-alone +batched):\n%s", r, diff)
+					}
+				}
+			})
+		}
 	}
 }
 

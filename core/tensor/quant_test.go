@@ -61,6 +61,7 @@ func TestMatMulQuantized(t *testing.T) {
 			{m: 1, n: 70, k: 131, transB: true},
 			{m: 1, n: 131, k: 70},
 			{m: 19, n: 70, k: 131, transB: true},
+			{m: 5, n: 70, k: 131, transB: true, accumulate: true},
 			{m: 19, n: 131, k: 70, accumulate: true},
 			{m: 33, n: 300, k: 200, transB: true},
 		} {

@@ -331,6 +331,7 @@ type kernels struct {
 	layerNormFwd, layerNormBwdDx, layerNormBwdDwDb  uintptr
 	rmsNormFwd, rmsNormBwdDx, rmsNormBwdDw, sumRows uintptr
 	geluFwd, geluBwd, swigluFwd, swigluBwd, rope    uintptr
+	gegluFwd, gegluBwd, softcapFwd, softcapBwd      uintptr
 	ceFwd, ceBwd                                    uintptr
 	add, mul, addScaled, addBias, copyCols, adamw   uintptr
 	sumSquares                                      uintptr
@@ -349,6 +350,7 @@ func (k *kernels) names() map[string]*uintptr {
 		"rmsnorm_fwd": &k.rmsNormFwd, "rmsnorm_bwd_dx": &k.rmsNormBwdDx, "rmsnorm_bwd_dw": &k.rmsNormBwdDw,
 		"sum_rows": &k.sumRows, "gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd,
 		"swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd, "rope": &k.rope,
+		"geglu_fwd": &k.gegluFwd, "geglu_bwd": &k.gegluBwd, "softcap_fwd": &k.softcapFwd, "softcap_bwd": &k.softcapBwd,
 		"ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"add": &k.add, "mul": &k.mul, "add_scaled": &k.addScaled, "add_bias": &k.addBias,
 		"copy_cols": &k.copyCols, "adamw": &k.adamw, "sum_squares": &k.sumSquares,

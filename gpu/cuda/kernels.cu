@@ -282,6 +282,40 @@ extern "C" __global__ void swiglu_bwd(float* dgate, float* dup, const float* dy,
   }
 }
 
+// geglu: out = gelu_tanh(gate) * up (Gemma's MLP); the backward adds
+// dy * up * gelu_tanh'(gate) into dgate and dy * gelu_tanh(gate) into dup.
+extern "C" __global__ void geglu_fwd(float* out, const float* gate, const float* up, i64 n) {
+  GRID_STRIDE(i, n) {
+    float v = gate[i];
+    float th = tanhf(GELU_K * (v + 0.044715f * v * v * v));
+    out[i] = 0.5f * v * (1.f + th) * up[i];
+  }
+}
+
+extern "C" __global__ void geglu_bwd(float* dgate, float* dup, const float* dy, const float* gate,
+                                     const float* up, i64 n) {
+  GRID_STRIDE(i, n) {
+    float v = gate[i], d = dy[i];
+    float th = tanhf(GELU_K * (v + 0.044715f * v * v * v));
+    float du = GELU_K * (1.f + 3.f * 0.044715f * v * v);
+    dup[i] += d * 0.5f * v * (1.f + th);
+    dgate[i] += d * up[i] * (0.5f * (1.f + th) + 0.5f * v * (1.f - th * th) * du);
+  }
+}
+
+// softcap: out = c * tanh(x / c); the backward reads the output y:
+// dx += dy * (1 - (y/c)^2).
+extern "C" __global__ void softcap_fwd(float* out, const float* x, float c, i64 n) {
+  GRID_STRIDE(i, n) { out[i] = c * tanhf(x[i] / c); }
+}
+
+extern "C" __global__ void softcap_bwd(float* dx, const float* dy, const float* y, float c, i64 n) {
+  GRID_STRIDE(i, n) {
+    float t = y[i] / c;
+    dx[i] += dy[i] * (1.f - t * t);
+  }
+}
+
 // rope: rotate-half RoPE on x (N, H, D), row n at position pos[n];
 // cs, sn (maxPos, D/2). sign -1 applies the inverse rotation (backward);
 // acc adds into dst instead of overwriting. dst may equal x: each thread

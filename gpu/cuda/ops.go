@@ -257,18 +257,43 @@ func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 	}
 }
 
-// GeGLU and Softcap (Gemma's MLP and Gemma 2's logit cap) have no kernel
-// yet: they run on the CPU backend.
-func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) { b.cpu.GeGLU(dst, gate, up) }
-
-func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
-	b.cpu.GeGLUBackward(dgate, dup, dy, gate, up)
+func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) {
+	mustSame("GeGLU", gate, up)
+	mustSame("GeGLU", dst, gate)
+	n := gate.Numel()
+	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.gegluFwd, n, o.out(dst), o.f32(gate), o.f32(up), int64(n)) }) {
+		b.cpu.GeGLU(dst, gate, up)
+	}
 }
 
-func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) { b.cpu.Softcap(dst, x, c) }
+func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	mustSame("GeGLUBackward", gate, up)
+	mustSame("GeGLUBackward", dgate, gate)
+	mustSame("GeGLUBackward", dup, gate)
+	mustSame("GeGLUBackward", dy, gate)
+	n := gate.Numel()
+	if n == 0 || !b.run(func(o *op) {
+		o.launch1(b.k.gegluBwd, n, o.inout(dgate), o.inout(dup), o.f32(dy), o.f32(gate), o.f32(up), int64(n))
+	}) {
+		b.cpu.GeGLUBackward(dgate, dup, dy, gate, up)
+	}
+}
+
+func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
+	mustSame("Softcap", dst, x)
+	n := x.Numel()
+	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.softcapFwd, n, o.out(dst), o.f32(x), c, int64(n)) }) {
+		b.cpu.Softcap(dst, x, c)
+	}
+}
 
 func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
-	b.cpu.SoftcapBackward(dx, dy, y, c)
+	mustSame("SoftcapBackward", dx, y)
+	mustSame("SoftcapBackward", dy, y)
+	n := y.Numel()
+	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.softcapBwd, n, o.inout(dx), o.f32(dy), o.f32(y), c, int64(n)) }) {
+		b.cpu.SoftcapBackward(dx, dy, y, c)
+	}
 }
 
 // ropeCheck validates RoPE's arguments and returns the head count.

@@ -128,6 +128,56 @@ func GenerateMatchesCPU(t *testing.T, b tensor.Backend) {
 					t.Errorf("sequence %d: %v on %s, %v on the CPU", i, got.IDs[i], b.Name(), want.IDs[i])
 				}
 			}
+			// Continuous batching: rows at different lengths in one step
+			// (per-row cache lengths, empty cache rows masked by segment
+			// ids), a row leaving and its slot reused.
+			wantC, err := continuous(m, tensor.NewCPU(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotC, err := continuous(m, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range wantC {
+				if !slices.Equal(gotC[i], wantC[i]) {
+					t.Errorf("continuous batch, sequence %d: %v on %s, %v on the CPU", i, gotC[i], b.Name(), wantC[i])
+				}
+			}
 		})
 	}
+}
+
+// continuous decodes three prompts greedily in a batch of two slots: the
+// second joins three steps after the first, the third when the first has
+// left.
+func continuous(m *model.Transformer, b tensor.Backend) ([][]int32, error) {
+	bt, err := generate.New(m, b, idText{}).NewBatch(2, 40)
+	if err != nil {
+		return nil, err
+	}
+	defer bt.Close()
+	reqs := []generate.SeqRequest{
+		{Prompt: []int32{5, 17, 99, 3, 42}, MaxTokens: 6},
+		{Prompt: []int32{7, 8}, MaxTokens: 14},
+		{Prompt: []int32{11, 12, 13}, MaxTokens: 8},
+	}
+	var seqs []*generate.Seq
+	for step := 0; len(seqs) < len(reqs) || bt.Running() > 0; step++ {
+		if len(seqs) < len(reqs) && bt.Free() > 0 && (len(seqs) == 0 || step >= 3) {
+			s, err := bt.Join(reqs[len(seqs)])
+			if err != nil {
+				return nil, err
+			}
+			seqs = append(seqs, s...)
+		}
+		if err := bt.Step(); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]int32, len(seqs))
+	for i, s := range seqs {
+		out[i] = s.IDs()
+	}
+	return out, nil
 }

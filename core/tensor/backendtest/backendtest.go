@@ -335,6 +335,9 @@ func (c *checker) attention(t *testing.T) {
 		{name: "segments", B: 2, H: 2, KVH: 1, D: 16, T: 12, S: 12, seg: true},
 		{name: "window", B: 2, H: 4, KVH: 2, D: 16, T: 23, S: 23, window: 5},
 		{name: "window cache", B: 1, H: 2, KVH: 1, D: 16, T: 3, S: 14, st: 16, window: 4},
+		{name: "window long", B: 1, H: 2, KVH: 1, D: 16, T: 200, S: 200, window: 20},
+		{name: "window long cache", B: 2, H: 2, KVH: 2, D: 8, T: 7, S: 150, st: 160, window: 30},
+		{name: "long cache", B: 1, H: 2, KVH: 1, D: 16, T: 70, S: 170},
 		{name: "softcap", B: 1, H: 2, KVH: 2, D: 32, T: 17, S: 17, softcap: 1.5},
 		{name: "window softcap prefix segments", B: 2, H: 4, KVH: 2, D: 16, T: 13, S: 13, P: 2, seg: true, window: 4, softcap: 2},
 	}

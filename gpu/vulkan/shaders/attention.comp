@@ -38,7 +38,9 @@ void main() {
 	uint ntot = p.P + uint(max(last + 1, 0));
 	float m = NEG, l = 0.0;
 	float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
-	for (uint base = 0u; base < ntot; base += 64u) {
+	// With a window and no prefix, tiles before the first visible key are skipped.
+	uint start = (p.P == 0u && p.window > 0u) ? uint(max(p.offset + int(i) - int(p.window) + 1, 0)) & ~63u : 0u;
+	for (uint base = start; base < ntot; base += 64u) {
 		uint n = base + t;
 		float s = NEG;
 		if (n < ntot) {

@@ -35,7 +35,12 @@ void main() {
 	float av[4] = float[4](0.0, 0.0, 0.0, 0.0);
 	for (uint b = b0; b < b1; b++) {
 		for (uint h = kh * g; h < (kh + 1u) * g; h++) {
-			for (uint base = 0u; base < p.T; base += 64u) {
+			// Only queries offset+i >= j see key j (causal), and with a
+			// window only those with offset+i-j < window (no prefix pass).
+			uint qstart = 0u, qend = p.T;
+			if (p.prefix == 0u) qstart = uint(clamp(int(j) - p.offset, 0, int(p.T))) & ~63u;
+			if (p.prefix == 0u && p.window > 0u) qend = uint(clamp(int(j) - p.offset + int(p.window), 0, int(p.T)));
+			for (uint base = qstart; base < qend; base += 64u) {
 				uint i = base + t;
 				float pr = 0.0, ds = 0.0;
 				if (i < p.T) {

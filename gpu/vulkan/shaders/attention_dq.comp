@@ -34,7 +34,9 @@ void main() {
 	int last = min(int(p.S) - 1, p.offset + int(i));
 	uint ntot = p.P + uint(max(last + 1, 0));
 	float acc[4] = float[4](0.0, 0.0, 0.0, 0.0);
-	for (uint base = 0u; base < ntot; base += 64u) {
+	// With a window and no prefix, tiles before the first visible key are skipped.
+	uint start = (p.P == 0u && p.window > 0u) ? uint(max(p.offset + int(i) - int(p.window) + 1, 0)) & ~63u : 0u;
+	for (uint base = start; base < ntot; base += 64u) {
 		uint n = base + t;
 		float ds = 0.0;
 		if (n < ntot && (n < p.P || (p.hasSeg == 0u || qseg[b * p.T + i] == kseg[b * p.stride + (n - p.P)]) &&

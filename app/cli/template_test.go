@@ -331,3 +331,63 @@ func forceToken(t *testing.T, base string, id int32) string {
 	}
 	return dir
 }
+
+// TestRecipeFromOwnTemplateRun: a run that trained through the model's own
+// template (recorded as "model") becomes a recipe that hands the
+// tokenizer's own chat_template on.
+func TestRecipeFromOwnTemplateRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a model (-short)")
+	}
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if code, msg := run(t, "init", "--preset", "tiny", "--out", base); code != 0 {
+		t.Fatal(msg)
+	}
+	cfgPath := filepath.Join(base, "tokenizer_config.json")
+	var cfg map[string]any
+	if err := json.Unmarshal(mustReadFile(t, cfgPath), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	src, err := chat.ChatML.Jinja()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg["chat_template"] = src
+	raw, _ := json.Marshal(cfg)
+	os.WriteFile(cfgPath, raw, 0o644)
+	var b strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&b, `{"messages":[{"role":"user","content":"q%d"},{"role":"assistant","content":"a%d"}]}`+"\n", i, i)
+	}
+	dataPath := filepath.Join(dir, "chat.jsonl")
+	os.WriteFile(dataPath, []byte(b.String()), 0o644)
+	runDir := filepath.Join(dir, "run")
+	if code, msg := run(t, "sft", "--model", base, "--data", dataPath, "--out", runDir, "--steps", "1", "--batch", "2", "--ctx", "96", "--rank", "2"); code != 0 {
+		t.Fatal(msg)
+	}
+	if rec := mustReadFile(t, filepath.Join(runDir, "run.json")); !bytes.Contains(rec, []byte(`"template": "model"`)) {
+		t.Fatalf("run.json does not record the model's own template:\n%s", rec)
+	}
+	code, msg := run(t, "recipe", runDir, "--to", "trl", "--out", filepath.Join(dir, "trl"))
+	if code != 0 {
+		t.Fatal(msg)
+	}
+	script, err := os.ReadFile(filepath.Join(dir, "trl", "train_trl.py"))
+	if err != nil {
+		entries, _ := os.ReadDir(filepath.Join(dir, "trl"))
+		t.Fatalf("%v (wrote %v)", err, entries)
+	}
+	if !bytes.Contains(script, []byte("the tokenizer's own chat_template")) {
+		t.Errorf("the TRL script does not keep the tokenizer's own chat_template:\n%s", script)
+	}
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -35,14 +35,19 @@ func runGenerate(e *Env) error {
 	if err := parse(fs, e.Args); err != nil {
 		return err
 	}
-	if err := mf.ollamaDefaults(fs); err != nil {
-		return err
-	}
 	if *prompt == "" {
 		return Usagef("--prompt is required")
 	}
 	if !*asChat && (*system != "" || *tmplName != "") {
 		return Usagef("--system and --template go with --chat")
+	}
+	// An ollama model's layers fill in the flags the user left alone; its
+	// system prompt only applies to a chat-formatted prompt.
+	if err := mf.ollamaDefaults(fs); err != nil {
+		return err
+	}
+	if !*asChat {
+		*system = ""
 	}
 	s := generate.Sampling{Temperature: *temp, TopK: *topK, TopP: *topP, MinP: *minP, RepetitionPenalty: *rep}
 	if err := s.Validate(); err != nil {

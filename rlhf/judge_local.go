@@ -29,7 +29,7 @@ type LocalJudge struct {
 	M        *model.Transformer
 	B        tensor.Backend
 	Tok      data.Encoder
-	Template chat.Template
+	Template chat.Format // how questions are rendered: the judge model's own template or a built-in one
 	Rubric   string
 	// Margin is the tie band: a mean P(a) within Margin of 1/2 is a tie.
 	Margin float64
@@ -53,7 +53,7 @@ var ErrTooLong = errors.New("too long for the judge's context")
 // the answers, "A" or " A" (and "B" or " B"); it fails when neither
 // spelling of a letter is a single token, since one forward pass can then
 // not score it.
-func NewLocalJudge(m *model.Transformer, b tensor.Backend, tok data.Encoder, tmpl chat.Template, rubric string) (*LocalJudge, error) {
+func NewLocalJudge(m *model.Transformer, b tensor.Backend, tok data.Encoder, tmpl chat.Format, rubric string) (*LocalJudge, error) {
 	j := &LocalJudge{M: m, B: b, Tok: tok, Template: tmpl, Rubric: rubric, Margin: 0.05}
 	for k, letter := range [2]string{"A", "B"} {
 		seen := map[int32]bool{}
@@ -85,7 +85,7 @@ func NewLocalJudge(m *model.Transformer, b tensor.Backend, tok data.Encoder, tmp
 // Overhead is the number of tokens the question takes before any prompt
 // or answer is put in: the rubric, the labels and the chat template.
 func (j *LocalJudge) Overhead() (int, error) {
-	ids, err := data.EncodePrompt(j.Tok, j.Template, []chat.Message{{Role: chat.RoleUser, Content: JudgeQuestion(j.Rubric, "", "", "")}})
+	ids, err := data.EncodeChatPrompt(j.Tok, j.Template, []chat.Message{{Role: chat.RoleUser, Content: JudgeQuestion(j.Rubric, "", "", "")}})
 	return len(ids), err
 }
 
@@ -113,7 +113,7 @@ func (j *LocalJudge) CompareRef(ctx context.Context, prompt, reference, a, b str
 	var rows [2][]int32
 	for k, pair := range [2][2]string{{a, b}, {b, a}} {
 		q := JudgeQuestionRef(j.Rubric, prompt, reference, pair[0], pair[1])
-		ids, err := data.EncodePrompt(j.Tok, j.Template, []chat.Message{{Role: chat.RoleUser, Content: q}})
+		ids, err := data.EncodeChatPrompt(j.Tok, j.Template, []chat.Message{{Role: chat.RoleUser, Content: q}})
 		if err != nil {
 			return Verdict{}, fmt.Errorf("judge: %w", err)
 		}

@@ -54,7 +54,7 @@ func tinyJudge(t *testing.T) *LocalJudge {
 			p.Value.F32[i] *= 3
 		}
 	}
-	j, err := NewLocalJudge(m, tensor.NewCPU(1), byteEnc{}, chat.ChatML, "Prefer the correct answer.")
+	j, err := NewLocalJudge(m, tensor.NewCPU(1), byteEnc{}, chat.Format{Builtin: chat.ChatML}, "Prefer the correct answer.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestLocalJudge(t *testing.T) {
 
 func TestLocalJudgeErrors(t *testing.T) {
 	j := tinyJudge(t)
-	if _, err := NewLocalJudge(j.M, j.B, pairEnc{}, chat.ChatML, ""); err == nil || !strings.Contains(err.Error(), "no single token for the answer A") {
+	if _, err := NewLocalJudge(j.M, j.B, pairEnc{}, chat.Format{Builtin: chat.ChatML}, ""); err == nil || !strings.Contains(err.Error(), "no single token for the answer A") {
 		t.Errorf("err = %v", err)
 	}
 	long := strings.Repeat("x", 2000)

@@ -43,15 +43,17 @@ type answers struct {
 }
 
 // greedyAnswers answers each prompt greedily, in chunks.
-func greedyAnswers(e *Env, l *loaded, b tensor.Backend, tmpl chat.Template, prompts [][]int32, maxTok int) (answers, error) {
+func greedyAnswers(e *Env, l *loaded, b tensor.Backend, tmpl chat.Format, prompts [][]int32, maxTok int) (answers, error) {
 	g := generate.New(l.M, b, l.Tok)
+	stopIDs, stops := tmpl.Stops(l.Tok)
 	var a answers
 	const chunk = 50
 	for i := 0; i < len(prompts); i += chunk {
-		req := generate.Request{Prompts: prompts[i:min(i+chunk, len(prompts))], MaxTokens: maxTok, StopStrings: tmpl.StopStrings()}
-		eos := l.Tok.EOS()
-		if eos >= 0 {
-			req.StopIDs = []int32{eos}
+		req := generate.Request{Prompts: prompts[i:min(i+chunk, len(prompts))], MaxTokens: maxTok, StopIDs: stopIDs, StopStrings: stops}
+		// The token training ends an answer with: the format's first stop id.
+		eos := int32(-1)
+		if len(stopIDs) > 0 {
+			eos = stopIDs[0]
 		}
 		res, err := g.Generate(e.Ctx, req)
 		if err != nil {
@@ -59,7 +61,7 @@ func greedyAnswers(e *Env, l *loaded, b tensor.Backend, tmpl chat.Template, prom
 		}
 		for k, ids := range res.IDs {
 			ids = append([]int32(nil), ids...)
-			// The generator drops the EOS that ended a sequence; a stop
+			// The generator drops the stop token that ended a sequence; a stop
 			// string's tokens stay in IDs (and leave the text cut short).
 			if res.Finish[k] == "stop" && eos >= 0 && l.Tok.Decode(ids) == res.Text[k] {
 				ids = append(ids, eos)
@@ -165,7 +167,7 @@ func runAlignEval(e *Env) error {
 	if pol.Tok.VocabSize() != ref.Tok.VocabSize() {
 		return BadInput(fmt.Errorf("policy and reference tokenizers differ (%d and %d tokens)", pol.Tok.VocabSize(), ref.Tok.VocabSize()))
 	}
-	tmpl, err := chooseTemplate(pol, *tmplName)
+	tmpl, err := chooseFormat(pol, *tmplName)
 	if err != nil {
 		return err
 	}
@@ -173,7 +175,7 @@ func runAlignEval(e *Env) error {
 	prompts := make([][]int32, len(items))
 	for i, it := range items {
 		msgs := []chat.Message{{Role: chat.RoleUser, Content: it.Prompt}}
-		if prompts[i], err = data.EncodePrompt(pol.Tok, tmpl, msgs); err != nil {
+		if prompts[i], err = data.EncodeChatPrompt(pol.Tok, tmpl, msgs); err != nil {
 			return BadInput(fmt.Errorf("task %d: %w", i+1, err))
 		}
 		tasks[i] = ppoTask{rlhf.Task{Prompt: prompts[i], Answer: it.Answer}, msgs}

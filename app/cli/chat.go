@@ -2,29 +2,65 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"strings"
 
+	"llmlab/app/serve"
 	"llmlab/core/chat"
+	"llmlab/core/data"
 	"llmlab/core/generate"
 	"llmlab/core/model"
 )
 
-// chooseTemplate returns --template if given, else the template the
-// model's tokenizer_config.json declares.
-func chooseTemplate(l *loaded, name string) (chat.Template, error) {
+// chooseFormat picks the chat format every command renders with, from
+// --template (name) and the model:
+//   - a built-in template named by --template;
+//   - else the model's own Jinja template when its folder ships one
+//     (tokenizer_config.json's chat_template or chat_template.jinja),
+//     rendered as transformers renders it, with its end-of-turn tokens;
+//   - else, for a model that ships none, the built-in Plain template.
+//
+// The embedded demo model keeps the built-in template its chat_template is
+// recognised as (ChatML), so that its results do not change.
+func chooseFormat(l *loaded, name string) (chat.Format, error) {
 	if name != "" {
 		t, err := chat.Parse(name)
 		if err != nil {
-			return 0, BadInput(err)
+			return chat.Format{}, BadInput(err)
 		}
-		return t, nil
+		return chat.Format{Builtin: t}, nil
 	}
-	t, err := chat.Detect(l.Tok.ChatTemplate())
+	if l.Name == "demo" {
+		t, err := chat.Detect(l.Tok.ChatTemplate())
+		if err != nil {
+			return chat.Format{}, BadInput(fmt.Errorf("%s: %w", l.Name, err))
+		}
+		return chat.Format{Builtin: t}, nil
+	}
+	m, err := chat.Load(l.Dir)
+	if errors.Is(err, chat.ErrNoTemplate) {
+		return chat.Format{Builtin: chat.Plain}, nil
+	}
 	if err != nil {
-		return 0, BadInput(fmt.Errorf("%s: %w", l.Name, err))
+		return chat.Format{}, BadInput(fmt.Errorf("%s: %w (pass --template NAME to use a built-in one: %s)", l.Name, err, chat.Names()))
 	}
-	return t, nil
+	return chat.Format{Own: m}, nil
+}
+
+// serveChat renders a chat completion request through f with the
+// generation prompt; the server stops on the tokenizer's EOS id and on the
+// texts this returns: those of f's end-of-turn tokens.
+func serveChat(f chat.Format, v chat.Vocab) serve.ChatFunc {
+	_, stops := f.Stops(v)
+	return func(msgs []serve.Message) (string, []string, error) {
+		cm := make([]chat.Message, len(msgs))
+		for i, m := range msgs {
+			cm[i] = chat.Message{Role: m.Role, Content: m.Content}
+		}
+		text, err := f.Text(cm, true)
+		return text, stops, err
+	}
 }
 
 // runChat is an interactive conversation on the terminal: each line you
@@ -59,10 +95,11 @@ func runChat(e *Env) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := chooseTemplate(l, *tmplName)
+	tmpl, err := chooseFormat(l, *tmplName)
 	if err != nil {
 		return err
 	}
+	stopIDs, stops := tmpl.Stops(l.Tok)
 	g := generate.New(l.M, b, l.Tok)
 	var history []chat.Message
 	if *system != "" {
@@ -91,22 +128,18 @@ func runChat(e *Env) error {
 			continue
 		}
 		history = append(history, chat.Message{Role: chat.RoleUser, Content: line})
-		prompt, err := tmpl.Text(history, true)
+		ids, err := data.EncodeChatPrompt(l.Tok, tmpl, history)
 		if err != nil {
 			history = history[:len(history)-1]
 			fmt.Fprintln(e.Stderr, err)
 			continue
 		}
-		ids := l.Tok.Encode(prompt, false)
 		if len(ids) >= l.M.Cfg.MaxPos-1 {
 			fmt.Fprintf(e.Stderr, "the conversation (%d tokens) no longer fits the context of %d; /reset to start over\n", len(ids), l.M.Cfg.MaxPos)
 			history = history[:len(history)-1]
 			continue
 		}
-		req := generate.Request{Prompts: [][]int32{ids}, MaxTokens: *maxTok, Sampling: s, Seed: *seed + uint64(turn), StopStrings: tmpl.StopStrings()}
-		if eos := l.Tok.EOS(); eos >= 0 {
-			req.StopIDs = []int32{eos}
-		}
+		req := generate.Request{Prompts: [][]int32{ids}, MaxTokens: *maxTok, Sampling: s, Seed: *seed + uint64(turn), StopIDs: stopIDs, StopStrings: stops}
 		req.OnText = func(_ int, text string) bool { fmt.Fprint(e.Stdout, text); return true }
 		res, err := g.Generate(e.Ctx, req)
 		if err != nil {

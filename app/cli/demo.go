@@ -77,7 +77,7 @@ func runDemo(e *Env) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := chooseTemplate(l, "")
+	tmpl, err := chooseFormat(l, "")
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func runDemo(e *Env) error {
 		return err
 	}
 	ctxLen := min(l.M.Cfg.MaxPos, *ctxFlag)
-	exs, _, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: ctxLen})
+	exs, _, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Ctx: ctxLen}.With(tmpl))
 	if err != nil {
 		return err
 	}
@@ -206,9 +206,10 @@ type taskScore struct {
 }
 
 // scoreTasks answers every item greedily, in batches, and scores exact matches.
-func scoreTasks(e *Env, l *loaded, tmpl chat.Template, items []demo.Item) (taskScore, error) {
+func scoreTasks(e *Env, l *loaded, tmpl chat.Format, items []demo.Item) (taskScore, error) {
 	b, _ := (&modelFlags{}).backend(e)
 	g := generate.New(l.M, b, l.Tok)
+	stopIDs, stops := tmpl.Stops(l.Tok)
 	var s taskScore
 	right := 0
 	const chunk = 50
@@ -216,16 +217,13 @@ func scoreTasks(e *Env, l *loaded, tmpl chat.Template, items []demo.Item) (taskS
 		part := items[i:min(i+chunk, len(items))]
 		var prompts [][]int32
 		for _, it := range part {
-			ids, err := data.EncodePrompt(l.Tok, tmpl, []chat.Message{{Role: chat.RoleUser, Content: it.Prompt}})
+			ids, err := data.EncodeChatPrompt(l.Tok, tmpl, []chat.Message{{Role: chat.RoleUser, Content: it.Prompt}})
 			if err != nil {
 				return s, err
 			}
 			prompts = append(prompts, ids)
 		}
-		req := generate.Request{Prompts: prompts, MaxTokens: 24, StopStrings: tmpl.StopStrings()}
-		if eos := l.Tok.EOS(); eos >= 0 {
-			req.StopIDs = []int32{eos}
-		}
+		req := generate.Request{Prompts: prompts, MaxTokens: 24, StopIDs: stopIDs, StopStrings: stops}
 		res, err := g.Generate(e.Ctx, req)
 		if err != nil {
 			return s, err

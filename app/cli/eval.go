@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"llmlab/core/autograd"
-	"llmlab/core/chat"
 	"llmlab/core/data"
 	"llmlab/core/model"
 )
@@ -60,17 +59,16 @@ func runEval(e *Env) error {
 				exs = append(exs, data.Example{IDs: ids, Labels: ids})
 			}
 		} else {
-			tmpl, err := chooseTemplate(l, *tmplName)
+			tmpl, err := chooseFormat(l, *tmplName)
 			if err != nil {
 				return err
 			}
 			if ds.Shape.Pairwise() {
 				return BadInput(fmt.Errorf("%s holds preference pairs; eval wants text or SFT records", *path))
 			}
-			if exs, _, err = data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: ctxLen}); err != nil {
+			if exs, _, err = data.BuildSFT(l.Tok, ds, data.BuildOpts{Ctx: ctxLen}.With(tmpl)); err != nil {
 				return BadInput(err)
 			}
-			_ = chat.Plain
 		}
 	} else {
 		raw, err := os.ReadFile(*path)

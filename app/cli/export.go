@@ -119,8 +119,8 @@ func runExport(e *Env) error {
 		fmt.Fprintf(&mfText, "ADAPTER ./%s\n", filepath.Base(apath))
 		fmt.Fprintf(e.Stdout, "wrote %s (LoRA adapter, %d tensors)\n", apath, len(ag.Tensors))
 	}
-	if tmpl, err := chooseTemplate(l, *tmplName); err == nil {
-		text, stops, err := ollamaTemplate(tmpl)
+	if tmpl, err := chooseFormat(l, *tmplName); err == nil {
+		text, stops, err := ollamaTemplate(tmpl, l.Tok)
 		if err != nil {
 			return err
 		}
@@ -153,7 +153,7 @@ func runExport(e *Env) error {
 // ollamaTemplate turns a chat template into an ollama TEMPLATE (Go
 // template syntax: .System, .Prompt, .Response) and its stop strings, by
 // rendering a conversation with marked placeholders.
-func ollamaTemplate(t chat.Template) (string, []string, error) {
+func ollamaTemplate(t chat.Format, v chat.Vocab) (string, []string, error) {
 	const sys, prompt = "\x01SYSTEM\x01", "\x01PROMPT\x01"
 	fill := func(s string) string {
 		if t.IncludesBOS() { // llama.cpp adds BOS itself
@@ -169,7 +169,8 @@ func ollamaTemplate(t chat.Template) (string, []string, error) {
 	if withSys, err := t.Text([]chat.Message{{Role: chat.RoleSystem, Content: sys}, {Role: chat.RoleUser, Content: prompt}}, true); err == nil && withSys != plain {
 		out = "{{ if .System }}" + fill(withSys) + "{{ else }}" + fill(plain) + "{{ end }}{{ .Response }}"
 	}
-	return out, t.StopStrings(), nil
+	_, stops := t.Stops(v)
+	return out, stops, nil
 }
 
 // stripBOS removes the BOS token text a chat template starts with.

@@ -15,7 +15,7 @@ import (
 func TestOllamaTemplates(t *testing.T) {
 	for _, tm := range chat.Templates() {
 		t.Run(tm.String(), func(t *testing.T) {
-			text, stops, err := ollamaTemplate(tm)
+			text, stops, err := ollamaTemplate(chat.Format{Builtin: tm}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

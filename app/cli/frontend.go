@@ -17,9 +17,9 @@ type Model struct {
 	Tok      *tokenizer.Tokenizer
 	Adapter  *lora.Adapter  // the LoRA adapter applied; nil without one or for IA3
 	Backend  tensor.Backend // for --device and --threads
-	Template chat.Template  // the model's own chat template, or Plain when it declares none
+	Template chat.Format    // the chat format `chat` would use (chooseFormat), or Plain
 	// TemplateErr says why Template fell back to Plain (nil when the
-	// model declares a template llmlab knows).
+	// model's own template, or the built-in fallback, renders).
 	TemplateErr error
 
 	close func() // closes the device LoadModel opened
@@ -49,8 +49,8 @@ func LoadModel(modelArg, adapterArg, device string, threads int) (*Model, error)
 		dev.closeDevices()
 		return nil, err
 	}
-	out := &Model{Dir: l.Dir, M: l.M, Tok: l.Tok, Adapter: l.Adapter, Backend: b, Template: chat.Plain, close: dev.closeDevices}
-	if t, err := chooseTemplate(l, ""); err == nil {
+	out := &Model{Dir: l.Dir, M: l.M, Tok: l.Tok, Adapter: l.Adapter, Backend: b, Template: chat.Format{Builtin: chat.Plain}, close: dev.closeDevices}
+	if t, err := chooseFormat(l, ""); err == nil {
 		out.Template = t
 	} else {
 		out.TemplateErr = err

@@ -4,11 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"llmlab/core/chat"
+	"llmlab/core/data"
 	"llmlab/core/generate"
 	"llmlab/core/model"
 )
 
-// runGenerate continues a prompt with the model, streaming the text.
+// runGenerate continues a prompt with the model, streaming the text. With
+// --chat the prompt is a user turn, rendered through the chat format
+// (chooseFormat) with the generation prompt, and generation stops at the
+// format's end of turn.
 func runGenerate(e *Env) error {
 	fs := newFlags(e, "generate")
 	var mf modelFlags
@@ -24,14 +29,25 @@ func runGenerate(e *Env) error {
 	var stops stringList
 	fs.Var(&stops, "stop", "stop string (repeatable)")
 	jsonOut := fs.Bool("json", false, "print one JSON object per line: chunks, then the result")
+	asChat := fs.Bool("chat", false, "treat --prompt as a user message and format it with the chat template")
+	system := fs.String("system", "", "with --chat: a system prompt")
+	tmplName := fs.String("template", "", "with --chat: chat template (default: the model's own): "+chat.Names())
 	if err := parse(fs, e.Args); err != nil {
-		return err
-	}
-	if err := mf.ollamaDefaults(fs); err != nil {
 		return err
 	}
 	if *prompt == "" {
 		return Usagef("--prompt is required")
+	}
+	if !*asChat && (*system != "" || *tmplName != "") {
+		return Usagef("--system and --template go with --chat")
+	}
+	// An ollama model's layers fill in the flags the user left alone; its
+	// system prompt only applies to a chat-formatted prompt.
+	if err := mf.ollamaDefaults(fs); err != nil {
+		return err
+	}
+	if !*asChat {
+		*system = ""
 	}
 	s := generate.Sampling{Temperature: *temp, TopK: *topK, TopP: *topP, MinP: *minP, RepetitionPenalty: *rep}
 	if err := s.Validate(); err != nil {
@@ -45,19 +61,12 @@ func runGenerate(e *Env) error {
 	if err != nil {
 		return err
 	}
-	ids := l.Tok.Encode(*prompt, true)
-	if len(ids) == 0 {
-		return BadInput(fmt.Errorf("the prompt encodes to no tokens"))
-	}
-	// Generation must not end on an EOS that the post-processor appended.
-	if eos := l.Tok.EOS(); eos >= 0 && len(ids) > 1 && ids[len(ids)-1] == eos {
-		ids = ids[:len(ids)-1]
+	ids, stopIDs, stops, err := generatePrompt(l, *prompt, *asChat, *system, *tmplName, stops)
+	if err != nil {
+		return err
 	}
 	g := generate.New(l.M, b, l.Tok)
-	req := generate.Request{Prompts: [][]int32{ids}, MaxTokens: *maxTok, Sampling: s, Seed: *seed, StopStrings: stops}
-	if eos := l.Tok.EOS(); eos >= 0 {
-		req.StopIDs = []int32{eos}
-	}
+	req := generate.Request{Prompts: [][]int32{ids}, MaxTokens: *maxTok, Sampling: s, Seed: *seed, StopIDs: stopIDs, StopStrings: stops}
 	enc := json.NewEncoder(e.Stdout)
 	req.OnText = func(_ int, text string) bool {
 		if *jsonOut {
@@ -66,7 +75,7 @@ func runGenerate(e *Env) error {
 		fmt.Fprint(e.Stdout, text)
 		return true
 	}
-	if !*jsonOut {
+	if !*jsonOut && !*asChat {
 		fmt.Fprint(e.Stdout, *prompt)
 	}
 	res, err := g.Generate(e.Ctx, req)
@@ -82,6 +91,41 @@ func runGenerate(e *Env) error {
 	fmt.Fprintf(e.Stderr, "\n[%d tokens, %.1f tokens/s, %s]\n", res.Tokens, res.TokensPerSecond(), res.Finish[0])
 	fmt.Fprintln(e.Stdout)
 	return nil
+}
+
+// generatePrompt returns the prompt's ids and what stops generation: the
+// text as given (with the tokenizer's BOS, stopping at EOS and at the
+// --stop strings), or with asChat a user turn (after an optional system
+// prompt) rendered through the chat format, stopping at its end of turn too.
+func generatePrompt(l *loaded, prompt string, asChat bool, system, tmplName string, extra []string) (ids, stopIDs []int32, stops []string, err error) {
+	if !asChat {
+		ids = l.Tok.Encode(prompt, true)
+		if len(ids) == 0 {
+			return nil, nil, nil, BadInput(fmt.Errorf("the prompt encodes to no tokens"))
+		}
+		// Generation must not end on an EOS that the post-processor appended.
+		if eos := l.Tok.EOS(); eos >= 0 && len(ids) > 1 && ids[len(ids)-1] == eos {
+			ids = ids[:len(ids)-1]
+		}
+		if eos := l.Tok.EOS(); eos >= 0 {
+			stopIDs = []int32{eos}
+		}
+		return ids, stopIDs, extra, nil
+	}
+	f, err := chooseFormat(l, tmplName)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var msgs []chat.Message
+	if system != "" {
+		msgs = append(msgs, chat.Message{Role: chat.RoleSystem, Content: system})
+	}
+	msgs = append(msgs, chat.Message{Role: chat.RoleUser, Content: prompt})
+	if ids, err = data.EncodeChatPrompt(l.Tok, f, msgs); err != nil {
+		return nil, nil, nil, BadInput(err)
+	}
+	stopIDs, stops = f.Stops(l.Tok)
+	return ids, stopIDs, append(stops, extra...), nil
 }
 
 // stringList is a repeatable string flag.

@@ -19,7 +19,7 @@ import (
 
 // grpoTasks reads chat records: the prompt is every turn before the last
 // assistant turn, the answer the record's "answer" field or that turn.
-func grpoTasks(l *loaded, tmpl chat.Template, path string) ([]rlhf.Task, error) {
+func grpoTasks(l *loaded, tmpl chat.Format, path string) ([]rlhf.Task, error) {
 	ds, err := data.LoadJSONL(path)
 	if err != nil {
 		return nil, BadInput(err)
@@ -40,7 +40,7 @@ func grpoTasks(l *loaded, tmpl chat.Template, path string) ([]rlhf.Task, error) 
 		if answer == "" || len(msgs) == 0 {
 			return nil, BadInput(fmt.Errorf("%s:%d: no answer to check (an \"answer\" field or a final assistant turn)", path, r.Line))
 		}
-		ids, err := data.EncodePrompt(l.Tok, tmpl, msgs)
+		ids, err := data.EncodeChatPrompt(l.Tok, tmpl, msgs)
 		if err != nil {
 			return nil, BadInput(fmt.Errorf("%s:%d: %w", path, r.Line, err))
 		}
@@ -53,7 +53,7 @@ func grpoTasks(l *loaded, tmpl chat.Template, path string) ([]rlhf.Task, error) 
 }
 
 // greedyReward is the mean reward of greedy answers to tasks.
-func greedyReward(e *Env, l *loaded, mf *modelFlags, tasks []rlhf.Task, reward rlhf.Reward, stops []string, maxTok int) (float64, []float64, error) {
+func greedyReward(e *Env, l *loaded, mf *modelFlags, tasks []rlhf.Task, reward rlhf.Reward, stopIDs []int32, stops []string, maxTok int) (float64, []float64, error) {
 	b, _ := mf.backend(e)
 	g := generate.New(l.M, b, l.Tok)
 	var sum float64
@@ -69,10 +69,7 @@ func greedyReward(e *Env, l *loaded, mf *modelFlags, tasks []rlhf.Task, reward r
 		for _, tk := range part {
 			prompts = append(prompts, tk.Prompt)
 		}
-		req := generate.Request{Prompts: prompts, MaxTokens: maxTok, StopStrings: stops}
-		if eos := l.Tok.EOS(); eos >= 0 {
-			req.StopIDs = []int32{eos}
-		}
+		req := generate.Request{Prompts: prompts, MaxTokens: maxTok, StopIDs: stopIDs, StopStrings: stops}
 		res, err := g.Generate(e.Ctx, req)
 		if err != nil {
 			return 0, nil, err
@@ -158,7 +155,7 @@ func runGRPO(e *Env) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := chooseTemplate(l, *tmplName)
+	tmpl, err := chooseFormat(l, *tmplName)
 	if err != nil {
 		return err
 	}
@@ -211,11 +208,11 @@ func runGRPO(e *Env) error {
 	if *jsonOut {
 		log = e.Stderr
 	}
-	stops := tmpl.StopStrings()
+	stopIDs, stops := tmpl.Stops(l.Tok)
 	before := -1.0
 	var beforeTerms []float64
 	if len(evalTasks) > 0 {
-		if before, beforeTerms, err = greedyReward(e, l, &mf, evalTasks, reward, stops, *maxTok); err != nil {
+		if before, beforeTerms, err = greedyReward(e, l, &mf, evalTasks, reward, stopIDs, stops, *maxTok); err != nil {
 			return err
 		}
 		fmt.Fprintf(log, "held-out greedy reward before: %.3f\n", before)
@@ -223,11 +220,8 @@ func runGRPO(e *Env) error {
 	pad := max(l.Tok.PAD(), max(l.Tok.EOS(), 0))
 	run := &rlhf.GRPORun{M: l.M, Tok: l.Tok, B: b, Cfg: cfg, Reward: reward, Params: adapter.Params(), SetPolicy: setPolicy,
 		Optim: optim.AdamWConfig{LR: float32(*lr), Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}, LR: float32(*lr),
-		Prompts: *prompts, G: *group, MaxTokens: *maxTok, Temp: *temp, Stops: stops, Pad: pad, Seed: *seed,
+		Prompts: *prompts, G: *group, MaxTokens: *maxTok, Temp: *temp, StopIDs: stopIDs, Stops: stops, Pad: pad, Seed: *seed,
 		Weights: adapter, Out: *out, Resume: *resume, Hash: runHash(rec), SaveEvery: *saveEvery, KeepLast: *keep}
-	if eos := l.Tok.EOS(); eos >= 0 {
-		run.StopIDs = []int32{eos}
-	}
 	fmt.Fprintf(log, "GRPO: %d tasks, %d prompts x %d samples per step, reward %s, β=%g\n", len(tasks), *prompts, *group, reward, *beta)
 	enc := json.NewEncoder(e.Stdout)
 	err = run.Train(e.Ctx, tasks, *steps, func(s rlhf.GRPOStep) {
@@ -258,7 +252,7 @@ func runGRPO(e *Env) error {
 	after := -1.0
 	var afterTerms []float64
 	if len(evalTasks) > 0 {
-		if after, afterTerms, err = greedyReward(e, l, &mf, evalTasks, reward, stops, *maxTok); err != nil {
+		if after, afterTerms, err = greedyReward(e, l, &mf, evalTasks, reward, stopIDs, stops, *maxTok); err != nil {
 			return err
 		}
 		fmt.Fprintf(log, "held-out greedy reward after: %.3f (before %.3f)\n", after, before)

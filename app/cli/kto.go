@@ -50,7 +50,7 @@ func runKTO(e *Env) error {
 	if ds.Shape != data.ShapeKTO {
 		return BadInput(fmt.Errorf("%s holds %s records; kto wants {\"prompt\",\"completion\",\"label\"}", *dataPath, ds.Shape))
 	}
-	exs, _, err := data.BuildKTO(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: tf.ctx})
+	exs, _, err := data.BuildKTO(l.Tok, ds, data.BuildOpts{Ctx: tf.ctx}.With(tmpl))
 	if err != nil {
 		return BadInput(err)
 	}

@@ -26,7 +26,7 @@ type ppoTask struct {
 // ppoTasks reads JSONL records: the prompt is every turn before the last
 // assistant turn (a record may have none: {"messages":[{"role":"user",...}]}),
 // the answer, optional, the record's "answer" field or that last turn.
-func ppoTasks(l *loaded, tmpl chat.Template, path string) ([]ppoTask, error) {
+func ppoTasks(l *loaded, tmpl chat.Format, path string) ([]ppoTask, error) {
 	ds, err := data.LoadJSONL(path)
 	if err != nil {
 		return nil, BadInput(err)
@@ -46,7 +46,7 @@ func ppoTasks(l *loaded, tmpl chat.Template, path string) ([]ppoTask, error) {
 		if len(msgs) == 0 {
 			return nil, BadInput(fmt.Errorf("%s:%d: no prompt before the answer", path, r.Line))
 		}
-		ids, err := data.EncodePrompt(l.Tok, tmpl, msgs)
+		ids, err := data.EncodeChatPrompt(l.Tok, tmpl, msgs)
 		if err != nil {
 			return nil, BadInput(fmt.Errorf("%s:%d: %w", path, r.Line, err))
 		}
@@ -74,8 +74,8 @@ func needsAnswer(s rlhf.Sum) bool {
 // the response as the assistant turn, through its own tokenizer and
 // template.
 // The template is tmplName, else the reward model's own, else fallback
-// (the policy's).
-func rmScorer(dir, tmplName string, fallback chat.Template, tasks []ppoTask, mf *modelFlags, b tensor.Backend) (*rlhf.RMScorer, error) {
+// (the policy's) when the reward model ships none.
+func rmScorer(dir, tmplName string, fallback chat.Format, tasks []ppoTask, mf *modelFlags, b tensor.Backend) (*rlhf.RMScorer, error) {
 	rf := modelFlags{model: dir, device: mf.device, threads: mf.threads}
 	rl, err := rf.load(model.LoadOptions{})
 	if err != nil {
@@ -85,14 +85,14 @@ func rmScorer(dir, tmplName string, fallback chat.Template, tasks []ppoTask, mf 
 	if err := rm.LoadHead(rl.Dir); err != nil {
 		return nil, BadInput(fmt.Errorf("--reward-model %s is not a reward model (make one with llmlab rm): %w", dir, err))
 	}
-	tmpl, err := chooseTemplate(rl, tmplName)
+	tmpl, err := chooseFormat(rl, tmplName)
 	if err != nil && tmplName != "" {
 		return nil, err
 	}
-	if err != nil {
+	if err != nil || tmplName == "" && tmpl.Own == nil && rl.Tok.ChatTemplate() == "" {
 		tmpl = fallback
 	}
-	opts := data.BuildOpts{Template: tmpl, Ctx: rl.M.Cfg.MaxPos}
+	opts := data.BuildOpts{Ctx: rl.M.Cfg.MaxPos}.With(tmpl)
 	encode := func(r rlhf.Rollout) (data.Example, error) {
 		rec := data.Record{Line: r.Task + 1, Prompt: tasks[r.Task].msgs,
 			Completion: []chat.Message{{Role: chat.RoleAssistant, Content: r.Text}}, Label: true}
@@ -193,7 +193,7 @@ func runPPO(e *Env) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := chooseTemplate(l, *tmplName)
+	tmpl, err := chooseFormat(l, *tmplName)
 	if err != nil {
 		return err
 	}
@@ -277,10 +277,7 @@ func runPPO(e *Env) error {
 		}
 		run.Params, run.Weights = ps, adapter
 	}
-	if eos := l.Tok.EOS(); eos >= 0 {
-		run.StopIDs = []int32{eos}
-	}
-	run.Stops = tmpl.StopStrings()
+	run.StopIDs, run.Stops = tmpl.Stops(l.Tok)
 	run.Pad = max(l.Tok.PAD(), max(l.Tok.EOS(), 0))
 
 	log := e.Stdout

@@ -536,7 +536,9 @@ func recordFromFlags(cmd string, fs *flag.FlagSet) (runRecord, flagExtras, error
 	return rec, fx, nil
 }
 
-// recipeTemplate is chooseTemplate without loading the model's weights.
+// recipeTemplate is the built-in template a recipe writes for the target
+// trainer (--template, else the one the model's chat_template is
+// recognised as), read without loading the model's weights.
 func recipeTemplate(dir, name string) (chat.Template, error) {
 	if name != "" {
 		t, err := chat.Parse(name)
@@ -628,6 +630,20 @@ func specFromJSON(b []byte, file string) (*recipeSpec, error) {
 	sp.Strings, sp.HasAnswer, err = peekFields(r.Data[0])
 	if err != nil {
 		return nil, BadInput(err)
+	}
+	if r.Extra.Template == (chat.Format{Own: &chat.Model{}}).String() {
+		// The run rendered through the model's own template: a recipe hands
+		// it on as the tokenizer's chat_template, and writes patterns with
+		// the built-in template it is recognised as.
+		tok, err := tokenizer.Load(sp.ModelDir)
+		if err != nil {
+			return nil, BadInput(fmt.Errorf("%s: %w", name, err))
+		}
+		if sp.Tmpl, err = chat.Detect(tok.ChatTemplate()); err != nil {
+			return nil, BadInput(fmt.Errorf("%s: the run trained through the model's own chat template, which is none of llmlab's built-in ones, so a recipe cannot write it out: %w", name, err))
+		}
+		sp.OwnTmpl = true
+		return sp, nil
 	}
 	if sp.Tmpl, err = chat.Parse(r.Extra.Template); err != nil {
 		return nil, BadInput(fmt.Errorf("%s: extra.template: %w", name, err))

@@ -175,7 +175,7 @@ func loadLocalJudge(jf *modelFlags, b tensor.Backend, tmplName, rubric string) (
 	if err != nil {
 		return nil, err
 	}
-	jt, err := chooseTemplate(jl, tmplName)
+	jt, err := chooseFormat(jl, tmplName)
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ func runRLAIF(e *Env) error {
 	if err != nil {
 		return err
 	}
-	tmpl, err := chooseTemplate(l, *tmplName)
+	tmpl, err := chooseFormat(l, *tmplName)
 	if err != nil {
 		return err
 	}
@@ -382,11 +382,7 @@ func runRLAIF(e *Env) error {
 	fmt.Fprintf(log, "RLAIF: %d prompts, %d answers each, judge %s%s\n", len(prompts), *samples, *judgeArg, withRef)
 
 	gen := generate.New(l.M, b, l.Tok)
-	stops := tmpl.StopStrings()
-	var stopIDs []int32
-	if eos := l.Tok.EOS(); eos >= 0 {
-		stopIDs = []int32{eos}
-	}
+	stopIDs, stops := tmpl.Stops(l.Tok)
 	n := *samples
 	stopped := false
 	for bi := 0; bi*(*batch) < len(prompts) && !stopped; bi++ {
@@ -395,7 +391,7 @@ func runRLAIF(e *Env) error {
 		var rows [][]int32
 		var kept []rlaifPrompt
 		for _, p := range part {
-			ids, err := data.EncodePrompt(l.Tok, tmpl, p.Msgs)
+			ids, err := data.EncodeChatPrompt(l.Tok, tmpl, p.Msgs)
 			if err != nil {
 				return BadInput(fmt.Errorf("%s:%d: %w", *promptsPath, p.Line, err))
 			}

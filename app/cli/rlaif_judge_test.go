@@ -74,7 +74,7 @@ func TestRLAIFJudgeData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lj, err := rlhf.NewLocalJudge(l.M, tensor.NewCPU(1), l.Tok, chat.ChatML, rubric)
+	lj, err := rlhf.NewLocalJudge(l.M, tensor.NewCPU(1), l.Tok, chat.Format{Builtin: chat.ChatML}, rubric)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func (w rmWeights) LoadWeights(dir string) error {
 }
 
 // loadPairs reads preference pairs and splits off a held-out part.
-func loadPairs(l *loaded, path string, tmpl chat.Template, ctx int, evalFrac float64, seed uint64, e *Env) (tr, ev []data.Pair, err error) {
+func loadPairs(l *loaded, path string, tmpl chat.Format, ctx int, evalFrac float64, seed uint64, e *Env) (tr, ev []data.Pair, err error) {
 	ds, err := data.LoadJSONL(path)
 	if err != nil {
 		return nil, nil, BadInput(err)
@@ -44,7 +44,7 @@ func loadPairs(l *loaded, path string, tmpl chat.Template, ctx int, evalFrac flo
 	if !ds.Shape.Pairwise() {
 		return nil, nil, BadInput(fmt.Errorf("%s holds %s records; want {\"prompt\",\"chosen\",\"rejected\"}", path, ds.Shape))
 	}
-	pairs, rep, err := data.BuildPairs(l.Tok, ds, data.BuildOpts{Template: tmpl, Ctx: ctx})
+	pairs, rep, err := data.BuildPairs(l.Tok, ds, data.BuildOpts{Ctx: ctx}.With(tmpl))
 	if err != nil {
 		return nil, nil, BadInput(err)
 	}
@@ -225,7 +225,7 @@ func runScore(e *Env) error {
 	if err := rmod.LoadHead(l.Dir); err != nil {
 		return BadInput(fmt.Errorf("%s is not a reward model (run llmlab rm): %w", l.Name, err))
 	}
-	tmpl, err := chooseTemplate(l, *tmplName)
+	tmpl, err := chooseFormat(l, *tmplName)
 	if err != nil {
 		return err
 	}

@@ -55,15 +55,8 @@ func runServe(e *Env) error {
 		return err
 	}
 	var chatFn serve.ChatFunc
-	if tmpl, err := chooseTemplate(l, *tmplName); err == nil {
-		chatFn = func(msgs []serve.Message) (string, []string, error) {
-			cm := make([]chat.Message, len(msgs))
-			for i, m := range msgs {
-				cm[i] = chat.Message{Role: m.Role, Content: m.Content}
-			}
-			text, err := tmpl.Text(cm, true)
-			return text, tmpl.StopStrings(), err
-		}
+	if tmpl, err := chooseFormat(l, *tmplName); err == nil {
+		chatFn = serveChat(tmpl, l.Tok)
 	} else {
 		fmt.Fprintf(e.Stderr, "llmlab serve: chat completions disabled: %v\n", err)
 	}

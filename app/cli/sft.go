@@ -238,7 +238,7 @@ type prepared struct {
 	cfg  train.Config
 	b    tensor.Backend
 	l    *loaded
-	tmpl chat.Template
+	tmpl chat.Format
 }
 
 // prepareTraining resolves the training config, the backend, the model and
@@ -261,7 +261,7 @@ func prepareTraining(e *Env, mf *modelFlags, tf *trainFlags, tmplName string, pf
 	}
 	tf.ctx = min(tf.ctx, l.M.Cfg.MaxPos)
 	l.M.CheckpointBlocks = tf.ckpt
-	tmpl, err := chooseTemplate(l, tmplName)
+	tmpl, err := chooseFormat(l, tmplName)
 	if err != nil {
 		return nil, err
 	}
@@ -269,16 +269,16 @@ func prepareTraining(e *Env, mf *modelFlags, tf *trainFlags, tmplName string, pf
 }
 
 // loadSFTExamples reads a JSONL file of any SFT shape, renders it through
-// the template (or the model's own, own) and splits off a held-out part,
+// the chat format and splits off a held-out part,
 // or, with evalPath, reads the held-out examples from that file and
 // trains on all of path.
-func loadSFTExamples(l *loaded, path, evalPath string, tmpl chat.Template, own *chat.Model, ctxLen int, trainAll bool, evalFrac float64, seed uint64, log io.Writer) (tr, ev []data.Example, err error) {
-	exs, err := buildSFTFile(l, path, tmpl, own, ctxLen, trainAll, log)
+func loadSFTExamples(l *loaded, path, evalPath string, tmpl chat.Format, ctxLen int, trainAll bool, evalFrac float64, seed uint64, log io.Writer) (tr, ev []data.Example, err error) {
+	exs, err := buildSFTFile(l, path, tmpl, ctxLen, trainAll, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	if evalPath != "" {
-		ev, err := buildSFTFile(l, evalPath, tmpl, own, ctxLen, trainAll, log)
+		ev, err := buildSFTFile(l, evalPath, tmpl, ctxLen, trainAll, log)
 		return exs, ev, err
 	}
 	ti, ei := data.SplitIndices(len(exs), evalFrac, seed)
@@ -292,7 +292,7 @@ func loadSFTExamples(l *loaded, path, evalPath string, tmpl chat.Template, own *
 }
 
 // buildSFTFile reads one SFT data file into examples.
-func buildSFTFile(l *loaded, path string, tmpl chat.Template, own *chat.Model, ctxLen int, trainAll bool, log io.Writer) ([]data.Example, error) {
+func buildSFTFile(l *loaded, path string, tmpl chat.Format, ctxLen int, trainAll bool, log io.Writer) ([]data.Example, error) {
 	ds, err := data.LoadJSONL(path)
 	if err != nil {
 		return nil, BadInput(err)
@@ -300,7 +300,7 @@ func buildSFTFile(l *loaded, path string, tmpl chat.Template, own *chat.Model, c
 	if ds.Shape.Pairwise() || ds.Shape == data.ShapeKTO {
 		return nil, BadInput(fmt.Errorf("%s holds %s records; sft wants text, prompt/completion, Alpaca or chat records", path, ds.Shape))
 	}
-	exs, rep, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Template: tmpl, Chat: own, Ctx: ctxLen, TrainAll: trainAll})
+	exs, rep, err := data.BuildSFT(l.Tok, ds, data.BuildOpts{Ctx: ctxLen, TrainAll: trainAll}.With(tmpl))
 	if err != nil {
 		return nil, BadInput(err)
 	}
@@ -314,29 +314,6 @@ func buildSFTFile(l *loaded, path string, tmpl chat.Template, own *chat.Model, c
 		fmt.Fprintf(log, "%s: %d examples were cut to the context of %d tokens\n", path, rep.Truncated, ctxLen)
 	}
 	return exs, nil
-}
-
-// ownTemplate returns the chat template the model folder ships (Jinja, in
-// tokenizer_config.json or chat_template.jinja), which SFT renders and
-// masks conversations with, or nil: when --template names a built-in one,
-// when the model ships none, and for the embedded demo model, whose
-// training keeps its built-in template so that its results do not change.
-func ownTemplate(modelArg, tmplName string) (*chat.Model, error) {
-	if tmplName != "" || modelArg == "demo" {
-		return nil, nil
-	}
-	dir, err := resolveModelDir(modelArg)
-	if err != nil {
-		return nil, err
-	}
-	m, err := chat.Load(dir)
-	if errors.Is(err, chat.ErrNoTemplate) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, BadInput(err)
-	}
-	return m, nil
 }
 
 // runSFT is `llmlab sft`: instruction tuning, full or with a PEFT method.
@@ -360,23 +337,12 @@ func runSFT(e *Env) error {
 	if tf.out == "" || *dataPath == "" {
 		return Usagef("--data and --out are required")
 	}
-	own, err := ownTemplate(mf.model, *tmplName)
-	if err != nil {
-		return err
-	}
-	name := *tmplName
-	if own != nil {
-		name = chat.Plain.String() // not used: the model's own template renders
-	}
-	pr, err := prepareTraining(e, &mf, &tf, name, &pf)
+	pr, err := prepareTraining(e, &mf, &tf, *tmplName, &pf)
 	if err != nil {
 		return err
 	}
 	cfg, b, l, tmpl := pr.cfg, pr.b, pr.l, pr.tmpl
 	tmplDesc := tmpl.String()
-	if own != nil {
-		tmplDesc = "model"
-	}
 	if v := pf.virtualTokens(); v > 0 {
 		if v >= l.M.Cfg.MaxPos {
 			return BadInput(fmt.Errorf("--virtual-tokens %d leaves no room in the model's context of %d", v, l.M.Cfg.MaxPos))
@@ -393,7 +359,7 @@ func runSFT(e *Env) error {
 		return err
 	}
 	cfg.Hash = train.Hash(rec)
-	trEx, evEx, err := loadSFTExamples(l, *dataPath, *evalPath, tmpl, own, tf.ctx, *trainAll, *evalFrac, tf.seed, e.Stderr)
+	trEx, evEx, err := loadSFTExamples(l, *dataPath, *evalPath, tmpl, tf.ctx, *trainAll, *evalFrac, tf.seed, e.Stderr)
 	if err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func (p *ModelsPage) show(arg string, m *cli.Model) {
 	c := m.M.Cfg
 	tmpl := m.Template.String()
 	if m.TemplateErr != nil {
-		tmpl += " (the model declares none llmlab knows: " + m.TemplateErr.Error() + ")"
+		tmpl += " (the model's own template cannot be used: " + m.TemplateErr.Error() + ")"
 	}
 	tok := m.Tok
 	special := func(id int32) string {

@@ -18,6 +18,7 @@ import (
 
 	"llmlab/app/cli"
 	"llmlab/core/chat"
+	"llmlab/core/data"
 	"llmlab/core/generate"
 )
 
@@ -348,20 +349,17 @@ func (p *PlaygroundPage) reply(ctx context.Context, m *cli.Model, side int, comp
 		p.hist[side] = p.hist[side][:len(p.hist[side])-1]
 		p.mu.Unlock()
 	}
-	prompt, err := m.Template.Text(hist, true)
+	ids, err := data.EncodeChatPrompt(m.Tok, m.Template, hist)
 	if err != nil {
 		undo()
 		return "", err
 	}
-	ids := m.Tok.Encode(prompt, !m.Template.IncludesBOS())
 	if len(ids) >= m.M.Cfg.MaxPos-1 {
 		undo()
 		return "", fmt.Errorf("the conversation (%d tokens) no longer fits the context of %d: Reset to start over", len(ids), m.M.Cfg.MaxPos)
 	}
-	req := generate.Request{Prompts: [][]int32{ids}, MaxTokens: min(maxTok, m.M.Cfg.MaxPos-len(ids)), Sampling: s, Seed: uint64(time.Now().UnixNano()), StopStrings: m.Template.StopStrings()}
-	if eos := m.Tok.EOS(); eos >= 0 {
-		req.StopIDs = []int32{eos}
-	}
+	req := generate.Request{Prompts: [][]int32{ids}, MaxTokens: min(maxTok, m.M.Cfg.MaxPos-len(ids)), Sampling: s, Seed: uint64(time.Now().UnixNano())}
+	req.StopIDs, req.StopStrings = m.Template.Stops(m.Tok)
 	req.OnText = func(_ int, t string) bool {
 		p.mu.Lock()
 		p.shown[side] += t

@@ -42,7 +42,13 @@ func (s Specials) vars(m map[string]jinja.Value) {
 type Model struct {
 	Source   string
 	Specials Specials
-	tpl      *jinja.Template
+	// EOSIDs are generation_config.json's eos_token_id (one id or a
+	// list, as Llama 3.1 lists <|end_of_text|>, <|eom_id|> and <|eot_id|>):
+	// tokens that end generation besides the template's own end of turn.
+	EOSIDs []int32
+
+	tpl     *jinja.Template
+	turnEnd string // the marker the template writes after an answer (probeTurnEnd)
 }
 
 // Compile compiles a Jinja chat template: the source from a
@@ -61,7 +67,9 @@ func Compile(src string, sp Specials) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("chat: the chat template does not compile: %w", err)
 	}
-	return &Model{Source: src, Specials: sp, tpl: tpl}, nil
+	m := &Model{Source: src, Specials: sp, tpl: tpl}
+	m.turnEnd = m.probeTurnEnd()
+	return m, nil
 }
 
 // jinjaSource applies what jinja2's lexer does to a template's source
@@ -129,7 +137,8 @@ func FromConfig(tokenizerConfig []byte, file, jinjaFile string) (*Model, error) 
 
 // Load reads the chat template of a model folder: chat_template.jinja if it
 // is there, else the chat_template of tokenizer_config.json, with the
-// special tokens of tokenizer_config.json.
+// special tokens of tokenizer_config.json and the eos_token_id of
+// generation_config.json.
 func Load(dir string) (*Model, error) {
 	cfgPath := filepath.Join(dir, "tokenizer_config.json")
 	cfg, err := os.ReadFile(cfgPath)
@@ -143,7 +152,22 @@ func Load(dir string) (*Model, error) {
 	if cfg == nil && jf == nil {
 		return nil, fmt.Errorf("chat: %s: no tokenizer_config.json or chat_template.jinja: %w", dir, ErrNoTemplate)
 	}
-	return FromConfig(cfg, cfgPath, string(jf))
+	m, err := FromConfig(cfg, cfgPath, string(jf))
+	if err != nil {
+		return nil, err
+	}
+	genPath := filepath.Join(dir, "generation_config.json")
+	gen, err := os.ReadFile(genPath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		if m.EOSIDs, err = generationEOS(gen, genPath); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // tokenText reads a special token: a string, an AddedToken object

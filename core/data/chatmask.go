@@ -110,3 +110,21 @@ func EncodeModelPrompt(enc Encoder, m *chat.Model, msgs []chat.Message) ([]int32
 	}
 	return enc.Encode(text, false), nil
 }
+
+// EncodeChatPrompt renders msgs with the generation prompt through f and
+// encodes them as training encodes the same conversation: through the
+// model's own template (EncodeModelPrompt) or a built-in one
+// (EncodePrompt). It is the input for generation in every command.
+func EncodeChatPrompt(enc Encoder, f chat.Format, msgs []chat.Message) ([]int32, error) {
+	if f.Own != nil {
+		return EncodeModelPrompt(enc, f.Own, msgs)
+	}
+	return EncodePrompt(enc, f.Builtin, msgs)
+}
+
+// With returns o rendering through f: its own template (Chat) or the
+// built-in one (Template).
+func (o BuildOpts) With(f chat.Format) BuildOpts {
+	o.Template, o.Chat = f.Builtin, f.Own
+	return o
+}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"llmlab/core/checkpoint"
@@ -326,8 +327,10 @@ func ggufRope(c Config, kv map[string]any, arch string) []checkpoint.Named {
 		if r.OrigMaxPos > 0 {
 			kv[arch+".rope.scaling.original_context_length"] = uint32(r.OrigMaxPos)
 		}
+		// llama.cpp's YaRN multiplies the attention factor by
+		// 1 + 0.1·ln(factor) itself: the file holds what is left of it.
 		_, attn := yarnFreqs(c)
-		kv[arch+".rope.scaling.attn_factor"] = attn
+		kv[arch+".rope.scaling.attn_factor"] = attn / float32(0.1*math.Log(r.Factor)+1)
 	case RopeLlama3:
 		base := defaultInvFreq(c.RopeTheta, c.RotaryDim())
 		scaled, _ := ropeFreqs(c, 0)

@@ -202,6 +202,13 @@ func TestGGUFFamilies(t *testing.T) {
 					}
 				}
 			}
+			if tc.dir == "qwen3_yarn" {
+				// The default YaRN attention factor is the 1 + 0.1·ln(factor)
+				// llama.cpp applies itself: 1 is left for the file.
+				if a, ok := g.KV["qwen3.rope.scaling.attn_factor"].(float32); !ok || math.Abs(float64(a)-1) > 1e-6 {
+					t.Errorf("rope.scaling.attn_factor %v, want 1", g.KV["qwen3.rope.scaling.attn_factor"])
+				}
+			}
 			if tc.dir == "llama3" {
 				// factor 8 at the lowest frequencies, 1 at the highest.
 				d := got["rope_freqs.weight"].F32

@@ -63,6 +63,17 @@ func TestGGUFFamiliesLlamaCpp(t *testing.T) {
 			if got := hex.EncodeToString(sum[:]); got != g.SHA256 {
 				t.Errorf("the f32 export changed (sha256 %s, llama.cpp ran %s): run make gguf-check to check the new file in llama.cpp and record it", got, g.SHA256)
 			}
+			// The prompt still encodes to the ids llama.cpp was given.
+			code, msg := run(t, "tokenize", "--model", dir, "--text", g.Prompt, "--special", "--json")
+			var tok struct {
+				IDs []int32 `json:"ids"`
+			}
+			if code != 0 || json.Unmarshal([]byte(strings.TrimSpace(msg)), &tok) != nil {
+				t.Fatalf("tokenize: %s", msg)
+			}
+			if diff := cmp.Diff(g.PromptIDs, tok.IDs); diff != "" {
+				t.Fatalf("the prompt's ids changed (-llama.cpp's +now):\n%s", diff)
+			}
 			model := dir
 			if g.WithoutWindow {
 				model = filepath.Join(tmp, "nowindow")

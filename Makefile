@@ -3,7 +3,7 @@ GO ?= go
 PYTHON ?= /usr/bin/python3
 WASMEXEC := $(shell $(GO) env GOROOT)/lib/wasm
 
-.PHONY: build build-nogui web test test-short test-wasm test-desktop demo align-demo demo-model golden bench gpu-check package screenshots icon clean
+.PHONY: build build-nogui web test test-short test-wasm test-desktop demo align-demo demo-model golden gguf-check bench gpu-check package screenshots icon clean
 
 # The default build has the desktop app (Fyne: cgo and the X11/GL
 # development packages, see .ci/run); the first one compiles GLFW's C for
@@ -84,6 +84,17 @@ golden:
 	$(PYTHON) tools/golden/ggml_quants.py
 	$(PYTHON) tools/golden/gguf_llamacpp.py
 	cd tools/golden/tokenizer && npm install --no-audit --no-fund && node gen.mjs
+
+# Each model family's GGUF export run in llama.cpp (node-llama-cpp's
+# prebuilt CPU build, from npm): a small model per family is pretrained
+# briefly on the demo stories, exported, and its greedy continuation
+# compared between llmlab and llama.cpp (about 4 minutes on 2 cores; needs
+# node and npm; not part of `make test`). UPDATE=1 records the models and
+# llama.cpp's ids in app/cli/testdata/gguf, which TestGGUFFamiliesLlamaCpp
+# checks without node.
+gguf-check: build-nogui
+	cd tools/gguf-check && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --omit=optional --no-audit --no-fund
+	node tools/gguf-check/families.mjs --llmlab bin/llmlab-nogui $(if $(UPDATE),--update app/cli/testdata/gguf)
 
 bench: build
 	./bin/llmlab bench

@@ -88,6 +88,9 @@ func runExport(e *Env) error {
 	if err != nil {
 		return BadInput(err)
 	}
+	for _, c := range l.M.Cfg.GGUFCaveats() {
+		fmt.Fprintf(e.Stderr, "note: %s\n", c)
+	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
 	}

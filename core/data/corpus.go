@@ -1,9 +1,12 @@
 package data
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -93,9 +96,9 @@ func EncodeCorpus(ctx context.Context, enc Encoder, files []string, trainPath, e
 	}
 	docIndex := 0
 	for _, path := range files {
-		b, err := os.ReadFile(path)
+		b, err := readCorpusFile(path)
 		if err != nil {
-			return abort(fmt.Errorf("data: %w", err))
+			return abort(err)
 		}
 		text, bad, off := validUTF8(b)
 		if bad > 0 && o.StrictUTF8 {
@@ -246,4 +249,25 @@ func splitDocs(text, sep string) []string {
 		}
 	}
 	return out
+}
+
+// readCorpusFile reads a text file, decompressing it when it is gzipped
+// (by its magic bytes, whatever its name), as the demo stories are.
+func readCorpusFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		return b, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("data: %s: %w", path, err)
+	}
+	text, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("data: %s: gzip: %w", path, err)
+	}
+	return text, nil
 }

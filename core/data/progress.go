@@ -21,8 +21,10 @@ func TextProgress(w io.Writer, label string, interval time.Duration) func(done, 
 		}
 		last = now
 		frac := 1.0
-		if total > 0 {
-			frac = float64(done) / float64(total)
+		if total > 0 && done < total {
+			// done counts text bytes and total file bytes: a gzipped
+			// file's text runs past its size.
+			frac = max(float64(done)/float64(total), 0)
 		}
 		n := int(frac * 20)
 		fmt.Fprintf(w, "\r%s [%s%s] %3.0f%%  %.1f/%.1f MB", label, strings.Repeat("#", n), strings.Repeat(".", 20-n), 100*frac, float64(done)/1e6, float64(total)/1e6)

@@ -448,3 +448,42 @@ func TestTokenNLLChunks(t *testing.T) {
 		t.Errorf("an ignored target has loss %v", want[len(want)-1])
 	}
 }
+
+// TestOffsetNormHalf: a Gemma model stored in F16 and kept so (as generate
+// and PEFT bases load it) runs: its (1+w) norm weights are held in F32,
+// and the logits match the same weights loaded as F32.
+func TestOffsetNormHalf(t *testing.T) {
+	for _, fam := range []string{"gemma2", "gemma3"} {
+		t.Run(fam, func(t *testing.T) {
+			m, err := Load(filepath.Join("testdata", "golden", "families", fam), LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			if err := m.Save(dir, SaveOptions{DType: tensor.F16}); err != nil {
+				t.Fatal(err)
+			}
+			half, err := Load(dir, LoadOptions{KeepStored: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dt := half.Blocks[0].Q.(*Linear).W.Value.DType; dt != tensor.F16 {
+				t.Fatalf("q_proj kept as %v, want F16", dt)
+			}
+			full, err := Load(dir, LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids := []int32{3, 1, 4, 1, 5, 9, 2, 6}
+			logits := func(m *Transformer) []float32 {
+				tp := autograd.NewTape(tensor.NewCPU(1))
+				l, err := m.Forward(tp, Inputs{B: 1, T: len(ids), IDs: ids})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return append([]float32(nil), l.Value.F32...)
+			}
+			tensortest.Close(t, "logits", logits(half), logits(full), 1e-3)
+		})
+	}
+}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"llmlab/core/checkpoint"
@@ -136,6 +137,9 @@ func (m *Transformer) GGUF(v Vocab, name string, dt tensor.DType) (*checkpoint.G
 	}
 	c := m.Cfg
 	arch := c.ggufArch()
+	if err := ggufSupported(c, arch); err != nil {
+		return nil, err
+	}
 	if len(v.Tokens) > c.VocabSize {
 		return nil, fmt.Errorf("gguf: %d tokens for a vocabulary of %d", len(v.Tokens), c.VocabSize)
 	}
@@ -149,7 +153,7 @@ func (m *Transformer) GGUF(v Vocab, name string, dt tensor.DType) (*checkpoint.G
 		ft = 1
 	}
 	kv := map[string]any{
-		"general.architecture": arch, "general.name": name, "general.file_type": ft,
+		"general.architecture": arch, "general.name": ggufModelName(name, tokens), "general.file_type": ft,
 		"general.alignment":      uint32(32),
 		arch + ".context_length": uint32(c.MaxPos), arch + ".embedding_length": uint32(c.Hidden),
 		arch + ".block_count": uint32(c.Layers), arch + ".feed_forward_length": uint32(c.Intermediate),
@@ -216,6 +220,84 @@ func (m *Transformer) GGUF(v Vocab, name string, dt tensor.DType) (*checkpoint.G
 	return f, nil
 }
 
+// ggufModelName returns the general.name to write. llama.cpp gives Phi-3's
+// own tokens (<unk>, <s>, </s>, <|endoftext|>) special attributes when the
+// name contains "phi3" or "phi-3", and fails to load a file whose
+// vocabulary lacks one of them (a Phi-3 retrained with another tokenizer),
+// so there such a name is written with "phi 3".
+func ggufModelName(name string, tokens []string) string {
+	lower := strings.ToLower(name)
+	if !strings.Contains(lower, "phi3") && !strings.Contains(lower, "phi-3") {
+		return name
+	}
+	have := map[string]bool{}
+	for _, t := range tokens {
+		have[t] = true
+	}
+	if have["<unk>"] && have["<s>"] && have["</s>"] && have["<|endoftext|>"] {
+		return name
+	}
+	var b strings.Builder
+	for i := 0; i < len(name); {
+		l := strings.ToLower(name[i:])
+		switch {
+		case strings.HasPrefix(l, "phi3"):
+			b.WriteString(name[i:i+3] + " 3")
+			i += 4
+		case strings.HasPrefix(l, "phi-3"):
+			b.WriteString(name[i:i+3] + " 3")
+			i += 5
+		default:
+			b.WriteByte(name[i])
+			i++
+		}
+	}
+	return b.String()
+}
+
+// ggufSupported reports what llama.cpp would compute differently from the
+// model, for settings it fixes per architecture rather than reading from
+// the file: SmolLM3 skips RoPE on every fourth layer, and Gemma 2 and 3
+// scale attention by head_dim^-1/2 (hidden/heads for the 27B shapes), not
+// by query_pre_attn_scalar.
+func ggufSupported(c Config, arch string) error {
+	switch arch {
+	case "smollm3":
+		for i, no := range c.NoRope {
+			if no != ((i+1)%4 == 0) {
+				return fmt.Errorf("gguf: llama.cpp runs SmolLM3 without RoPE on every fourth layer only; this model's layer %d %s RoPE (no_rope_layers)", i, map[bool]string{true: "skips", false: "applies"}[no])
+			}
+		}
+	case "gemma2", "gemma3":
+		want := float64(c.HeadDim)
+		if (arch == "gemma2" && c.Layers == 46) || (arch == "gemma3" && c.Layers == 62) { // the 27B shapes
+			want = float64(c.Hidden / c.Heads)
+		}
+		if c.QueryPreAttnScalar != want {
+			return fmt.Errorf("gguf: llama.cpp scales %s attention by %g^-1/2 for this shape; this model's query_pre_attn_scalar is %g", arch, want, c.QueryPreAttnScalar)
+		}
+	}
+	return nil
+}
+
+// GGUFCaveats lists where llama.cpp will run the exported file differently
+// from the model without the file being able to say otherwise: of these
+// architectures only Gemma's have sliding windows there (Mistral runs as
+// llama; Qwen's and Phi-3's windows are not applied), so elsewhere
+// windowed layers attend to every earlier token.
+func (c Config) GGUFCaveats() []string {
+	arch := c.ggufArch()
+	if arch == "gemma2" || arch == "gemma3" || c.Arch == GPT2 {
+		return nil
+	}
+	for l := range c.Layers {
+		if w := c.Window(l); w > 0 {
+			return []string{fmt.Sprintf("llama.cpp runs %s (architecture %s) without its sliding window of %d tokens: past it, its outputs differ from this model's", c.ModelType, arch, w)}
+		}
+	}
+	return nil
+}
+
 // offsetOne returns 1 + w in F32 (Gemma's (1+w) norms, as llama.cpp's
 // converter writes them).
 func offsetOne(w *tensor.Tensor) *tensor.Tensor {
@@ -246,8 +328,10 @@ func ggufRope(c Config, kv map[string]any, arch string) []checkpoint.Named {
 		if r.OrigMaxPos > 0 {
 			kv[arch+".rope.scaling.original_context_length"] = uint32(r.OrigMaxPos)
 		}
+		// llama.cpp's YaRN multiplies the attention factor by
+		// 1 + 0.1·ln(factor) itself: the file holds what is left of it.
 		_, attn := yarnFreqs(c)
-		kv[arch+".rope.scaling.attn_factor"] = attn
+		kv[arch+".rope.scaling.attn_factor"] = attn / float32(0.1*math.Log(r.Factor)+1)
 	case RopeLlama3:
 		base := defaultInvFreq(c.RopeTheta, c.RotaryDim())
 		scaled, _ := ropeFreqs(c, 0)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"llmlab/core/autograd"
@@ -143,6 +144,11 @@ func TestGGUFFamilies(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tc.arch == "smollm3" { // the NoPE layers llama.cpp runs (TestGGUFUnsupported)
+				for i := range m.Cfg.NoRope {
+					m.Cfg.NoRope[i] = (i+1)%4 == 0
+				}
+			}
 			voc := Vocab{BOS: 1, EOS: 2, PAD: -1}
 			f, err := m.GGUF(voc, tc.dir, tensor.F32)
 			if err != nil {
@@ -196,6 +202,13 @@ func TestGGUFFamilies(t *testing.T) {
 					}
 				}
 			}
+			if tc.dir == "qwen3_yarn" {
+				// The default YaRN attention factor is the 1 + 0.1·ln(factor)
+				// llama.cpp applies itself: 1 is left for the file.
+				if a, ok := g.KV["qwen3.rope.scaling.attn_factor"].(float32); !ok || math.Abs(float64(a)-1) > 1e-6 {
+					t.Errorf("rope.scaling.attn_factor %v, want 1", g.KV["qwen3.rope.scaling.attn_factor"])
+				}
+			}
 			if tc.dir == "llama3" {
 				// factor 8 at the lowest frequencies, 1 at the highest.
 				d := got["rope_freqs.weight"].F32
@@ -204,5 +217,81 @@ func TestGGUFFamilies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGGUFModelName: names llama.cpp would take for Phi-3's own vocabulary
+// are changed only when the vocabulary lacks Phi-3's special tokens.
+func TestGGUFModelName(t *testing.T) {
+	byteLevel := []string{"a", "b", "<|endoftext|>"}
+	phi3 := []string{"<unk>", "<s>", "</s>", "<|endoftext|>", "a"}
+	for _, c := range []struct {
+		name   string
+		tokens []string
+		want   string
+	}{
+		{"tiny-phi3", byteLevel, "tiny-phi 3"},
+		{"Phi-3-mini-sft", byteLevel, "Phi 3-mini-sft"},
+		{"PHI3", byteLevel, "PHI 3"},
+		{"Phi-3-mini-sft", phi3, "Phi-3-mini-sft"},
+		{"tiny-llama", byteLevel, "tiny-llama"},
+		{"phi-4-mini", byteLevel, "phi-4-mini"},
+	} {
+		if got := ggufModelName(c.name, c.tokens); got != c.want {
+			t.Errorf("ggufModelName(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestGGUFUnsupported: settings llama.cpp fixes per architecture instead of
+// reading them from the file are refused on export, naming the setting.
+func TestGGUFUnsupported(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		edit func(c *Config)
+		want string // in the error; "" for none
+	}{
+		{"smollm3", nil, "no_rope_layers"},
+		{"smollm3_interval", nil, "no_rope_layers"},
+		{"smollm3", func(c *Config) {
+			for i := range c.NoRope {
+				c.NoRope[i] = (i+1)%4 == 0
+			}
+		}, ""},
+		{"gemma2", nil, ""},
+		{"gemma2", func(c *Config) { c.QueryPreAttnScalar = 64 }, "query_pre_attn_scalar"},
+		{"gemma3", func(c *Config) { c.QueryPreAttnScalar = 8 }, "query_pre_attn_scalar"},
+	} {
+		m, err := Load(filepath.Join("testdata/golden/families", tc.dir), LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.edit != nil {
+			tc.edit(&m.Cfg)
+		}
+		_, err = m.GGUF(Vocab{BOS: 1, EOS: 2, PAD: -1}, tc.dir, tensor.F32)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.dir, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one naming %s", tc.dir, err, tc.want)
+		}
+	}
+}
+
+// TestGGUFCaveats: a windowed Mistral is exported with a note that
+// llama.cpp ignores its window; the families llama.cpp windows get none.
+func TestGGUFCaveats(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want int
+	}{{"mistral_window", 1}, {"llama3", 0}, {"gemma2", 0}, {"gemma3", 0}} {
+		m, err := Load(filepath.Join("testdata/golden/families", tc.dir), LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Cfg.GGUFCaveats(); len(got) != tc.want {
+			t.Errorf("%s: caveats %q, want %d", tc.dir, got, tc.want)
+		}
 	}
 }

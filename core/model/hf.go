@@ -143,6 +143,9 @@ func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Tran
 		if o.KeepStored {
 			dt = t.DType
 		}
+		if m.fam.norm == normRMSOffset && len(t.Shape) == 1 {
+			dt = tensor.F32 // (1+w) norms add w to F32 ones
+		}
 		if t.DType == dt {
 			if !o.mapped || t.DType == tensor.F32 {
 				t = t.Clone() // own the memory: the file is unmapped on return

@@ -13,7 +13,9 @@ The methods are written here in plain PyTorch after PEFT's definitions
 row norm of W + s·BA detached; IA3 scaling outputs, or inputs for
 feed-forward modules; prefix tuning as past keys/values (not rotated) with
 the real tokens at positions P..; prompt tuning as embeddings put before
-the input. Run with Debian's python3-torch: `make golden`.
+the input. The Qwen3 case adapts every linear layer and computes its
+logits with a separate Qwen3 forward on the merged weights W + (alpha/r)·B·A.
+Run with Debian's python3-torch: `make golden`.
 """
 import json
 import math
@@ -31,6 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BASES = os.path.join(HERE, "..", "..", "core", "model", "testdata", "golden")
 OUT = os.path.join(HERE, "..", "..", "lora", "testdata", "golden")
 PRE = "base_model.model."
+# Case names given on the command line: write only those (all when empty).
+ONLY = set(sys.argv[1:])
 
 
 def read_safetensors(path):
@@ -166,6 +170,8 @@ class Base:
 
 def write_case(name, base, config, tensors, forward):
     """tensors: PEFT key -> tensor (requires_grad). forward(tensors, ids) -> logits."""
+    if ONLY and name not in ONLY:
+        return
     folder = os.path.join(OUT, name)
     os.makedirs(folder, exist_ok=True)
     g = torch.Generator().manual_seed(99)
@@ -284,6 +290,64 @@ def prompt_case(name, base, P, g):
     write_case(name, base, config, {"prompt_embeddings": emb}, lambda ids: base.logits(ids, prompt=emb))
 
 
+def qwen3(p, cfg, ids):
+    """Qwen3 written out on its own (not through the hooked llama above):
+    RMSNorm over each head of q and k before rotate-half RoPE, GQA,
+    SwiGLU, tied or untied output. p holds the (merged) weights."""
+    B, T = ids.shape
+    C, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    D, eps = cfg["head_dim"], cfg["rms_norm_eps"]
+    inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
+    ang = torch.outer(torch.arange(T).float(), inv)
+    cos, sin = torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
+    causal = torch.ones(T, T, dtype=torch.bool).triu(1)
+    x = p["model.embed_tokens.weight"][ids]
+    for l in range(cfg["num_hidden_layers"]):
+        n = f"model.layers.{l}."
+        h = rms_norm(x, p[n + "input_layernorm.weight"], eps)
+        q = (h @ p[n + "self_attn.q_proj.weight"].T).view(B, T, H, D)
+        k = (h @ p[n + "self_attn.k_proj.weight"].T).view(B, T, KV, D)
+        v = (h @ p[n + "self_attn.v_proj.weight"].T).view(B, T, KV, D)
+        q = rms_norm(q, p[n + "self_attn.q_norm.weight"], eps).transpose(1, 2)
+        k = rms_norm(k, p[n + "self_attn.k_norm.weight"], eps).transpose(1, 2)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        k, v = k.repeat_interleave(H // KV, 1), v.transpose(1, 2).repeat_interleave(H // KV, 1)
+        att = ((q @ k.transpose(-2, -1)) / math.sqrt(D)).masked_fill(causal, float("-inf")).softmax(-1)
+        a = (att @ v).transpose(1, 2).reshape(B, T, H * D)
+        x = x + a @ p[n + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, p[n + "post_attention_layernorm.weight"], eps)
+        g, u = h @ p[n + "mlp.gate_proj.weight"].T, h @ p[n + "mlp.up_proj.weight"].T
+        x = x + (F.silu(g) * u) @ p[n + "mlp.down_proj.weight"].T
+    x = rms_norm(x, p["model.norm.weight"], eps)
+    return x @ p.get("lm_head.weight", p["model.embed_tokens.weight"]).T
+
+
+def qwen3_lora_case(name, base, r, alpha, g):
+    """LoRA on all seven linear layers of every Qwen3 block, as PEFT saves
+    target_modules="all-linear"; expected logits from W + (alpha/r)·B·A."""
+    shorts = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    s = alpha / r
+    tensors, layers = {}, {}
+    for mod in base.modules(shorts):
+        out, inn = base.p[mod + ".weight"].shape
+        key = base.peft_module(mod)
+        A = (torch.randn(r, inn, generator=g) / math.sqrt(inn)).requires_grad_(True)
+        B = (torch.randn(out, r, generator=g) * 0.1).requires_grad_(True)
+        tensors[key + ".lora_A.weight"], tensors[key + ".lora_B.weight"] = A, B
+        layers[mod] = (A, B)
+    assert len(layers) == 7 * base.cfg["num_hidden_layers"], sorted(layers)
+
+    def forward(ids):
+        merged = dict(base.p)
+        for mod, (A, B) in layers.items():
+            merged[mod + ".weight"] = base.p[mod + ".weight"] + s * (B @ A)
+        return qwen3(merged, base.cfg, ids)
+
+    config = {"peft_type": "LORA", "r": r, "lora_alpha": alpha, "lora_dropout": 0.0, "target_modules": shorts,
+              "bias": "none", "fan_in_fan_out": False, "use_rslora": False, "use_dora": False, "modules_to_save": None}
+    write_case(name, base, config, tensors, forward)
+
+
 def self_check():
     """The hooked forward without adapters reproduces the engine goldens' logits."""
     for name in ("llama", "gpt2"):
@@ -293,6 +357,13 @@ def self_check():
             ids = torch.tensor(json.load(f)["ids"])
         got = base.logits(ids)
         assert torch.allclose(got, exp["logits"], atol=1e-5), f"{name}: hooked forward disagrees with gen.py"
+    # The Qwen3 forward reproduces families.py's logits for its golden base.
+    q3 = Base("families/qwen3")
+    exp = read_safetensors(os.path.join(BASES, "families", "qwen3", "expected.safetensors"))
+    with open(os.path.join(BASES, "families", "qwen3", "batch.json")) as f:
+        ids = torch.tensor(json.load(f)["ids"])
+    got = qwen3(q3.p, q3.cfg, ids).reshape(-1, q3.cfg["vocab_size"])
+    assert torch.allclose(got, exp["logits"].reshape(got.shape), atol=1e-5), "qwen3 forward disagrees with families.py"
 
 
 def main():
@@ -310,6 +381,7 @@ def main():
     prefix_case("gpt2_prefix", gpt, 3, g)
     prompt_case("llama_prompt", llama, 3, g)
     prompt_case("gpt2_prompt", gpt, 3, g)
+    qwen3_lora_case("qwen3_lora_all_linear", Base("families/qwen3"), 4, 8, torch.Generator().manual_seed(7))
 
 
 if __name__ == "__main__":

@@ -224,7 +224,15 @@ func ggufRopeScaling(g *checkpoint.GGUF, arch string, hf map[string]any) error {
 		return out, nil
 	}
 	switch typ, _ := g.String(arch + ".rope.scaling.type"); {
-	case typ == "linear" || typ == "yarn":
+	case typ == "yarn":
+		rs["rope_type"], rs["factor"] = typ, factor
+		// llama.cpp multiplies a YaRN file's attention factor by
+		// 1 + 0.1·ln(factor) itself (core/model/gguf.go writes it so): HF's
+		// attention_factor is the product.
+		if f, ok := rs["attention_factor"].(float64); ok && factor > 1 {
+			rs["attention_factor"] = f * (0.1*math.Log(factor) + 1)
+		}
+	case typ == "linear":
 		rs["rope_type"], rs["factor"] = typ, factor
 	case typ != "" && typ != "none":
 		return fmt.Errorf("%s.rope.scaling.type %q is not supported (linear, yarn)", arch, typ)

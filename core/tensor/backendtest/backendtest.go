@@ -30,7 +30,7 @@ const Tol = 2e-4
 func Run(t *testing.T, b tensor.Backend) {
 	run(t, b)
 	if m := tensor.MemoryOf(b); m != nil {
-		t.Run("Resident", func(t *testing.T) { run(t, &resident{b, m}) })
+		t.Run("Resident", func(t *testing.T) { run(t, newResident(b, m)) })
 	}
 }
 

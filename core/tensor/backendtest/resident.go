@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"llmlab/core/tensor"
+	"llmlab/core/tensor/devicetest"
 )
 
 // resident runs every op of a backend with its float32 tensors in the
@@ -13,8 +14,15 @@ import (
 // while the kernels see only device tensors. Storage-only weights (F16,
 // BF16, quantised) stay on the host, as the engine leaves them.
 type resident struct {
-	b   tensor.Backend
-	mem tensor.Memory
+	devicetest.Staged // every op, between the two halves of stage
+	b                 tensor.Backend
+	mem               tensor.Memory
+}
+
+func newResident(b tensor.Backend, mem tensor.Memory) *resident {
+	r := &resident{b: b, mem: mem}
+	r.Staged = devicetest.Staged{Inner: b, Stage: r.stage}
+	return r
 }
 
 func (r *resident) Name() string { return r.b.Name() + " (device tensors)" }
@@ -67,154 +75,4 @@ func (r *resident) stage(args ...any) func() {
 			tensor.Free(dev)
 		}
 	}
-}
-
-func (r *resident) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
-	defer r.stage(dst, a, w)()
-	r.b.MatMul(dst, a, w, o)
-}
-
-func (r *resident) Embedding(dst *tensor.Tensor, ids []int32, table *tensor.Tensor) {
-	defer r.stage(dst, table)()
-	r.b.Embedding(dst, ids, table)
-}
-
-func (r *resident) EmbeddingBackward(dtable *tensor.Tensor, ids []int32, dy *tensor.Tensor) {
-	defer r.stage(dtable, dy)()
-	r.b.EmbeddingBackward(dtable, ids, dy)
-}
-
-func (r *resident) LayerNorm(dst, mean, rstd, x, w, bias *tensor.Tensor, eps float32) {
-	defer r.stage(dst, mean, rstd, x, w, bias)()
-	r.b.LayerNorm(dst, mean, rstd, x, w, bias, eps)
-}
-
-func (r *resident) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor) {
-	defer r.stage(dx, dw, db, dy, x, w, mean, rstd)()
-	r.b.LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd)
-}
-
-func (r *resident) RMSNorm(dst, rstd, x, w *tensor.Tensor, eps float32) {
-	defer r.stage(dst, rstd, x, w)()
-	r.b.RMSNorm(dst, rstd, x, w, eps)
-}
-
-func (r *resident) RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor) {
-	defer r.stage(dx, dw, dy, x, w, rstd)()
-	r.b.RMSNormBackward(dx, dw, dy, x, w, rstd)
-}
-
-func (r *resident) GELU(dst, x *tensor.Tensor) {
-	defer r.stage(dst, x)()
-	r.b.GELU(dst, x)
-}
-
-func (r *resident) GELUBackward(dx, dy, x *tensor.Tensor) {
-	defer r.stage(dx, dy, x)()
-	r.b.GELUBackward(dx, dy, x)
-}
-
-func (r *resident) SwiGLU(dst, gate, up *tensor.Tensor) {
-	defer r.stage(dst, gate, up)()
-	r.b.SwiGLU(dst, gate, up)
-}
-
-func (r *resident) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
-	defer r.stage(dgate, dup, dy, gate, up)()
-	r.b.SwiGLUBackward(dgate, dup, dy, gate, up)
-}
-
-func (r *resident) RoPE(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable) {
-	defer r.stage(dst, x)()
-	r.b.RoPE(dst, x, pos, tab)
-}
-
-func (r *resident) RoPEBackward(dx, dy *tensor.Tensor, pos []int32, tab *tensor.RoPETable) {
-	defer r.stage(dx, dy)()
-	r.b.RoPEBackward(dx, dy, pos, tab)
-}
-
-func (r *resident) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.AttentionOpts) {
-	defer r.stage(out, lse, q, k, v, o)()
-	r.b.Attention(out, lse, q, k, v, o)
-}
-
-func (r *resident) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, o *tensor.AttentionOpts) {
-	defer r.stage(dq, dk, dv, dout, q, k, v, out, lse, o)()
-	r.b.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o)
-}
-
-func (r *resident) CrossEntropy(loss, lse, logits *tensor.Tensor, targets []int32) {
-	defer r.stage(loss, lse, logits)()
-	r.b.CrossEntropy(loss, lse, logits, targets)
-}
-
-func (r *resident) CrossEntropyBackward(dlogits, dloss, logits, lse *tensor.Tensor, targets []int32) {
-	defer r.stage(dlogits, dloss, logits, lse)()
-	r.b.CrossEntropyBackward(dlogits, dloss, logits, lse, targets)
-}
-
-func (r *resident) Add(dst, x, y *tensor.Tensor) {
-	defer r.stage(dst, x, y)()
-	r.b.Add(dst, x, y)
-}
-
-func (r *resident) Mul(dst, x, y *tensor.Tensor) {
-	defer r.stage(dst, x, y)()
-	r.b.Mul(dst, x, y)
-}
-
-func (r *resident) AddScaled(dst, x *tensor.Tensor, s float32) {
-	defer r.stage(dst, x)()
-	r.b.AddScaled(dst, x, s)
-}
-
-func (r *resident) AddBias(dst, x, bias *tensor.Tensor) {
-	defer r.stage(dst, x, bias)()
-	r.b.AddBias(dst, x, bias)
-}
-
-func (r *resident) SumRows(dst, x *tensor.Tensor) {
-	defer r.stage(dst, x)()
-	r.b.SumRows(dst, x)
-}
-
-func (r *resident) SplitCols(dsts []*tensor.Tensor, x *tensor.Tensor) {
-	defer r.stage(dsts, x)()
-	r.b.SplitCols(dsts, x)
-}
-
-func (r *resident) ConcatCols(dst *tensor.Tensor, srcs []*tensor.Tensor) {
-	defer r.stage(dst, srcs)()
-	r.b.ConcatCols(dst, srcs)
-}
-
-func (r *resident) AdamW(p, g, m, v *tensor.Tensor, o tensor.AdamWOpts) {
-	defer r.stage(p, g, m, v)()
-	r.b.AdamW(p, g, m, v, o)
-}
-
-func (r *resident) SumSquares(x *tensor.Tensor) float64 {
-	defer r.stage(x)()
-	return r.b.SumSquares(x)
-}
-
-func (r *resident) GeGLU(dst, gate, up *tensor.Tensor) {
-	defer r.stage(dst, gate, up)()
-	r.b.GeGLU(dst, gate, up)
-}
-
-func (r *resident) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
-	defer r.stage(dgate, dup, dy, gate, up)()
-	r.b.GeGLUBackward(dgate, dup, dy, gate, up)
-}
-
-func (r *resident) Softcap(dst, x *tensor.Tensor, c float32) {
-	defer r.stage(dst, x)()
-	r.b.Softcap(dst, x, c)
-}
-
-func (r *resident) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
-	defer r.stage(dx, dy, y)()
-	r.b.SoftcapBackward(dx, dy, y, c)
 }

@@ -29,7 +29,8 @@ const base = uintptr(1) << 62
 
 // Backend runs ops on the CPU backend over its own memory.
 type Backend struct {
-	cpu *tensor.CPU
+	Staged // the ops: the CPU's, on host views of their arguments (stage)
+	cpu    *tensor.CPU
 
 	mu    sync.Mutex
 	next  uintptr
@@ -60,7 +61,11 @@ var (
 )
 
 // New returns a backend computing with threads CPU threads (0: all).
-func New(threads int) *Backend { return &Backend{cpu: tensor.NewCPU(threads), next: base} }
+func New(threads int) *Backend {
+	b := &Backend{cpu: tensor.NewCPU(threads), next: base}
+	b.Staged = Staged{Inner: b.cpu, Stage: b.stage}
+	return b
+}
 
 // Name says what it is.
 func (b *Backend) Name() string { return "devicetest (CPU ops on stand-in device memory)" }
@@ -222,131 +227,6 @@ func (b *Backend) stage(args ...any) func() {
 	}
 }
 
-func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
-	defer b.stage(dst, a, w)()
-	b.cpu.MatMul(dst, a, w, o)
-}
-
-func (b *Backend) Embedding(dst *tensor.Tensor, ids []int32, table *tensor.Tensor) {
-	defer b.stage(dst, table)()
-	b.cpu.Embedding(dst, ids, table)
-}
-
-func (b *Backend) EmbeddingBackward(dtable *tensor.Tensor, ids []int32, dy *tensor.Tensor) {
-	defer b.stage(dtable, dy)()
-	b.cpu.EmbeddingBackward(dtable, ids, dy)
-}
-
-func (b *Backend) LayerNorm(dst, mean, rstd, x, w, bias *tensor.Tensor, eps float32) {
-	defer b.stage(dst, mean, rstd, x, w, bias)()
-	b.cpu.LayerNorm(dst, mean, rstd, x, w, bias, eps)
-}
-
-func (b *Backend) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor) {
-	defer b.stage(dx, dw, db, dy, x, w, mean, rstd)()
-	b.cpu.LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd)
-}
-
-func (b *Backend) RMSNorm(dst, rstd, x, w *tensor.Tensor, eps float32) {
-	defer b.stage(dst, rstd, x, w)()
-	b.cpu.RMSNorm(dst, rstd, x, w, eps)
-}
-
-func (b *Backend) RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor) {
-	defer b.stage(dx, dw, dy, x, w, rstd)()
-	b.cpu.RMSNormBackward(dx, dw, dy, x, w, rstd)
-}
-
-func (b *Backend) GELU(dst, x *tensor.Tensor) {
-	defer b.stage(dst, x)()
-	b.cpu.GELU(dst, x)
-}
-
-func (b *Backend) GELUBackward(dx, dy, x *tensor.Tensor) {
-	defer b.stage(dx, dy, x)()
-	b.cpu.GELUBackward(dx, dy, x)
-}
-
-func (b *Backend) SwiGLU(dst, gate, up *tensor.Tensor) {
-	defer b.stage(dst, gate, up)()
-	b.cpu.SwiGLU(dst, gate, up)
-}
-
-func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
-	defer b.stage(dgate, dup, dy, gate, up)()
-	b.cpu.SwiGLUBackward(dgate, dup, dy, gate, up)
-}
-
-func (b *Backend) RoPE(dst, x *tensor.Tensor, pos []int32, tab *tensor.RoPETable) {
-	defer b.stage(dst, x)()
-	b.cpu.RoPE(dst, x, pos, tab)
-}
-
-func (b *Backend) RoPEBackward(dx, dy *tensor.Tensor, pos []int32, tab *tensor.RoPETable) {
-	defer b.stage(dx, dy)()
-	b.cpu.RoPEBackward(dx, dy, pos, tab)
-}
-
-func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.AttentionOpts) {
-	defer b.stage(out, lse, q, k, v, o)()
-	b.cpu.Attention(out, lse, q, k, v, o)
-}
-
-func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, o *tensor.AttentionOpts) {
-	defer b.stage(dq, dk, dv, dout, q, k, v, out, lse, o)()
-	b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o)
-}
-
-func (b *Backend) CrossEntropy(loss, lse, logits *tensor.Tensor, targets []int32) {
-	defer b.stage(loss, lse, logits)()
-	b.cpu.CrossEntropy(loss, lse, logits, targets)
-}
-
-func (b *Backend) CrossEntropyBackward(dlogits, dloss, logits, lse *tensor.Tensor, targets []int32) {
-	defer b.stage(dlogits, dloss, logits, lse)()
-	b.cpu.CrossEntropyBackward(dlogits, dloss, logits, lse, targets)
-}
-
-func (b *Backend) Add(dst, x, y *tensor.Tensor) {
-	defer b.stage(dst, x, y)()
-	b.cpu.Add(dst, x, y)
-}
-
-func (b *Backend) Mul(dst, x, y *tensor.Tensor) {
-	defer b.stage(dst, x, y)()
-	b.cpu.Mul(dst, x, y)
-}
-
-func (b *Backend) AddScaled(dst, x *tensor.Tensor, s float32) {
-	defer b.stage(dst, x)()
-	b.cpu.AddScaled(dst, x, s)
-}
-
-func (b *Backend) AddBias(dst, x, bias *tensor.Tensor) {
-	defer b.stage(dst, x, bias)()
-	b.cpu.AddBias(dst, x, bias)
-}
-
-func (b *Backend) SumRows(dst, x *tensor.Tensor) {
-	defer b.stage(dst, x)()
-	b.cpu.SumRows(dst, x)
-}
-
-func (b *Backend) SplitCols(dsts []*tensor.Tensor, x *tensor.Tensor) {
-	defer b.stage(dsts, x)()
-	b.cpu.SplitCols(dsts, x)
-}
-
-func (b *Backend) ConcatCols(dst *tensor.Tensor, srcs []*tensor.Tensor) {
-	defer b.stage(dst, srcs)()
-	b.cpu.ConcatCols(dst, srcs)
-}
-
-func (b *Backend) AdamW(p, g, m, v *tensor.Tensor, o tensor.AdamWOpts) {
-	defer b.stage(p, g, m, v)()
-	b.cpu.AdamW(p, g, m, v, o)
-}
-
 // SumSquares returns Σx²: a read of the device, counted as a download.
 func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 	if x.OnDevice() {
@@ -383,24 +263,4 @@ func (b *Backend) ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm flo
 			b.cpu.AddScaled(x, x, s-1)
 		}
 	}
-}
-
-func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) {
-	defer b.stage(dst, gate, up)()
-	b.cpu.GeGLU(dst, gate, up)
-}
-
-func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
-	defer b.stage(dgate, dup, dy, gate, up)()
-	b.cpu.GeGLUBackward(dgate, dup, dy, gate, up)
-}
-
-func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
-	defer b.stage(dst, x)()
-	b.cpu.Softcap(dst, x, c)
-}
-
-func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
-	defer b.stage(dx, dy, y)()
-	b.cpu.SoftcapBackward(dx, dy, y, c)
 }

@@ -115,16 +115,11 @@ func (t *Tape) RMSNorm(x, w *Var, eps float32) *Var {
 
 func rmsNormBack(t *Tape, n *Node) {
 	x, w := n.In[0], n.In[1]
-	var dx, dw *tensor.Tensor
-	if n.want(0) {
-		dx = t.GradOf(x)
-	} else {
-		dx = t.arena.AllocZero(x.Value.Shape...)
-	}
+	var dw *tensor.Tensor
 	if n.want(1) {
 		dw = t.GradOf(w)
 	}
-	t.B.RMSNormBackward(dx, dw, n.Out.Grad, x.Value, w.Value, n.Save[0])
+	t.B.RMSNormBackward(t.gradOrScratch(n, 0), dw, n.Out.Grad, x.Value, w.Value, n.Save[0])
 }
 
 // GELU applies the tanh-approximated GELU elementwise.
@@ -137,6 +132,16 @@ func (t *Tape) GELU(x *Var) *Var {
 
 func geluBack(t *Tape, n *Node) { t.B.GELUBackward(t.GradOf(n.In[0]), n.Out.Grad, n.In[0].Value) }
 
+// gradOrScratch is where a backward kernel that writes both gradients of
+// a two-input op puts input i's: its gradient when it wants one, else a
+// zeroed scratch tensor of its shape.
+func (t *Tape) gradOrScratch(n *Node, i int) *tensor.Tensor {
+	if n.want(i) {
+		return t.GradOf(n.In[i])
+	}
+	return t.arena.AllocZero(n.In[i].Value.Shape...)
+}
+
 // SwiGLU computes silu(gate) * up elementwise.
 func (t *Tape) SwiGLU(gate, up *Var) *Var {
 	y := t.arena.Alloc(gate.Value.Shape...)
@@ -147,18 +152,7 @@ func (t *Tape) SwiGLU(gate, up *Var) *Var {
 
 func swigluBack(t *Tape, n *Node) {
 	g, u := n.In[0], n.In[1]
-	var dg, du *tensor.Tensor
-	if n.want(0) {
-		dg = t.GradOf(g)
-	} else {
-		dg = t.arena.AllocZero(g.Value.Shape...)
-	}
-	if n.want(1) {
-		du = t.GradOf(u)
-	} else {
-		du = t.arena.AllocZero(u.Value.Shape...)
-	}
-	t.B.SwiGLUBackward(dg, du, n.Out.Grad, g.Value, u.Value)
+	t.B.SwiGLUBackward(t.gradOrScratch(n, 0), t.gradOrScratch(n, 1), n.Out.Grad, g.Value, u.Value)
 }
 
 // RoPE rotates x (N, H, D) by the positions pos (len N). pos must stay
@@ -198,12 +192,8 @@ func (t *Tape) Attention(q, k, v, prefixK, prefixV *Var, o tensor.AttentionOpts)
 func attentionBack(t *Tape, n *Node) {
 	q, k, v := n.In[0], n.In[1], n.In[2]
 	o := n.Att // a copy: the gradient fields are per call
-	var dq, dk, dv *tensor.Tensor
-	if n.want(0) {
-		dq = t.GradOf(q)
-	} else {
-		dq = t.arena.AllocZero(q.Value.Shape...)
-	}
+	dq := t.gradOrScratch(n, 0)
+	var dk, dv *tensor.Tensor
 	if n.want(1) || n.want(2) {
 		dk, dv = t.GradOf(k), t.GradOf(v)
 	}
@@ -365,18 +355,7 @@ func (t *Tape) GeGLU(gate, up *Var) *Var {
 
 func gegluBack(t *Tape, n *Node) {
 	g, u := n.In[0], n.In[1]
-	var dg, du *tensor.Tensor
-	if n.want(0) {
-		dg = t.GradOf(g)
-	} else {
-		dg = t.arena.AllocZero(g.Value.Shape...)
-	}
-	if n.want(1) {
-		du = t.GradOf(u)
-	} else {
-		du = t.arena.AllocZero(u.Value.Shape...)
-	}
-	t.B.GeGLUBackward(dg, du, n.Out.Grad, g.Value, u.Value)
+	t.B.GeGLUBackward(t.gradOrScratch(n, 0), t.gradOrScratch(n, 1), n.Out.Grad, g.Value, u.Value)
 }
 
 // Softcap returns c * tanh(x / c) elementwise (c > 0).

@@ -237,50 +237,49 @@ func (b *Backend) GELUBackward(dx, dy, x *tensor.Tensor) {
 }
 
 func (b *Backend) SwiGLU(dst, gate, up *tensor.Tensor) {
-	mustSame("SwiGLU", gate, up)
-	mustSame("SwiGLU", dst, gate)
-	n := gate.Numel()
-	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.swigluFwd, n, o.out(dst), o.f32(gate), o.f32(up), int64(n)) }) {
-		b.host(func() { b.cpu.SwiGLU(dst, gate, up) }, dst, gate, up)
-	}
+	b.gated("SwiGLU", b.k.swigluFwd, b.cpu.SwiGLU, dst, gate, up)
 }
 
 func (b *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
-	mustSame("SwiGLUBackward", gate, up)
-	mustSame("SwiGLUBackward", dgate, gate)
-	mustSame("SwiGLUBackward", dup, gate)
-	mustSame("SwiGLUBackward", dy, gate)
-	n := gate.Numel()
-	if n == 0 || !b.run(func(o *op) {
-		o.launch1(b.k.swigluBwd, n, o.inout(dgate), o.inout(dup), o.f32(dy), o.f32(gate), o.f32(up), int64(n))
-	}) {
-		b.host(func() { b.cpu.SwiGLUBackward(dgate, dup, dy, gate, up) }, dgate, dup, dy, gate, up)
-	}
+	b.gatedBackward("SwiGLUBackward", b.k.swigluBwd, b.cpu.SwiGLUBackward, dgate, dup, dy, gate, up)
 }
 
-// GeGLU and Softcap are Gemma's MLP and Gemma 2's logit cap.
+// GeGLU is Gemma's MLP: the same shape of op as SwiGLU with tanh GELU.
 func (b *Backend) GeGLU(dst, gate, up *tensor.Tensor) {
-	mustSame("GeGLU", gate, up)
-	mustSame("GeGLU", dst, gate)
-	n := gate.Numel()
-	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.gegluFwd, n, o.out(dst), o.f32(gate), o.f32(up), int64(n)) }) {
-		b.host(func() { b.cpu.GeGLU(dst, gate, up) }, dst, gate, up)
-	}
+	b.gated("GeGLU", b.k.gegluFwd, b.cpu.GeGLU, dst, gate, up)
 }
 
 func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
-	mustSame("GeGLUBackward", gate, up)
-	mustSame("GeGLUBackward", dgate, gate)
-	mustSame("GeGLUBackward", dup, gate)
-	mustSame("GeGLUBackward", dy, gate)
+	b.gatedBackward("GeGLUBackward", b.k.gegluBwd, b.cpu.GeGLUBackward, dgate, dup, dy, gate, up)
+}
+
+// gated runs a gated activation dst = act(gate) * up with kernel k (the
+// CPU's cpu where the device cannot).
+func (b *Backend) gated(name string, k uintptr, cpu func(dst, gate, up *tensor.Tensor), dst, gate, up *tensor.Tensor) {
+	mustSame(name, gate, up)
+	mustSame(name, dst, gate)
 	n := gate.Numel()
-	if n == 0 || !b.run(func(o *op) {
-		o.launch1(b.k.gegluBwd, n, o.inout(dgate), o.inout(dup), o.f32(dy), o.f32(gate), o.f32(up), int64(n))
-	}) {
-		b.host(func() { b.cpu.GeGLUBackward(dgate, dup, dy, gate, up) }, dgate, dup, dy, gate, up)
+	if n == 0 || !b.run(func(o *op) { o.launch1(k, n, o.out(dst), o.f32(gate), o.f32(up), int64(n)) }) {
+		b.host(func() { cpu(dst, gate, up) }, dst, gate, up)
 	}
 }
 
+// gatedBackward adds the gradients of a gated activation into dgate and
+// dup with kernel k (the CPU's cpu where the device cannot).
+func (b *Backend) gatedBackward(name string, k uintptr, cpu func(dgate, dup, dy, gate, up *tensor.Tensor), dgate, dup, dy, gate, up *tensor.Tensor) {
+	mustSame(name, gate, up)
+	mustSame(name, dgate, gate)
+	mustSame(name, dup, gate)
+	mustSame(name, dy, gate)
+	n := gate.Numel()
+	if n == 0 || !b.run(func(o *op) {
+		o.launch1(k, n, o.inout(dgate), o.inout(dup), o.f32(dy), o.f32(gate), o.f32(up), int64(n))
+	}) {
+		b.host(func() { cpu(dgate, dup, dy, gate, up) }, dgate, dup, dy, gate, up)
+	}
+}
+
+// Softcap is Gemma 2's logit cap, c·tanh(x/c).
 func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
 	mustSame("Softcap", dst, x)
 	n := x.Numel()

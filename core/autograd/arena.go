@@ -212,5 +212,22 @@ func (a *Arena) Reset() {
 	}
 }
 
+// freeSlab frees the slab (device memory back to its Memory or Allocator)
+// after a Reset; the next round grows a new one.
+func (a *Arena) freeSlab() {
+	for _, t := range a.pool {
+		t.F32, t.Dev = nil, tensor.Device{}
+	}
+	if a.mem != nil && a.memCap > 0 {
+		a.mem.Free(a.memBase)
+	}
+	a.memBase, a.memCap = 0, 0
+	if a.devSlab {
+		a.dev.FreeF32(a.slab)
+	}
+	a.slab, a.devSlab = nil, false
+	a.off, a.extra = 0, 0
+}
+
 // Floats is the arena's current capacity in float32 values.
 func (a *Arena) Floats() int { return len(a.slab) + a.memCap + a.extra }

@@ -74,6 +74,18 @@ func (t *Tape) Reset() {
 	t.arena.Reset()
 }
 
+// Release frees the tape's activation memory (its arena's slab, and its
+// checkpoint tape's) and forgets every op: the device memory a backend
+// lent goes back to it now, not when the collector runs. The tape stays
+// usable; its next step allocates afresh.
+func (t *Tape) Release() {
+	t.Reset()
+	t.arena.freeSlab()
+	if t.child != nil {
+		t.child.Release()
+	}
+}
+
 // ArenaFloats reports the activation arenas' size in float32 values: this
 // tape's and that of the tape its checkpoints run on.
 func (t *Tape) ArenaFloats() int {

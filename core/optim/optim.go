@@ -165,6 +165,18 @@ func (o *AdamW) place(b tensor.Backend) {
 	}
 }
 
+// Release frees the moments (device memory, when they live there) and
+// forgets them; a later Update starts from zero moments again. For a
+// caller done with this optimizer that goes on using the backend.
+func (o *AdamW) Release() {
+	for i := range o.m {
+		tensor.Free(o.m[i])
+		tensor.Free(o.v[i])
+	}
+	o.m, o.v, o.placed, o.Step = nil, nil, false, 0
+	o.ps, o.gs, o.ms, o.vs = nil, nil, nil, nil
+}
+
 // ZeroGrad clears every gradient.
 func (o *AdamW) ZeroGrad() {
 	for _, p := range o.Params {

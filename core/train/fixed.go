@@ -28,9 +28,22 @@ func FixedBatch(vocab, n int) (ids, targets []int32) {
 // gradients, then a read of the loss (an error when it is not finite). The
 // tape and batch are made once and reused by every call.
 func FixedStep(m *model.Transformer, b tensor.Backend, opt *optim.AdamW, B, T int, lr float32, hook func()) func() error {
+	return NewFixed(m, b, opt, B, T, lr, hook).Step
+}
+
+// Fixed is FixedStep's step with its tape, for a caller that measures
+// several steps on one backend and gives the tape's memory back between
+// them (Release).
+type Fixed struct {
+	tp   *autograd.Tape
+	Step func() error
+}
+
+// NewFixed returns the step FixedStep returns, with its tape.
+func NewFixed(m *model.Transformer, b tensor.Backend, opt *optim.AdamW, B, T int, lr float32, hook func()) *Fixed {
 	ids, targets := FixedBatch(m.Cfg.VocabSize, B*T)
 	tp := autograd.NewTape(b)
-	return func() error {
+	return &Fixed{tp: tp, Step: func() error {
 		tp.Reset()
 		loss, _, err := m.Loss(tp, model.Inputs{B: B, T: T, IDs: ids}, targets)
 		if err != nil {
@@ -51,5 +64,9 @@ func FixedStep(m *model.Transformer, b tensor.Backend, opt *optim.AdamW, B, T in
 			return fmt.Errorf("train: the loss of a fixed step is %v", lv)
 		}
 		return nil
-	}
+	}}
 }
+
+// Release gives the tape's activation memory back to the backend (device
+// memory on a device backend); Step must not be called afterwards.
+func (f *Fixed) Release() { f.tp.Release() }

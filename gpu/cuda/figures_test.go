@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -54,26 +55,115 @@ func peakOf(name string) (devicePeak, bool) {
 	return devicePeak{}, false
 }
 
+// figureRow is one measured figure: its key (the "figure" line's and the
+// PyTorch anchor's), what runs (generate, full or lora), the products'
+// precision and the batch shape.
+type figureRow struct {
+	Key   string `json:"key"`
+	Kind  string `json:"kind"`
+	Mode  string `json:"mode"`
+	Batch int    `json:"batch"`
+	Seq   int    `json:"seq"`
+	// Targets are the LoRA targets (PEFT's module names).
+	Targets []string `json:"targets,omitempty"`
+}
+
+// figurePlan is the work for one preset, written for the anchor
+// (tools/bench/torch_cuda.py) so that both sides measure the same shapes:
+// Config is the preset's HF config.json.
+type figurePlan struct {
+	Preset string          `json:"preset"`
+	Config json.RawMessage `json:"config"`
+	Rows   []figureRow     `json:"rows"`
+}
+
+// planFigures lays out the rows for one preset: generation at batch 1;
+// full fine-tuning in fp32, tf32 and bf16; LoRA r=8 on the query and
+// value projections (GPT-2: c_attn) in fp32 and bf16, at 4x256 (2x256
+// from hidden 2048 up); and for models of hidden 2048 and more a LoRA
+// bf16 row at 8x512, the size people fine-tune at.
+func planFigures(name string, cfg model.Config) (figurePlan, error) {
+	js, err := cfg.JSON()
+	if err != nil {
+		return figurePlan{}, err
+	}
+	batch, seq := 4, min(256, cfg.MaxPos)
+	if cfg.Hidden >= 2048 {
+		batch = 2
+	}
+	targets := []string{"q_proj", "v_proj"}
+	if cfg.Arch == model.GPT2 {
+		targets = []string{"c_attn"}
+	}
+	rows := []figureRow{{Key: "generate", Kind: "generate", Mode: "fp32", Batch: 1, Seq: 16}}
+	for _, mode := range []string{"fp32", "tf32", "bf16"} {
+		rows = append(rows, figureRow{Key: "full-" + mode, Kind: "full", Mode: mode, Batch: batch, Seq: seq})
+	}
+	for _, mode := range []string{"fp32", "bf16"} {
+		rows = append(rows, figureRow{Key: "lora-" + mode, Kind: "lora", Mode: mode, Batch: batch, Seq: seq, Targets: targets})
+	}
+	if cfg.Hidden >= 2048 {
+		rows = append(rows, figureRow{Key: "lora-bf16-8x512", Kind: "lora", Mode: "bf16", Batch: 8, Seq: min(512, cfg.MaxPos), Targets: targets})
+	}
+	return figurePlan{Preset: name, Config: js, Rows: rows}, nil
+}
+
 // TestDeviceFigures measures training and generation speed on the device
 // for tools/gpu-check.sh (which sets LLMLAB_CUDA_BENCH=1): full fine-tune
 // and LoRA steps in tokens/s with model FLOPs utilisation (6·N·tokens/s
 // over the device's peak), and greedy generation in tokens/s, for the
-// presets in LLMLAB_CUDA_BENCH_PRESETS (default gpt2-124m,llama-1b).
+// presets in LLMLAB_CUDA_BENCH_PRESETS (default gpt2-124m,llama-1b,
+// gemma3-270m). LLMLAB_CUDA_BENCH_PLAN names a file where the plan (each
+// preset's config.json and rows) is written before anything is measured,
+// for the PyTorch anchor.
 func TestDeviceFigures(t *testing.T) {
 	if os.Getenv("LLMLAB_CUDA_BENCH") == "" {
 		t.Skip("set LLMLAB_CUDA_BENCH=1 to measure (tools/gpu-check.sh does)")
 	}
-	b := openOrSkip(t)
-	presets := "gpt2-124m,llama-1b"
+	presets := "gpt2-124m,llama-1b,gemma3-270m"
 	if p := os.Getenv("LLMLAB_CUDA_BENCH_PRESETS"); p != "" {
 		presets = p
 	}
+	var plans []figurePlan
+	for _, name := range strings.Split(presets, ",") {
+		arch := model.Llama
+		if strings.HasPrefix(name, "gpt2") {
+			arch = model.GPT2
+		}
+		cfg, err := model.Preset(arch, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := planFigures(name, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plans = append(plans, p)
+	}
+	if out := os.Getenv("LLMLAB_CUDA_BENCH_PLAN"); out != "" {
+		js, err := json.MarshalIndent(plans, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, js, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := openOrSkip(t)
 	peak, known := peakOf(b.Name())
 	var summary []string
+	flush := func() {
+		if out := os.Getenv("LLMLAB_CUDA_BENCH_OUT"); out != "" {
+			os.WriteFile(out, []byte(strings.Join(summary, "\n")+"\n"), 0o644)
+		}
+	}
+	// The figures measured so far are kept when a later one fails.
+	defer flush()
 	say := func(format string, args ...any) {
 		line := fmt.Sprintf(format, args...)
 		summary = append(summary, line)
 		fmt.Println(line)
+		flush()
 	}
 	say("device: %s", b.Name())
 	if known {
@@ -94,22 +184,15 @@ func TestDeviceFigures(t *testing.T) {
 		b.SetTF32(mode == "tf32")
 		b.SetBF16(mode == "bf16")
 	}
-	for _, name := range strings.Split(presets, ",") {
-		arch := model.Llama
-		if strings.HasPrefix(name, "gpt2") {
-			arch = model.GPT2
-		}
-		cfg, err := model.Preset(arch, name)
+	for _, p := range plans {
+		name := p.Preset
+		cfg, err := model.ParseConfig(p.Config)
 		if err != nil {
 			t.Fatal(err)
 		}
-		batch, seq := 4, min(256, cfg.MaxPos)
-		if cfg.Hidden >= 2048 {
-			batch = 2
-		}
 		// One model per preset (initialising llama-1b takes a while):
-		// generation first, then full fine-tuning in fp32 and tf32, then
-		// LoRA adapters on the same model.
+		// generation first, then full fine-tuning, then LoRA adapters
+		// on the same model.
 		m, err := model.New(cfg, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -132,45 +215,59 @@ func TestDeviceFigures(t *testing.T) {
 			fmt.Println(line)
 			return fmt.Sprintf("  peak %.2f GiB", g)
 		}
-		tps, err := figureGenerate(m, b, 16)
-		if err != nil {
-			t.Fatalf("%s generate: %v", name, err)
-		}
-		say("%-10s generate batch 1, 16 tokens  %8.1f tokens/s%s", name, tps, fig("generate", tps))
-		full := optim.NewAdamW(figureAdamW, m.ParamList())
-		for _, mode := range []string{"fp32", "tf32", "bf16"} {
-			setMode(mode)
-			tps, err := figureTrain(m, full, b, batch, seq, 2)
-			if err != nil {
-				t.Fatalf("%s full fine-tune: %v", name, err)
+		var full, lopt *optim.AdamW
+		for _, r := range p.Rows {
+			setMode(r.Mode)
+			switch r.Kind {
+			case "generate":
+				tps, err := figureGenerate(m, b, r.Seq)
+				if err != nil {
+					t.Fatalf("%s generate: %v", name, err)
+				}
+				say("%-12s generate batch 1, %d tokens  %8.1f tokens/s%s", name, r.Seq, tps, fig(r.Key, tps))
+			case "full":
+				if full == nil {
+					full = optim.NewAdamW(figureAdamW, m.ParamList())
+				}
+				tps, err := figureTrain(m, full, b, r.Batch, r.Seq, 2)
+				if err != nil {
+					t.Fatalf("%s %s: %v", name, r.Key, err)
+				}
+				say("%-12s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s%s", name, r.Mode, r.Batch, r.Seq, float64(n)/1e6, tps, mfu(n, tps, r.Mode), fig(r.Key, tps))
+			case "lora":
+				if lopt == nil {
+					// The full fine-tune's moments and gradients are
+					// freed first, as PyTorch's anchor drops its
+					// optimizer and sets gradients to None.
+					if full != nil {
+						full.Release()
+						full = nil
+					}
+					for _, p := range m.ParamList() {
+						if p.Grad != nil {
+							tensor.Free(p.Grad)
+							p.Grad = nil
+						}
+					}
+					a, err := lora.Apply(m, lora.Config{Rank: 8, Alpha: 16, Targets: r.Targets, Seed: 1})
+					if err != nil {
+						t.Fatal(err)
+					}
+					lopt = optim.NewAdamW(figureAdamW, a.Params())
+				}
+				tps, err := figureTrain(m, lopt, b, r.Batch, r.Seq, 2)
+				if err != nil {
+					t.Fatalf("%s %s: %v", name, r.Key, err)
+				}
+				say("%-12s LoRA r=8      %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s (6N convention)%s", name, r.Mode, r.Batch, r.Seq, float64(n)/1e6, tps, mfu(n, tps, r.Mode), fig(r.Key, tps))
+			default:
+				t.Fatalf("figure row %q: unknown kind %q", r.Key, r.Kind)
 			}
-			say("%-10s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode), fig("full-"+mode, tps))
+			if err := b.Err(); err != nil {
+				t.Fatalf("%s %s: a device error sent ops to the CPU: %v", name, r.Key, err)
+			}
 		}
 		setMode("fp32")
-		targets := []string{"q_proj", "v_proj"}
-		if cfg.Arch == model.GPT2 {
-			targets = []string{"c_attn"}
-		}
-		a, err := lora.Apply(m, lora.Config{Rank: 8, Alpha: 16, Targets: targets, Seed: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		lopt := optim.NewAdamW(figureAdamW, a.Params())
-		for _, mode := range []string{"fp32", "bf16"} {
-			setMode(mode)
-			tps, err = figureTrain(m, lopt, b, batch, seq, 2)
-			if err != nil {
-				t.Fatalf("%s lora: %v", name, err)
-			}
-			say("%-10s LoRA r=8      %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s (6N convention)%s", name, mode, batch, seq, float64(n)/1e6, tps, mfu(n, tps, mode), fig("lora-"+mode, tps))
-		}
-		setMode("fp32")
-		if err := b.Err(); err != nil {
-			t.Fatalf("a device error sent ops to the CPU: %v", err)
-		}
-	}
-	if out := os.Getenv("LLMLAB_CUDA_BENCH_OUT"); out != "" {
-		os.WriteFile(out, []byte(strings.Join(summary, "\n")+"\n"), 0o644)
 	}
 }
 
@@ -179,7 +276,9 @@ var figureAdamW = optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8
 // figureTrain times steps training steps of m (after one warm-up) with
 // opt, which holds the trained parameters, and returns tokens/s.
 func figureTrain(m *model.Transformer, opt *optim.AdamW, b tensor.Backend, batch, seq, steps int) (float64, error) {
-	step := train.FixedStep(m, b, opt, batch, seq, 1e-4, nil)
+	f := train.NewFixed(m, b, opt, batch, seq, 1e-4, nil)
+	defer f.Release()
+	step := f.Step
 	if err := step(); err != nil {
 		return 0, err
 	}

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Checks the model-family golden files against transformers itself.
+
+tools/golden/families.py writes the goldens under
+core/model/testdata/golden/families/ from hand-written forward passes
+(Debian's python3-torch has no transformers). Where transformers is
+installed (tools/gpu-check.sh runs this on the GPU machine), this loads
+each case folder with AutoModelForCausalLM, runs the case's batch and
+compares with expected.safetensors: the largest logit difference, the
+loss, and the 12 greedy tokens (transformers' generate with its own KV
+cache). One line per case, then a summary; the exit status is 1 when a
+case disagrees.
+
+    python3 tools/golden/families_transformers.py [CASE ...]
+"""
+import json
+import os
+import struct
+import sys
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "core", "model", "testdata", "golden", "families")
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in head.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        dt = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}[v["dtype"]]
+        out[k] = torch.frombuffer(bytearray(data[a:b]), dtype=dt).reshape(v["shape"])
+    return out
+
+
+def load(folder, dtype):
+    import transformers
+    kw = dict(attn_implementation="eager")
+    try:
+        m = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kw)
+    except TypeError:
+        m = transformers.AutoModelForCausalLM.from_pretrained(folder, torch_dtype=dtype, **kw)
+    return m.eval()
+
+
+def check(name):
+    folder = os.path.join(ROOT, name)
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(folder, "batch.json")) as f:
+        batch = json.load(f)
+    exp = read_safetensors(os.path.join(folder, "expected.safetensors"))
+    dtype = torch.bfloat16 if cfg.get("torch_dtype") == "bfloat16" else torch.float32
+    m = load(folder, dtype)
+    ids = torch.tensor(batch["ids"])
+    targets = torch.tensor(batch["targets"])
+    with torch.no_grad():
+        logits = m(input_ids=ids, use_cache=False).logits.float()
+        V = logits.shape[-1]
+        loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-100)
+        want = exp["logits"].float().reshape(logits.shape)
+        diff = (logits - want).abs().max().item()
+        scale = want.abs().max().item()
+        prompt = torch.tensor([batch["prompt"]])
+        out = m.generate(prompt, max_new_tokens=12, min_new_tokens=12, do_sample=False,
+                         pad_token_id=0, eos_token_id=None)
+    got = out[0, len(batch["prompt"]):].tolist()
+    greedy = [int(x) for x in exp["greedy"].tolist()]
+    same = sum(a == b for a, b in zip(got, greedy))
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-4
+    ok = diff <= tol * max(1.0, scale) and same == len(greedy)
+    print(f"{'ok  ' if ok else 'FAIL'} {name:24s} max|dlogit| {diff:.2e} (of {scale:.2f})  loss {loss.item():.6f} vs {exp['loss'].item():.6f}  greedy {same}/{len(greedy)}", flush=True)
+    if same != len(greedy):
+        print(f"     transformers {got}\n     golden       {greedy}", flush=True)
+    return ok
+
+
+def main(names):
+    try:
+        import transformers
+    except ImportError:
+        print("families_transformers.py: transformers is not installed here", file=sys.stderr)
+        return 2
+    print(f"# transformers {transformers.__version__}, torch {torch.__version__}", flush=True)
+    names = names or sorted(os.listdir(ROOT))
+    bad = []
+    for n in names:
+        try:
+            if not check(n):
+                bad.append(n)
+        except Exception as e:  # report the case and go on
+            print(f"FAIL {n:24s} {type(e).__name__}: {str(e)[:300]}", flush=True)
+            bad.append(n)
+    print(f"families vs transformers: {len(names) - len(bad)}/{len(names)} agree" + (f"; differ: {' '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -54,7 +54,7 @@ func estimateMemory(m *model.Transformer, batch, ctx int, trainable int64) memEs
 	// as much again for their gradients) exist only for the rows of one
 	// loss chunk at a time when the vocabulary is large (Transformer.Loss).
 	head := 2 * C
-	logits := 4 * int64(c.VocabSize) * min(N, int64(m.LossChunk()))
+	logits := 4 * int64(c.VocabSize) * min(N, int64(m.LossChunk(nil)))
 	perToken := int64(c.Layers)*perLayer + head + perLayer/2 + head
 	return memEstimate{Weights: P * 4, Grads: trainable * 4, Optimizer: trainable * 8, Activations: (N*perToken + logits) * 4}
 }

@@ -68,6 +68,7 @@ type Backend struct {
 	intsSeed  maphash.Seed
 	adamTab   []int64 // AdamWAll's table, reused
 	stats     Stats
+	prof      *profile // SetProfile; nil when off
 }
 
 // Stats counts the traffic between host and device since Open: copies

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"llmlab/core/autograd"
 	"llmlab/core/generate"
 	"llmlab/core/model"
 	"llmlab/core/optim"
@@ -150,6 +151,9 @@ func TestDeviceFigures(t *testing.T) {
 		}
 	}
 	b := openOrSkip(t)
+	// LLMLAB_CUDA_PROFILE=1 adds a profiled step after each training
+	// figure: where its device time went, kernel by kernel.
+	profiling := os.Getenv("LLMLAB_CUDA_PROFILE") != ""
 	peak, known := peakOf(b.Name())
 	var summary []string
 	flush := func() {
@@ -203,19 +207,23 @@ func TestDeviceFigures(t *testing.T) {
 		// and KV cache of the figure just measured (not cuBLAS's
 		// workspace or the op's scratch buffers).
 		b.ResetPeak()
+		// Device memory still held from earlier presets is not this
+		// preset's: peaks are counted above it.
+		base := b.Stats().LiveBytes
 		// fig records one figure: a "figure PRESET KEY TOKENS/S PEAK_GIB"
 		// line (tools/gpu-check.sh divides it by the PyTorch anchor's
 		// line of the same key) and the peak for the readable line.
 		fig := func(key string, tps float64) string {
 			st := b.Stats()
 			b.ResetPeak()
-			g := float64(st.PeakBytes) / (1 << 30)
+			g := float64(st.PeakBytes-base) / (1 << 30)
 			line := fmt.Sprintf("figure %s %s %.1f %.3f", name, key, tps, g)
 			summary = append(summary, line)
 			fmt.Println(line)
 			return fmt.Sprintf("  peak %.2f GiB", g)
 		}
 		var full, lopt *optim.AdamW
+		var adapterParams []*autograd.Param
 		for _, r := range p.Rows {
 			setMode(r.Mode)
 			switch r.Kind {
@@ -229,7 +237,7 @@ func TestDeviceFigures(t *testing.T) {
 				if full == nil {
 					full = optim.NewAdamW(figureAdamW, m.ParamList())
 				}
-				tps, err := figureTrain(m, full, b, r.Batch, r.Seq, 2)
+				tps, err := figureTrain(m, full, b, r.Batch, r.Seq, 2, profiling)
 				if err != nil {
 					t.Fatalf("%s %s: %v", name, r.Key, err)
 				}
@@ -249,13 +257,15 @@ func TestDeviceFigures(t *testing.T) {
 							p.Grad = nil
 						}
 					}
+					b.ResetPeak()
 					a, err := lora.Apply(m, lora.Config{Rank: 8, Alpha: 16, Targets: r.Targets, Seed: 1})
 					if err != nil {
 						t.Fatal(err)
 					}
 					lopt = optim.NewAdamW(figureAdamW, a.Params())
+					adapterParams = a.Params()
 				}
-				tps, err := figureTrain(m, lopt, b, r.Batch, r.Seq, 2)
+				tps, err := figureTrain(m, lopt, b, r.Batch, r.Seq, 2, profiling)
 				if err != nil {
 					t.Fatalf("%s %s: %v", name, r.Key, err)
 				}
@@ -268,14 +278,29 @@ func TestDeviceFigures(t *testing.T) {
 			}
 		}
 		setMode("fp32")
+		// Give the preset's device memory back for the next one.
+		if lopt != nil {
+			lopt.Release()
+		}
+		if full != nil {
+			full.Release()
+		}
+		for _, p := range append(m.ParamList(), adapterParams...) {
+			tensor.Free(p.Value)
+			if p.Grad != nil {
+				tensor.Free(p.Grad)
+			}
+		}
 	}
 }
 
 var figureAdamW = optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}
 
 // figureTrain times steps training steps of m (after one warm-up) with
-// opt, which holds the trained parameters, and returns tokens/s.
-func figureTrain(m *model.Transformer, opt *optim.AdamW, b tensor.Backend, batch, seq, steps int) (float64, error) {
+// opt, which holds the trained parameters, and returns tokens/s. With
+// profile set it then runs one more step under the backend's profile and
+// prints where the device time went.
+func figureTrain(m *model.Transformer, opt *optim.AdamW, b *Backend, batch, seq, steps int, profile bool) (float64, error) {
 	f := train.NewFixed(m, b, opt, batch, seq, 1e-4, nil)
 	defer f.Release()
 	step := f.Step
@@ -288,7 +313,38 @@ func figureTrain(m *model.Transformer, opt *optim.AdamW, b tensor.Backend, batch
 			return 0, err
 		}
 	}
-	return float64(batch*seq*steps) / time.Since(start).Seconds(), nil
+	tps := float64(batch*seq*steps) / time.Since(start).Seconds()
+	if profile {
+		b.SetProfile(true)
+		t0 := time.Now()
+		err := step()
+		wall := time.Since(t0)
+		entries := b.Profile()
+		b.SetProfile(false)
+		if err != nil {
+			return 0, err
+		}
+		printProfile(entries, wall, 14)
+	}
+	return tps, nil
+}
+
+// printProfile prints the longest entries of a profiled step and the
+// share of the step's wall time the device work took.
+func printProfile(entries []ProfileEntry, wall time.Duration, top int) {
+	var sum time.Duration
+	calls := 0
+	for _, e := range entries {
+		sum += e.Time
+		calls += e.Calls
+	}
+	fmt.Printf("  profile: %d launches and products, %.1f ms of %.1f ms wall (profiled, so serialised)\n", calls, float64(sum)/1e6, float64(wall)/1e6)
+	for i, e := range entries {
+		if i == top {
+			break
+		}
+		fmt.Printf("  %6.2f ms %5.1f%% %5dx  %s\n", float64(e.Time)/1e6, 100*float64(e.Time)/float64(max(sum, 1)), e.Calls, e.Name)
+	}
 }
 
 // figureGenerate times greedy decoding of ntok tokens at batch 1.

@@ -601,7 +601,17 @@ func (o *op) launch(fn uintptr, g [3]uint32, block uint32, shmem int, args ...an
 	if len(args) > 0 {
 		params = &b.argPtrs[0]
 	}
-	if r := b.drv.cuLaunchKernel(fn, g[0], g[1], g[2], block, 1, 1, uint32(shmem), b.stream, params, nil); r != cuSuccess {
+	var r cuResult
+	if b.prof != nil {
+		var pr cuResult // declared here: only a profiled launch captures it
+		b.timed(b.kernelName(fn), func() {
+			pr = b.drv.cuLaunchKernel(fn, g[0], g[1], g[2], block, 1, 1, uint32(shmem), b.stream, params, nil)
+		})
+		r = pr
+	} else {
+		r = b.drv.cuLaunchKernel(fn, g[0], g[1], g[2], block, 1, 1, uint32(shmem), b.stream, params, nil)
+	}
+	if r != cuSuccess {
 		o.fail(fmt.Errorf("cuLaunchKernel: %s", b.errName(r)))
 		return
 	}

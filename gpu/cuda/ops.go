@@ -93,15 +93,19 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 		if o.TransA {
 			opA, lda = cublasOpT, int32(m)
 		}
+		prof := ""
+		if b.prof != nil {
+			prof = fmt.Sprintf("gemm %s%s%s %dx%dx%d", map[bool]string{true: "bf16", false: "f32"}[b.bf16],
+				map[bool]string{true: " tA", false: ""}[o.TransA], map[bool]string{true: " tB", false: ""}[o.TransB], m, n, k)
+		}
 		for s := 0; s < batch; s++ {
 			var st int32
-			if b.bf16 {
-				st = b.blas.gemmEx(b.handle, opW, opA, int32(n), int32(m), int32(k), &b.one,
-					pw+devptr(esize*s*k*n), typ, ldw, pa+devptr(esize*s*m*k), typ, lda, beta, pd+devptr(4*s*m*n), cudaR32F, int32(n),
-					cublasCompute32F, cublasGemmDflt)
+			if prof != "" {
+				var ps int32 // declared here: only a profiled product captures it
+				b.timed(prof, func() { ps = b.gemm(opW, opA, m, n, k, pw, pa, pd, esize, typ, ldw, lda, beta, s) })
+				st = ps
 			} else {
-				st = b.blas.sgemm(b.handle, opW, opA, int32(n), int32(m), int32(k), &b.one,
-					pw+devptr(4*s*k*n), ldw, pa+devptr(4*s*m*k), lda, beta, pd+devptr(4*s*m*n), int32(n))
+				st = b.gemm(opW, opA, m, n, k, pw, pa, pd, esize, typ, ldw, lda, beta, s)
 			}
 			if st != 0 {
 				op.fail(fmt.Errorf("cublas gemm (%d, %d, %d, bf16 %v): %s", m, n, k, b.bf16, cublasError(st)))
@@ -111,6 +115,18 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 	}) {
 		b.host(func() { b.cpu.MatMul(dst, a, w, o) }, dst, a, w, o)
 	}
+}
+
+// gemm queues the product of batch item s for MatMul (operands swapped
+// and transposed for cuBLAS's column-major order, as MatMul explains).
+func (b *Backend) gemm(opW, opA int32, m, n, k int, pw, pa, pd devptr, esize int, typ int32, ldw, lda int32, beta *float32, s int) int32 {
+	if b.bf16 {
+		return b.blas.gemmEx(b.handle, opW, opA, int32(n), int32(m), int32(k), &b.one,
+			pw+devptr(esize*s*k*n), typ, ldw, pa+devptr(esize*s*m*k), typ, lda, beta, pd+devptr(4*s*m*n), cudaR32F, int32(n),
+			cublasCompute32F, cublasGemmDflt)
+	}
+	return b.blas.sgemm(b.handle, opW, opA, int32(n), int32(m), int32(k), &b.one,
+		pw+devptr(4*s*k*n), ldw, pa+devptr(4*s*m*k), lda, beta, pd+devptr(4*s*m*n), int32(n))
 }
 
 func (b *Backend) Embedding(dst *tensor.Tensor, ids []int32, table *tensor.Tensor) {

@@ -56,7 +56,7 @@ const (
 var peftMethods = []string{"lora", "dora", "adapter", "prefix", "prompt", "ia3", "none"}
 
 // quantChoices are `--quant`'s values: how the frozen base is held.
-var quantChoices = []string{"none", "int8", "nf4"}
+var quantChoices = []string{"none", "bf16", "int8", "nf4"}
 
 func newTrainPage(u *UI) *TrainPage {
 	p := &TrainPage{u: u}
@@ -103,7 +103,7 @@ func newTrainPage(u *UI) *TrainPage {
 	p.peftIt = []*widget.FormItem{
 		{Text: "PEFT method", Widget: p.PEFT, HintText: "low-rank (lora, dora), bottleneck (adapter), virtual tokens, scales"},
 		{Text: "LoRA rank / alpha", Widget: container.NewGridWithColumns(2, p.Rank, p.Alpha), HintText: "rank r of the update; alpha/r scales it"},
-		{Text: "Quantized base", Widget: p.Quant, HintText: "int8 or nf4: the frozen base in 1/4 or 1/8 of f32 (QLoRA)"},
+		{Text: "Quantized base", Widget: p.Quant, HintText: "bf16, int8 or nf4: the frozen base in 1/2, 1/4 or 1/8 of f32 (QLoRA)"},
 	}
 	p.form = widget.NewForm(
 		&widget.FormItem{Text: "Model", Widget: p.Model, HintText: "a model folder or demo (set by the Models page)"},

@@ -224,6 +224,7 @@ func TestDeviceFigures(t *testing.T) {
 		}
 		var full, lopt *optim.AdamW
 		var adapterParams []*autograd.Param
+		var loraBase tensor.DType
 		for _, r := range p.Rows {
 			setMode(r.Mode)
 			switch r.Kind {
@@ -243,6 +244,22 @@ func TestDeviceFigures(t *testing.T) {
 				}
 				say("%-12s full fine-tune %s batch %dx%d  N=%.0fM  %8.0f tokens/s%s%s", name, r.Mode, r.Batch, r.Seq, float64(n)/1e6, tps, mfu(n, tps, r.Mode), fig(r.Key, tps))
 			case "lora":
+				// bf16 rows train over a frozen base held in bf16
+				// (sft --quant bf16), fp32 rows over the float32 one;
+				// a row that needs the other base gets a fresh model.
+				base := tensor.F32
+				if r.Mode == "bf16" {
+					base = tensor.BF16
+				}
+				if lopt != nil && loraBase != base {
+					lopt.Release()
+					lopt = nil
+					freeModel(b, m, adapterParams)
+					adapterParams = nil
+					if m, err = model.New(cfg, 1); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if lopt == nil {
 					// The full fine-tune's moments and gradients are
 					// freed first, as PyTorch's anchor drops its
@@ -257,6 +274,11 @@ func TestDeviceFigures(t *testing.T) {
 							p.Grad = nil
 						}
 					}
+					if base == tensor.BF16 {
+						if err := quantizeOnHost(m); err != nil {
+							t.Fatal(err)
+						}
+					}
 					b.ResetPeak()
 					a, err := lora.Apply(m, lora.Config{Rank: 8, Alpha: 16, Targets: r.Targets, Seed: 1})
 					if err != nil {
@@ -264,6 +286,7 @@ func TestDeviceFigures(t *testing.T) {
 					}
 					lopt = optim.NewAdamW(figureAdamW, a.Params())
 					adapterParams = a.Params()
+					loraBase = base
 				}
 				tps, err := figureTrain(m, lopt, b, r.Batch, r.Seq, 2, profiling)
 				if err != nil {
@@ -285,13 +308,30 @@ func TestDeviceFigures(t *testing.T) {
 		if full != nil {
 			full.Release()
 		}
-		for _, p := range append(m.ParamList(), adapterParams...) {
-			tensor.Free(p.Value)
-			if p.Grad != nil {
-				tensor.Free(p.Grad)
-			}
+		freeModel(b, m, adapterParams)
+	}
+}
+
+// freeModel frees m's device tensors (weights, gradients, adapters) and
+// the backend's copies of its storage-only weights.
+func freeModel(b *Backend, m *model.Transformer, adapter []*autograd.Param) {
+	for _, p := range append(m.ParamList(), adapter...) {
+		tensor.Free(p.Value)
+		if p.Grad != nil {
+			tensor.Free(p.Grad)
 		}
 	}
+	b.DropWeights()
+}
+
+// quantizeOnHost holds m's projection weights in bf16, as sft --quant
+// bf16 does: weights already on the device come back to the host first.
+func quantizeOnHost(m *model.Transformer) error {
+	for _, p := range m.ParamList() {
+		tensor.ToHost(p.Value)
+	}
+	_, err := m.Quantize(tensor.BF16)
+	return err
 }
 
 var figureAdamW = optim.AdamWConfig{LR: 1e-4, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}

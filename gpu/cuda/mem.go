@@ -90,8 +90,36 @@ type weightEntry struct {
 func (b *Backend) dropWeights() {
 	for k, e := range b.weights {
 		b.drv.cuMemFree(e.dev)
+		b.stats.LiveBytes -= int64(e.size)
 		delete(b.weights, k)
 	}
+}
+
+// putWeight adds a weight cache entry; its memory counts as live device
+// memory (Stats), like a device tensor's.
+func (b *Backend) putWeight(key weightKey, e *weightEntry) {
+	b.weights[key] = e
+	b.stats.LiveBytes += int64(e.size)
+	b.stats.PeakBytes = max(b.stats.PeakBytes, b.stats.LiveBytes)
+}
+
+// DropWeights frees the device copies of storage-only weights (BF16, F16
+// and quantized host tensors) made so far: for a caller done with a model
+// that goes on using the backend. Later ops make them again as needed.
+func (b *Backend) DropWeights() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.drv.cuCtxSetCurrent(b.ctx)
+	// Work queued before may still read the copies.
+	if r := b.drv.cuStreamSynchronize(b.stream); r != cuSuccess {
+		return
+	}
+	b.dropWeights()
 }
 
 // mapping is one host array's device buffer within an op.
@@ -372,7 +400,7 @@ func (o *op) constF32(x []float32) devptr {
 	}
 	b.stats.Uploads++
 	b.stats.UploadBytes += int64(4 * len(x))
-	b.weights[key] = &weightEntry{dev: dst, size: size, keep: x}
+	b.putWeight(key, &weightEntry{dev: dst, size: size, keep: x})
 	return dst
 }
 
@@ -484,7 +512,7 @@ func (o *op) weight(t *tensor.Tensor) devptr {
 	}
 	// The entry owns dst from here (dropWeights frees it). The scratch
 	// uploads stay mapped until the op ends, which is after the kernel.
-	b.weights[key] = &weightEntry{dev: dst, size: size, keep: keep}
+	b.putWeight(key, &weightEntry{dev: dst, size: size, keep: keep})
 	return dst
 }
 
@@ -533,7 +561,7 @@ func (o *op) bf16(t *tensor.Tensor) devptr {
 		b.put(dst, size)
 		return 0
 	}
-	b.weights[key] = &weightEntry{dev: dst, size: size, keep: keep}
+	b.putWeight(key, &weightEntry{dev: dst, size: size, keep: keep})
 	return dst
 }
 

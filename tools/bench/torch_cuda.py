@@ -272,15 +272,31 @@ def main(plan_path, only):
             continue
         V = cfg["vocab_size"]
         torch.cuda.reset_peak_memory_stats()
-        lora = False
+        lora = None  # the dtype of the frozen base under the adapters
         for r in p["rows"]:
             try:
                 if r["kind"] == "generate":
                     tps = generate(m, r["seq"])
                 else:
-                    if r["kind"] == "lora" and not lora:
+                    # LoRA in bf16 trains over a base held in bf16 (as
+                    # PEFT users load it, and as llmlab's sft --quant bf16
+                    # holds it); fp32 LoRA over the float32 base.
+                    want = torch.bfloat16 if r["mode"] == "bf16" else torch.float32
+                    if r["kind"] == "lora" and lora != want:
+                        if lora is not None or want != torch.float32:
+                            del m
+                            torch.cuda.empty_cache()
+                            torch.manual_seed(1)
+                            m = HF(cfg) if use_hf else Plain(cfg).cuda()
+                        torch.cuda.reset_peak_memory_stats()
+                        if want == torch.bfloat16:
+                            (m.m if use_hf else m).to(torch.bfloat16)
                         m.add_lora(r["targets"])
-                        lora = True
+                        if not use_hf:
+                            for mod in m.modules():  # the adapters train in float32
+                                if isinstance(mod, LoRA):
+                                    mod.A.float(), mod.B.float()
+                        lora = want
                         torch.cuda.empty_cache()
                         torch.cuda.reset_peak_memory_stats()
                     tps = train(m, r["batch"], r["seq"], V, r["mode"])

@@ -510,6 +510,16 @@ func LoadGGUF(path string, o LoadOptions) (*Transformer, error) {
 	return m, err
 }
 
+// FromGGUFImage builds a model from a GGUF image held in memory (the
+// browser build, which has no file system to map). With o.KeepStored the
+// half-precision and quantized matrices stay views of the image, as they
+// stay views of the mapping in LoadGGUF: the model takes about the image's
+// size, and the image must live as long as the model.
+func FromGGUFImage(g *checkpoint.GGUF, o LoadOptions) (*Transformer, error) {
+	o.mapped = o.KeepStored
+	return FromGGUFFile(g, o)
+}
+
 // FromGGUFFile builds a model from an open GGUF file. The tensors are
 // copied out of it: the file may be closed afterwards.
 func FromGGUFFile(g *checkpoint.GGUF, o LoadOptions) (*Transformer, error) {

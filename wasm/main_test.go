@@ -1,0 +1,194 @@
+//go:build js && wasm
+
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall/js"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"llmlab/assets"
+	"llmlab/core/checkpoint"
+	"llmlab/core/model"
+	"llmlab/core/tokenizer"
+)
+
+// demoGGUF exports the embedded demo model as `llmlab export --model demo
+// --quant q` does (app/cli/export.go) and returns the file's bytes.
+func demoGGUF(t *testing.T, q string) []byte {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := fs.ReadFile(assets.DemoModel(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	m, err := model.FromBytes(read("config.json"), read("model.safetensors"), model.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromJSON(read("tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.ApplyConfig(read("tokenizer_config.json")); err != nil {
+		t.Fatal(err)
+	}
+	quant, err := model.ParseGGUFQuant(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, special := tok.Vocabulary()
+	types := make([]int32, len(toks))
+	for i, s := range special {
+		types[i] = 1
+		if s {
+			types[i] = 3
+		}
+	}
+	f, _, err := m.GGUFQuantized(model.Vocab{Tokens: toks, Types: types, Merges: tok.MergeList(),
+		BOS: tok.BOS(), EOS: tok.EOS(), PAD: tok.PAD(), ChatTemplate: tok.ChatTemplate()}, "llmlab-demo", quant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "demo-"+q+".gguf")
+	if err := checkpoint.WriteGGUF(path, f); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// jsBytes is a Uint8Array holding b, as the worker passes a file's bytes.
+func jsBytes(b []byte) js.Value {
+	a := js.Global().Get("Uint8Array").New(len(b))
+	js.CopyBytesToJS(a, b)
+	return a
+}
+
+// greedy runs the page's start/step loop at temperature 0 and returns the
+// generated ids.
+func greedy(t *testing.T, s *state, prompt string, chat bool, n int) []int32 {
+	t.Helper()
+	opts := js.ValueOf(map[string]any{"temperature": 0, "maxTokens": n, "chat": chat})
+	if r := s.start(js.Null(), []js.Value{js.ValueOf(prompt), opts}).(map[string]any); r["ok"] != true {
+		t.Fatalf("start: %v", r["error"])
+	}
+	for range n + 1 {
+		r := s.step(js.Null(), nil).(map[string]any)
+		if r["ok"] != true {
+			t.Fatalf("step: %v", r["error"])
+		}
+		if r["done"] == true {
+			var ids []int32
+			for _, id := range r["ids"].([]any) {
+				ids = append(ids, int32(id.(int)))
+			}
+			return ids
+		}
+	}
+	t.Fatalf("no end after %d steps", n+1)
+	return nil
+}
+
+// TestLoadGGUF: the demo model exported at q8_0 and q4_0 (the same files
+// `llmlab export` writes, by their SHA-256) and opened by the browser
+// build from bytes gives, token for token, the greedy ids `llmlab
+// generate` gives for the same file, on a plain prompt and on a chat
+// prompt rendered with the file's own template (testdata/gguf_greedy.json,
+// from tools/golden/wasm_gguf.py).
+func TestLoadGGUF(t *testing.T) {
+	var golden struct {
+		Prompts []struct {
+			Prompt string `json:"prompt"`
+			Chat   bool   `json:"chat"`
+		} `json:"prompts"`
+		N     int `json:"n"`
+		Types map[string]struct {
+			SHA256 string `json:"sha256"`
+			Runs   []struct {
+				IDs []int32 `json:"ids"`
+			} `json:"runs"`
+		} `json:"types"`
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", "gguf_greedy.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &golden); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"q8_0", "q4_0"} {
+		t.Run(q, func(t *testing.T) {
+			want, ok := golden.Types[q]
+			if !ok {
+				t.Fatalf("no %s in testdata/gguf_greedy.json", q)
+			}
+			b := demoGGUF(t, q)
+			if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != want.SHA256 {
+				t.Fatalf("the export differs from the file the CLI ran (sha256 %s, golden %s): if the demo model or the exporter changed on purpose, rerun tools/golden/wasm_gguf.py", got, want.SHA256)
+			}
+			s := &state{}
+			r := s.loadGGUF(js.Null(), []js.Value{js.ValueOf("demo-" + q + ".gguf"), jsBytes(b)}).(map[string]any)
+			if r["ok"] != true {
+				t.Fatalf("loadGGUF: %v", r["error"])
+			}
+			if r["arch"] != "llama" || r["type"] != strings.ToUpper(q) || r["chat"] != true || r["name"] != "demo-"+q {
+				t.Errorf("loadGGUF described the file as %v", r)
+			}
+			for i, p := range golden.Prompts {
+				got := greedy(t, s, p.Prompt, p.Chat, golden.N)
+				if diff := cmp.Diff(want.Runs[i].IDs, got); diff != "" {
+					t.Errorf("%q (chat %v): ids (-llmlab generate +browser build):\n%s", p.Prompt, p.Chat, diff)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckFile: a file too large for the tab, or one that is not GGUF, is
+// refused before it is read, with the limit or the reason in the message;
+// a GGUF adapter is refused when opened.
+func TestCheckFile(t *testing.T) {
+	s := &state{}
+	for _, tc := range []struct {
+		name string
+		size float64
+		head []byte
+		want string
+	}{
+		{"big.gguf", 3 << 30, []byte("GGUF"), "big.gguf is 3.0 GiB; the browser build opens GGUF files of up to 1.0 GiB"},
+		{"notes.txt", 12, []byte("hell"), `notes.txt is not a GGUF file (it does not start with the bytes "GGUF")`},
+		{"model.gguf", 1 << 20, []byte("GGUF"), ""},
+	} {
+		r := s.checkFile(js.Null(), []js.Value{js.ValueOf(tc.name), js.ValueOf(tc.size), jsBytes(tc.head)}).(map[string]any)
+		if tc.want == "" {
+			if r["ok"] != true {
+				t.Errorf("%s: %v", tc.name, r["error"])
+			}
+			continue
+		}
+		if msg, _ := r["error"].(string); r["ok"] != false || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.name, r, tc.want)
+		}
+	}
+	r := s.loadGGUF(js.Null(), []js.Value{js.ValueOf("notes.txt"), jsBytes([]byte("just some text"))}).(map[string]any)
+	if msg, _ := r["error"].(string); !strings.Contains(msg, "notes.txt is not a GGUF file") {
+		t.Errorf("loadGGUF of a text file: %v", r)
+	}
+	if s.m != nil {
+		t.Error("a failed load left a model loaded")
+	}
+}

@@ -38,6 +38,7 @@ type state struct {
 	run     *generate.Run
 	chunks  []string
 	tune    *tuning
+	file    pendingFile // a picked file being copied in
 }
 
 // tuning is a LoRA fine-tune in progress, advanced one step per call.
@@ -133,19 +134,71 @@ func sizeText(n float64) string {
 	return fmt.Sprintf("%.0f MiB", n/(1<<20))
 }
 
-// loadGGUF(name, bytes) opens a GGUF file through core/source, as
+// fileBegin(name, size) makes room for a file the worker then copies in
+// with fileWrite, a slice at a time: the file's bytes are held once, in
+// the engine's memory, and never whole on the JavaScript side as well.
+func (s *state) fileBegin(_ js.Value, args []js.Value) any {
+	if len(args) < 2 {
+		return errObj(constErr("fileBegin(name, size)"))
+	}
+	name, size := args[0].String(), args[1].Float()
+	if size > maxGGUFBytes {
+		return errObj(tooLarge(name, size))
+	}
+	if size < 0 || size != float64(int(size)) {
+		return errObj(fmt.Errorf("%s: size %v", name, size))
+	}
+	s.file = pendingFile{} // let an earlier one go before allocating
+	s.file = pendingFile{name: name, data: make([]byte, int(size))}
+	return map[string]any{"ok": true}
+}
+
+// fileWrite(offset, bytes) copies the next slice of the file in.
+func (s *state) fileWrite(_ js.Value, args []js.Value) any {
+	if len(args) < 2 || s.file.data == nil {
+		return errObj(constErr("fileWrite(offset, bytes) after fileBegin"))
+	}
+	off, n := args[0].Int(), args[1].Get("length").Int()
+	if off != s.file.written || n > len(s.file.data)-off {
+		return errObj(fmt.Errorf("%s: %d bytes at offset %d of %d (%d written)", s.file.name, n, off, len(s.file.data), s.file.written))
+	}
+	js.CopyBytesToGo(s.file.data[off:off+n], args[1])
+	s.file.written += n
+	return map[string]any{"ok": true}
+}
+
+// pendingFile is a file being copied in by fileWrite.
+type pendingFile struct {
+	name    string
+	data    []byte
+	written int
+}
+
+// loadGGUF(name[, bytes]) opens a GGUF file through core/source, as
 // --model FILE.gguf is opened: the weights stay in the file's types (the
 // quantized products run from the blocks), and the tokenizer and chat
-// template are the file's.
+// template are the file's. Without bytes it opens the file fileBegin and
+// fileWrite copied in.
 func (s *state) loadGGUF(_ js.Value, args []js.Value) any {
-	if len(args) < 2 {
-		return errObj(constErr("loadGGUF(name, bytes)"))
+	if len(args) < 1 {
+		return errObj(constErr("loadGGUF(name[, bytes])"))
 	}
 	name := args[0].String()
-	if n := args[1].Get("length").Float(); n > maxGGUFBytes {
-		return errObj(tooLarge(name, n))
+	var data []byte
+	if len(args) > 1 && !args[1].IsUndefined() {
+		if n := args[1].Get("length").Float(); n > maxGGUFBytes {
+			return errObj(tooLarge(name, n))
+		}
+		data = bytesOf(args[1])
+	} else {
+		f := s.file
+		s.file = pendingFile{}
+		if f.data == nil || f.name != name || f.written != len(f.data) {
+			return errObj(fmt.Errorf("%s: %d of %d bytes were copied in", name, f.written, len(f.data)))
+		}
+		data = f.data
 	}
-	src, err := source.FromBytes(name, bytesOf(args[1]))
+	src, err := source.FromBytes(name, data)
 	if err != nil {
 		return errObj(err)
 	}
@@ -377,7 +430,7 @@ func main() {
 	s := &state{}
 	api := map[string]any{}
 	for name, fn := range map[string]func(js.Value, []js.Value) any{
-		"load": s.load, "loadGGUF": s.loadGGUF, "checkFile": s.checkFile, "loadAdapter": s.loadAdapter, "setAdapter": s.setAdapter,
+		"load": s.load, "loadGGUF": s.loadGGUF, "checkFile": s.checkFile, "fileBegin": s.fileBegin, "fileWrite": s.fileWrite, "loadAdapter": s.loadAdapter, "setAdapter": s.setAdapter,
 		"tokenize": s.tokenize, "start": s.start, "step": s.step, "stop": s.stop,
 		"tuneStart": s.tuneStart, "tuneStep": s.tuneStep,
 	} {

@@ -71,6 +71,21 @@ func demoGGUF(t *testing.T, q string) []byte {
 	return b
 }
 
+// loadInSlices copies b in through fileBegin and fileWrite, n bytes at a
+// time, and opens it.
+func loadInSlices(t *testing.T, s *state, name string, b []byte, n int) map[string]any {
+	t.Helper()
+	if r := s.fileBegin(js.Null(), []js.Value{js.ValueOf(name), js.ValueOf(len(b))}).(map[string]any); r["ok"] != true {
+		t.Fatalf("fileBegin: %v", r["error"])
+	}
+	for off := 0; off < len(b); off += n {
+		if r := s.fileWrite(js.Null(), []js.Value{js.ValueOf(off), jsBytes(b[off:min(off+n, len(b))])}).(map[string]any); r["ok"] != true {
+			t.Fatalf("fileWrite at %d: %v", off, r["error"])
+		}
+	}
+	return s.loadGGUF(js.Null(), []js.Value{js.ValueOf(name)}).(map[string]any)
+}
+
 // jsBytes is a Uint8Array holding b, as the worker passes a file's bytes.
 func jsBytes(b []byte) js.Value {
 	a := js.Global().Get("Uint8Array").New(len(b))
@@ -141,7 +156,13 @@ func TestLoadGGUF(t *testing.T) {
 				t.Fatalf("the export differs from the file the CLI ran (sha256 %s, golden %s): if the demo model or the exporter changed on purpose, rerun tools/golden/wasm_gguf.py", got, want.SHA256)
 			}
 			s := &state{}
-			r := s.loadGGUF(js.Null(), []js.Value{js.ValueOf("demo-" + q + ".gguf"), jsBytes(b)}).(map[string]any)
+			name := "demo-" + q + ".gguf"
+			var r map[string]any
+			if q == "q8_0" { // the bytes at once
+				r = s.loadGGUF(js.Null(), []js.Value{js.ValueOf(name), jsBytes(b)}).(map[string]any)
+			} else { // copied in a slice at a time, as the worker does
+				r = loadInSlices(t, s, name, b, 300_000)
+			}
 			if r["ok"] != true {
 				t.Fatalf("loadGGUF: %v", r["error"])
 			}
@@ -197,7 +218,7 @@ func tuneQuantized(t *testing.T, s *state) {
 
 // TestCheckFile: a file too large for the tab, or one that is not GGUF, is
 // refused before it is read, with the limit or the reason in the message;
-// a GGUF adapter is refused when opened.
+// copying a file in checks its slices.
 func TestCheckFile(t *testing.T) {
 	s := &state{}
 	for _, tc := range []struct {
@@ -227,5 +248,22 @@ func TestCheckFile(t *testing.T) {
 	}
 	if s.m != nil {
 		t.Error("a failed load left a model loaded")
+	}
+	// Copying in: the limit, slices out of order or past the end, and a
+	// file opened before all of it arrived.
+	errText := func(r any) string { m := r.(map[string]any); e, _ := m["error"].(string); return e }
+	if e := errText(s.fileBegin(js.Null(), []js.Value{js.ValueOf("big.gguf"), js.ValueOf(2 << 30)})); !strings.Contains(e, "up to 1.0 GiB") {
+		t.Errorf("fileBegin of 2 GiB: %q", e)
+	}
+	s.fileBegin(js.Null(), []js.Value{js.ValueOf("m.gguf"), js.ValueOf(10)})
+	if e := errText(s.fileWrite(js.Null(), []js.Value{js.ValueOf(4), jsBytes([]byte("GGUF"))})); !strings.Contains(e, "4 bytes at offset 4 of 10 (0 written)") {
+		t.Errorf("a slice out of order: %q", e)
+	}
+	s.fileWrite(js.Null(), []js.Value{js.ValueOf(0), jsBytes([]byte("GGUF"))})
+	if e := errText(s.fileWrite(js.Null(), []js.Value{js.ValueOf(4), jsBytes(make([]byte, 7))})); !strings.Contains(e, "7 bytes at offset 4 of 10") {
+		t.Errorf("a slice past the end: %q", e)
+	}
+	if e := errText(s.loadGGUF(js.Null(), []js.Value{js.ValueOf("m.gguf")})); !strings.Contains(e, "m.gguf: 4 of 10 bytes were copied in") {
+		t.Errorf("opening a file not all copied in: %q", e)
 	}
 }

@@ -96,10 +96,18 @@ onmessage = async (e) => {
         const head = new Uint8Array(await f.slice(0, 4).arrayBuffer());
         const c = llmlab.checkFile(f.name, f.size, head);
         if (!c.ok) throw new Error(c.error);
-        postMessage({ type: "status", text: `reading ${f.name} (${(f.size / 1048576).toFixed(1)} MiB)…` });
-        const data = new Uint8Array(await f.arrayBuffer());
+        // Copied into the engine 16 MiB at a time, so the whole file is
+        // never held twice.
+        const b = llmlab.fileBegin(f.name, f.size);
+        if (!b.ok) throw new Error(b.error);
+        const chunk = 16 << 20;
+        for (let off = 0; off < f.size; off += chunk) {
+          postMessage({ type: "status", text: `reading ${f.name}: ${(off / 1048576).toFixed(0)} of ${(f.size / 1048576).toFixed(1)} MiB…` });
+          const w = llmlab.fileWrite(off, new Uint8Array(await f.slice(off, off + chunk).arrayBuffer()));
+          if (!w.ok) throw new Error(w.error);
+        }
         postMessage({ type: "status", text: `opening ${f.name}…` });
-        const r = llmlab.loadGGUF(f.name, data);
+        const r = llmlab.loadGGUF(f.name);
         if (!r.ok) throw new Error(r.error);
         postMessage({ type: "loaded", params: r.params, vocab: r.vocab, context: r.context, chat: r.chat,
           name: `${r.name} (GGUF, ${r.arch} ${r.type})` });

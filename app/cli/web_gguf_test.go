@@ -20,8 +20,8 @@ import (
 // picks a GGUF file (the demo model exported at q4_0), the worker reads
 // and opens it, and greedy generation in the page, plain and in chat mode
 // (the file's own template), gives exactly the ids `llmlab generate` gives
-// for the same file; a file that is not GGUF gets a clear error in the
-// page, and the model loaded before stays.
+// for the same file; a file that is not GGUF, or one too large for the
+// tab, gets a clear error in the page, and the model loaded before stays.
 func TestBrowserGGUF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow end-to-end test")
@@ -43,6 +43,14 @@ func TestBrowserGGUF(t *testing.T) {
 	}
 	notGGUF := filepath.Join(dir, "notes.txt")
 	if err := os.WriteFile(notGGUF, []byte("not a model\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// 1.5 GiB that take no disk: a sparse file with GGUF's magic.
+	big := filepath.Join(dir, "big.gguf")
+	if err := os.WriteFile(big, []byte("GGUF"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 3<<29); err != nil {
 		t.Fatal(err)
 	}
 	cli := func(chat bool) []int32 {
@@ -108,9 +116,18 @@ func TestBrowserGGUF(t *testing.T) {
 	if st := status(); !strings.Contains(st, "notes.txt is not a GGUF file") {
 		t.Errorf("status %q, want the file named as not GGUF", st)
 	}
+	// One too large for the tab: refused before it is read, with the limit.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { document.getElementById("status").textContent = "picking"; return true })()`)); err != nil {
+		t.Fatal(err)
+	}
+	pick(big)
+	poll(`document.getElementById("status").textContent.startsWith("error")`, "the size error")
+	if st := status(); !strings.Contains(st, "big.gguf is 1.5 GiB; the browser build opens GGUF files of up to 1.0 GiB") {
+		t.Errorf("status %q, want the size and the limit", st)
+	}
 	model, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("model").textContent`))
 	if !strings.Contains(model, "demo") {
-		t.Errorf("after the failed load the page shows %q, want the demo model still", model)
+		t.Errorf("after the failed loads the page shows %q, want the demo model still", model)
 	}
 
 	pick(file)

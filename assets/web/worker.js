@@ -101,10 +101,15 @@ onmessage = async (e) => {
         const b = llmlab.fileBegin(f.name, f.size);
         if (!b.ok) throw new Error(b.error);
         const chunk = 16 << 20;
-        for (let off = 0; off < f.size; off += chunk) {
-          postMessage({ type: "status", text: `reading ${f.name}: ${(off / 1048576).toFixed(0)} of ${(f.size / 1048576).toFixed(1)} MiB…` });
-          const w = llmlab.fileWrite(off, new Uint8Array(await f.slice(off, off + chunk).arrayBuffer()));
-          if (!w.ok) throw new Error(w.error);
+        try {
+          for (let off = 0; off < f.size; off += chunk) {
+            postMessage({ type: "status", text: `reading ${f.name}: ${(off / 1048576).toFixed(0)} of ${(f.size / 1048576).toFixed(1)} MiB…` });
+            const w = llmlab.fileWrite(off, new Uint8Array(await f.slice(off, off + chunk).arrayBuffer()));
+            if (!w.ok) throw new Error(w.error);
+          }
+        } catch (err) {
+          llmlab.fileBegin(f.name, 0); // let the partial copy go
+          throw err;
         }
         postMessage({ type: "status", text: `opening ${f.name}…` });
         const r = llmlab.loadGGUF(f.name);

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"llmlab/assets"
 	"llmlab/core/checkpoint"
 	"llmlab/core/model"
 	"llmlab/core/tokenizer"
@@ -25,8 +23,10 @@ import (
 // --quant q` does (app/cli/export.go) and returns the file's bytes.
 func demoGGUF(t *testing.T, q string) []byte {
 	t.Helper()
+	// The embedded demo model's files, read as the page fetches them (the
+	// browser engine does not import the assets package).
 	read := func(name string) []byte {
-		b, err := fs.ReadFile(assets.DemoModel(), name)
+		b, err := os.ReadFile(filepath.Join("..", "assets", "model", name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestLoadGGUF(t *testing.T) {
 // the adapter on.
 func tuneQuantized(t *testing.T, s *state) {
 	t.Helper()
-	d, err := fs.ReadFile(assets.WebData(), "instruct_train.jsonl")
+	d, err := os.ReadFile(filepath.Join("..", "assets", "data", "instruct_train.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}

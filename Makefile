@@ -22,7 +22,8 @@ web:
 	cp "$(WASMEXEC)/wasm_exec.js" assets/web/wasm_exec.js
 
 # The full suite: vet and native tests (without cgo: the desktop app's pages
-# are tested on Fyne's test driver), the core packages under js/wasm (Node),
+# are tested on Fyne's test driver), the core packages and the browser
+# engine (wasm/) under js/wasm (Node),
 # then the desktop binary itself when its build dependencies are there.
 # What the CGO-free CLI for other systems is built from (the desktop app
 # needs cgo there).
@@ -52,7 +53,7 @@ test-desktop:
 	fi
 
 test-wasm:
-	PATH="$(WASMEXEC):$$PATH" GOOS=js GOARCH=wasm $(GO) test ./core/...
+	PATH="$(WASMEXEC):$$PATH" GOOS=js GOARCH=wasm $(GO) test ./core/... ./wasm
 
 # The main job: LoRA fine-tune of the embedded demo model on the embedded
 # instruction set, with held-out accuracy before and after.
@@ -83,6 +84,7 @@ golden:
 	cd tools/gguf-check && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install --no-audit --no-fund
 	$(PYTHON) tools/golden/ggml_quants.py
 	$(PYTHON) tools/golden/gguf_llamacpp.py
+	$(PYTHON) tools/golden/wasm_gguf.py
 	cd tools/golden/tokenizer && npm install --no-audit --no-fund && node gen.mjs
 
 # Each model family's GGUF export run in llama.cpp (node-llama-cpp's

@@ -2,13 +2,16 @@
 
 // Command wasm is llmlab's browser build: the same pure-Go core compiled
 // to WebAssembly, driven by assets/web/worker.js. It exposes a global
-// `llmlab` object whose functions load a model and an adapter from bytes,
-// tokenize, and generate one token per call to step() so the worker can
-// stream tokens and honour Stop between them.
+// `llmlab` object whose functions load a model and an adapter from bytes
+// (an HF folder's files, or a GGUF file the user picked, opened through
+// core/source as the CLI opens --model), tokenize, and generate one token
+// per call to step() so the worker can stream tokens and honour Stop
+// between them.
 package main
 
 import (
 	"bytes"
+	"fmt"
 	"syscall/js"
 
 	"llmlab/core/autograd"
@@ -17,6 +20,7 @@ import (
 	"llmlab/core/generate"
 	"llmlab/core/model"
 	"llmlab/core/optim"
+	"llmlab/core/source"
 	"llmlab/core/tensor"
 	"llmlab/core/tokenizer"
 	"llmlab/core/train"
@@ -27,11 +31,14 @@ import (
 type state struct {
 	m       *model.Transformer
 	tok     *tokenizer.Tokenizer
+	chat    chat.Format // how chat prompts are rendered
+	hasChat bool        // the model has a chat template
 	gen     *generate.Generator
 	adapter *lora.Adapter
 	run     *generate.Run
 	chunks  []string
 	tune    *tuning
+	file    pendingFile // a picked file being copied in
 }
 
 // tuning is a LoRA fine-tune in progress, advanced one step per call.
@@ -79,10 +86,130 @@ func (s *state) load(_ js.Value, args []js.Value) any {
 			return errObj(err)
 		}
 	}
-	s.m, s.tok, s.adapter = m, tok, nil
-	s.gen = generate.New(m, tensor.NewCPU(1), tok)
-	_, chatErr := chat.Detect(tok.ChatTemplate())
+	// A folder's template is matched to a built-in one, as the demo's is.
+	tmpl, chatErr := chat.Detect(tok.ChatTemplate())
+	s.use(m, tok, chat.Format{Builtin: tmpl}, chatErr == nil)
 	return map[string]any{"ok": true, "params": m.NumParams(), "vocab": tok.VocabSize(), "context": m.Cfg.MaxPos, "chat": chatErr == nil}
+}
+
+// use makes m the loaded model, dropping any adapter.
+func (s *state) use(m *model.Transformer, tok *tokenizer.Tokenizer, f chat.Format, hasChat bool) {
+	if s.run != nil {
+		s.run.Stop()
+	}
+	s.m, s.tok, s.chat, s.hasChat, s.adapter, s.run, s.tune = m, tok, f, hasChat, nil, nil, nil
+	s.gen = generate.New(m, tensor.NewCPU(1), tok)
+}
+
+// maxGGUFBytes is the largest GGUF file the page opens. WebAssembly has a
+// 4 GiB address space; the file's bytes are copied into it once and the
+// weights stay there in their stored types (f16 and the block types are
+// not widened), beside the KV cache, activations and the engine.
+const maxGGUFBytes = 1 << 30
+
+// checkFile(name, size, firstBytes) says whether a picked file can be
+// opened, before the worker reads it: {ok} or {ok: false, error}.
+func (s *state) checkFile(_ js.Value, args []js.Value) any {
+	if len(args) < 3 {
+		return errObj(constErr("checkFile(name, size, firstBytes)"))
+	}
+	name, size := args[0].String(), args[1].Float()
+	if size > maxGGUFBytes {
+		return errObj(tooLarge(name, size))
+	}
+	if _, err := source.FromBytes(name, bytesOf(args[2])); err != nil {
+		return errObj(err)
+	}
+	return map[string]any{"ok": true}
+}
+
+func tooLarge(name string, size float64) error {
+	return fmt.Errorf("%s is %s; the browser build opens GGUF files of up to %s (WebAssembly's 4 GiB of memory holds the weights as stored, the KV cache and the engine); run larger ones with the llmlab binary", name, sizeText(size), sizeText(maxGGUFBytes))
+}
+
+func sizeText(n float64) string {
+	if n >= 1<<30 {
+		return fmt.Sprintf("%.1f GiB", n/(1<<30))
+	}
+	return fmt.Sprintf("%.0f MiB", n/(1<<20))
+}
+
+// fileBegin(name, size) makes room for a file the worker then copies in
+// with fileWrite, a slice at a time: the file's bytes are held once, in
+// the engine's memory, and never whole on the JavaScript side as well.
+func (s *state) fileBegin(_ js.Value, args []js.Value) any {
+	if len(args) < 2 {
+		return errObj(constErr("fileBegin(name, size)"))
+	}
+	name, size := args[0].String(), args[1].Float()
+	if size > maxGGUFBytes {
+		return errObj(tooLarge(name, size))
+	}
+	if size < 0 || size != float64(int(size)) {
+		return errObj(fmt.Errorf("%s: size %v", name, size))
+	}
+	s.file = pendingFile{} // let an earlier one go before allocating
+	s.file = pendingFile{name: name, data: make([]byte, int(size))}
+	return map[string]any{"ok": true}
+}
+
+// fileWrite(offset, bytes) copies the next slice of the file in.
+func (s *state) fileWrite(_ js.Value, args []js.Value) any {
+	if len(args) < 2 || s.file.data == nil {
+		return errObj(constErr("fileWrite(offset, bytes) after fileBegin"))
+	}
+	off, n := args[0].Int(), args[1].Get("length").Int()
+	if off != s.file.written || n > len(s.file.data)-off {
+		return errObj(fmt.Errorf("%s: %d bytes at offset %d of %d (%d written)", s.file.name, n, off, len(s.file.data), s.file.written))
+	}
+	js.CopyBytesToGo(s.file.data[off:off+n], args[1])
+	s.file.written += n
+	return map[string]any{"ok": true}
+}
+
+// pendingFile is a file being copied in by fileWrite.
+type pendingFile struct {
+	name    string
+	data    []byte
+	written int
+}
+
+// loadGGUF(name[, bytes]) opens a GGUF file through core/source, as
+// --model FILE.gguf is opened: the weights stay in the file's types (the
+// quantized products run from the blocks), and the tokenizer and chat
+// template are the file's. Without bytes it opens the file fileBegin and
+// fileWrite copied in.
+func (s *state) loadGGUF(_ js.Value, args []js.Value) any {
+	if len(args) < 1 {
+		return errObj(constErr("loadGGUF(name[, bytes])"))
+	}
+	name := args[0].String()
+	var data []byte
+	if len(args) > 1 && !args[1].IsUndefined() {
+		if n := args[1].Get("length").Float(); n > maxGGUFBytes {
+			return errObj(tooLarge(name, n))
+		}
+		data = bytesOf(args[1])
+	} else {
+		f := s.file
+		s.file = pendingFile{}
+		if f.data == nil || f.name != name || f.written != len(f.data) {
+			return errObj(fmt.Errorf("%s: %d of %d bytes were copied in", name, f.written, len(f.data)))
+		}
+		data = f.data
+	}
+	src, err := source.FromBytes(name, data)
+	if err != nil {
+		return errObj(err)
+	}
+	op, err := src.Open(model.LoadOptions{KeepStored: true})
+	if err != nil {
+		return errObj(err)
+	}
+	hasChat := op.Chat.Own != nil
+	s.use(op.M, op.Tok, op.Chat, hasChat)
+	return map[string]any{"ok": true, "name": src.Name, "arch": op.Arch, "type": op.Type, "params": op.M.NumParams(),
+		"vocab": op.Tok.VocabSize(), "context": op.M.Cfg.MaxPos, "chat": hasChat}
 }
 
 func (s *state) loadAdapter(_ js.Value, args []js.Value) any {
@@ -135,32 +262,37 @@ func (s *state) start(_ js.Value, args []js.Value) any {
 	}
 	var ids []int32
 	var stops []string
+	// As `llmlab generate [--chat]` builds its prompt (app/cli/generate.go).
+	var stopIDs []int32
 	if b := o.Get("chat"); b.Type() == js.TypeBoolean && b.Bool() {
-		tmpl, err := chat.Detect(s.tok.ChatTemplate())
-		if err != nil {
-			return errObj(err)
+		if !s.hasChat {
+			return errObj(constErr("the model has no chat template"))
 		}
 		var msgs []chat.Message
 		if sys := o.Get("system"); sys.Type() == js.TypeString && sys.String() != "" {
 			msgs = append(msgs, chat.Message{Role: chat.RoleSystem, Content: sys.String()})
 		}
 		msgs = append(msgs, chat.Message{Role: chat.RoleUser, Content: prompt})
-		if ids, err = data.EncodePrompt(s.tok, tmpl, msgs); err != nil {
+		var err error
+		if ids, err = data.EncodeChatPrompt(s.tok, s.chat, msgs); err != nil {
 			return errObj(err)
 		}
-		stops = tmpl.StopStrings()
+		stopIDs, stops = s.chat.Stops(s.tok)
 	} else {
 		ids = s.tok.Encode(prompt, true)
 		if eos := s.tok.EOS(); len(ids) > 1 && ids[len(ids)-1] == eos {
 			ids = ids[:len(ids)-1]
 		}
+		if eos := s.tok.EOS(); eos >= 0 {
+			stopIDs = []int32{eos}
+		}
+	}
+	if len(ids) == 0 {
+		return errObj(constErr("the prompt encodes to no tokens"))
 	}
 	req := generate.Request{Prompts: [][]int32{ids}, MaxTokens: int(num("maxTokens", 64)), Seed: uint64(num("seed", 1)),
 		Sampling:    generate.Sampling{Temperature: num("temperature", 0.8), TopK: int(num("topK", 40)), TopP: num("topP", 0.95)},
-		StopStrings: stops}
-	if eos := s.tok.EOS(); eos >= 0 {
-		req.StopIDs = []int32{eos}
-	}
+		StopStrings: stops, StopIDs: stopIDs}
 	s.chunks = s.chunks[:0]
 	req.OnText = func(_ int, text string) bool { s.chunks = append(s.chunks, text); return true }
 	r, err := s.gen.Begin(req)
@@ -214,15 +346,14 @@ func (s *state) tuneStart(_ js.Value, args []js.Value) any {
 		}
 		return d
 	}
-	tmpl, err := chat.Detect(s.tok.ChatTemplate())
-	if err != nil {
-		return errObj(err)
+	if !s.hasChat {
+		return errObj(constErr("the model has no chat template to tune in"))
 	}
 	ds, err := data.ReadJSONL(bytes.NewReader(bytesOf(args[0])), "instruct_train.jsonl")
 	if err != nil {
 		return errObj(err)
 	}
-	exs, _, err := data.BuildSFT(s.tok, ds, data.BuildOpts{Template: tmpl, Ctx: min(128, s.m.Cfg.MaxPos)})
+	exs, _, err := data.BuildSFT(s.tok, ds, data.BuildOpts{Ctx: min(128, s.m.Cfg.MaxPos)}.With(s.chat))
 	if err != nil {
 		return errObj(err)
 	}
@@ -299,7 +430,7 @@ func main() {
 	s := &state{}
 	api := map[string]any{}
 	for name, fn := range map[string]func(js.Value, []js.Value) any{
-		"load": s.load, "loadAdapter": s.loadAdapter, "setAdapter": s.setAdapter,
+		"load": s.load, "loadGGUF": s.loadGGUF, "checkFile": s.checkFile, "fileBegin": s.fileBegin, "fileWrite": s.fileWrite, "loadAdapter": s.loadAdapter, "setAdapter": s.setAdapter,
 		"tokenize": s.tokenize, "start": s.start, "step": s.step, "stop": s.stop,
 		"tuneStart": s.tuneStart, "tuneStep": s.tuneStep,
 	} {

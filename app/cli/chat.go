@@ -8,9 +8,11 @@ import (
 
 	"llmlab/app/serve"
 	"llmlab/core/chat"
+	"llmlab/core/checkpoint"
 	"llmlab/core/data"
 	"llmlab/core/generate"
 	"llmlab/core/model"
+	"llmlab/core/source"
 )
 
 // chooseFormat picks the chat format every command renders with, from
@@ -19,6 +21,7 @@ import (
 //   - else the model's own Jinja template when its folder ships one
 //     (tokenizer_config.json's chat_template or chat_template.jinja),
 //     rendered as transformers renders it, with its end-of-turn tokens;
+//   - else a GGUF file's own template (tokenizer.chat_template), likewise;
 //   - else, for a model that ships none, the built-in Plain template.
 //
 // The embedded demo model keeps the built-in template its chat_template is
@@ -37,6 +40,13 @@ func chooseFormat(l *loaded, name string) (chat.Format, error) {
 			return chat.Format{}, BadInput(fmt.Errorf("%s: %w", l.Name, err))
 		}
 		return chat.Format{Builtin: t}, nil
+	}
+	if checkpoint.IsGGUF(l.Dir) { // the template is in the file's metadata
+		f, err := source.GGUFChat(l.Tok)
+		if err != nil {
+			return chat.Format{}, BadInput(fmt.Errorf("%s: %w (pass --template NAME to use a built-in one: %s)", l.Name, err, chat.Names()))
+		}
+		return f, nil
 	}
 	m, err := chat.Load(l.Dir)
 	if errors.Is(err, chat.ErrNoTemplate) {

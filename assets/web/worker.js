@@ -1,6 +1,7 @@
 // llmlab's browser worker: runs the WebAssembly build of the engine off the
-// page's thread. Messages in: loadDemo, loadFiles, tokenize, adapter,
-// generate, stop. Messages out: status, loaded, adapter, tokens, chunk, done,
+// page's thread. Messages in: loadDemo, loadFiles, loadGGUF (a File the
+// user picked: read here, not on the page's thread), tokenize, adapter,
+// generate, tune, stop. Messages out: status, loaded, adapter, tokens, chunk, done,
 // error. Generation advances one token per step() with a yield to the event
 // loop between steps, so Stop is seen at once.
 importScripts("wasm_exec.js");
@@ -85,6 +86,36 @@ onmessage = async (e) => {
         const r = llmlab.load(m.config, m.weights, m.tokenizer, m.tokenizerConfig || null);
         if (!r.ok) throw new Error(r.error);
         postMessage({ type: "loaded", params: r.params, vocab: r.vocab, context: r.context, chat: r.chat, name: m.name });
+        postMessage({ type: "adapter", available: false, on: false });
+        break;
+      }
+      case "loadGGUF": {
+        // Size and magic first, from the File alone: a wrong or too large
+        // file is refused before its bytes are read.
+        const f = m.file;
+        const head = new Uint8Array(await f.slice(0, 4).arrayBuffer());
+        const c = llmlab.checkFile(f.name, f.size, head);
+        if (!c.ok) throw new Error(c.error);
+        // Copied into the engine 16 MiB at a time, so the whole file is
+        // never held twice.
+        const b = llmlab.fileBegin(f.name, f.size);
+        if (!b.ok) throw new Error(b.error);
+        const chunk = 16 << 20;
+        try {
+          for (let off = 0; off < f.size; off += chunk) {
+            postMessage({ type: "status", text: `reading ${f.name}: ${(off / 1048576).toFixed(0)} of ${(f.size / 1048576).toFixed(1)} MiB…` });
+            const w = llmlab.fileWrite(off, new Uint8Array(await f.slice(off, off + chunk).arrayBuffer()));
+            if (!w.ok) throw new Error(w.error);
+          }
+        } catch (err) {
+          llmlab.fileBegin(f.name, 0); // let the partial copy go
+          throw err;
+        }
+        postMessage({ type: "status", text: `opening ${f.name}…` });
+        const r = llmlab.loadGGUF(f.name);
+        if (!r.ok) throw new Error(r.error);
+        postMessage({ type: "loaded", params: r.params, vocab: r.vocab, context: r.context, chat: r.chat,
+          name: `${r.name} (GGUF, ${r.arch} ${r.type})` });
         postMessage({ type: "adapter", available: false, on: false });
         break;
       }

@@ -67,35 +67,38 @@ func permuteQK(w *tensor.Tensor, heads int, inverse bool) *tensor.Tensor {
 	return out
 }
 
+// gpt2GGUFTopNames and gpt2GGUFLayerNames map GPT-2's HF names (without
+// "transformer.", and under h.N.) to llama.cpp's "gpt2" tensor names. The
+// matrices are (out, in) in both: the model keeps nn.Linear's layout, and
+// HF's Conv1D transpose happens only at the safetensors edge.
+var (
+	gpt2GGUFTopNames = map[string]string{
+		"wte.weight": "token_embd.weight", "wpe.weight": "position_embd.weight",
+		"ln_f.weight": "output_norm.weight", "ln_f.bias": "output_norm.bias", "lm_head.weight": "output.weight",
+	}
+	gpt2GGUFLayerNames = map[string]string{
+		"ln_1.weight": "attn_norm.weight", "ln_1.bias": "attn_norm.bias",
+		"attn.c_attn.weight": "attn_qkv.weight", "attn.c_attn.bias": "attn_qkv.bias",
+		"attn.c_proj.weight": "attn_output.weight", "attn.c_proj.bias": "attn_output.bias",
+		"ln_2.weight": "ffn_norm.weight", "ln_2.bias": "ffn_norm.bias",
+		"mlp.c_fc.weight": "ffn_up.weight", "mlp.c_fc.bias": "ffn_up.bias",
+		"mlp.c_proj.weight": "ffn_down.weight", "mlp.c_proj.bias": "ffn_down.bias",
+	}
+)
+
 // ggufName maps an HF parameter name to its GGUF tensor name.
 func ggufName(c Config, hf string) (string, bool) {
 	if c.Arch == GPT2 {
 		hf = strings.TrimPrefix(hf, "transformer.")
-		switch hf {
-		case "wte.weight":
-			return "token_embd.weight", true
-		case "wpe.weight":
-			return "position_embd.weight", true
-		case "ln_f.weight":
-			return "output_norm.weight", true
-		case "ln_f.bias":
-			return "output_norm.bias", true
-		case "lm_head.weight":
-			return "output.weight", true
+		if n, ok := gpt2GGUFTopNames[hf]; ok {
+			return n, true
 		}
 		var l int
 		var rest string
 		if n, _ := fmt.Sscanf(hf, "h.%d.%s", &l, &rest); n != 2 {
 			return "", false
 		}
-		m := map[string]string{
-			"ln_1.weight": "attn_norm.weight", "ln_1.bias": "attn_norm.bias",
-			"attn.c_attn.weight": "attn_qkv.weight", "attn.c_attn.bias": "attn_qkv.bias",
-			"attn.c_proj.weight": "attn_output.weight", "attn.c_proj.bias": "attn_output.bias",
-			"ln_2.weight": "ffn_norm.weight", "ln_2.bias": "ffn_norm.bias",
-			"mlp.c_fc.weight": "ffn_up.weight", "mlp.c_fc.bias": "ffn_up.bias",
-			"mlp.c_proj.weight": "ffn_down.weight", "mlp.c_proj.bias": "ffn_down.bias",
-		}[rest]
+		m := gpt2GGUFLayerNames[rest]
 		return fmt.Sprintf("blk.%d.%s", l, m), m != ""
 	}
 	switch hf {
@@ -354,7 +357,8 @@ func ggufRope(c Config, kv map[string]any, arch string) []checkpoint.Named {
 }
 
 // FromGGUF rebuilds a Llama-family model from a GGUF file that GGUF wrote
-// (used to check exports). GPT-2 files are not read back.
+// (used to check exports in memory; files on disk, GPT-2 ones included,
+// are read by LoadGGUF). GPT-2 images are not rebuilt here.
 func FromGGUF(f *checkpoint.GGUFFile) (*Transformer, error) {
 	arch, _ := f.KV["general.architecture"].(string)
 	if arch != "llama" && arch != "qwen2" {

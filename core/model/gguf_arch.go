@@ -48,6 +48,7 @@ var ggufArchs = map[string]ggufArch{
 	}},
 	"gemma2": {modelType: "gemma2", normPlusOne: true, names: gemmaGGUFNames},
 	"gemma3": {modelType: "gemma3_text", normPlusOne: true, names: gemmaGGUFNames},
+	"gpt2":   {modelType: "gpt2"}, // names: gpt2GGUFTopNames, gpt2GGUFLayerNames (gguf.go), read backwards
 }
 
 // ggufLayerNames maps llama.cpp's per-layer tensor suffixes to HF's
@@ -78,16 +79,14 @@ var ggufTopNames = map[string]string{
 
 // hfName maps a GGUF tensor name to its HF name.
 func (a ggufArch) hfName(gg string) (string, bool) {
+	if a.modelType == "gpt2" {
+		return gpt2HFName(gg)
+	}
 	if n, ok := ggufTopNames[gg]; ok {
 		return n, true
 	}
-	rest, ok := strings.CutPrefix(gg, "blk.")
+	l, suffix, ok := ggufLayer(gg)
 	if !ok {
-		return "", false
-	}
-	ls, suffix, ok := strings.Cut(rest, ".")
-	l, err := strconv.Atoi(ls)
-	if !ok || err != nil || l < 0 {
 		return "", false
 	}
 	n, ok := a.names[suffix]
@@ -95,6 +94,88 @@ func (a ggufArch) hfName(gg string) (string, bool) {
 		n, ok = ggufLayerNames[suffix]
 	}
 	return fmt.Sprintf("model.layers.%d.%s", l, n), ok
+}
+
+// ggufLayer splits "blk.N.suffix" into N and suffix.
+func ggufLayer(gg string) (int, string, bool) {
+	rest, ok := strings.CutPrefix(gg, "blk.")
+	if !ok {
+		return 0, "", false
+	}
+	ls, suffix, ok := strings.Cut(rest, ".")
+	l, err := strconv.Atoi(ls)
+	if !ok || err != nil || l < 0 {
+		return 0, "", false
+	}
+	return l, suffix, true
+}
+
+// gpt2HFName maps a llama.cpp "gpt2" tensor name to GPT-2's HF name (the
+// inverse of ggufName's GPT-2 tables).
+func gpt2HFName(gg string) (string, bool) {
+	for hf, n := range gpt2GGUFTopNames {
+		if n == gg {
+			if hf == "lm_head.weight" {
+				return hf, true
+			}
+			return "transformer." + hf, true
+		}
+	}
+	l, suffix, ok := ggufLayer(gg)
+	if !ok {
+		return "", false
+	}
+	for hf, n := range gpt2GGUFLayerNames {
+		if n == suffix {
+			return fmt.Sprintf("transformer.h.%d.%s", l, hf), true
+		}
+	}
+	return "", false
+}
+
+// ggufGPT2Config turns llama.cpp's "gpt2" metadata into GPT-2's
+// config.json (n_embd, n_layer, ...): LayerNorm with biases, learned
+// positions, the tanh GELU.
+func ggufGPT2Config(g *checkpoint.GGUF) (Config, error) {
+	hf := map[string]any{"model_type": "gpt2", "activation_function": "gelu_new"}
+	for _, k := range [][2]string{
+		{"n_embd", "embedding_length"}, {"n_layer", "block_count"}, {"n_head", "attention.head_count"},
+		{"n_inner", "feed_forward_length"}, {"n_positions", "context_length"},
+	} {
+		v, ok := g.Uint("gpt2." + k[1])
+		if !ok {
+			return Config{}, fmt.Errorf("metadata key gpt2.%s is missing or not an integer", k[1])
+		}
+		hf[k[0]] = v
+	}
+	if kv, ok := g.Uint("gpt2.attention.head_count_kv"); ok && kv != hf["n_head"].(uint64) {
+		return Config{}, fmt.Errorf("gpt2.attention.head_count_kv %d differs from head_count %d (GPT-2 has no grouped-query attention)", kv, hf["n_head"])
+	}
+	if v, ok := g.Float("gpt2.attention.layer_norm_epsilon"); ok {
+		hf["layer_norm_epsilon"] = v
+	}
+	emb, ok := g.Info("token_embd.weight")
+	if !ok || len(emb.Shape) != 2 {
+		return Config{}, fmt.Errorf("no 2-D token_embd.weight tensor")
+	}
+	hf["vocab_size"] = emb.Shape[0]
+	_, hasOut := g.Info("output.weight")
+	hf["tie_word_embeddings"] = !hasOut
+	if v, ok := g.Uint("tokenizer.ggml.bos_token_id"); ok {
+		hf["bos_token_id"] = v
+	}
+	if v, ok := g.Uint("tokenizer.ggml.eos_token_id"); ok {
+		hf["eos_token_id"] = v
+	}
+	js, err := json.Marshal(hf)
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := ParseConfig(js)
+	if err != nil {
+		return c, fmt.Errorf("the gpt2 metadata as an HF config: %w", err)
+	}
+	return c, nil
 }
 
 // ggufHFConfig turns a GGUF file's metadata into the config.json an HF
@@ -109,6 +190,10 @@ func ggufHFConfig(g *checkpoint.GGUF) (Config, ggufArch, error) {
 		}
 		sort.Strings(names)
 		return Config{}, a, fmt.Errorf("general.architecture %q is not supported (llmlab reads %s)", arch, strings.Join(names, ", "))
+	}
+	if arch == "gpt2" {
+		c, err := ggufGPT2Config(g)
+		return c, a, err
 	}
 	hf := map[string]any{"model_type": a.modelType}
 	need := func(hfKey, key string) error {
@@ -353,6 +438,10 @@ func newGGUFSource(g *checkpoint.GGUF, a ggufArch, c Config) *ggufSource {
 
 func (s *ggufSource) Names() []string { return s.names }
 
+// linearOutIn: GGUF keeps every matrix (out, in), GPT-2's included, so
+// fromTensors does not undo HF's Conv1D layout.
+func (s *ggufSource) linearOutIn() bool { return true }
+
 func (s *ggufSource) Tensor(name string) (*tensor.Tensor, error) {
 	gn, ok := s.gg[name]
 	if !ok {
@@ -419,6 +508,16 @@ func LoadGGUF(path string, o LoadOptions) (*Transformer, error) {
 		g.Close()
 	}
 	return m, err
+}
+
+// FromGGUFImage builds a model from a GGUF image held in memory (the
+// browser build, which has no file system to map). With o.KeepStored the
+// half-precision and quantized matrices stay views of the image, as they
+// stay views of the mapping in LoadGGUF: the model takes about the image's
+// size, and the image must live as long as the model.
+func FromGGUFImage(g *checkpoint.GGUF, o LoadOptions) (*Transformer, error) {
+	o.mapped = o.KeepStored
+	return FromGGUFFile(g, o)
 }
 
 // FromGGUFFile builds a model from an open GGUF file. The tensors are

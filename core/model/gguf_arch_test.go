@@ -13,7 +13,9 @@ import (
 )
 
 // TestLoadGGUF: llama (q/k rows permuted by the exporter, un-permuted by
-// the loader) and qwen2 (biases, no permutation) exported as F32 GGUF
+// the loader), qwen2 (biases, no permutation) and gpt2 (learned
+// positions, LayerNorm biases, fused qkv, (out, in) matrices where HF
+// keeps Conv1D's [in, out]) exported as F32 GGUF
 // and loaded back as models give the original logits, whether the
 // weights are converted or kept as stored; files that do not fit give
 // errors naming the key or tensor.
@@ -21,6 +23,8 @@ func TestLoadGGUF(t *testing.T) {
 	for _, js := range []string{
 		`{"model_type":"llama","vocab_size":40,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":32,"rope_theta":500000}`,
 		`{"model_type":"qwen2","vocab_size":40,"hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"max_position_embeddings":32,"tie_word_embeddings":true}`,
+		`{"model_type":"gpt2","vocab_size":40,"n_embd":32,"n_layer":2,"n_head":4,"n_inner":48,"n_positions":32}`,
+		`{"model_type":"gpt2","vocab_size":40,"n_embd":32,"n_layer":2,"n_head":4,"n_positions":32,"tie_word_embeddings":false}`,
 	} {
 		cfg, err := ParseConfig([]byte(js))
 		if err != nil {

@@ -123,6 +123,8 @@ func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Tran
 		sort.Strings(extra)
 		return nil, &TensorError{Dir: dir, Err: fmt.Errorf("unexpected tensors (not in a %s model with this config): %s", cfg.ModelType, list(extra))}
 	}
+	lo, ok := set.(interface{ linearOutIn() bool })
+	outIn := ok && lo.linearOutIn() // a GGUF file: GPT-2's matrices already (out, in)
 	for _, p := range m.params {
 		sn := stored[p.Name]
 		t, err := set.Tensor(sn)
@@ -130,7 +132,7 @@ func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Tran
 			return nil, &TensorError{Dir: dir, Tensor: sn, Err: err}
 		}
 		want := p.Value.Shape
-		if cfg.Arch == GPT2 && isConv1D(p.Name) {
+		if cfg.Arch == GPT2 && isConv1D(p.Name) && !outIn {
 			// Conv1D stores [in, out]; we keep nn.Linear's (out, in).
 			if len(t.Shape) != 2 || t.Shape[0] != want[1] || t.Shape[1] != want[0] {
 				return nil, &TensorError{Dir: dir, Tensor: sn, Err: fmt.Errorf("shape %v, config implies %v (Conv1D [in, out])", t.Shape, tensor.Shape{want[1], want[0]})}

@@ -43,6 +43,10 @@ type Source struct {
 	Kind Kind
 	Arg  string // as given
 	Path string // the folder or GGUF file to load
+	// Data is the GGUF image when the file was handed over in memory
+	// (FromBytes: the browser build, which has no file system); Path is
+	// then empty.
+	Data []byte
 	Name string // for listings and exports
 	// Ollama's defaults, from the manifest's layers (empty for other kinds).
 	Template string         // Go-template chat template

@@ -72,13 +72,19 @@ func LoadGGUF(path string) (*Tokenizer, error) {
 		return nil, err
 	}
 	defer g.Close()
+	return FromGGUF(g)
+}
+
+// FromGGUF reads the tokenizer and chat template of an open GGUF file (a
+// mapped file, or an image held in memory in the browser build).
+func FromGGUF(g *checkpoint.GGUF) (*Tokenizer, error) {
 	v, err := ReadGGUFVocab(g)
 	if err != nil {
 		return nil, err
 	}
 	t, err := FromGGUFVocab(v)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", g.Path, err)
 	}
 	return t, nil
 }

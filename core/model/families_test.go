@@ -94,6 +94,22 @@ func checkFamily(t *testing.T, dir string) {
 	if got := greedy(t, m, fb.Prompt, len(wantIDs), recompute); !slices.Equal(got, wantIDs) {
 		t.Errorf("greedy ids (-want +got):\n%s", cmp.Diff(wantIDs, got))
 	}
+	// transformers' own generate on the same folder, through its KV
+	// cache (tools/golden/families_transformers.py --write, run where
+	// transformers is installed): llmlab's cached decoding must give its
+	// ids, also where they differ from the recomputed ones (longrope).
+	if raw, err := os.ReadFile(filepath.Join(dir, "transformers.json")); err == nil {
+		var tf struct {
+			Version string  `json:"transformers"`
+			Greedy  []int32 `json:"greedy"`
+		}
+		if err := json.Unmarshal(raw, &tf); err != nil {
+			t.Fatalf("transformers.json: %v", err)
+		}
+		if got := greedy(t, m, fb.Prompt, len(tf.Greedy), false); !slices.Equal(got, tf.Greedy) {
+			t.Errorf("cached greedy ids against transformers %s (-want +got):\n%s", tf.Version, cmp.Diff(tf.Greedy, got))
+		}
+	}
 }
 
 func toInt32(x []float32) []int32 {

@@ -586,6 +586,41 @@ __device__ __forceinline__ float attnCap(float s, float cap, float* dcap) {
   return cap * th;
 }
 
+// attnDot is a[0:D]·b[0:D] summed in order; when D is 32*DL (the usual
+// head sizes 32, 64, 128, 256) the loop is unrolled at compile time.
+template <int DL>
+__device__ __forceinline__ float attnDot(const float* a, const float* b, int D) {
+  float s = 0.f;
+  if (D == 32 * DL) {
+#pragma unroll
+    for (int d = 0; d < 32 * DL; d++) s += a[d] * b[d];
+  } else {
+    for (int d = 0; d < D; d++) s += a[d] * b[d];
+  }
+  return s;
+}
+
+// attnDot2 is attnDot of (a, b) and of (c, e) in one pass.
+template <int DL>
+__device__ __forceinline__ void attnDot2(const float* a, const float* b, const float* c, const float* e, int D,
+                                         float* ab, float* ce) {
+  float s = 0.f, t = 0.f;
+  if (D == 32 * DL) {
+#pragma unroll
+    for (int d = 0; d < 32 * DL; d++) {
+      s += a[d] * b[d];
+      t += c[d] * e[d];
+    }
+  } else {
+    for (int d = 0; d < D; d++) {
+      s += a[d] * b[d];
+      t += c[d] * e[d];
+    }
+  }
+  *ab = s;
+  *ce = t;
+}
+
 // attn_fwd: grid (ceil(T/ATT_W), H, B), block ATT_W*32 threads, dynamic
 // shared memory (ATT_K*(2D+1) + ATT_W*D) floats. Warp w owns query
 // i = blockIdx.x*ATT_W + w; tiles of ATT_K key and value rows are staged in
@@ -625,8 +660,8 @@ __device__ void attnFwd(float* out, float* lse, const float* q, const float* k, 
     float s = NEG_INF;
     if (vis) {
       const float *qr = Qs + w * D, *kr = Ks + lane * DP;
-      float dot = 0.f, dcap;
-      for (int d = 0; d < D; d++) dot += qr[d] * kr[d];
+      float dcap;
+      float dot = attnDot<DL>(qr, kr, D);
       s = attnCap(dot * scale, cap, &dcap);
     }
     float mn = fmaxf(m, warpMax(s));
@@ -718,11 +753,8 @@ __device__ void attnBwdDQ(float* dq, const float* dout, const float* q, const fl
     float ds = 0.f;
     if (u < nU && attnVisible(u, i, qs, kseg, b, P, S, stride, offset, window)) {
       const float *qr = Qs + w * D, *or_ = Os + w * D, *kr = Ks + lane * DP, *vr = Vs + lane * DP;
-      float s = 0.f, dp = 0.f, dcap;
-      for (int d = 0; d < D; d++) {
-        s += qr[d] * kr[d];
-        dp += or_[d] * vr[d];
-      }
+      float s, dp, dcap;
+      attnDot2<DL>(qr, kr, or_, vr, D, &s, &dp);
       float p = expf(attnCap(s * scale, cap, &dcap) - L);
       ds = p * (dp - Di) * dcap * scale;
     }
@@ -805,11 +837,8 @@ __device__ void attnBwdDKDV(float* dk, float* dv, float* dpk, float* dpv, const 
         int qs = qseg ? qseg[(i64)b * T + i] : 0;
         if (attnVisible(u, i, qs, kseg, b, P, S, stride, offset, window)) {
           const float *qr = Qs + lane * DP, *or_ = Os + lane * DP, *kr = Kw + w * D, *vr = Vw + w * D;
-          float s = 0.f, dp = 0.f, dcap;
-          for (int d = 0; d < D; d++) {
-            s += qr[d] * kr[d];
-            dp += or_[d] * vr[d];
-          }
+          float s, dp, dcap;
+          attnDot2<DL>(qr, kr, or_, vr, D, &s, &dp);
           p = expf(attnCap(s * scale, cap, &dcap) - L);
           ds = p * (dp - Ds[lane]) * dcap * scale;
         }

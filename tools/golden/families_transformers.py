@@ -11,7 +11,13 @@ loss, and the 12 greedy tokens (transformers' generate with its own KV
 cache). One line per case, then a summary; the exit status is 1 when a
 case disagrees.
 
-    python3 tools/golden/families_transformers.py [CASE ...]
+With --write it also writes transformers.json into each case folder: the
+transformers version and the greedy ids its generate produced. TestFamilies
+decodes through llmlab's KV cache against those ids, which differ from the
+golden's recomputed ones where the RoPE table depends on the length
+(longrope: keys cached before the switch keep the short factors).
+
+    python3 tools/golden/families_transformers.py [--write] [CASE ...]
 """
 import json
 import os
@@ -66,7 +72,7 @@ def load(folder, dtype):
     return m.eval()
 
 
-def check(name):
+def check(name, write):
     folder = os.path.join(ROOT, name)
     with open(os.path.join(folder, "config.json")) as f:
         cfg = json.load(f)
@@ -93,17 +99,31 @@ def check(name):
         out = m.generate(prompt, max_new_tokens=12, min_new_tokens=12, do_sample=False,
                          pad_token_id=0, eos_token_id=None)
     got = out[0, len(batch["prompt"]):].tolist()
+    if write:
+        import transformers
+        with open(os.path.join(folder, "transformers.json"), "w") as f:
+            json.dump({"transformers": transformers.__version__, "greedy": got}, f)
+            f.write("\n")
     greedy = [int(x) for x in exp["greedy"].tolist()]
     same = sum(a == b for a, b in zip(got, greedy))
-    tol = 2e-2 if dtype == torch.bfloat16 else 1e-4
-    ok = diff <= tol * max(1.0, scale) and same == len(greedy)
+    # bf16: the golden and transformers each round to bf16 after their own
+    # ops, in their own order; three layers of that leave a few percent on
+    # a logit (the loss and the greedy tokens still agree).
+    tol = 5e-2 if dtype == torch.bfloat16 else 1e-4
+    # Where the RoPE table depends on the length (longrope), the golden
+    # recomputes every prefix and transformers' cache keeps the factors
+    # each key was made with: only the logits are compared then.
+    recompute = (cfg.get("rope_scaling") or {}).get("type", (cfg.get("rope_scaling") or {}).get("rope_type")) == "longrope"
+    ok = diff <= tol * max(1.0, scale) and (same == len(greedy) or recompute)
     print(f"{'ok  ' if ok else 'FAIL'} {name:24s} max|dlogit| {diff:.2e} (of {scale:.2f})  loss {loss.item():.6f} vs {exp['loss'].item():.6f}  greedy {same}/{len(greedy)}", flush=True)
     if same != len(greedy):
         print(f"     transformers {got}\n     golden       {greedy}", flush=True)
     return ok
 
 
-def main(names):
+def main(args):
+    write = "--write" in args
+    names = [a for a in args if a != "--write"]
     try:
         import transformers
     except ImportError:
@@ -114,7 +134,7 @@ def main(names):
     bad = []
     for n in names:
         try:
-            if not check(n):
+            if not check(n, write):
                 bad.append(n)
         except Exception as e:  # report the case and go on
             print(f"FAIL {n:24s} {type(e).__name__}: {str(e)[:300]}", flush=True)

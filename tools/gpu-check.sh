@@ -15,7 +15,11 @@
 #   4. `llmlab bench --device cuda` on gpt2-124m;
 #   5. where transformers is installed, the model-family golden files
 #      (core/model/testdata/golden/families) checked against transformers'
-#      own models (tools/golden/families_transformers.py).
+#      own models (tools/golden/families_transformers.py);
+#   6. where a Vulkan driver is found (the loader, libvulkan1, beside the
+#      NVIDIA driver), `llmlab devices` and the Vulkan backend's train and
+#      generate figures on gpt2-124m beside the CUDA backend's, with the
+#      ratios (issue goals: train >= 0.5x, decode >= 0.7x CUDA).
 # A summary is printed at the end. PYTHON names the interpreter with
 # PyTorch (default python3); without one the anchor is skipped. Needs Go, the NVIDIA driver, cuBLAS and
 # NVRTC (the CUDA toolkit, or its pip wheels on LD_LIBRARY_PATH). On a GPU
@@ -137,6 +141,22 @@ else
 	echo "(no transformers for $PY: skipped)" | tee "$out/families.txt"
 fi
 
+echo "== 6. Vulkan beside CUDA"
+if "$bin" devices 2>/dev/null | grep -qE '^[ *] +vulkan +yes'; then
+	"$bin" devices 2>&1 | grep -E 'vulkan' | tee "$out/vulkan.txt"
+	for dev in cuda vulkan; do
+		for g in train generate; do
+			timeout 90 "$bin" bench --device $dev --only $g --presets gpt2-124m --json 2>/dev/null |
+				grep '"tokens_per_s"' | sed "s/^/$dev $g /" >>"$out/vulkan.txt"
+		done
+	done
+	awk '{ split($0, a, "\"tokens_per_s\":"); split(a[2], b, /[,}]/); tps[$1 " " $2] = b[1] }
+		END { for (g in tps) if (g ~ /^vulkan/) { sub(/^vulkan /, "", g); c = tps["cuda " g]; v = tps["vulkan " g]
+			if (c > 0) printf "vulkan %-8s gpt2-124m  vulkan %9.1f tokens/s, cuda %9.1f: %.3fx\n", g, v, c, v / c } }' "$out/vulkan.txt" | tee -a "$out/vulkan.txt"
+else
+	echo "(no Vulkan device: skipped)" | tee "$out/vulkan.txt"
+fi
+
 echo
 echo "== gpu-check summary"
 grep -E '^(ok|FAIL|PASS)' "$out/test.log" | sed 's/^/tests: /'
@@ -144,4 +164,5 @@ cat "$out/figures.txt" 2>/dev/null || echo "figures: none"
 cat "$out/ratios.txt" 2>/dev/null
 grep -E 'tokens/s|does not take' "$out/bench.txt" 2>/dev/null | sed 's/^/bench: /'
 grep -E '^families vs' "$out/families.txt" 2>/dev/null
+grep -E '^vulkan (train|generate)' "$out/vulkan.txt" 2>/dev/null
 exit $status

@@ -85,6 +85,10 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 		return
 	}
 	if !b.run(func(op *op) {
+		if s.dense() {
+			b.attentionDense(op, s, o, out, lse, q, k, v)
+			return
+		}
 		if s.dl < 0 || s.fwdShm() > b.maxShm {
 			op.fail(errDeclined)
 			return
@@ -119,6 +123,10 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 		panic(fmt.Sprintf("cuda.AttentionBackward: prefix gradients for a prefix of %v", o.PrefixK.Shape))
 	}
 	if !b.run(func(op *op) {
+		if s.dense() {
+			b.attentionDenseBackward(op, s, o, dq, dk, dv, dout, q, k, v, out, lse)
+			return
+		}
 		if s.dl < 0 || s.dqShm() > b.maxShm || s.dkvShm() > b.maxShm {
 			op.fail(errDeclined)
 			return
@@ -151,5 +159,158 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 		}
 	}) {
 		b.host(func() { b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o) }, dq, dk, dv, dout, q, k, v, out, lse, o)
+	}
+}
+
+// ---- dense attention: the scores through cuBLAS ----
+//
+// A training-sized pass (attnDenseMinT queries or more, no prefix) forms
+// the scores of every (query, key) pair with strided-batched products,
+// masks and normalises them row by row (attn_softmax) and multiplies by
+// the values with another product; the backward pass recomputes the
+// scores and runs four more products around attn_ds. The products run on
+// tensor cores (TF32) when SetTF32 or SetBF16 is on, so this path is far
+// faster than the per-query kernels above, at the price of two score
+// buffers of B·H·T·S floats for the op (scratch, not kept), which
+// attnDenseBytes bounds. Decoding steps (few queries) keep the kernels.
+
+const (
+	attnDenseMinT  = 32
+	attnDenseBytes = 1 << 30
+)
+
+func (s attnShape) dense() bool {
+	return s.P == 0 && s.T >= attnDenseMinT && s.S > 0 && 4*int64(s.B)*int64(s.H)*int64(s.T)*int64(s.S) <= attnDenseBytes
+}
+
+// attnCall is one strided-batched product's first item: element offsets
+// into a (B, T, H, D) query-like tensor, a (B, stride, KVH, D) key-like one
+// and a (B, H, T, S) score buffer.
+type attnCall struct{ q, k, s int }
+
+// denseCalls lays the (b, h) pairs out as few batched calls: one per
+// (b, head within the group) batching the KV heads, or one per head
+// batching the sequences, whichever makes fewer calls. It returns the
+// calls, each operand's stride from one batch item to the next, and the
+// batch size.
+func (s attnShape) denseCalls(dst []attnCall) (calls []attnCall, qs, ks, ss, count int) {
+	g := s.H / s.KVH
+	qOff := func(b, h int) int { return (b*s.T*s.H + h) * s.D }
+	kOff := func(b, kh int) int { return (b*s.stride*s.KVH + kh) * s.D }
+	sOff := func(b, h int) int { return (b*s.H + h) * s.T * s.S }
+	calls = dst[:0]
+	if s.B*g <= s.H {
+		for b := 0; b < s.B; b++ {
+			for hh := 0; hh < g; hh++ {
+				calls = append(calls, attnCall{qOff(b, hh), kOff(b, 0), sOff(b, hh)})
+			}
+		}
+		return calls, g * s.D, s.D, g * s.T * s.S, s.KVH
+	}
+	for h := 0; h < s.H; h++ {
+		calls = append(calls, attnCall{qOff(0, h), kOff(0, h/g), sOff(0, h)})
+	}
+	return calls, s.T * s.H * s.D, s.stride * s.KVH * s.D, s.H * s.T * s.S, s.B
+}
+
+// sbmm queues count products C = alpha·op(A)·op(B) + beta·C (cuBLAS's
+// column-major terms; strides in elements) on the op's stream.
+func (b *Backend) sbmm(op *op, ta, tb int32, m, n, k int, alpha float32, A devptr, lda, sa int, B devptr, ldb, sb int,
+	beta float32, C devptr, ldc, sc, count int) {
+	if op.err != nil {
+		return
+	}
+	b.attnAlpha, b.attnBeta = alpha, beta
+	var st int32
+	if b.prof != nil {
+		var ps int32 // declared here: only a profiled product captures it
+		b.timed(fmt.Sprintf("attention gemm %dx%dx%d x%d", m, n, k, count), func() {
+			ps = b.blas.sgemmSB(b.handle, ta, tb, int32(m), int32(n), int32(k), &b.attnAlpha, A, int32(lda), int64(sa),
+				B, int32(ldb), int64(sb), &b.attnBeta, C, int32(ldc), int64(sc), int32(count))
+		})
+		st = ps
+	} else {
+		st = b.blas.sgemmSB(b.handle, ta, tb, int32(m), int32(n), int32(k), &b.attnAlpha, A, int32(lda), int64(sa),
+			B, int32(ldb), int64(sb), &b.attnBeta, C, int32(ldc), int64(sc), int32(count))
+	}
+	if st != 0 {
+		op.fail(fmt.Errorf("cublasSgemmStridedBatched (%d, %d, %d, batch %d): %s", m, n, k, count, cublasError(st)))
+	}
+}
+
+// attnMath puts the attention products on TF32 tensor cores when MatMul
+// uses reduced precision (TF32 or bf16) and returns the restore.
+func (b *Backend) attnMath() func() {
+	if !b.bf16 || b.tf32 {
+		return func() {}
+	}
+	if b.blas.setMathMode(b.handle, cublasTF32TensorOp) != 0 {
+		return func() {}
+	}
+	return func() { b.blas.setMathMode(b.handle, cublasDefaultMath) }
+}
+
+// scores queues sc = scale·x·yᵀ for every (b, h): x query-like (q or
+// dout), y key-like (k or v).
+func (b *Backend) scores(op *op, s attnShape, calls []attnCall, qs, ks, ss, count int, sc, x, y devptr, scale float32) {
+	for _, c := range calls {
+		b.sbmm(op, cublasOpT, cublasOpN, s.S, s.T, s.D, scale, y+devptr(4*c.k), s.KVH*s.D, ks,
+			x+devptr(4*c.q), s.H*s.D, qs, 0, sc+devptr(4*c.s), s.S, ss, count)
+	}
+}
+
+func (b *Backend) attentionDense(op *op, s attnShape, o *tensor.AttentionOpts, out, lse, q, k, v *tensor.Tensor) {
+	defer b.attnMath()()
+	calls, qs, ks, ss, count := s.denseCalls(b.attnCalls)
+	b.attnCalls = calls
+	rows := s.B * s.H * s.T
+	sc := op.tmp(uintptr(4 * rows * s.S))
+	pq, pk, pv, po, pl := op.f32(q), op.f32(k), op.f32(v), op.out(out), op.out(lse)
+	qseg, kseg := segs(op, o)
+	b.scores(op, s, calls, qs, ks, ss, count, sc, pq, pk, s.scale)
+	op.launch(b.k.attnSoftmax, [3]uint32{uint32(rows), 1, 1}, 256, 0,
+		sc, pl, qseg, kseg, int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.offset), int32(o.Window), o.Softcap)
+	for _, c := range calls {
+		b.sbmm(op, cublasOpN, cublasOpN, s.D, s.T, s.S, 1, pv+devptr(4*c.k), s.KVH*s.D, ks,
+			sc+devptr(4*c.s), s.S, ss, 0, po+devptr(4*c.q), s.H*s.D, qs, count)
+	}
+}
+
+func (b *Backend) attentionDenseBackward(op *op, s attnShape, o *tensor.AttentionOpts, dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor) {
+	defer b.attnMath()()
+	calls, qs, ks, ss, count := s.denseCalls(b.attnCalls)
+	b.attnCalls = calls
+	rows := s.B * s.H * s.T
+	sc, dp := op.tmp(uintptr(4*rows*s.S)), op.tmp(uintptr(4*rows*s.S))
+	di := op.tmp(uintptr(4 * rows))
+	pq, pk, pv, pdo, pl := op.f32(q), op.f32(k), op.f32(v), op.f32(dout), op.f32(lse)
+	qseg, kseg := segs(op, o)
+	op.launch(b.k.attnBwdDi, [3]uint32{uint32((rows + attnWarps - 1) / attnWarps), 1, 1}, 32*attnWarps, 0,
+		di, pdo, op.f32(out), int32(s.B), int32(s.T), int32(s.H), int32(s.D))
+	b.scores(op, s, calls, qs, ks, ss, count, sc, pq, pk, s.scale)
+	b.scores(op, s, calls, qs, ks, ss, count, dp, pdo, pv, 1)
+	op.launch(b.k.attnDS, [3]uint32{uint32(rows), 1, 1}, 256, 0,
+		sc, dp, pl, di, qseg, kseg, int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.offset), int32(o.Window), o.Softcap, s.scale)
+	// key-like gradients: dv += pᵀ·dout, dk += dsᵀ·q (summed over the
+	// heads of a group, call after call).
+	kgrad := func(dst *tensor.Tensor, w, x devptr) {
+		pd := op.inout(dst)
+		for _, c := range calls {
+			b.sbmm(op, cublasOpN, cublasOpT, s.D, s.S, s.T, 1, x+devptr(4*c.q), s.H*s.D, qs,
+				w+devptr(4*c.s), s.S, ss, 1, pd+devptr(4*c.k), s.KVH*s.D, ks, count)
+		}
+	}
+	if dv != nil {
+		kgrad(dv, sc, pdo)
+	}
+	if dk != nil {
+		kgrad(dk, dp, pq)
+	}
+	if dq != nil {
+		pd := op.inout(dq)
+		for _, c := range calls {
+			b.sbmm(op, cublasOpN, cublasOpN, s.D, s.T, s.S, 1, pk+devptr(4*c.k), s.KVH*s.D, ks,
+				dp+devptr(4*c.s), s.S, ss, 1, pd+devptr(4*c.q), s.H*s.D, qs, count)
+		}
 	}
 }

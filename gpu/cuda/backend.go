@@ -69,6 +69,9 @@ type Backend struct {
 	adamTab   []int64 // AdamWAll's table, reused
 	stats     Stats
 	prof      *profile // SetProfile; nil when off
+
+	attnCalls           []attnCall // dense attention's call list, reused
+	attnAlpha, attnBeta float32    // its products' alpha and beta, read through pointers
 }
 
 // Stats counts the traffic between host and device since Open: copies
@@ -384,7 +387,7 @@ type kernels struct {
 	add, mul, addScaled, addBias, copyCols, adamw   uintptr
 	sumSquares, clipNorm, scaleBy, argmaxRows       uintptr
 	adamwMulti                                      uintptr
-	attnBwdDi                                       uintptr
+	attnBwdDi, attnSoftmax, attnDS                  uintptr
 	attnFwd, attnBwdDq, attnBwdDkdv                 [4]uintptr // by DL 1, 2, 4, 8
 }
 
@@ -405,7 +408,7 @@ func (k *kernels) names() map[string]*uintptr {
 		"copy_cols": &k.copyCols, "adamw": &k.adamw, "sum_squares": &k.sumSquares,
 		"clip_norm": &k.clipNorm, "scale_by": &k.scaleBy, "argmax_rows": &k.argmaxRows,
 		"adamw_multi": &k.adamwMulti,
-		"attn_bwd_di": &k.attnBwdDi,
+		"attn_bwd_di": &k.attnBwdDi, "attn_softmax": &k.attnSoftmax, "attn_ds": &k.attnDS,
 	}
 	for i, dl := range []int{1, 2, 4, 8} {
 		m[fmt.Sprintf("attn_fwd_%d", dl)] = &k.attnFwd[i]

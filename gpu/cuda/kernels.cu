@@ -693,6 +693,71 @@ __device__ void attnFwd(float* out, float* lse, const float* q, const float* k, 
   if (lane == 0) lse[((i64)b * H + h) * T + i] = l > 0.f ? m + logf(l) : NEG_INF;
 }
 
+// ---- dense attention (scores through cuBLAS) ----
+//
+// For training-sized passes the backend forms the scores of a whole
+// (query, key) block with strided-batched products (attention.go) and
+// these two kernels do the rest, one block per query row: sc is (B*H*T,
+// S) with row r = (b*H + h)*T + i, holding scale·q·k for every key j.
+
+// attnDenseVisible is attnVisible without a prefix.
+__device__ __forceinline__ bool attnDenseVisible(int j, int i, int qs, const int* kseg, int b, int stride, int offset,
+                                                 int window) {
+  if (j > offset + i) return false;
+  if (window > 0 && offset + i - j >= window) return false;
+  return kseg == 0 || kseg[(i64)b * stride + j] == qs;
+}
+
+// attn_softmax: sc (scores in) becomes the probabilities (0 where masked),
+// lse[r] their log-sum-exp (-inf with nothing visible). grid B*H*T.
+extern "C" __global__ void attn_softmax(float* sc, float* lse, const int* qseg, const int* kseg, int T, int S,
+                                        int stride, int H, int offset, int window, float cap) {
+  __shared__ float sh[32];
+  i64 r = blockIdx.x;
+  int i = (int)(r % T), b = (int)(r / T / H);
+  float* row = sc + r * S;
+  int qs = qseg ? qseg[(i64)b * T + i] : 0;
+  float mx = NEG_INF;
+  for (int j = threadIdx.x; j < S; j += blockDim.x) {
+    float s = NEG_INF, dcap;
+    if (attnDenseVisible(j, i, qs, kseg, b, stride, offset, window)) s = attnCap(row[j], cap, &dcap);
+    row[j] = s;
+    mx = fmaxf(mx, s);
+  }
+  mx = blockMax(mx, sh);
+  float sum = 0.f;
+  if (mx != NEG_INF)
+    for (int j = threadIdx.x; j < S; j += blockDim.x) sum += expf(row[j] - mx);
+  sum = blockSum(sum, sh);
+  float L = mx == NEG_INF ? NEG_INF : mx + logf(sum);
+  for (int j = threadIdx.x; j < S; j += blockDim.x) row[j] = L == NEG_INF ? 0.f : expf(row[j] - L);
+  if (threadIdx.x == 0) lse[r] = L;
+}
+
+// attn_ds: from the recomputed scores sc and dp = dout·v for every key,
+// sc becomes the probabilities p and dp becomes ds = p·(dp - di)·cap'·scale,
+// the gradient of scale·q·k's pre-scale product. grid B*H*T.
+extern "C" __global__ void attn_ds(float* sc, float* dp, const float* lse, const float* di, const int* qseg,
+                                   const int* kseg, int T, int S, int stride, int H, int offset, int window,
+                                   float cap, float scale) {
+  i64 r = blockIdx.x;
+  int i = (int)(r % T), b = (int)(r / T / H);
+  float* srow = sc + r * S;
+  float* drow = dp + r * S;
+  int qs = qseg ? qseg[(i64)b * T + i] : 0;
+  float L = lse[r], Di = di[r];
+  for (int j = threadIdx.x; j < S; j += blockDim.x) {
+    float p = 0.f, ds = 0.f;
+    if (L != NEG_INF && attnDenseVisible(j, i, qs, kseg, b, stride, offset, window)) {
+      float dcap;
+      p = expf(attnCap(srow[j], cap, &dcap) - L);
+      ds = p * (drow[j] - Di) * dcap * scale;
+    }
+    srow[j] = p;
+    drow[j] = ds;
+  }
+}
+
 // attn_bwd_di: di[b,h,i] = dout[b,i,h,:]·out[b,i,h,:], one warp per row;
 // grid ceil(B*T*H/ATT_W), block ATT_W*32.
 extern "C" __global__ void attn_bwd_di(float* di, const float* dout, const float* out, int B, int T, int H, int D) {

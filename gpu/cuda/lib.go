@@ -153,6 +153,12 @@ type cublasAPI struct {
 	// (19 arguments: purego passes up to 32 on amd64 and arm64)
 	gemmEx func(h uintptr, ta, tb int32, m, n, k int32, alpha *float32, a devptr, atype, lda int32, b devptr, btype, ldb int32,
 		beta *float32, c devptr, ctype, ldc int32, compute, algo int32) int32
+	// cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta,
+	//	cublasOperation_t tb, int m, int n, int k, const float *alpha, const float *A, int lda,
+	//	long long strideA, const float *B, int ldb, long long strideB, const float *beta, float *C,
+	//	int ldc, long long strideC, int batchCount)
+	sgemmSB func(h uintptr, ta, tb int32, m, n, k int32, alpha *float32, a devptr, lda int32, sa int64, b devptr, ldb int32, sb int64,
+		beta *float32, c devptr, ldc int32, sc int64, count int32) int32
 }
 
 func (c *cublasAPI) symbols() []symbol {
@@ -164,6 +170,7 @@ func (c *cublasAPI) symbols() []symbol {
 		{"cublasSetMathMode", &c.setMathMode},
 		{"cublasSgemm_v2", &c.sgemm},
 		{"cublasGemmEx", &c.gemmEx},
+		{"cublasSgemmStridedBatched", &c.sgemmSB},
 	}
 }
 

@@ -350,6 +350,12 @@ func (c *checker) attention(t *testing.T) {
 		{name: "long cache", B: 1, H: 2, KVH: 1, D: 16, T: 70, S: 170},
 		{name: "softcap", B: 1, H: 2, KVH: 2, D: 32, T: 17, S: 17, softcap: 1.5},
 		{name: "window softcap prefix segments", B: 2, H: 4, KVH: 2, D: 16, T: 13, S: 13, P: 2, seg: true, window: 4, softcap: 2},
+		// Training-sized passes, which a device may run as dense score
+		// products: sequences batched (B·group > H), segments, window and
+		// softcap together, a cache wider than the keys.
+		{name: "dense batch", B: 3, H: 2, KVH: 2, D: 16, T: 40, S: 40},
+		{name: "dense window softcap segments", B: 2, H: 4, KVH: 2, D: 16, T: 33, S: 33, seg: true, window: 9, softcap: 2},
+		{name: "dense cache", B: 2, H: 2, KVH: 1, D: 8, T: 32, S: 45, st: 50},
 	}
 	for _, x := range cases {
 		t.Run(x.name, func(t *testing.T) {

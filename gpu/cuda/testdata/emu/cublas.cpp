@@ -48,6 +48,19 @@ int cublasSgemm_v2(void* h, int ta, int tb, int m, int n, int k, const float* al
   return 0;
 }
 
+// cublasSgemmStridedBatched: count products, each operand advanced by its
+// stride (in elements) from one to the next.
+int cublasSgemmStridedBatched(void* h, int ta, int tb, int m, int n, int k, const float* alpha, const float* A, int lda,
+                              long long sa, const float* B, int ldb, long long sb, const float* beta, float* C,
+                              int ldc, long long sc, int count) {
+  if (count < 0) return 7;
+  for (int i = 0; i < count; i++) {
+    int st = cublasSgemm_v2(h, ta, tb, m, n, k, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+    if (st != 0) return st;
+  }
+  return 0;
+}
+
 // cublasGemmEx for bfloat16 (type 14) or float32 (type 0) inputs, a
 // float32 output and float32 computation (CUBLAS_COMPUTE_32F, 68).
 int cublasGemmEx(void* h, int ta, int tb, int m, int n, int k, const float* alpha, const void* A, int atype, int lda,

@@ -255,7 +255,7 @@ static std::map<std::string, Kernel> kernelTable() {
   K(ce_fwd); K(ce_bwd);
   K(add); K(mul); K(add_scaled); K(add_bias); K(copy_cols); K(adamw); K(sum_squares);
   K(clip_norm); K(scale_by); K(argmax_rows); K(adamw_multi);
-  K(attn_bwd_di);
+  K(attn_bwd_di); K(attn_softmax); K(attn_ds);
   K(attn_fwd_1); K(attn_fwd_2); K(attn_fwd_4); K(attn_fwd_8);
   K(attn_bwd_dq_1); K(attn_bwd_dq_2); K(attn_bwd_dq_4); K(attn_bwd_dq_8);
   K(attn_bwd_dkdv_1); K(attn_bwd_dkdv_2); K(attn_bwd_dkdv_4); K(attn_bwd_dkdv_8);

@@ -25,6 +25,25 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cor
 DT = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
 
 
+def read_safetensors(path, dtypes=("F32", "F16", "BF16")):
+    """The tensors of a safetensors file, by name (copies); a tensor whose
+    dtype is not in dtypes is an error naming it."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    types = {v: k for k, v in DT.items()}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if info["dtype"] not in dtypes:
+            raise ValueError(f"{path}: tensor {name} is {info['dtype']}, want one of {dtypes}")
+        a, b = info["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=types[info["dtype"]]).reshape(info["shape"]).clone()
+    return out
+
+
 def write_safetensors(path, tensors, metadata=None):
     """Our own writer: 8-byte header length, JSON header, data; names sorted."""
     header, blobs, off = {}, [], 0

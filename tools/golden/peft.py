@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gen import batch, gelu_new, rms_norm, rotate_half, write_safetensors  # noqa: E402
+from gen import read_safetensors as gen_read_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BASES = os.path.join(HERE, "..", "..", "core", "model", "testdata", "golden")
@@ -38,18 +39,7 @@ ONLY = set(sys.argv[1:])
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", name
-        a, b = info["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=torch.float32).reshape(info["shape"]).clone()
-    return out
+    return gen_read_safetensors(path, dtypes=("F32",))
 
 
 def attention(q, k, v, P):

@@ -85,7 +85,7 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 		return
 	}
 	if !b.run(func(op *op) {
-		if s.dense() {
+		if s.dense(b.attnBudget) {
 			b.attentionDense(op, s, o, out, lse, q, k, v)
 			return
 		}
@@ -123,7 +123,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 		panic(fmt.Sprintf("cuda.AttentionBackward: prefix gradients for a prefix of %v", o.PrefixK.Shape))
 	}
 	if !b.run(func(op *op) {
-		if s.dense() {
+		if s.dense(b.attnBudget) {
 			b.attentionDenseBackward(op, s, o, dq, dk, dv, dout, q, k, v, out, lse)
 			return
 		}
@@ -172,15 +172,44 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 // tensor cores (TF32) when SetTF32 or SetBF16 is on, so this path is far
 // faster than the per-query kernels above, at the price of two score
 // buffers of B·H·T·S floats for the op (scratch, not kept), which
-// attnDenseBytes bounds. Decoding steps (few queries) keep the kernels.
+// attnDenseBytes bounds: longer passes go a few sequences at a time, and
+// one sequence beyond it goes to the kernels. Decoding steps (few
+// queries) keep the kernels.
 
 const (
 	attnDenseMinT  = 32
 	attnDenseBytes = 1 << 30
 )
 
-func (s attnShape) dense() bool {
-	return s.P == 0 && s.T >= attnDenseMinT && s.S > 0 && 4*int64(s.B)*int64(s.H)*int64(s.T)*int64(s.S) <= attnDenseBytes
+func (s attnShape) dense(budget int64) bool {
+	return s.P == 0 && s.T >= attnDenseMinT && s.S > 0 && s.denseChunk(budget) > 0
+}
+
+// denseChunk is how many sequences one round of dense attention takes: as
+// many as keep a score buffer within budget bytes (0: not even one).
+func (s attnShape) denseChunk(budget int64) int {
+	per := 4 * int64(s.H) * int64(s.T) * int64(s.S)
+	return int(min(int64(s.B), budget/per))
+}
+
+// attnPtrs are the device addresses of one dense attention call's
+// tensors (0 for those it lacks), so a round can start at sequence b0.
+type attnPtrs struct {
+	q, k, v, out, lse, dout, dq, dk, dv, qseg, kseg devptr
+}
+
+// from returns p advanced to sequence b0.
+func (p attnPtrs) from(s attnShape, b0 int) attnPtrs {
+	adv := func(x devptr, elems int) devptr {
+		if x == 0 {
+			return 0
+		}
+		return x + devptr(4*b0*elems)
+	}
+	qn, kn := s.T*s.H*s.D, s.stride*s.KVH*s.D
+	return attnPtrs{q: adv(p.q, qn), k: adv(p.k, kn), v: adv(p.v, kn), out: adv(p.out, qn), lse: adv(p.lse, s.H*s.T),
+		dout: adv(p.dout, qn), dq: adv(p.dq, qn), dk: adv(p.dk, kn), dv: adv(p.dv, kn),
+		qseg: adv(p.qseg, s.T), kseg: adv(p.kseg, s.stride)}
 }
 
 // attnCall is one strided-batched product's first item: element offsets
@@ -261,56 +290,86 @@ func (b *Backend) scores(op *op, s attnShape, calls []attnCall, qs, ks, ss, coun
 
 func (b *Backend) attentionDense(op *op, s attnShape, o *tensor.AttentionOpts, out, lse, q, k, v *tensor.Tensor) {
 	defer b.attnMath()()
+	p := attnPtrs{q: op.f32(q), k: op.f32(k), v: op.f32(v), out: op.out(out), lse: op.out(lse)}
+	p.qseg, p.kseg = segs(op, o)
+	n := s.denseChunk(b.attnBudget)
+	sc := op.tmp(uintptr(4 * n * s.H * s.T * s.S))
+	for b0 := 0; b0 < s.B; b0 += n {
+		c := s
+		c.B = min(n, s.B-b0)
+		b.attentionDenseRound(op, c, o, p.from(s, b0), sc)
+	}
+}
+
+// attentionDenseRound is the forward pass of sequences b0 .. b0+s.B-1 (p
+// starts at b0) with the score buffer sc.
+func (b *Backend) attentionDenseRound(op *op, s attnShape, o *tensor.AttentionOpts, p attnPtrs, sc devptr) {
 	calls, qs, ks, ss, count := s.denseCalls(b.attnCalls)
 	b.attnCalls = calls
 	rows := s.B * s.H * s.T
-	sc := op.tmp(uintptr(4 * rows * s.S))
-	pq, pk, pv, po, pl := op.f32(q), op.f32(k), op.f32(v), op.out(out), op.out(lse)
-	qseg, kseg := segs(op, o)
-	b.scores(op, s, calls, qs, ks, ss, count, sc, pq, pk, s.scale)
+	b.scores(op, s, calls, qs, ks, ss, count, sc, p.q, p.k, s.scale)
 	op.launch(b.k.attnSoftmax, [3]uint32{uint32(rows), 1, 1}, 256, 0,
-		sc, pl, qseg, kseg, int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.offset), int32(o.Window), o.Softcap)
+		sc, p.lse, p.qseg, p.kseg, int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.offset), int32(o.Window), o.Softcap)
 	for _, c := range calls {
-		b.sbmm(op, cublasOpN, cublasOpN, s.D, s.T, s.S, 1, pv+devptr(4*c.k), s.KVH*s.D, ks,
-			sc+devptr(4*c.s), s.S, ss, 0, po+devptr(4*c.q), s.H*s.D, qs, count)
+		b.sbmm(op, cublasOpN, cublasOpN, s.D, s.T, s.S, 1, p.v+devptr(4*c.k), s.KVH*s.D, ks,
+			sc+devptr(4*c.s), s.S, ss, 0, p.out+devptr(4*c.q), s.H*s.D, qs, count)
 	}
 }
 
 func (b *Backend) attentionDenseBackward(op *op, s attnShape, o *tensor.AttentionOpts, dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor) {
 	defer b.attnMath()()
+	p := attnPtrs{q: op.f32(q), k: op.f32(k), v: op.f32(v), lse: op.f32(lse), dout: op.f32(dout)}
+	if dq != nil {
+		p.dq = op.inout(dq)
+	}
+	if dk != nil {
+		p.dk = op.inout(dk)
+	}
+	if dv != nil {
+		p.dv = op.inout(dv)
+	}
+	p.qseg, p.kseg = segs(op, o)
+	rows := s.B * s.H * s.T
+	di := op.tmp(uintptr(4 * rows))
+	op.launch(b.k.attnBwdDi, [3]uint32{uint32((rows + attnWarps - 1) / attnWarps), 1, 1}, 32*attnWarps, 0,
+		di, p.dout, op.f32(out), int32(s.B), int32(s.T), int32(s.H), int32(s.D))
+	n := s.denseChunk(b.attnBudget)
+	sc, dp := op.tmp(uintptr(4*n*s.H*s.T*s.S)), op.tmp(uintptr(4*n*s.H*s.T*s.S))
+	for b0 := 0; b0 < s.B; b0 += n {
+		c := s
+		c.B = min(n, s.B-b0)
+		b.attentionDenseBackwardRound(op, c, o, p.from(s, b0), di+devptr(4*b0*s.H*s.T), sc, dp)
+	}
+}
+
+// attentionDenseBackwardRound is the backward pass of one round (see
+// attentionDenseRound); di starts at the round's first row.
+func (b *Backend) attentionDenseBackwardRound(op *op, s attnShape, o *tensor.AttentionOpts, p attnPtrs, di, sc, dp devptr) {
 	calls, qs, ks, ss, count := s.denseCalls(b.attnCalls)
 	b.attnCalls = calls
 	rows := s.B * s.H * s.T
-	sc, dp := op.tmp(uintptr(4*rows*s.S)), op.tmp(uintptr(4*rows*s.S))
-	di := op.tmp(uintptr(4 * rows))
-	pq, pk, pv, pdo, pl := op.f32(q), op.f32(k), op.f32(v), op.f32(dout), op.f32(lse)
-	qseg, kseg := segs(op, o)
-	op.launch(b.k.attnBwdDi, [3]uint32{uint32((rows + attnWarps - 1) / attnWarps), 1, 1}, 32*attnWarps, 0,
-		di, pdo, op.f32(out), int32(s.B), int32(s.T), int32(s.H), int32(s.D))
-	b.scores(op, s, calls, qs, ks, ss, count, sc, pq, pk, s.scale)
-	b.scores(op, s, calls, qs, ks, ss, count, dp, pdo, pv, 1)
+	b.scores(op, s, calls, qs, ks, ss, count, sc, p.q, p.k, s.scale)
+	b.scores(op, s, calls, qs, ks, ss, count, dp, p.dout, p.v, 1)
 	op.launch(b.k.attnDS, [3]uint32{uint32(rows), 1, 1}, 256, 0,
-		sc, dp, pl, di, qseg, kseg, int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.offset), int32(o.Window), o.Softcap, s.scale)
+		sc, dp, p.lse, di, p.qseg, p.kseg, int32(s.T), int32(s.S), int32(s.stride), int32(s.H), int32(s.offset), int32(o.Window), o.Softcap, s.scale)
 	// key-like gradients: dv += pᵀ·dout, dk += dsᵀ·q (summed over the
 	// heads of a group, call after call).
-	kgrad := func(dst *tensor.Tensor, w, x devptr) {
-		pd := op.inout(dst)
+	kgrad := func(pd, w, x devptr) {
 		for _, c := range calls {
 			b.sbmm(op, cublasOpN, cublasOpT, s.D, s.S, s.T, 1, x+devptr(4*c.q), s.H*s.D, qs,
 				w+devptr(4*c.s), s.S, ss, 1, pd+devptr(4*c.k), s.KVH*s.D, ks, count)
 		}
 	}
-	if dv != nil {
-		kgrad(dv, sc, pdo)
+	if p.dv != 0 {
+		kgrad(p.dv, sc, p.dout)
 	}
-	if dk != nil {
-		kgrad(dk, dp, pq)
+	if p.dk != 0 {
+		kgrad(p.dk, dp, p.q)
 	}
-	if dq != nil {
-		pd := op.inout(dq)
+	if p.dq != 0 {
 		for _, c := range calls {
-			b.sbmm(op, cublasOpN, cublasOpN, s.D, s.T, s.S, 1, pk+devptr(4*c.k), s.KVH*s.D, ks,
-				dp+devptr(4*c.s), s.S, ss, 1, pd+devptr(4*c.q), s.H*s.D, qs, count)
+			b.sbmm(op, cublasOpN, cublasOpN, s.D, s.T, s.S, 1, p.k+devptr(4*c.k), s.KVH*s.D, ks,
+				dp+devptr(4*c.s), s.S, ss, 1, p.dq+devptr(4*c.q), s.H*s.D, qs, count)
 		}
 	}
 }

@@ -71,6 +71,7 @@ type Backend struct {
 	prof      *profile // SetProfile; nil when off
 
 	attnCalls           []attnCall // dense attention's call list, reused
+	attnBudget          int64      // dense attention's score buffer bound (attnDenseBytes; tests lower it)
 	attnAlpha, attnBeta float32    // its products' alpha and beta, read through pointers
 }
 
@@ -127,7 +128,7 @@ func OpenDevice(ordinal int) (*Backend, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	b := &Backend{cpu: tensor.NewCPU(0), one: 1, weights: map[weightKey]*weightEntry{}, shmSet: map[uintptr]int{},
-		live: map[devptr]uintptr{}, intsCache: map[intsKey]*intsEntry{}, intsSeed: maphash.MakeSeed()}
+		live: map[devptr]uintptr{}, intsCache: map[intsKey]*intsEntry{}, intsSeed: maphash.MakeSeed(), attnBudget: attnDenseBytes}
 	b.pool.free = map[uintptr][]devptr{}
 	if err := b.open(ordinal); err != nil {
 		b.release()

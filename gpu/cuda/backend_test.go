@@ -35,6 +35,10 @@ func openOrSkip(t *testing.T) *Backend {
 // TestBackendOps checks every op against the CPU backend.
 func TestBackendOps(t *testing.T) {
 	b := openOrSkip(t)
+	// A small bound on dense attention's score buffers, so that the
+	// attention cases cover one round, several rounds of sequences (with
+	// a shorter last one) and, for the longest, the per-query kernels.
+	b.attnBudget = 30000
 	backendtest.Run(t, b)
 	if err := b.Err(); err != nil {
 		t.Fatalf("a device error sent ops to the CPU: %v", err)

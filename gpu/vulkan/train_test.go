@@ -3,9 +3,12 @@
 package vulkan
 
 import (
+	"context"
 	"math"
 	"testing"
 
+	"llmlab/core/generate"
+	"llmlab/core/model"
 	"llmlab/core/optim"
 	"llmlab/core/tensor"
 	"llmlab/gpu/gputest"
@@ -93,4 +96,87 @@ func TestStepTraffic(t *testing.T) {
 // memory gives the CPU's tokens.
 func TestGenerateMatchesCPU(t *testing.T) {
 	gputest.GenerateMatchesCPU(t, openOrSkip(t))
+}
+
+// TestDecodeTraffic: a greedy decode step at batch 1 submits once and
+// reads back one thing, the token id picked on the device (ArgMax); the
+// next id, its position and the cache's segment ids go up when the int
+// array cache has not seen them.
+func TestDecodeTraffic(t *testing.T) {
+	b := openOrSkip(t)
+	cfg, err := model.Preset(model.Llama, "tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.New(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := generate.New(m, b, nil)
+	const n = 6
+	gen := func(tokens int) Stats {
+		b.dropInts() // forget the arrays of earlier runs, which made the same tokens
+		req := generate.Request{Prompts: [][]int32{{5, 17, 99}}, MaxTokens: tokens}
+		if _, err := g.Generate(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		return b.Stats()
+	}
+	before := gen(2 + n) // the weights and a cache of the longer run's size
+	short := gen(2)
+	long := gen(2 + n)
+	// (the longer run) - (the shorter one) = n decode steps.
+	diff := func(f func(Stats) int) int { return (f(long) - f(short)) - (f(short) - f(before)) }
+	up := diff(func(s Stats) int { return s.Uploads })
+	down := diff(func(s Stats) int { return s.Downloads })
+	subs := diff(func(s Stats) int { return s.Submits })
+	bytes := diff(func(s Stats) int { return int(s.CopiedBytes()) })
+	t.Logf("decode: %.1f submits, %.1f uploads, %.1f downloads, %.0f bytes a token", float64(subs)/n, float64(up)/n, float64(down)/n, float64(bytes)/n)
+	if down != n || subs != n {
+		t.Errorf("%d downloads and %d submits for %d decode steps; want one each (the token id) a step", down, subs, n)
+	}
+}
+
+// TestViews: device tensors at offsets the device cannot bind (views made
+// by Offset, as the loss rows and batch slots are) work as inputs, as
+// outputs and in copies.
+func TestViews(t *testing.T) {
+	b := openOrSkip(t)
+	cpu := tensor.NewCPU(1)
+	const n = 37
+	if b.d.align <= 4 {
+		t.Logf("%s binds at any offset: the misaligned path is not taken", b.Name())
+	}
+	host := tensor.New(4 * n)
+	for i := range host.F32 {
+		host.F32[i] = float32(i%11) - 5
+	}
+	dev, err := tensor.NewOn(b, 4*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tensor.Free(dev)
+	tensor.Copy(dev, host)
+	// dst[3..3+n) += 0.5 * src[n+1..2n+1), and dst[2n+2..3n+2) = gelu of it,
+	// on the device and on the host.
+	for _, x := range []*tensor.Tensor{dev, host} {
+		be := tensor.Backend(b)
+		if x == host {
+			be = cpu
+		}
+		be.AddScaled(x.Offset(3, n), x.Offset(n+1, n), 0.5)
+		be.GELU(x.Offset(2*n+2, n), x.Offset(3, n))
+		tensor.Copy(x.Offset(1, 2), x.Offset(2*n+5, 2)) // a copy within, misaligned both ends
+	}
+	one := tensor.New(1)
+	tensor.Copy(one, dev.Offset(2*n+7, 1))
+	got := dev.Host()
+	for i := range host.F32 {
+		if d := math.Abs(float64(got.F32[i] - host.F32[i])); d > 1e-5 {
+			t.Fatalf("element %d: %v on the device, %v on the host", i, got.F32[i], host.F32[i])
+		}
+	}
+	if one.F32[0] != host.F32[2*n+7] {
+		t.Fatalf("one element read back: %v, want %v", one.F32[0], host.F32[2*n+7])
+	}
 }

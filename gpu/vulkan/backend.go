@@ -47,6 +47,10 @@ type Backend struct {
 	cpu *tensor.CPU
 	// hostOnly: SetResident(false), tensors stay on the host
 	hostOnly bool
+	// tiledMin: products whose M and N are both at least this use the
+	// register-tiled kernel (64×64 tiles); smaller ones, the plain one
+	// (16×16), which wastes less of a tile on a few rows (decoding).
+	tiledMin int
 
 	weights   map[residentKey]residentEntry // widened weights and tables, by their data
 	intsCache map[intsKey]*intsEntry        // int arrays by contents (see ints)
@@ -136,7 +140,7 @@ func open(cpu *tensor.CPU, forceStaging bool) (*Backend, error) {
 		cpu = tensor.NewCPU(0)
 	}
 	b := &Backend{d: d, cpu: cpu, weights: map[residentKey]residentEntry{}, intsCache: map[intsKey]*intsEntry{},
-		intsSeed: maphash.MakeSeed(), next: addrBase}
+		intsSeed: maphash.MakeSeed(), next: addrBase, tiledMin: 32}
 	if b.dummy, err = d.alloc(16); err != nil {
 		d.Close()
 		return nil, err
@@ -575,8 +579,12 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 		return
 	}
 	db := b.out(dst, o.Accumulate)
-	groups := [3]uint32{u((n + 15) / 16), u((m + 15) / 16), u(batch)}
-	b.run("matmul", groups, []uint32{u(m), u(n), u(k), b2u(o.TransA), b2u(o.TransB), b2u(o.Accumulate), u(m * k), u(k * n), u(m * n)},
+	kernel, tile := "matmul", 16
+	if min(m, n) >= b.tiledMin {
+		kernel, tile = "matmul_tiled", 64
+	}
+	groups := [3]uint32{u((n + tile - 1) / tile), u((m + tile - 1) / tile), u(batch)}
+	b.run(kernel, groups, []uint32{u(m), u(n), u(k), b2u(o.TransA), b2u(o.TransB), b2u(o.Accumulate), u(m * k), u(k * n), u(m * n)},
 		db, b.in(a), b.in(w))
 	b.finish()
 }

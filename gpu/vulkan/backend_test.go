@@ -30,6 +30,15 @@ func TestOps(t *testing.T) {
 	backendtest.Run(t, b)
 }
 
+// TestOpsTiled runs the op checks with every product on the
+// register-tiled matmul kernel, whose 64×64 tiles the checks' small,
+// odd shapes only partly fill.
+func TestOpsTiled(t *testing.T) {
+	b := openOrSkip(t)
+	b.tiledMin = 1
+	backendtest.Run(t, b)
+}
+
 // TestOpsStaging runs the op checks through the staging path that
 // discrete GPUs take (device-only buffers, copy commands), forced here.
 func TestOpsStaging(t *testing.T) {
@@ -64,7 +73,7 @@ func TestValidation(t *testing.T) {
 		t.Skip("no Vulkan validation layer here (install vulkan-validationlayers to run this)")
 	}
 	openOrSkip(t).Close()
-	run := "TestOps|TestOpsStaging"
+	run := "TestOps|TestOpsStaging|TestOpsTiled|TestStepTraffic|TestViews"
 	if !testing.Short() {
 		run += "|TestTrainingMatchesCPU"
 	}

@@ -79,6 +79,10 @@ type Stats struct {
 	Uploads, Downloads         int
 	UploadBytes, DownloadBytes int64
 	Submits, Fills, Resident   int
+	// Commands (dispatches, copies, fills) recorded, and the pipeline
+	// barriers between them: a command waits for earlier ones only when
+	// it reads what they write or writes what they touch.
+	Commands, Barriers int
 	// CPUOps counts ops that ran on the CPU backend instead (shapes beyond
 	// the kernels' limits).
 	CPUOps int
@@ -96,7 +100,7 @@ func (s Stats) CopiedBytes() int64 { return s.UploadBytes + s.DownloadBytes }
 // Stats returns the counts since Open.
 func (b *Backend) Stats() Stats {
 	s := b.stats
-	s.Submits = b.d.submits
+	s.Submits, s.Commands, s.Barriers = b.d.submits, b.d.commands, b.d.barriers
 	return s
 }
 
@@ -145,6 +149,7 @@ func open(cpu *tensor.CPU, forceStaging bool) (*Backend, error) {
 		d.Close()
 		return nil, err
 	}
+	d.dummy = b.dummy
 	// Compile one pipeline now, so a broken driver fails here, not mid-run.
 	if _, err := d.kernel("add", 3); err != nil {
 		d.Close()
@@ -203,7 +208,7 @@ func (b *Backend) scratch(n int) binding {
 	buf, err := b.d.alloc(uint64(4 * max(n, 1)))
 	b.must(err)
 	b.temps = append(b.temps, buf)
-	return binding{buf, 0, uint64(4 * max(n, 1))}
+	return binding{b: buf, size: uint64(4 * max(n, 1))}
 }
 
 // put writes n bytes at src into dst: straight into the mapping when the
@@ -222,7 +227,7 @@ func (b *Backend) put(dst binding, src unsafe.Pointer, n int, fresh bool) {
 	st, err := b.d.allocHost(uint64(n))
 	b.must(err)
 	copy(unsafe.Slice((*byte)(st.ptr), n), unsafe.Slice((*byte)(src), n))
-	b.must(b.d.copyBuffer(binding{st, 0, uint64(n)}, dst, uint64(n)))
+	b.must(b.d.copyBuffer(binding{b: st, size: uint64(n)}, dst, uint64(n)))
 	b.d.release(st)
 }
 
@@ -230,6 +235,12 @@ func (b *Backend) put(dst binding, src unsafe.Pointer, n int, fresh bool) {
 // copied in, storage-only weights from (or into) the weight cache. nil
 // binds the dummy buffer.
 func (b *Backend) in(t *tensor.Tensor) binding {
+	bd := b.in1(t)
+	bd.ro = true
+	return bd
+}
+
+func (b *Backend) in1(t *tensor.Tensor) binding {
 	switch {
 	case t == nil || t.Numel() == 0:
 		return whole(b.dummy)
@@ -341,7 +352,7 @@ func (b *Backend) weight(t *tensor.Tensor) *buffer {
 // floats binds an immutable float32 table (RoPE) resident on the device.
 func (b *Backend) floats(x []float32) binding {
 	key := residentKey{uintptr(unsafe.Pointer(&x[0])), len(x), tensor.F32}
-	return binding{b.resident1(key, x, func() []float32 { return x }), 0, uint64(4 * len(x))}
+	return binding{b: b.resident1(key, x, func() []float32 { return x }), size: uint64(4 * len(x)), ro: true}
 }
 
 // resident1 returns the resident buffer of the immutable data keep,
@@ -353,7 +364,7 @@ func (b *Backend) resident1(key residentKey, keep any, data func() []float32) *b
 	f := data()
 	buf, err := b.d.alloc(uint64(len(f) * 4))
 	b.must(err)
-	b.put(binding{buf, 0, uint64(4 * len(f))}, unsafe.Pointer(&f[0]), 4*len(f), true)
+	b.put(binding{b: buf, size: uint64(4 * len(f))}, unsafe.Pointer(&f[0]), 4*len(f), true)
 	b.stats.Uploads++
 	b.stats.UploadBytes += int64(4 * len(f))
 	b.weights[key] = residentEntry{buf, keep}
@@ -380,7 +391,7 @@ func (b *Backend) ints(x []int32) binding {
 	}
 	buf, err := b.d.alloc(uint64(4 * len(x)))
 	b.must(err)
-	e := &intsEntry{host: slices.Clone(x), bd: binding{buf, 0, uint64(4 * len(x))}}
+	e := &intsEntry{host: slices.Clone(x), bd: binding{b: buf, size: uint64(4 * len(x)), ro: true}}
 	b.put(e.bd, unsafe.Pointer(&e.host[0]), 4*len(x), true)
 	b.stats.Uploads++
 	b.stats.UploadBytes += int64(4 * len(x))
@@ -446,9 +457,9 @@ func (b *Backend) finish() {
 		}
 		st, err := b.d.allocHost(uint64(4 * h.n))
 		b.must(err)
-		b.must(b.d.copyBuffer(h.bd, binding{st, 0, uint64(4 * h.n)}, uint64(4*h.n)))
+		b.must(b.d.copyBuffer(h.bd, binding{b: st, size: uint64(4 * h.n)}, uint64(4*h.n)))
 		stage = append(stage, st)
-		h.bd = binding{st, 0, uint64(4 * h.n)} // read it from there
+		h.bd = binding{b: st, size: uint64(4 * h.n)} // read it from there
 	}
 	down := false
 	for _, h := range b.hosts {
@@ -874,7 +885,7 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 	b.run("sumsq", rowGroups(parts), []uint32{u(n), 0}, pb, b.in(x))
 	st, err := b.d.allocHost(pb.size)
 	b.must(err)
-	b.must(b.d.copyBuffer(pb, binding{st, 0, pb.size}, pb.size))
+	b.must(b.d.copyBuffer(pb, binding{b: st, size: pb.size}, pb.size))
 	b.finish()
 	b.must(b.d.submit())
 	var s float64
@@ -958,7 +969,7 @@ func (b *Backend) ArgMax(dst []int32, x *tensor.Tensor) {
 	b.run("argmax", rowGroups(N), []uint32{u(V)}, ids, b.in(x))
 	st, err := b.d.allocHost(ids.size)
 	b.must(err)
-	b.must(b.d.copyBuffer(ids, binding{st, 0, ids.size}, ids.size))
+	b.must(b.d.copyBuffer(ids, binding{b: st, size: ids.size}, ids.size))
 	b.finish()
 	b.must(b.d.submit())
 	copy(dst, unsafe.Slice((*int32)(st.ptr), N))

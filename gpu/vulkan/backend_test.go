@@ -73,18 +73,22 @@ func TestValidation(t *testing.T) {
 		t.Skip("no Vulkan validation layer here (install vulkan-validationlayers to run this)")
 	}
 	openOrSkip(t).Close()
-	run := "TestOps|TestOpsStaging|TestOpsTiled|TestStepTraffic|TestViews"
+	run := "TestOps|TestOpsStaging|TestOpsTiled|TestViews|TestDecodeTraffic"
 	if !testing.Short() {
-		run += "|TestTrainingMatchesCPU"
+		run += "|TestTrainingMatchesCPU|TestStepTraffic|TestGenerateMatchesCPU"
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^("+run+")$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "VK_INSTANCE_LAYERS="+layer, "LLMLAB_VK_CHILD=1")
+	// Synchronization validation too: it reports a command that reads or
+	// writes what an earlier one wrote with no barrier between them, which
+	// is what the backend's barrier placement (Device.order) must prevent.
+	cmd.Env = append(os.Environ(), "VK_INSTANCE_LAYERS="+layer, "LLMLAB_VK_CHILD=1",
+		"VK_LAYER_ENABLES=VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("tests under the validation layer failed: %v\n%s", err, out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, "VUID") || strings.Contains(line, "Validation Error") || strings.Contains(line, "Validation Warning") {
+		if strings.Contains(line, "VUID") || strings.Contains(line, "SYNC-HAZARD") || strings.Contains(line, "Validation Error") || strings.Contains(line, "Validation Warning") {
 			t.Errorf("validation layer: %s", line)
 		}
 	}

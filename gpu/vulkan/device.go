@@ -43,6 +43,7 @@ type Device struct {
 	descUsed  int
 
 	kernels  map[string]*kernel
+	dummy    *buffer              // bound where an input is absent (see order)
 	free     map[uint64][]*buffer // pooled device buffers by size class (bytes)
 	freeHost map[uint64][]*buffer // pooled staging buffers (staging mode)
 	// limbo holds buffers released while commands are recorded: commands
@@ -59,8 +60,14 @@ type Device struct {
 	features Features // what the device offers (readFeatures)
 
 	recording bool
-	sets      int  // descriptor sets used in the open command buffer
-	written   bool // a dispatch since the last barrier
+	sets      int // descriptor sets used in the open command buffer
+	// What the commands since the last barrier read and write: a command
+	// that touches any of it as a hazard (reads what they write, writes
+	// what they read or write) gets a barrier first; one that does not
+	// runs alongside them (the updates of many tensors, say).
+	reads, written []binding
+	barriers       int // pipeline barriers recorded since open
+	commands       int // dispatches, copies and fills recorded since open
 }
 
 // kernel is one compute pipeline: a shader with nbuf storage buffers at
@@ -88,10 +95,11 @@ type buffer struct {
 type binding struct {
 	b         *buffer
 	off, size uint64
+	ro        bool // the command only reads it (an input)
 }
 
 // whole binds all of b.
-func whole(b *buffer) binding { return binding{b, 0, b.size} }
+func whole(b *buffer) binding { return binding{b: b, size: b.size} }
 
 const (
 	maxPush     = 128 // bytes: the minimum every device supports
@@ -451,10 +459,10 @@ func (d *Device) copyBuffer(src, dst binding, n uint64) error {
 	if err := d.begin(); err != nil {
 		return err
 	}
-	d.barrier()
+	src.ro, dst.ro = true, false
+	d.order(src, binding{b: dst.b, off: dst.off, size: n})
 	r := vkBufferCopy{srcOffset: src.off, dstOffset: dst.off, size: n}
 	d.a.cmdCopyBuffer(d.cmd, src.b.buf, dst.b.buf, 1, &r)
-	d.written = true
 	return nil
 }
 
@@ -466,22 +474,60 @@ func (d *Device) fill(dst binding, bits uint32) error {
 	if err := d.begin(); err != nil {
 		return err
 	}
-	d.barrier()
+	dst.ro = false
+	d.order(dst)
 	d.a.cmdFillBuffer(d.cmd, dst.b.buf, dst.off, dst.size, bits)
-	d.written = true
 	return nil
 }
 
-// barrier orders the next command after every earlier one's writes.
-func (d *Device) barrier() {
-	if !d.written {
-		return
+// order records a barrier before a command that uses bds (ro: read only;
+// else read and written) when it conflicts with a command since the last
+// barrier, and notes what it uses. The dummy buffer, bound where an input
+// is absent, is never written and never conflicts.
+func (d *Device) order(bds ...binding) {
+	hazard := false
+	for _, x := range bds {
+		if x.b == d.dummy || x.size == 0 {
+			continue
+		}
+		for _, w := range d.written {
+			hazard = hazard || overlap(x, w)
+		}
+		if !x.ro {
+			for _, r := range d.reads {
+				hazard = hazard || overlap(x, r)
+			}
+		}
 	}
+	if hazard {
+		d.barrier()
+	}
+	d.commands++
+	for _, x := range bds {
+		if x.b == d.dummy || x.size == 0 {
+			continue
+		}
+		if x.ro {
+			d.reads = append(d.reads, x)
+		} else {
+			d.written = append(d.written, x)
+		}
+	}
+}
+
+func overlap(a, b binding) bool {
+	return a.b == b.b && a.off < b.off+b.size && b.off < a.off+a.size
+}
+
+// barrier makes every earlier command's writes visible to, and every
+// earlier command finish its reads before, the commands after it.
+func (d *Device) barrier() {
 	mb := vkMemoryBarrier{sType: sTypeMemoryBarrier, srcAccessMask: accessShaderWrite | accessTransferWrite,
 		dstAccessMask: accessShaderRead | accessShaderWrite | accessTransferRead | accessTransferWrite}
 	stages := uint32(pipelineStageCompute | pipelineStageTransfer)
 	d.a.cmdPipelineBarrier(d.cmd, stages, stages, 0, 1, &mb, 0, nil, 0, nil)
-	d.written = false
+	d.reads, d.written = d.reads[:0], d.written[:0]
+	d.barriers++
 }
 
 // kernel returns the named pipeline, creating it on first use from the
@@ -533,7 +579,8 @@ func (d *Device) begin() error {
 	if err := check("vkBeginCommandBuffer", d.a.beginCommandBuffer(d.cmd, &bi)); err != nil {
 		return err
 	}
-	d.recording, d.sets, d.descUsed, d.written = true, 0, 0, false
+	d.recording, d.sets, d.descUsed = true, 0, 0
+	d.reads, d.written = d.reads[:0], d.written[:0]
 	return nil
 }
 
@@ -588,14 +635,13 @@ func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...bind
 			descriptorType: descriptorStorageBuffer, pBufferInfo: &infos[i]}
 	}
 	d.a.updateDescriptorSets(d.dev, uint32(len(writes)), &writes[0], 0, nil)
-	d.barrier()
+	d.order(bufs...)
 	d.a.cmdBindPipeline(d.cmd, bindPointCompute, k.pipe)
 	d.a.cmdBindDescriptorSets(d.cmd, bindPointCompute, k.layout, 0, 1, &set, 0, nil)
 	if len(pc) > 0 {
 		d.a.cmdPushConstants(d.cmd, k.layout, stageCompute, 0, uint32(len(pc)*4), unsafe.Pointer(&pc[0]))
 	}
 	d.a.cmdDispatch(d.cmd, max(groups[0], 1), max(groups[1], 1), max(groups[2], 1))
-	d.written = true
 	return nil
 }
 

@@ -65,7 +65,7 @@ func (b *Backend) bind(t *tensor.Tensor) binding {
 	if !ok {
 		panic(fmt.Sprintf("vulkan: tensor %v at %#x (%d bytes) is in no allocation of this backend", t.Shape, t.Dev.Ptr, n))
 	}
-	return binding{s.Val, uint64(off), uint64(n)}
+	return binding{b: s.Val, off: uint64(off), size: uint64(n)}
 }
 
 // Copy copies src to dst: host to device (recorded, through a staging
@@ -100,8 +100,8 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) {
 			var err error
 			st, err = b.d.allocHost(uint64(n))
 			b.must(err)
-			b.must(b.d.copyBuffer(sb, binding{st, 0, uint64(n)}, uint64(n)))
-			sb = binding{st, 0, uint64(n)}
+			b.must(b.d.copyBuffer(sb, binding{b: st, size: uint64(n)}, uint64(n)))
+			sb = binding{b: st, size: uint64(n)}
 		}
 		b.must(b.d.submit())
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst.F32[0])), n), unsafe.Slice((*byte)(unsafe.Add(sb.b.ptr, sb.off)), n))

@@ -77,7 +77,8 @@ func TestStepTraffic(t *testing.T) {
 			s := per[i].Submits - per[i-1].Submits
 			c := per[i].Copies() - per[i-1].Copies()
 			db := per[i].CopiedBytes() - per[i-1].CopiedBytes()
-			t.Logf("%s, step %d: %d submits, %d copies, %d bytes", mode, i+1, s, c, db)
+			t.Logf("%s, step %d: %d submits, %d copies, %d bytes; %d commands, %d barriers", mode, i+1, s, c, db,
+				per[i].Commands-per[i-1].Commands, per[i].Barriers-per[i-1].Barriers)
 			if s != 1 || c != 1 || db != 4 {
 				t.Errorf("%s, step %d: %d submits, %d copies (%d bytes); want one submit that reads the loss alone (1 copy, 4 bytes)", mode, i+1, s, c, db)
 			}

@@ -51,6 +51,8 @@ type Backend struct {
 	// register-tiled kernel (64×64 tiles); smaller ones, the plain one
 	// (16×16), which wastes less of a tile on a few rows (decoding).
 	tiledMin int
+	// noSubgroups keeps the subgroup kernels off (tests of the fallback).
+	noSubgroups bool
 
 	weights   map[residentKey]residentEntry // widened weights and tables, by their data
 	intsCache map[intsKey]*intsEntry        // int arrays by contents (see ints)
@@ -590,6 +592,14 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 		return
 	}
 	db := b.out(dst, o.Accumulate)
+	if m <= 8 && !o.TransA && o.TransB && b.d.sgArith && !b.noSubgroups {
+		// A few rows against a weight stored (N, K): decoding's products.
+		g := groups1D(n, 1)
+		g[2] = u(batch)
+		b.run("matvec_sg", g, []uint32{u(m), u(n), u(k), b2u(o.Accumulate), u(m * k), u(k * n), u(m * n)}, db, b.in(a), b.in(w))
+		b.finish()
+		return
+	}
 	kernel, tile := "matmul", 16
 	if min(m, n) >= b.tiledMin {
 		kernel, tile = "matmul_tiled", 64

@@ -3,6 +3,8 @@
 package vulkan
 
 import (
+	"bytes"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +75,7 @@ func TestValidation(t *testing.T) {
 		t.Skip("no Vulkan validation layer here (install vulkan-validationlayers to run this)")
 	}
 	openOrSkip(t).Close()
-	run := "TestOps|TestOpsStaging|TestOpsTiled|TestViews|TestDecodeTraffic"
+	run := "TestOps|TestOpsStaging|TestOpsTiled|TestViews|TestDecodeTraffic|TestMatVec"
 	if !testing.Short() {
 		run += "|TestTrainingMatchesCPU|TestStepTraffic|TestGenerateMatchesCPU"
 	}
@@ -111,5 +113,82 @@ func TestFeatures(t *testing.T) {
 	}
 	if f.DeviceMiB == 0 {
 		t.Errorf("no device-local memory reported: %+v", f)
+	}
+}
+
+// TestMatVec checks the products of a few rows against weights stored
+// (N, K), which run on the subgroup kernel where the device has subgroup
+// arithmetic, against the CPU backend and the plain kernel: one to eight
+// rows, batches, accumulation, K not a multiple of the workgroup.
+func TestMatVec(t *testing.T) {
+	b := openOrSkip(t)
+	if !b.d.sgArith {
+		t.Logf("%s has no subgroup arithmetic in compute shaders: the plain kernel runs", b.Name())
+	}
+	cpu := tensor.NewCPU(1)
+	for _, m := range []int{1, 3, 8} {
+		for _, o := range []tensor.MatMulOpts{{TransB: true}, {TransB: true, Accumulate: true}, {TransB: true, Batch: 2}} {
+			const N, K = 37, 300
+			bt := max(o.Batch, 1)
+			a, w := tensor.New(bt*m, K), tensor.New(bt*N, K)
+			for i := range a.F32 {
+				a.F32[i] = float32(math.Sin(float64(i) * 0.37))
+			}
+			for i := range w.F32 {
+				w.F32[i] = float32(math.Cos(float64(i) * 0.71))
+			}
+			want := tensor.New(bt*m, N)
+			for i := range want.F32 {
+				want.F32[i] = float32(i%5) - 2
+			}
+			got, plain := want.Clone(), want.Clone()
+			cpu.MatMul(want, a, w, o)
+			b.MatMul(got, a, w, o)
+			b.noSubgroups = true
+			b.MatMul(plain, a, w, o)
+			b.noSubgroups = false
+			for i := range want.F32 {
+				for _, g := range []float32{got.F32[i], plain.F32[i]} {
+					if d := math.Abs(float64(g - want.F32[i])); d > 1e-4*math.Max(1, math.Abs(float64(want.F32[i]))) {
+						t.Fatalf("M=%d %+v: element %d: %v (subgroup kernel) and %v (plain), want %v", m, o, i, got.F32[i], plain.F32[i], want.F32[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestShadersCompiled: the committed SPIR-V is what gen_shaders.sh makes
+// of the committed GLSL (when glslangValidator is here), and every shader
+// has both.
+func TestShadersCompiled(t *testing.T) {
+	srcs, _ := filepath.Glob("shaders/*.comp")
+	spvs, _ := filepath.Glob("shaders/*.spv")
+	if len(srcs) == 0 || len(srcs) != len(spvs) {
+		t.Fatalf("%d shaders and %d SPIR-V files", len(srcs), len(spvs))
+	}
+	if _, err := exec.LookPath("glslangValidator"); err != nil {
+		t.Skip("no glslangValidator here (Debian: glslang-tools) to recompile the shaders")
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("sh", filepath.Join(dir, "gen_shaders.sh")).CombinedOutput(); err != nil {
+		t.Fatalf("gen_shaders.sh: %v\n%s", err, out)
+	}
+	for _, src := range srcs {
+		spv := strings.TrimSuffix(src, ".comp") + ".spv"
+		want, err := os.ReadFile(filepath.Join(dir, spv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(spv)
+		if err != nil {
+			t.Fatalf("%s has no compiled %s: %v", src, spv, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is not what gen_shaders.sh makes of %s: run go generate ./gpu/vulkan/", spv, src)
+		}
 	}
 }

@@ -13,12 +13,27 @@ import (
 // plain and the register-tiled kernel (one submit and wait per product,
 // through a one-value read).
 func BenchmarkMatMul(b *testing.B) {
+	benchProduct(b, 512, 512, 512, []kernelChoice{{"plain", math.MaxInt, true}, {"tiled", 1, true}})
+}
+
+// BenchmarkMatVec times one row against a 4096×768 weight stored (N, K),
+// a decode step's product, on the plain kernel and the subgroup one.
+func BenchmarkMatVec(b *testing.B) {
+	benchProduct(b, 1, 4096, 768, []kernelChoice{{"plain", math.MaxInt, true}, {"subgroup", math.MaxInt, false}})
+}
+
+type kernelChoice struct {
+	name        string
+	tiledMin    int
+	noSubgroups bool
+}
+
+func benchProduct(b *testing.B, M, N, K int, kernels []kernelChoice) {
 	be, err := Open(tensor.NewCPU(1))
 	if err != nil {
 		b.Skipf("no Vulkan device: %v", err)
 	}
 	defer be.Close()
-	const M, N, K = 512, 512, 512
 	mk := func(n int) *tensor.Tensor {
 		h := tensor.New(n)
 		for i := range h.F32 {
@@ -34,17 +49,17 @@ func BenchmarkMatMul(b *testing.B) {
 	a, w, dst := mk(M*K), mk(N*K), mk(M*N)
 	a.Shape, w.Shape, dst.Shape = tensor.Shape{M, K}, tensor.Shape{N, K}, tensor.Shape{M, N}
 	one := tensor.New(1)
-	for _, tc := range []struct {
-		name string
-		min  int
-	}{{"plain", math.MaxInt}, {"tiled", 1}} {
+	for _, tc := range kernels {
 		b.Run(tc.name, func(b *testing.B) {
-			be.tiledMin = tc.min
+			if !tc.noSubgroups && !be.d.sgArith {
+				b.Skipf("%s has no subgroup arithmetic", be.Name())
+			}
+			be.tiledMin, be.noSubgroups = tc.tiledMin, tc.noSubgroups
 			for b.Loop() {
 				be.MatMul(dst, a, w, tensor.MatMulOpts{TransB: true})
 				tensor.Copy(one, dst.Offset(0, 1))
 			}
-			b.ReportMetric(2*M*N*K*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			b.ReportMetric(2*float64(M*N*K)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
 }

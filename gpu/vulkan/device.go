@@ -57,6 +57,7 @@ type Device struct {
 	writes []vkWriteDescriptorSet
 
 	instAPI  uint32   // the Vulkan version the instance was created for
+	sgArith  bool     // Vulkan 1.1 subgroup arithmetic in compute shaders (the *_sg kernels)
 	features Features // what the device offers (readFeatures)
 
 	recording bool

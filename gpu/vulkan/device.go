@@ -69,6 +69,8 @@ type Device struct {
 	reads, written []binding
 	barriers       int // pipeline barriers recorded since open
 	commands       int // dispatches, copies and fills recorded since open
+	recorded       int // ... and into the open command buffer
+	maxRecorded    int // at most (maxRecorded; tests lower it)
 }
 
 // kernel is one compute pipeline: a shader with nbuf storage buffers at
@@ -119,7 +121,7 @@ func openDevice(forceStaging bool) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{a: a, kernels: map[string]*kernel{}, free: map[uint64][]*buffer{}, freeHost: map[uint64][]*buffer{}}
+	d := &Device{a: a, kernels: map[string]*kernel{}, free: map[uint64][]*buffer{}, freeHost: map[uint64][]*buffer{}, maxRecorded: maxRecorded}
 	// Vulkan 1.1 where the loader has it: its properties query reports
 	// subgroup sizes. Nothing else here needs more than 1.0.
 	d.instAPI = apiVersion10
@@ -571,16 +573,29 @@ func (d *Device) kernel(name string, nbuf int) (*kernel, error) {
 	return k, nil
 }
 
+// maxRecorded bounds the commands of one command buffer: a caller that
+// records for long without reading anything (so nothing submits) gets a
+// submit and wait here, which keeps the descriptor pools and the buffers
+// in limbo from growing without end. A training step records a few
+// hundred commands per layer.
+const maxRecorded = 1 << 16
+
 // begin opens the command buffer if it is not open.
 func (d *Device) begin() error {
+	if d.recording && d.recorded >= d.maxRecorded {
+		if err := d.submit(); err != nil {
+			return err
+		}
+	}
 	if d.recording {
+		d.recorded++
 		return nil
 	}
 	bi := vkCommandBufferBeginInfo{sType: sTypeCommandBufferBeginInfo, flags: commandBufferOneTime}
 	if err := check("vkBeginCommandBuffer", d.a.beginCommandBuffer(d.cmd, &bi)); err != nil {
 		return err
 	}
-	d.recording, d.sets, d.descUsed = true, 0, 0
+	d.recording, d.sets, d.descUsed, d.recorded = true, 0, 0, 1
 	d.reads, d.written = d.reads[:0], d.written[:0]
 	return nil
 }

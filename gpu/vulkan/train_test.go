@@ -99,6 +99,23 @@ func TestGenerateMatchesCPU(t *testing.T) {
 	gputest.GenerateMatchesCPU(t, openOrSkip(t))
 }
 
+// TestLongRecording: a command buffer that fills up is submitted on its
+// own (here every 50 commands): the steps still match the CPU's.
+func TestLongRecording(t *testing.T) {
+	b := openOrSkip(t)
+	b.d.maxRecorded = 50
+	want := gputest.StepLosses(t, tensor.NewCPU(1), 2, 2, 16, nil)
+	got := gputest.StepLosses(t, b, 2, 2, 16, nil)
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); d > 2e-3*math.Max(1, math.Abs(float64(want[i]))) {
+			t.Errorf("step %d: loss %v on vulkan, %v on the CPU", i+1, got[i], want[i])
+		}
+	}
+	if st := b.Stats(); st.Submits < st.Commands/50 {
+		t.Errorf("%d submits for %d commands", st.Submits, st.Commands)
+	}
+}
+
 // TestDecodeTraffic: a greedy decode step at batch 1 submits once and
 // reads back one thing, the token id picked on the device (ArgMax); the
 // next id, its position and the cache's segment ids go up when the int

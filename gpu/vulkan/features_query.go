@@ -71,6 +71,7 @@ func (d *Device) readFeatures(props *physProps) Features {
 		// arithmetic operations in compute shaders.
 		const stageComputeBit, opsBasicArith = 0x20, 0x1 | 0x4
 		d.sgArith = sg.supportedStages&stageComputeBit != 0 && sg.supportedOperations&opsBasicArith == opsBasicArith
+		f.SubgroupKernels = d.sgArith
 		for i, name := range subgroupOpNames {
 			if sg.supportedOperations&(1<<i) != 0 {
 				f.SubgroupOps = append(f.SubgroupOps, name)

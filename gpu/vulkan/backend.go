@@ -123,9 +123,10 @@ type hostArg struct {
 type fixup struct{ tmp, dst binding }
 
 var (
-	_ tensor.Backend  = (*Backend)(nil)
-	_ tensor.Memory   = (*Backend)(nil)
-	_ tensor.ArgMaxer = (*Backend)(nil)
+	_ tensor.Backend    = (*Backend)(nil)
+	_ tensor.Memory     = (*Backend)(nil)
+	_ tensor.ArgMaxer   = (*Backend)(nil)
+	_ tensor.MultiAdamW = (*Backend)(nil)
 )
 
 // Open creates the backend on the best Vulkan device (see openDevice);
@@ -881,6 +882,64 @@ func (b *Backend) AdamW(p, g, m, v *tensor.Tensor, o tensor.AdamWOpts) {
 	b.run("adamw", groups1D(n, 256), []uint32{u(n), f32(o.Beta1), f32(o.Beta2), f32(o.Eps), f32(decay), f32(stepSize), f32(bc2s)},
 		b.out(p, true), b.in(g), b.out(m, true), b.out(v, true))
 	b.finish()
+}
+
+// AdamWAll updates many parameters, eight to a dispatch (adamw_multi,
+// with AdamW's arithmetic): the updates are independent, so they also run
+// side by side with no barrier between dispatches. Host tensors, and any
+// on a device that cannot bind 32 buffers to a kernel, go through AdamW.
+func (b *Backend) AdamWAll(ps, gs, ms, vs []*tensor.Tensor, decay []float32, o tensor.AdamWOpts) {
+	if len(gs) != len(ps) || len(ms) != len(ps) || len(vs) != len(ps) || len(decay) != len(ps) {
+		panic(fmt.Sprintf("vulkan.AdamWAll: %d params, %d gradients, %d and %d moments, %d decays", len(ps), len(gs), len(ms), len(vs), len(decay)))
+	}
+	bc1 := 1 - math.Pow(float64(o.Beta1), float64(o.Step))
+	bc2 := 1 - math.Pow(float64(o.Beta2), float64(o.Step))
+	stepSize := float32(float64(o.LR) / bc1)
+	bc2s := float32(math.Sqrt(bc2))
+	var slots []int // indices of the tensors of the next dispatch
+	var pc [21]uint32
+	var bufs [32]binding
+	flush := func() {
+		if len(slots) == 0 {
+			return
+		}
+		for j := range bufs {
+			bufs[j] = whole(b.dummy)
+		}
+		clear(pc[:16])
+		maxN := 0
+		for j, i := range slots {
+			n := ps[i].Numel()
+			maxN = max(maxN, n)
+			pc[j] = u(n)
+			pc[8+j] = f32(float32(1 - float64(o.LR)*float64(decay[i])))
+			bufs[j], bufs[8+j], bufs[16+j], bufs[24+j] = b.out(ps[i], true), b.in(gs[i]), b.out(ms[i], true), b.out(vs[i], true)
+		}
+		pc[16], pc[17], pc[18], pc[19], pc[20] = f32(o.Beta1), f32(o.Beta2), f32(o.Eps), f32(stepSize), f32(bc2s)
+		g := groups1D(maxN, 256)
+		g[2] = u(len(slots))
+		b.run("adamw_multi", g, pc[:], bufs[:]...)
+		b.finish()
+		slots = slots[:0]
+	}
+	for i, p := range ps {
+		n := p.Numel()
+		dev := p.OnDevice() && gs[i].OnDevice() && ms[i].OnDevice() && vs[i].OnDevice()
+		if !b.d.bind32 || !dev || !b.fits(p) || gs[i].Numel() != n || ms[i].Numel() != n || vs[i].Numel() != n {
+			oi := o
+			oi.WeightDecay = decay[i]
+			b.AdamW(p, gs[i], ms[i], vs[i], oi)
+			continue
+		}
+		if n == 0 {
+			continue
+		}
+		slots = append(slots, i)
+		if len(slots) == 8 {
+			flush()
+		}
+	}
+	flush()
 }
 
 // SumSquares returns Σx²: partial sums on the device, read back (a wait)

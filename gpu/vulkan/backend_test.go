@@ -75,7 +75,7 @@ func TestValidation(t *testing.T) {
 		t.Skip("no Vulkan validation layer here (install vulkan-validationlayers to run this)")
 	}
 	openOrSkip(t).Close()
-	run := "TestOps|TestOpsStaging|TestOpsTiled|TestViews|TestDecodeTraffic|TestMatVec|TestLongRecording"
+	run := "TestOps|TestOpsStaging|TestOpsTiled|TestViews|TestDecodeTraffic|TestMatVec|TestLongRecording|TestAdamWAll"
 	if !testing.Short() {
 		run += "|TestTrainingMatchesCPU|TestStepTraffic|TestGenerateMatchesCPU"
 	}

@@ -58,6 +58,7 @@ type Device struct {
 
 	instAPI  uint32   // the Vulkan version the instance was created for
 	sgArith  bool     // Vulkan 1.1 subgroup arithmetic in compute shaders (the *_sg kernels)
+	bind32   bool     // a kernel may bind 32 storage buffers (adamw_multi)
 	features Features // what the device offers (readFeatures)
 
 	recording bool
@@ -107,7 +108,7 @@ func whole(b *buffer) binding { return binding{b: b, size: b.size} }
 const (
 	maxPush     = 128 // bytes: the minimum every device supports
 	maxSets     = 512 // descriptor sets per descriptor pool
-	maxBindings = 12  // storage buffers a kernel binds, at most
+	maxBindings = 32  // storage buffers a kernel binds, at most (adamw_multi)
 )
 
 // ErrUnavailable is returned (wrapped) when Vulkan cannot be used here.
@@ -168,6 +169,7 @@ func openDevice(forceStaging bool) (*Device, error) {
 	d.name = string(bytes.TrimRight(props.deviceName[:], "\x00"))
 	d.kind = [...]string{"other", "integrated GPU", "discrete GPU", "virtual GPU", "CPU"}[min(props.deviceType, 4)]
 	d.maxRange = uint64(props.u32(limMaxStorageBufferRange))
+	d.bind32 = props.u32(limMaxPerStageStorageBuffers) >= 32 && props.u32(limMaxSetStorageBuffers) >= 32
 	d.align = max(props.u64(limMinStorageBufferOffsetAln), 4)
 	if props.u32(limMaxPushConstantsSize) < maxPush || props.u32(limMaxComputeWorkGroupInvocs) < 256 || props.u32(limMaxComputeSharedMemory) < 16384 {
 		d.Close()

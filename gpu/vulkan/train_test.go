@@ -198,3 +198,61 @@ func TestViews(t *testing.T) {
 		t.Fatalf("one element read back: %v, want %v", one.F32[0], host.F32[2*n+7])
 	}
 }
+
+// TestAdamWAll: eight tensors to a dispatch give what AdamW gives tensor
+// by tensor, bit for bit (the same arithmetic), decays and views at
+// offsets the device cannot bind included.
+func TestAdamWAll(t *testing.T) {
+	b := openOrSkip(t)
+	if !b.d.bind32 {
+		t.Logf("%s cannot bind 32 buffers to a kernel: AdamWAll goes tensor by tensor", b.Name())
+	}
+	sizes := []int{1, 300, 70001, 64, 5, 9, 1000, 3, 257, 31}
+	decay := []float32{0.1, 0, 0.1, 0.05, 0, 0.1, 0.2, 0, 0.1, 0.3}
+	mk := func() (ps, gs, ms, vs []*tensor.Tensor) {
+		for i, n := range sizes {
+			for j, dst := range []*[]*tensor.Tensor{&ps, &gs, &ms, &vs} {
+				h := tensor.New(n)
+				for k := range h.F32 {
+					h.F32[k] = float32(math.Sin(float64(k*(j+2)+i))) * 0.1
+					if j == 3 {
+						h.F32[k] *= h.F32[k] // v >= 0
+					}
+				}
+				d, err := tensor.NewOn(b, n+1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i%3 == 1 {
+					d = d.Offset(1, n) // misaligned
+				} else {
+					d = d.Offset(0, n)
+				}
+				tensor.Copy(d, h)
+				*dst = append(*dst, d)
+			}
+		}
+		return
+	}
+	o := tensor.AdamWOpts{LR: 1e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, Step: 3}
+	p1, g1, m1, v1 := mk()
+	p2, g2, m2, v2 := mk()
+	before := b.Stats().Commands
+	b.AdamWAll(p1, g1, m1, v1, decay, o)
+	t.Logf("%d tensors: %d commands", len(sizes), b.Stats().Commands-before)
+	for i := range p2 {
+		oi := o
+		oi.WeightDecay = decay[i]
+		b.AdamW(p2[i], g2[i], m2[i], v2[i], oi)
+	}
+	for i := range p1 {
+		for j, pair := range [][2]*tensor.Tensor{{p1[i], p2[i]}, {m1[i], m2[i]}, {v1[i], v2[i]}} {
+			got, want := pair[0].Host().F32, pair[1].Host().F32
+			for k := range want {
+				if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+					t.Fatalf("tensor %d (%s) element %d: %v eight to a dispatch, %v one by one", i, []string{"p", "m", "v"}[j], k, got[k], want[k])
+				}
+			}
+		}
+	}
+}

@@ -333,6 +333,8 @@ type physProps struct {
 // Offsets into VkPhysicalDeviceLimits.
 const (
 	limMaxStorageBufferRange     = 28
+	limMaxPerStageStorageBuffers = 76
+	limMaxSetStorageBuffers      = 108
 	limMaxPushConstantsSize      = 32
 	limMaxComputeSharedMemory    = 216
 	limMaxComputeWorkGroupCount  = 220

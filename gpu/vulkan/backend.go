@@ -455,14 +455,15 @@ func (b *Backend) finish() {
 	var stage []*buffer
 	for i := range b.hosts {
 		h := &b.hosts[i]
-		if !h.download || h.bd.b.ptr != nil {
+		if !h.download {
 			continue
 		}
-		st, err := b.d.allocHost(uint64(4 * h.n))
+		at, st, err := b.d.readable(h.bd)
 		b.must(err)
-		b.must(b.d.copyBuffer(h.bd, binding{b: st, size: uint64(4 * h.n)}, uint64(4*h.n)))
-		stage = append(stage, st)
-		h.bd = binding{b: st, size: uint64(4 * h.n)} // read it from there
+		if st != nil {
+			stage = append(stage, st)
+		}
+		h.bd = at // read it from there
 	}
 	down := false
 	for _, h := range b.hosts {
@@ -952,16 +953,17 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 	parts := (n + 4095) / 4096
 	pb := b.scratch(parts)
 	b.run("sumsq", rowGroups(parts), []uint32{u(n), 0}, pb, b.in(x))
-	st, err := b.d.allocHost(pb.size)
+	at, st, err := b.d.readable(pb)
 	b.must(err)
-	b.must(b.d.copyBuffer(pb, binding{b: st, size: pb.size}, pb.size))
-	b.finish()
 	b.must(b.d.submit())
 	var s float64
-	for _, v := range unsafe.Slice((*float32)(st.ptr), parts) {
+	for _, v := range unsafe.Slice((*float32)(unsafe.Add(at.b.ptr, at.off)), parts) {
 		s += float64(v)
 	}
-	b.d.release(st)
+	if st != nil {
+		b.d.release(st)
+	}
+	b.finish()
 	b.stats.Downloads++
 	b.stats.DownloadBytes += int64(4 * parts)
 	return s
@@ -1036,13 +1038,14 @@ func (b *Backend) ArgMax(dst []int32, x *tensor.Tensor) {
 	}
 	ids := b.scratch(N)
 	b.run("argmax", rowGroups(N), []uint32{u(V)}, ids, b.in(x))
-	st, err := b.d.allocHost(ids.size)
+	at, st, err := b.d.readable(ids)
 	b.must(err)
-	b.must(b.d.copyBuffer(ids, binding{b: st, size: ids.size}, ids.size))
-	b.finish()
 	b.must(b.d.submit())
-	copy(dst, unsafe.Slice((*int32)(st.ptr), N))
-	b.d.release(st)
+	copy(dst, unsafe.Slice((*int32)(unsafe.Add(at.b.ptr, at.off)), N))
+	if st != nil {
+		b.d.release(st)
+	}
+	b.finish()
 	b.stats.Downloads++
 	b.stats.DownloadBytes += int64(4 * N)
 }

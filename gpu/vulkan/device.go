@@ -29,9 +29,12 @@ type Device struct {
 	memType   uint32 // where buffers live
 	stageType uint32 // host-visible, coherent: staging buffers (staging mode)
 	local     bool   // buffers are host-visible and device-local (integrated GPUs, CPUs, resizable BAR)
-	staging   bool   // buffers are device-local only; data moves through staging twins
-	maxRange  uint64 // maxStorageBufferRange
-	align     uint64 // minStorageBufferOffsetAlignment
+	staging   bool   // buffers are device-local only; data moves through staging buffers
+	// readMapped: the host reads buffers' mappings in place (the memory
+	// is host-cached); else results come back through staging buffers
+	readMapped bool
+	maxRange   uint64 // maxStorageBufferRange
+	align      uint64 // minStorageBufferOffsetAlignment
 
 	cmdPool vkHandle
 	cmd     vkCommandBuffer
@@ -219,7 +222,7 @@ func openDevice(forceStaging bool) (*Device, error) {
 // integrated device; on a discrete GPU only a device-local one whose heap
 // is at least 1 GiB, i.e. resizable BAR, not the 256 MiB window): the host
 // maps every buffer. Otherwise staging: buffers in device-local memory,
-// each with a host-visible twin, and copy commands between them.
+// and copy commands to and from host-visible staging buffers.
 // forceStaging takes the staging path even where unified memory exists
 // (tests use it to run that path on lavapipe).
 func (d *Device) chooseMemory(forceStaging bool) error {
@@ -255,6 +258,12 @@ func (d *Device) chooseMemory(forceStaging bool) error {
 	default: // no device-local memory at all: kernels read host memory
 		d.memType = host
 	}
+	// The host reads mapped memory in place only when it is cached (a CPU
+	// device, most integrated GPUs); reads of a discrete GPU's mapped
+	// memory (resizable BAR) cross the bus uncached, far slower than a copy
+	// into cached host memory, so results come back through staging there.
+	d.stageType = host
+	d.readMapped = mp.memoryTypes[d.memType].propertyFlags&memHostCached != 0
 	return nil
 }
 
@@ -352,13 +361,32 @@ func (d *Device) alloc(n uint64) (*buffer, error) {
 }
 
 // allocHost returns a mapped buffer of at least n bytes for data the host
-// writes or reads: a staging buffer in staging mode, else a device buffer
-// (which is mapped then).
+// writes: a staging buffer in staging mode, else a device buffer (which
+// is mapped then).
 func (d *Device) allocHost(n uint64) (*buffer, error) {
 	if !d.staging {
 		return d.alloc(n)
 	}
 	return d.take(d.freeHost, sizeClass(max(n, 4)), true)
+}
+
+// readable returns where the host reads src once the commands recorded
+// so far have run: src itself when its mapping is read in place
+// (readMapped), else a staging buffer in cached host memory that a
+// recorded copy fills (st, to release after the read).
+func (d *Device) readable(src binding) (at binding, st *buffer, err error) {
+	if src.b.ptr != nil && d.readMapped {
+		return src, nil, nil
+	}
+	if st, err = d.take(d.freeHost, sizeClass(max(src.size, 4)), true); err != nil {
+		return binding{}, nil, err
+	}
+	at = binding{b: st, size: src.size}
+	if err = d.copyBuffer(src, at, src.size); err != nil {
+		d.release(st)
+		return binding{}, nil, err
+	}
+	return at, st, nil
 }
 
 func (d *Device) take(pool map[uint64][]*buffer, size uint64, host bool) (*buffer, error) {

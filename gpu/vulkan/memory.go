@@ -94,15 +94,8 @@ func (b *Backend) Copy(dst, src *tensor.Tensor) {
 		if len(dst.F32) != src.Numel() {
 			panic(fmt.Sprintf("vulkan.Copy: host tensor %v has %d values", dst.Shape, len(dst.F32)))
 		}
-		sb := b.bind(src)
-		var st *buffer
-		if sb.b.ptr == nil {
-			var err error
-			st, err = b.d.allocHost(uint64(n))
-			b.must(err)
-			b.must(b.d.copyBuffer(sb, binding{b: st, size: uint64(n)}, uint64(n)))
-			sb = binding{b: st, size: uint64(n)}
-		}
+		sb, st, err := b.d.readable(b.bind(src))
+		b.must(err)
 		b.must(b.d.submit())
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst.F32[0])), n), unsafe.Slice((*byte)(unsafe.Add(sb.b.ptr, sb.off)), n))
 		if st != nil {

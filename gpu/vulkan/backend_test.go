@@ -77,7 +77,7 @@ func TestValidation(t *testing.T) {
 	openOrSkip(t).Close()
 	run := "TestOps|TestOpsStaging|TestOpsTiled|TestViews|TestDecodeTraffic|TestMatVec|TestLongRecording|TestAdamWAll"
 	if !testing.Short() {
-		run += "|TestTrainingMatchesCPU|TestStepTraffic|TestGenerateMatchesCPU"
+		run += "|TestTrainingMatchesCPU|TestStepTraffic|TestGenerateMatchesCPU|TestPEFTMatchesCPU"
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^("+run+")$", "-test.count=1")
 	// Synchronization validation too: it reports a command that reads or

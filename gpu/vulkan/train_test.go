@@ -26,6 +26,12 @@ func TestTrainingMatchesCPU(t *testing.T) {
 	}
 }
 
+// TestPEFTMatchesCPU trains every PEFT method on Vulkan device tensors:
+// the losses follow the CPU's, the host-written ops' copies included.
+func TestPEFTMatchesCPU(t *testing.T) {
+	gputest.PEFTMatchesCPU(t, openOrSkip(t))
+}
+
 // TestTrainingStaging: the same through the staging path.
 func TestTrainingStaging(t *testing.T) {
 	if testing.Short() {

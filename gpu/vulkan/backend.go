@@ -26,10 +26,17 @@ var shaderFS embed.FS
 // memory on a discrete GPU; host-visible device memory on an integrated
 // GPU, a GPU with resizable BAR and lavapipe), and ops on them only record
 // commands. Every op of a training step goes into one command buffer, with
-// a barrier before each command that follows a write; the buffer is
-// submitted, and the host waits on a fence, only where the host reads (a
-// loss, a token id, a checkpoint: Copy to the host, SumSquares, ArgMax).
-// Data crosses at those edges alone: weights once, then the values read.
+// a barrier before a command only where it depends on one since the last
+// barrier (Device.order); the buffer is submitted, and the host waits on a
+// fence, only where the host reads (a loss, a token id, a checkpoint: Copy
+// to the host, SumSquares, ArgMax). Data crosses at those edges alone:
+// weights once, then the values read.
+//
+// Products pick their kernel by shape: a register-tiled one (64×64 tiles)
+// when M and N are both 32 or more, a subgroup one (subgroupAdd) for up to
+// eight rows against a weight stored (N, K) on devices with subgroup
+// arithmetic (decoding), else the plain 16×16 one. AdamWAll updates eight
+// tensors a dispatch.
 //
 // Float32 tensors on the host may still be given to any op: they are
 // copied in for it, and an op with host outputs submits and waits to copy

@@ -980,7 +980,7 @@ func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 // and the norm exceeds it, scales every x by maxNorm/(norm+1e-6), all on
 // the device (optim.NormClipper): partial sums of squares of every tensor
 // side by side, one workgroup adding them into the norm and the factor,
-// then a scale of each x that reads the factor.
+// then a scale of each x that reads the factor. Nothing is read back.
 func (b *Backend) ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm float32) {
 	for _, x := range xs {
 		if !b.fits(x) {
@@ -988,11 +988,17 @@ func (b *Backend) ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm flo
 			return
 		}
 	}
+	// Each tensor's partials get a slot of their own, aligned for binding,
+	// so the sumsq dispatches write disjoint ranges and run with no
+	// barrier between them; the padding is zeroed once, and clipnorm adds
+	// every slot whole.
+	align := int(b.d.align / 4)
 	total := 0
 	for _, x := range xs {
-		total += (x.Numel() + 4095) / 4096
+		total += ((x.Numel()+4095)/4096 + align - 1) / align * align
 	}
 	part, scale := b.scratch(total), b.scratch(1)
+	b.must(b.d.fill(part, 0))
 	off := 0
 	for _, x := range xs {
 		n := x.Numel()
@@ -1000,10 +1006,11 @@ func (b *Backend) ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm flo
 			continue
 		}
 		parts := (n + 4095) / 4096
-		b.run("sumsq", rowGroups(parts), []uint32{u(n), u(off)}, part, b.in(x))
-		off += parts
+		slot := binding{b: part.b, off: part.off + uint64(4*off), size: uint64(4 * parts)}
+		b.run("sumsq", rowGroups(parts), []uint32{u(n), 0}, slot, b.in(x))
+		off += (parts + align - 1) / align * align
 	}
-	b.run("clipnorm", [3]uint32{1, 1, 1}, []uint32{u(off), f32(maxNorm)}, b.out(norm, false), scale, part)
+	b.run("clipnorm", [3]uint32{1, 1, 1}, []uint32{u(total), f32(maxNorm)}, b.out(norm, false), scale, part)
 	for _, x := range xs {
 		if n := x.Numel(); n > 0 {
 			b.run("clipscale", groups1D(n, 256), []uint32{u(n)}, b.out(x, true), scale)

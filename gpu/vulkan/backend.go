@@ -5,7 +5,9 @@ package vulkan
 import (
 	"embed"
 	"fmt"
+	"hash/maphash"
 	"math"
+	"slices"
 	"unsafe"
 
 	"llmlab/core/tensor"
@@ -19,57 +21,128 @@ var shaderFS embed.FS
 
 // Backend runs every tensor.Backend op as Vulkan compute shaders.
 //
-// The engine's tensors are host slices. Where the device's host-visible
-// memory is also device-local (integrated GPUs, GPUs with resizable BAR,
-// lavapipe), the backend is a tensor.Allocator: the autograd arena then
-// keeps a step's activations and gradients in mapped device memory, and
-// kernels bind them in place with no copy. Any other float32 tensor is
-// copied into a pooled buffer for the op and its outputs copied back.
-// Storage-only weights (F16, BF16, Q8, NF4) are immutable by contract:
-// they are widened to float32 once and stay on the device, keyed by the
-// address of their data, as do RoPE tables. Tensors larger than the
-// device's storage-buffer limit, and attention with a head dimension above
-// 256, run on the embedded CPU backend instead.
+// It is a tensor.Memory: the autograd arena, the parameters, the
+// optimizer's moments and the KV cache live in its buffers (device-local
+// memory on a discrete GPU; host-visible device memory on an integrated
+// GPU, a GPU with resizable BAR and lavapipe), and ops on them only record
+// commands. Every op of a training step goes into one command buffer, with
+// a barrier before a command only where it depends on one since the last
+// barrier (Device.order); the buffer is submitted, and the host waits on a
+// fence, only where the host reads (a loss, a token id, a checkpoint: Copy
+// to the host, SumSquares, ArgMax). Data crosses at those edges alone:
+// weights once, then the values read.
+//
+// Products pick their kernel by shape: a register-tiled one (64×64 tiles)
+// when M and N are both 32 or more, a subgroup one (subgroupAdd) for up to
+// eight rows against a weight stored (N, K) on devices with subgroup
+// arithmetic (decoding), else the plain 16×16 one. AdamWAll updates eight
+// tensors a dispatch.
+//
+// Float32 tensors on the host may still be given to any op: they are
+// copied in for it, and an op with host outputs submits and waits to copy
+// them back (the path of SetResident(false), and of code that keeps host
+// tensors). Storage-only weights (F16, BF16, Q8, NF4, GGML blocks) are
+// immutable by contract: they are widened to float32 once and stay on the
+// device, keyed by the address of their data, as do RoPE tables. Tensors
+// larger than the device's storage-buffer limit, and attention with a head
+// dimension above 256, run on the embedded CPU backend instead (their
+// device arguments copied out and back).
+//
+// A Backend serves one goroutine at a time, as the engine calls it.
 type Backend struct {
 	d   *Device
 	cpu *tensor.CPU
+	// hostOnly: SetResident(false), tensors stay on the host
+	hostOnly bool
+	// tiledMin: products whose M and N are both at least this use the
+	// register-tiled kernel (64×64 tiles); smaller ones, the plain one
+	// (16×16), which wastes less of a tile on a few rows (decoding).
+	tiledMin int
+	// noSubgroups keeps the subgroup kernels off (tests of the fallback).
+	noSubgroups bool
 
-	resident map[residentKey]residentEntry // widened weights and tables, by their data
-	dummy    *buffer                       // bound where an optional input is absent
-	regions  spans.Set[*buffer]            // AllocF32 memory, by address
+	weights   map[residentKey]residentEntry // widened weights and tables, by their data
+	intsCache map[intsKey]*intsEntry        // int arrays by contents (see ints)
+	intsSeed  maphash.Seed
+	dummy     *buffer // bound where an optional input is absent
+
+	// Memory: Alloc'd buffers by the address each got when it was made
+	// (a buffer keeps its address through the pool).
+	space spans.Set[*buffer]
+	next  uintptr
 
 	// per-op state
-	temps []*buffer
-	bound map[*tensor.Tensor]binding
-	blank map[*buffer]bool // output buffers not uploaded (contents undefined)
-	outs  []download
+	temps  []*buffer
+	hosts  []hostArg
+	fixups []fixup
 
 	stats Stats
 }
 
-// Stats counts how ops found their float32 tensors: bound in place in
-// mapped device memory, or copied (bytes both ways).
+// Stats counts the traffic between host and device since Open: copies
+// each way (an op's host inputs and outputs, int arrays, first uses of
+// weights and tables, and tensor.Memory's Copy), command buffers submitted
+// (each followed by a wait on its fence), fills, how often an op found a
+// float32 argument in device memory, and device memory held by tensors.
 type Stats struct {
-	InPlace, Copied int
-	CopiedBytes     int64
+	Uploads, Downloads         int
+	UploadBytes, DownloadBytes int64
+	Submits, Fills, Resident   int
+	// Commands (dispatches, copies, fills) recorded, and the pipeline
+	// barriers between them: a command waits for earlier ones only when
+	// it reads what they write or writes what they touch.
+	Commands, Barriers int
+	// CPUOps counts ops that ran on the CPU backend instead (shapes beyond
+	// the kernels' limits).
+	CPUOps int
+	// LiveBytes is the device memory held by Alloc'd tensors now (size
+	// classes, so up to 25% above what was asked), PeakBytes its maximum.
+	LiveBytes, PeakBytes int64
 }
+
+// Copies is the number of copies either way.
+func (s Stats) Copies() int { return s.Uploads + s.Downloads }
+
+// CopiedBytes is the number of bytes copied either way.
+func (s Stats) CopiedBytes() int64 { return s.UploadBytes + s.DownloadBytes }
 
 // Stats returns the counts since Open.
-func (b *Backend) Stats() Stats { return b.stats }
-
-type download struct {
-	t *tensor.Tensor
-	b *buffer
+func (b *Backend) Stats() Stats {
+	s := b.stats
+	s.Submits, s.Commands, s.Barriers = b.d.submits, b.d.commands, b.d.barriers
+	return s
 }
 
+// ResetPeak sets PeakBytes to LiveBytes, to measure the peak of a phase.
+func (b *Backend) ResetPeak() { b.stats.PeakBytes = b.stats.LiveBytes }
+
+// hostArg is a host float32 array an op uses, and its device copy.
+type hostArg struct {
+	ptr      unsafe.Pointer
+	n        int // floats
+	bd       binding
+	uploaded bool // its data is in bd
+	download bool // an output: copied back when the op ends
+}
+
+// fixup is an output bound through a temporary buffer (a device tensor
+// at an offset the device cannot bind): copied to dst when the op ends.
+type fixup struct{ tmp, dst binding }
+
 var (
-	_ tensor.Backend   = (*Backend)(nil)
-	_ tensor.Allocator = (*Backend)(nil)
+	_ tensor.Backend    = (*Backend)(nil)
+	_ tensor.Memory     = (*Backend)(nil)
+	_ tensor.ArgMaxer   = (*Backend)(nil)
+	_ tensor.MultiAdamW = (*Backend)(nil)
 )
 
 // Open creates the backend on the best Vulkan device (see openDevice);
 // cpu runs what the device cannot (nil: a CPU backend on all cores).
 func Open(cpu *tensor.CPU) (*Backend, error) { return open(cpu, false) }
+
+// addrBase is the first address Alloc hands out: not 0, so a device
+// tensor's Ptr is never the zero value.
+const addrBase = 1 << 16
 
 // open is Open, optionally forcing the staging path (for tests).
 func open(cpu *tensor.CPU, forceStaging bool) (*Backend, error) {
@@ -80,11 +153,13 @@ func open(cpu *tensor.CPU, forceStaging bool) (*Backend, error) {
 	if cpu == nil {
 		cpu = tensor.NewCPU(0)
 	}
-	b := &Backend{d: d, cpu: cpu, resident: map[residentKey]residentEntry{}, bound: map[*tensor.Tensor]binding{}, blank: map[*buffer]bool{}}
+	b := &Backend{d: d, cpu: cpu, weights: map[residentKey]residentEntry{}, intsCache: map[intsKey]*intsEntry{},
+		intsSeed: maphash.MakeSeed(), next: addrBase, tiledMin: 32}
 	if b.dummy, err = d.alloc(16); err != nil {
 		d.Close()
 		return nil, err
 	}
+	d.dummy = b.dummy
 	// Compile one pipeline now, so a broken driver fails here, not mid-run.
 	if _, err := d.kernel("add", 3); err != nil {
 		d.Close()
@@ -93,21 +168,25 @@ func open(cpu *tensor.CPU, forceStaging bool) (*Backend, error) {
 	return b, nil
 }
 
-// Close releases the device. Memory from AllocF32 is invalid afterwards.
+// Close waits for the device and releases it. Device tensors are invalid
+// afterwards.
 func (b *Backend) Close() {
-	if b.d != nil {
-		for _, e := range b.resident {
-			b.d.release(e.buf)
-		}
-		for _, r := range b.regions.All() {
-			b.d.destroy(r.Val)
-		}
-		b.regions.Clear()
-		b.d.release(b.dummy)
-		b.resident = nil
-		b.d.Close()
-		b.d = nil
+	if b.d == nil {
+		return
 	}
+	b.must(b.d.submit())
+	for _, s := range b.space.All() {
+		b.d.release(s.Val)
+	}
+	b.space.Clear()
+	for _, e := range b.weights {
+		b.d.release(e.buf)
+	}
+	b.dropInts()
+	b.d.release(b.dummy)
+	b.weights = nil
+	b.d.Close()
+	b.d = nil
 }
 
 // Name describes the device.
@@ -116,51 +195,15 @@ func (b *Backend) Name() string { return "vulkan: " + b.d.Name() }
 // Device is the device's name as the driver reports it.
 func (b *Backend) Device() string { return b.d.name }
 
-// AllocF32 returns n floats of mapped device memory, zeroed, or nil when
-// the device's mappable memory is not its own (a discrete GPU without
-// resizable BAR: there, kernels reading host memory would be slower than
-// copying) or the allocation fails.
-func (b *Backend) AllocF32(n int) []float32 {
-	if !b.d.local || b.d.staging || n <= 0 {
-		return nil
-	}
-	buf, err := b.d.newBuffer(uint64(n)*4, -1, b.d.memType, true)
-	if err != nil {
-		return nil
-	}
-	x := unsafe.Slice((*float32)(buf.ptr), n)
-	clear(x)
-	b.regions.Add(uintptr(buf.ptr), uintptr(n)*4, buf)
-	return x
-}
+// SetResident chooses whether tensors live in the device's memory (the
+// default) or stay on the host, each op copying them in and out (for
+// comparisons; see tensor.MemoryOf).
+func (b *Backend) SetResident(on bool) { b.hostOnly = !on }
 
-// FreeF32 releases memory from AllocF32.
-func (b *Backend) FreeF32(x []float32) {
-	if len(x) == 0 {
-		return
-	}
-	buf, ok := b.regions.Remove(uintptr(unsafe.Pointer(&x[0])))
-	if !ok {
-		panic("vulkan: FreeF32 of memory it did not allocate")
-	}
-	b.d.destroy(buf)
-}
+// Resident reports whether tensors live in the device's memory.
+func (b *Backend) Resident() bool { return !b.hostOnly }
 
-// mapped returns the binding of x when it lies, suitably aligned, in
-// AllocF32 memory.
-func (b *Backend) mapped(x []float32) (binding, bool) {
-	if len(x) == 0 {
-		return binding{}, false
-	}
-	size := uintptr(len(x)) * 4
-	r, off, ok := b.regions.Find(uintptr(unsafe.Pointer(&x[0])), size)
-	if !ok || uint64(off)%b.d.align != 0 {
-		return binding{}, false
-	}
-	return binding{r.Val, uint64(off), uint64(size)}, true
-}
-
-// fits reports whether every tensor fits one storage buffer.
+// fits reports whether every tensor fits one storage buffer binding.
 func (b *Backend) fits(ts ...*tensor.Tensor) bool {
 	for _, t := range ts {
 		if t != nil && uint64(t.Numel())*4 > b.d.maxRange {
@@ -170,45 +213,123 @@ func (b *Backend) fits(ts ...*tensor.Tensor) bool {
 	return true
 }
 
-// temp returns a pooled buffer of n bytes released when the op ends.
-func (b *Backend) temp(n int) *buffer {
-	buf, err := b.d.alloc(uint64(n))
-	if err != nil {
-		panic(err)
-	}
+// scratch returns n floats of device memory for this op.
+func (b *Backend) scratch(n int) binding {
+	buf, err := b.d.alloc(uint64(4 * max(n, 1)))
+	b.must(err)
 	b.temps = append(b.temps, buf)
-	return buf
+	return binding{b: buf, size: uint64(4 * max(n, 1))}
 }
 
-// in binds t as an input: mapped memory in place, other float32 data
-// copied in, storage-only weights from (or into) the resident cache. nil
+// put writes n bytes at src into dst: straight into the mapping when the
+// device memory is mapped and no recorded command can read it (fresh: a
+// buffer just taken from the pool; or nothing is recorded), else through
+// a staging buffer and a recorded copy, so commands recorded before still
+// see the old contents.
+func (b *Backend) put(dst binding, src unsafe.Pointer, n int, fresh bool) {
+	if n == 0 {
+		return
+	}
+	if dst.b.ptr != nil && (fresh || !b.d.recording) {
+		copy(unsafe.Slice((*byte)(unsafe.Add(dst.b.ptr, dst.off)), n), unsafe.Slice((*byte)(src), n))
+		return
+	}
+	st, err := b.d.allocHost(uint64(n))
+	b.must(err)
+	copy(unsafe.Slice((*byte)(st.ptr), n), unsafe.Slice((*byte)(src), n))
+	b.must(b.d.copyBuffer(binding{b: st, size: uint64(n)}, dst, uint64(n)))
+	b.d.release(st)
+}
+
+// in binds t as an input: device tensors in place, host float32 data
+// copied in, storage-only weights from (or into) the weight cache. nil
 // binds the dummy buffer.
 func (b *Backend) in(t *tensor.Tensor) binding {
-	if t == nil {
+	bd := b.in1(t)
+	bd.ro = true
+	return bd
+}
+
+func (b *Backend) in1(t *tensor.Tensor) binding {
+	switch {
+	case t == nil || t.Numel() == 0:
 		return whole(b.dummy)
+	case t.DType != tensor.F32:
+		return whole(b.weight(t))
+	case t.OnDevice():
+		return b.devIn(t)
 	}
-	bd, ok := b.bound[t]
-	if ok && !b.blank[bd.b] {
+	h := b.hostArg(t)
+	if !h.uploaded {
+		b.put(h.bd, unsafe.Pointer(&t.F32[0]), 4*h.n, true)
+		h.uploaded = true
+		b.stats.Uploads++
+		b.stats.UploadBytes += int64(4 * h.n)
+	}
+	return h.bd
+}
+
+// out binds t as an output. Device tensors are written in place; host
+// ones are copied back when the op ends. keep makes the current contents
+// the starting point (kernels that add into it, in-place updates).
+func (b *Backend) out(t *tensor.Tensor, keep bool) binding {
+	switch {
+	case t == nil || t.Numel() == 0:
+		return whole(b.dummy)
+	case t.DType != tensor.F32:
+		panic(fmt.Sprintf("vulkan: output %v tensor %v must be float32", t.DType, t.Shape))
+	case t.OnDevice():
+		return b.devOut(t, keep)
+	}
+	if keep {
+		b.in(t)
+	}
+	h := b.hostArg(t)
+	h.download = true
+	return h.bd
+}
+
+// hostArg returns the op's record of t's host data, making it (with a
+// device buffer) on first use. Arrays are matched by address and length,
+// so a tensor passed twice (dst == x) gets one buffer.
+func (b *Backend) hostArg(t *tensor.Tensor) *hostArg {
+	p, n := unsafe.Pointer(&t.F32[0]), len(t.F32)
+	for i := range b.hosts {
+		if h := &b.hosts[i]; h.ptr == p && h.n == n {
+			return h
+		}
+	}
+	b.hosts = append(b.hosts, hostArg{ptr: p, n: n, bd: b.scratch(n)})
+	return &b.hosts[len(b.hosts)-1]
+}
+
+// devIn binds a device tensor as an input. One at an offset the device
+// cannot bind (a view made by Offset) is copied to a scratch buffer.
+func (b *Backend) devIn(t *tensor.Tensor) binding {
+	bd := b.bind(t)
+	b.stats.Resident++
+	if bd.off%b.d.align == 0 {
 		return bd
 	}
-	if t.DType != tensor.F32 {
-		bd = whole(b.residentOf(t))
-	} else if m, ok := b.mapped(t.F32); ok {
-		bd = m
-		b.stats.InPlace++
-	} else {
-		if bd.b == nil {
-			bd = whole(b.temp(len(t.F32) * 4))
-		}
-		b.stats.Copied++
-		b.stats.CopiedBytes += int64(len(t.F32)) * 4
-		// An output bound first (blank) is also an input: upload it now.
-		delete(b.blank, bd.b)
-		copy(unsafe.Slice((*float32)(bd.b.host()), len(t.F32)), t.F32)
-		b.must(b.d.upload(bd.b, len(t.F32)*4))
+	tmp := b.scratch(t.Numel())
+	b.must(b.d.copyBuffer(bd, tmp, bd.size))
+	return tmp
+}
+
+// devOut binds a device tensor as an output; a misaligned one through a
+// scratch buffer copied back when the op ends.
+func (b *Backend) devOut(t *tensor.Tensor, keep bool) binding {
+	bd := b.bind(t)
+	b.stats.Resident++
+	if bd.off%b.d.align == 0 {
+		return bd
 	}
-	b.bound[t] = bd
-	return bd
+	tmp := b.scratch(t.Numel())
+	if keep {
+		b.must(b.d.copyBuffer(bd, tmp, bd.size))
+	}
+	b.fixups = append(b.fixups, fixup{tmp, bd})
+	return tmp
 }
 
 // residentKey identifies immutable host data: its address, length and
@@ -227,75 +348,90 @@ type residentEntry struct {
 	keep any
 }
 
-// residentOf returns the device copy of an immutable tensor, widened.
-func (b *Backend) residentOf(t *tensor.Tensor) *buffer {
+// weight returns the device copy of a storage-only weight, widened.
+func (b *Backend) weight(t *tensor.Tensor) *buffer {
 	switch {
 	case len(t.Half) > 0:
 		return b.resident1(residentKey{uintptr(unsafe.Pointer(&t.Half[0])), len(t.Half), t.DType}, t.Half, t.Float32s)
 	case len(t.Q) > 0:
 		return b.resident1(residentKey{uintptr(unsafe.Pointer(&t.Q[0])), len(t.Q), t.DType}, t.Q, t.Float32s)
 	}
-	panic(fmt.Sprintf("vulkan: tensor %v has no data", t))
+	panic(fmt.Sprintf("vulkan: %v tensor %v has no host data", t.DType, t.Shape))
 }
 
 // floats binds an immutable float32 table (RoPE) resident on the device.
 func (b *Backend) floats(x []float32) binding {
 	key := residentKey{uintptr(unsafe.Pointer(&x[0])), len(x), tensor.F32}
-	return whole(b.resident1(key, x, func() []float32 { return x }))
+	return binding{b: b.resident1(key, x, func() []float32 { return x }), size: uint64(4 * len(x)), ro: true}
 }
 
 // resident1 returns the resident buffer of the immutable data keep,
 // uploading data() the first time.
 func (b *Backend) resident1(key residentKey, keep any, data func() []float32) *buffer {
-	if e, ok := b.resident[key]; ok {
+	if e, ok := b.weights[key]; ok {
 		return e.buf
 	}
 	f := data()
 	buf, err := b.d.alloc(uint64(len(f) * 4))
-	if err != nil {
-		panic(err)
-	}
-	copy(unsafe.Slice((*float32)(buf.host()), len(f)), f)
-	b.must(b.d.upload(buf, len(f)*4))
-	b.resident[key] = residentEntry{buf, keep}
+	b.must(err)
+	b.put(binding{b: buf, size: uint64(4 * len(f))}, unsafe.Pointer(&f[0]), 4*len(f), true)
+	b.stats.Uploads++
+	b.stats.UploadBytes += int64(4 * len(f))
+	b.weights[key] = residentEntry{buf, keep}
 	return buf
 }
 
-// ints binds an int32 slice (ids, targets, positions, segments).
+// ints binds an int32 array (token ids, targets, positions, segments). A
+// step passes the same few arrays to many ops, and often arrays of the
+// same contents made afresh (positions, the rows that have a target), so
+// device copies are kept by contents: a hash finds the entry and a
+// comparison with its host copy makes sure. A step then uploads each
+// distinct array once, and a later step with the same batch none.
 func (b *Backend) ints(x []int32) binding {
 	if len(x) == 0 {
 		return whole(b.dummy)
 	}
-	buf := b.temp(len(x) * 4)
-	copy(unsafe.Slice((*int32)(buf.host()), len(x)), x)
-	b.must(b.d.upload(buf, len(x)*4))
-	return whole(buf)
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&x[0])), 4*len(x))
+	key := intsKey{maphash.Bytes(b.intsSeed, raw), len(x)}
+	if e, ok := b.intsCache[key]; ok && slices.Equal(e.host, x) {
+		return e.bd
+	}
+	if len(b.intsCache) >= maxIntsCache {
+		b.dropInts()
+	}
+	buf, err := b.d.alloc(uint64(4 * len(x)))
+	b.must(err)
+	e := &intsEntry{host: slices.Clone(x), bd: binding{b: buf, size: uint64(4 * len(x)), ro: true}}
+	b.put(e.bd, unsafe.Pointer(&e.host[0]), 4*len(x), true)
+	b.stats.Uploads++
+	b.stats.UploadBytes += int64(4 * len(x))
+	if old, ok := b.intsCache[key]; ok { // a hash collision: the newer stays
+		b.d.release(old.bd.b)
+	}
+	b.intsCache[key] = e
+	return e.bd
 }
 
-// out binds t as an output. Mapped memory is written in place; anything
-// else is copied back when the op ends. keep uploads its current contents
-// first (kernels that add into it, in-place updates).
-func (b *Backend) out(t *tensor.Tensor, keep bool) binding {
-	if t == nil {
-		return whole(b.dummy)
+// maxIntsCache bounds the int array cache; it is emptied when full.
+const maxIntsCache = 64
+
+type intsKey struct {
+	hash uint64
+	n    int
+}
+
+type intsEntry struct {
+	host []int32 // the contents the device copy holds
+	bd   binding
+}
+
+// dropInts empties the int array cache (the buffers rejoin the pool after
+// the commands that read them).
+func (b *Backend) dropInts() {
+	for k, e := range b.intsCache {
+		b.d.release(e.bd.b)
+		delete(b.intsCache, k)
 	}
-	if m, ok := b.mapped(t.F32); ok {
-		b.bound[t] = m
-		b.stats.InPlace++
-		return m
-	}
-	bd, ok := b.bound[t]
-	if !ok {
-		if keep {
-			bd = b.in(t)
-		} else {
-			bd = whole(b.temp(len(t.F32) * 4))
-			b.bound[t] = bd
-			b.blank[bd.b] = true
-		}
-	}
-	b.outs = append(b.outs, download{t, bd.b})
-	return bd
 }
 
 // must panics on a device error in the middle of an op (the op cannot
@@ -312,28 +448,83 @@ func (b *Backend) run(name string, groups [3]uint32, pc []uint32, bufs ...bindin
 	if err == nil {
 		err = b.d.dispatch(k, groups, pc, bufs...)
 	}
-	if err != nil {
-		panic(err)
-	}
+	b.must(err)
 }
 
-// finish submits the op, copies the outputs back and releases the temps.
+// finish ends an op. Outputs bound through scratch buffers get their
+// copies recorded; when the op has host outputs, the command buffer is
+// submitted, the host waits, and they are copied back. An op on device
+// tensors alone returns at once, its commands recorded.
 func (b *Backend) finish() {
-	for _, o := range b.outs {
-		b.must(b.d.download(o.b, len(o.t.F32)*4))
+	for _, f := range b.fixups {
+		b.must(b.d.copyBuffer(f.tmp, f.dst, f.dst.size))
 	}
-	b.must(b.d.submit())
-	for _, o := range b.outs {
-		copy(o.t.F32, unsafe.Slice((*float32)(o.b.host()), len(o.t.F32)))
-		b.stats.Copied++
-		b.stats.CopiedBytes += int64(len(o.t.F32)) * 4
+	var stage []*buffer
+	for i := range b.hosts {
+		h := &b.hosts[i]
+		if !h.download {
+			continue
+		}
+		at, st, err := b.d.readable(h.bd)
+		b.must(err)
+		if st != nil {
+			stage = append(stage, st)
+		}
+		h.bd = at // read it from there
+	}
+	down := false
+	for _, h := range b.hosts {
+		down = down || h.download
+	}
+	if down {
+		b.must(b.d.submit())
+		for _, h := range b.hosts {
+			if h.download {
+				copy(unsafe.Slice((*float32)(h.ptr), h.n), unsafe.Slice((*float32)(unsafe.Add(h.bd.b.ptr, h.bd.off)), h.n))
+				b.stats.Downloads++
+				b.stats.DownloadBytes += int64(4 * h.n)
+			}
+		}
+	}
+	for _, st := range stage {
+		b.d.release(st)
 	}
 	for _, t := range b.temps {
 		b.d.release(t)
 	}
-	b.temps, b.outs = b.temps[:0], b.outs[:0]
-	clear(b.bound)
-	clear(b.blank)
+	clear(b.temps)
+	b.temps, b.hosts, b.fixups = b.temps[:0], b.hosts[:0], b.fixups[:0]
+}
+
+// onCPU runs f, a CPU backend op, on the given arguments: each device
+// tensor among args (also in slices of tensors and AttentionOpts) gets
+// host storage holding its data for the call, and what f changed goes
+// back to the device after it (tensor.OnHost). The slow path, for shapes
+// the kernels do not take.
+func (b *Backend) onCPU(f func(), args ...any) {
+	b.stats.CPUOps++
+	var ts []*tensor.Tensor
+	add := func(t *tensor.Tensor) {
+		if t != nil && t.OnDevice() && !slices.Contains(ts, t) {
+			ts = append(ts, t)
+		}
+	}
+	for _, a := range args {
+		switch v := a.(type) {
+		case *tensor.Tensor:
+			add(v)
+		case []*tensor.Tensor:
+			for _, t := range v {
+				add(t)
+			}
+		case *tensor.AttentionOpts:
+			add(v.PrefixK)
+			add(v.PrefixV)
+			add(v.DPrefixK)
+			add(v.DPrefixV)
+		}
+	}
+	tensor.OnHost(f, ts...)
 }
 
 func f32(x float32) uint32 { return math.Float32bits(x) }
@@ -350,18 +541,80 @@ func b2u(x bool) uint32 {
 // rowGroups spreads n one-workgroup-per-row workgroups over a 2-D grid.
 func rowGroups(n int) [3]uint32 { return groups1D(n, 1) }
 
-func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
-	if !b.fits(dst, a, w) {
-		b.cpu.MatMul(dst, a, w, o)
+// matMulDims is tensor.MatMulDims for operands that may live on the
+// device: host ones get the CPU's full check, device ones the same check
+// of their shapes (bind checks their storage). ok is false when they do
+// not fit.
+func matMulDims(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) (batch, m, n, k int, ok bool) {
+	if !dst.OnDevice() && !a.OnDevice() && !w.OnDevice() {
+		batch, m, n, k = tensor.MatMulDims(dst, a, w, o)
+		return batch, m, n, k, true
+	}
+	batch = max(o.Batch, 1)
+	if dst.DType != tensor.F32 || a.DType != tensor.F32 {
 		return
 	}
-	batch, m, n, k := tensor.MatMulDims(dst, a, w, o)
+	dn, an, wn := dst.Numel(), a.Numel(), w.Numel()
+	n = dst.Cols()
+	if dn%batch != 0 || an%batch != 0 || wn%batch != 0 || n == 0 || dn/batch/n == 0 {
+		return
+	}
+	m = dn / batch / n
+	if an/batch%m != 0 || wn/batch != an/batch/m*n {
+		return
+	}
+	k = an / batch / m
+	pick := func(t bool, x, y int) int {
+		if t {
+			return x
+		}
+		return y
+	}
+	if len(a.Shape) > 1 && a.Cols() != pick(o.TransA, m, k) || len(w.Shape) > 1 && w.Cols() != pick(o.TransB, k, n) {
+		return
+	}
+	for _, t := range []*tensor.Tensor{dst, a, w} {
+		if !t.OnDevice() && t.DType == tensor.F32 && len(t.F32) != t.Numel() {
+			return
+		}
+	}
+	return batch, m, n, k, true
+}
+
+func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
+	if !b.fits(dst, a, w) {
+		b.onCPU(func() { b.cpu.MatMul(dst, a, w, o) }, dst, a, w)
+		return
+	}
+	batch, m, n, k, ok := matMulDims(dst, a, w, o)
+	if !ok {
+		b.onCPU(func() { b.cpu.MatMul(dst, a, w, o) }, dst, a, w) // panics, naming the shapes
+		return
+	}
 	if m == 0 || n == 0 {
 		return
 	}
+	if k == 0 {
+		if !o.Accumulate {
+			tensor.Fill(dst, 0)
+		}
+		return
+	}
 	db := b.out(dst, o.Accumulate)
-	groups := [3]uint32{u((n + 15) / 16), u((m + 15) / 16), u(batch)}
-	b.run("matmul", groups, []uint32{u(m), u(n), u(k), b2u(o.TransA), b2u(o.TransB), b2u(o.Accumulate), u(m * k), u(k * n), u(m * n)},
+	if m <= 8 && !o.TransA && o.TransB && b.d.sgArith && !b.noSubgroups {
+		// A few rows against a weight stored (N, K): decoding's products.
+		g := groups1D(n, 1)
+		g[2] = u(batch)
+		b.run("matvec_sg", g, []uint32{u(m), u(n), u(k), b2u(o.Accumulate), u(m * k), u(k * n), u(m * n)}, db, b.in(a), b.in(w))
+		b.finish()
+		return
+	}
+	kernel, tile := "matmul", 16
+	if min(m, n) >= b.tiledMin {
+		kernel, tile = "matmul_tiled", 64
+	}
+	groups := [3]uint32{u((n + tile - 1) / tile), u((m + tile - 1) / tile), u(batch)}
+	b.run(kernel, groups, []uint32{u(m), u(n), u(k), b2u(o.TransA), b2u(o.TransB), b2u(o.Accumulate), u(m * k), u(k * n), u(m * n)},
 		db, b.in(a), b.in(w))
 	b.finish()
 }
@@ -369,7 +622,7 @@ func (b *Backend) MatMul(dst, a, w *tensor.Tensor, o tensor.MatMulOpts) {
 func (b *Backend) Embedding(dst *tensor.Tensor, ids []int32, table *tensor.Tensor) {
 	C, V := table.Cols(), table.Rows()
 	if !b.fits(table) {
-		b.cpu.Embedding(dst, ids, table)
+		b.onCPU(func() { b.cpu.Embedding(dst, ids, table) }, dst, table)
 		return
 	}
 	for _, id := range ids {
@@ -383,7 +636,7 @@ func (b *Backend) Embedding(dst *tensor.Tensor, ids []int32, table *tensor.Tenso
 
 func (b *Backend) EmbeddingBackward(dtable *tensor.Tensor, ids []int32, dy *tensor.Tensor) {
 	if !b.fits(dtable) {
-		b.cpu.EmbeddingBackward(dtable, ids, dy)
+		b.onCPU(func() { b.cpu.EmbeddingBackward(dtable, ids, dy) }, dtable, dy)
 		return
 	}
 	C := dtable.Cols()
@@ -463,7 +716,7 @@ func (b *Backend) GeGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
 	n := x.Numel()
 	if !b.fits(x) {
-		b.cpu.Softcap(dst, x, c)
+		b.onCPU(func() { b.cpu.Softcap(dst, x, c) }, dst, x)
 		return
 	}
 	b.run("softcap", groups1D(n, 256), []uint32{u(n), f32(c)}, b.out(dst, false), b.in(x))
@@ -473,7 +726,7 @@ func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
 func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
 	n := y.Numel()
 	if !b.fits(y) {
-		b.cpu.SoftcapBackward(dx, dy, y, c)
+		b.onCPU(func() { b.cpu.SoftcapBackward(dx, dy, y, c) }, dx, dy, y)
 		return
 	}
 	b.run("softcap_bwd", groups1D(n, 256), []uint32{u(n), f32(c)}, b.out(dx, true), b.in(dy), b.in(y))
@@ -518,7 +771,7 @@ func attnPush(o *tensor.AttentionOpts) (pc []uint32, B, H, KVH, D, T, S, stride,
 func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.AttentionOpts) {
 	pc, B, H, _, D, T, _, _, _ := attnPush(o)
 	if D > 256 || !b.fits(q, k, v) {
-		b.cpu.Attention(out, lse, q, k, v, o)
+		b.onCPU(func() { b.cpu.Attention(out, lse, q, k, v, o) }, out, lse, q, k, v, o)
 		return
 	}
 	b.run("attention", [3]uint32{u(T), u(H), u(B)}, pc,
@@ -529,10 +782,10 @@ func (b *Backend) Attention(out, lse, q, k, v *tensor.Tensor, o *tensor.Attentio
 func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, o *tensor.AttentionOpts) {
 	pc, B, H, KVH, D, T, S, _, P := attnPush(o)
 	if D > 256 || !b.fits(q, k, v) {
-		b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o)
+		b.onCPU(func() { b.cpu.AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse, o) }, dq, dk, dv, dout, q, k, v, out, lse, o)
 		return
 	}
-	delta := whole(b.temp(B * H * T * 4))
+	delta := b.scratch(B * H * T)
 	b.run("attention_delta", groups1D(B*T*H, 256), []uint32{u(B * T * H), u(T), u(H), u(D)}, delta, b.in(dout), b.in(out))
 	qb, dob, lb, kb, vb := b.in(q), b.in(dout), b.in(lse), b.in(k), b.in(v)
 	pk, pv := b.in(o.PrefixK), b.in(o.PrefixV)
@@ -554,7 +807,7 @@ func (b *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.
 func (b *Backend) CrossEntropy(loss, lse, logits *tensor.Tensor, targets []int32) {
 	N, V := logits.Rows(), logits.Cols()
 	if !b.fits(logits) {
-		b.cpu.CrossEntropy(loss, lse, logits, targets)
+		b.onCPU(func() { b.cpu.CrossEntropy(loss, lse, logits, targets) }, loss, lse, logits)
 		return
 	}
 	for _, t := range targets {
@@ -569,7 +822,7 @@ func (b *Backend) CrossEntropy(loss, lse, logits *tensor.Tensor, targets []int32
 func (b *Backend) CrossEntropyBackward(dlogits, dloss, logits, lse *tensor.Tensor, targets []int32) {
 	N, V := logits.Rows(), logits.Cols()
 	if !b.fits(logits) {
-		b.cpu.CrossEntropyBackward(dlogits, dloss, logits, lse, targets)
+		b.onCPU(func() { b.cpu.CrossEntropyBackward(dlogits, dloss, logits, lse, targets) }, dlogits, dloss, logits, lse)
 		return
 	}
 	b.run("crossentropy_bwd", groups1D(N*V, 256), []uint32{u(N), u(V)}, b.out(dlogits, true), b.in(dloss), b.in(logits), b.in(lse), b.ints(targets))
@@ -639,19 +892,176 @@ func (b *Backend) AdamW(p, g, m, v *tensor.Tensor, o tensor.AdamWOpts) {
 	b.finish()
 }
 
+// AdamWAll updates many parameters, eight to a dispatch (adamw_multi,
+// with AdamW's arithmetic): the updates are independent, so they also run
+// side by side with no barrier between dispatches. Host tensors, and any
+// on a device that cannot bind 32 buffers to a kernel, go through AdamW.
+func (b *Backend) AdamWAll(ps, gs, ms, vs []*tensor.Tensor, decay []float32, o tensor.AdamWOpts) {
+	if len(gs) != len(ps) || len(ms) != len(ps) || len(vs) != len(ps) || len(decay) != len(ps) {
+		panic(fmt.Sprintf("vulkan.AdamWAll: %d params, %d gradients, %d and %d moments, %d decays", len(ps), len(gs), len(ms), len(vs), len(decay)))
+	}
+	bc1 := 1 - math.Pow(float64(o.Beta1), float64(o.Step))
+	bc2 := 1 - math.Pow(float64(o.Beta2), float64(o.Step))
+	stepSize := float32(float64(o.LR) / bc1)
+	bc2s := float32(math.Sqrt(bc2))
+	var slots []int // indices of the tensors of the next dispatch
+	var pc [21]uint32
+	var bufs [32]binding
+	flush := func() {
+		if len(slots) == 0 {
+			return
+		}
+		for j := range bufs {
+			bufs[j] = whole(b.dummy)
+		}
+		clear(pc[:16])
+		maxN := 0
+		for j, i := range slots {
+			n := ps[i].Numel()
+			maxN = max(maxN, n)
+			pc[j] = u(n)
+			pc[8+j] = f32(float32(1 - float64(o.LR)*float64(decay[i])))
+			bufs[j], bufs[8+j], bufs[16+j], bufs[24+j] = b.out(ps[i], true), b.in(gs[i]), b.out(ms[i], true), b.out(vs[i], true)
+		}
+		pc[16], pc[17], pc[18], pc[19], pc[20] = f32(o.Beta1), f32(o.Beta2), f32(o.Eps), f32(stepSize), f32(bc2s)
+		g := groups1D(maxN, 256)
+		g[2] = u(len(slots))
+		b.run("adamw_multi", g, pc[:], bufs[:]...)
+		b.finish()
+		slots = slots[:0]
+	}
+	for i, p := range ps {
+		n := p.Numel()
+		dev := p.OnDevice() && gs[i].OnDevice() && ms[i].OnDevice() && vs[i].OnDevice()
+		if !b.d.bind32 || !dev || !b.fits(p) || gs[i].Numel() != n || ms[i].Numel() != n || vs[i].Numel() != n {
+			oi := o
+			oi.WeightDecay = decay[i]
+			b.AdamW(p, gs[i], ms[i], vs[i], oi)
+			continue
+		}
+		if n == 0 {
+			continue
+		}
+		slots = append(slots, i)
+		if len(slots) == 8 {
+			flush()
+		}
+	}
+	flush()
+}
+
+// SumSquares returns Σx²: partial sums on the device, read back (a wait)
+// and added in float64.
 func (b *Backend) SumSquares(x *tensor.Tensor) float64 {
 	n := x.Numel()
+	if n == 0 {
+		return 0
+	}
 	parts := (n + 4095) / 4096
-	pb := b.temp(parts * 4)
-	b.run("sumsq", rowGroups(parts), []uint32{u(n)}, whole(pb), b.in(x))
-	b.must(b.d.download(pb, parts*4))
+	pb := b.scratch(parts)
+	b.run("sumsq", rowGroups(parts), []uint32{u(n), 0}, pb, b.in(x))
+	at, st, err := b.d.readable(pb)
+	b.must(err)
 	b.must(b.d.submit())
 	var s float64
-	for _, v := range unsafe.Slice((*float32)(pb.host()), parts) {
+	for _, v := range unsafe.Slice((*float32)(unsafe.Add(at.b.ptr, at.off)), parts) {
 		s += float64(v)
 	}
+	if st != nil {
+		b.d.release(st)
+	}
 	b.finish()
+	b.stats.Downloads++
+	b.stats.DownloadBytes += int64(4 * parts)
 	return s
+}
+
+// ClipNorm writes the global L2 norm of xs into norm and, when maxNorm > 0
+// and the norm exceeds it, scales every x by maxNorm/(norm+1e-6), all on
+// the device (optim.NormClipper): partial sums of squares of every tensor
+// side by side, one workgroup adding them into the norm and the factor,
+// then a scale of each x that reads the factor. Nothing is read back.
+func (b *Backend) ClipNorm(norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm float32) {
+	for _, x := range xs {
+		if !b.fits(x) {
+			b.onCPU(func() { clipCPU(b.cpu, norm, xs, maxNorm) }, norm, xs)
+			return
+		}
+	}
+	// Each tensor's partials get a slot of their own, aligned for binding,
+	// so the sumsq dispatches write disjoint ranges and run with no
+	// barrier between them; the padding is zeroed once, and clipnorm adds
+	// every slot whole.
+	align := int(b.d.align / 4)
+	total := 0
+	for _, x := range xs {
+		total += ((x.Numel()+4095)/4096 + align - 1) / align * align
+	}
+	part, scale := b.scratch(total), b.scratch(1)
+	b.must(b.d.fill(part, 0))
+	off := 0
+	for _, x := range xs {
+		n := x.Numel()
+		if n == 0 {
+			continue
+		}
+		parts := (n + 4095) / 4096
+		slot := binding{b: part.b, off: part.off + uint64(4*off), size: uint64(4 * parts)}
+		b.run("sumsq", rowGroups(parts), []uint32{u(n), 0}, slot, b.in(x))
+		off += (parts + align - 1) / align * align
+	}
+	b.run("clipnorm", [3]uint32{1, 1, 1}, []uint32{u(total), f32(maxNorm)}, b.out(norm, false), scale, part)
+	for _, x := range xs {
+		if n := x.Numel(); n > 0 {
+			b.run("clipscale", groups1D(n, 256), []uint32{u(n)}, b.out(x, true), scale)
+		}
+	}
+	b.finish()
+}
+
+// clipCPU is ClipNorm on the CPU backend (tensors beyond a binding's
+// size), as optim clips on the host.
+func clipCPU(cpu *tensor.CPU, norm *tensor.Tensor, xs []*tensor.Tensor, maxNorm float32) {
+	var ss float64
+	for _, x := range xs {
+		ss += cpu.SumSquares(x)
+	}
+	nv := math.Sqrt(ss)
+	norm.F32[0] = float32(nv)
+	if maxNorm > 0 && nv > float64(maxNorm) {
+		s := float32(float64(maxNorm) / (nv + 1e-6))
+		for _, x := range xs {
+			cpu.AddScaled(x, x, s-1)
+		}
+	}
+}
+
+// ArgMax writes the index of the first largest value of each row of x
+// (N, V) into dst, picked on the device: only the ids are read back.
+func (b *Backend) ArgMax(dst []int32, x *tensor.Tensor) {
+	N, V := x.Rows(), x.Cols()
+	if len(dst) != N {
+		panic(fmt.Sprintf("vulkan.ArgMax: %d ids for %v", len(dst), x.Shape))
+	}
+	if N == 0 {
+		return
+	}
+	if V == 0 || !b.fits(x) {
+		b.onCPU(func() { tensor.ArgMaxRows(dst, x) }, x)
+		return
+	}
+	ids := b.scratch(N)
+	b.run("argmax", rowGroups(N), []uint32{u(V)}, ids, b.in(x))
+	at, st, err := b.d.readable(ids)
+	b.must(err)
+	b.must(b.d.submit())
+	copy(dst, unsafe.Slice((*int32)(unsafe.Add(at.b.ptr, at.off)), N))
+	if st != nil {
+		b.d.release(st)
+	}
+	b.finish()
+	b.stats.Downloads++
+	b.stats.DownloadBytes += int64(4 * N)
 }
 
 // IsCPU reports whether the device is the CPU itself (lavapipe): correct,

@@ -3,6 +3,8 @@
 package vulkan
 
 import (
+	"bytes"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +32,15 @@ func TestOps(t *testing.T) {
 	backendtest.Run(t, b)
 }
 
+// TestOpsTiled runs the op checks with every product on the
+// register-tiled matmul kernel, whose 64×64 tiles the checks' small,
+// odd shapes only partly fill.
+func TestOpsTiled(t *testing.T) {
+	b := openOrSkip(t)
+	b.tiledMin = 1
+	backendtest.Run(t, b)
+}
+
 // TestOpsStaging runs the op checks through the staging path that
 // discrete GPUs take (device-only buffers, copy commands), forced here.
 func TestOpsStaging(t *testing.T) {
@@ -39,7 +50,7 @@ func TestOpsStaging(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if !b.d.staging || b.AllocF32(10) != nil {
+	if !b.d.staging {
 		t.Fatalf("%s: not in staging mode", b.Name())
 	}
 	backendtest.Run(t, b)
@@ -64,18 +75,22 @@ func TestValidation(t *testing.T) {
 		t.Skip("no Vulkan validation layer here (install vulkan-validationlayers to run this)")
 	}
 	openOrSkip(t).Close()
-	run := "TestOps|TestOpsStaging"
+	run := "TestOps|TestOpsStaging|TestOpsTiled|TestViews|TestDecodeTraffic|TestMatVec|TestLongRecording|TestAdamWAll"
 	if !testing.Short() {
-		run += "|TestTrainingMatchesCPU"
+		run += "|TestTrainingMatchesCPU|TestStepTraffic|TestGenerateMatchesCPU|TestPEFTMatchesCPU"
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^("+run+")$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "VK_INSTANCE_LAYERS="+layer, "LLMLAB_VK_CHILD=1")
+	// Synchronization validation too: it reports a command that reads or
+	// writes what an earlier one wrote with no barrier between them, which
+	// is what the backend's barrier placement (Device.order) must prevent.
+	cmd.Env = append(os.Environ(), "VK_INSTANCE_LAYERS="+layer, "LLMLAB_VK_CHILD=1",
+		"VK_LAYER_ENABLES=VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("tests under the validation layer failed: %v\n%s", err, out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, "VUID") || strings.Contains(line, "Validation Error") || strings.Contains(line, "Validation Warning") {
+		if strings.Contains(line, "VUID") || strings.Contains(line, "SYNC-HAZARD") || strings.Contains(line, "Validation Error") || strings.Contains(line, "Validation Warning") {
 			t.Errorf("validation layer: %s", line)
 		}
 	}
@@ -98,5 +113,82 @@ func TestFeatures(t *testing.T) {
 	}
 	if f.DeviceMiB == 0 {
 		t.Errorf("no device-local memory reported: %+v", f)
+	}
+}
+
+// TestMatVec checks the products of a few rows against weights stored
+// (N, K), which run on the subgroup kernel where the device has subgroup
+// arithmetic, against the CPU backend and the plain kernel: one to eight
+// rows, batches, accumulation, K not a multiple of the workgroup.
+func TestMatVec(t *testing.T) {
+	b := openOrSkip(t)
+	if !b.d.sgArith {
+		t.Logf("%s has no subgroup arithmetic in compute shaders: the plain kernel runs", b.Name())
+	}
+	cpu := tensor.NewCPU(1)
+	for _, m := range []int{1, 3, 8} {
+		for _, o := range []tensor.MatMulOpts{{TransB: true}, {TransB: true, Accumulate: true}, {TransB: true, Batch: 2}} {
+			const N, K = 37, 300
+			bt := max(o.Batch, 1)
+			a, w := tensor.New(bt*m, K), tensor.New(bt*N, K)
+			for i := range a.F32 {
+				a.F32[i] = float32(math.Sin(float64(i) * 0.37))
+			}
+			for i := range w.F32 {
+				w.F32[i] = float32(math.Cos(float64(i) * 0.71))
+			}
+			want := tensor.New(bt*m, N)
+			for i := range want.F32 {
+				want.F32[i] = float32(i%5) - 2
+			}
+			got, plain := want.Clone(), want.Clone()
+			cpu.MatMul(want, a, w, o)
+			b.MatMul(got, a, w, o)
+			b.noSubgroups = true
+			b.MatMul(plain, a, w, o)
+			b.noSubgroups = false
+			for i := range want.F32 {
+				for _, g := range []float32{got.F32[i], plain.F32[i]} {
+					if d := math.Abs(float64(g - want.F32[i])); d > 1e-4*math.Max(1, math.Abs(float64(want.F32[i]))) {
+						t.Fatalf("M=%d %+v: element %d: %v (subgroup kernel) and %v (plain), want %v", m, o, i, got.F32[i], plain.F32[i], want.F32[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestShadersCompiled: the committed SPIR-V is what gen_shaders.sh makes
+// of the committed GLSL (when glslangValidator is here), and every shader
+// has both.
+func TestShadersCompiled(t *testing.T) {
+	srcs, _ := filepath.Glob("shaders/*.comp")
+	spvs, _ := filepath.Glob("shaders/*.spv")
+	if len(srcs) == 0 || len(srcs) != len(spvs) {
+		t.Fatalf("%d shaders and %d SPIR-V files", len(srcs), len(spvs))
+	}
+	if _, err := exec.LookPath("glslangValidator"); err != nil {
+		t.Skip("no glslangValidator here (Debian: glslang-tools) to recompile the shaders")
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("sh", filepath.Join(dir, "gen_shaders.sh")).CombinedOutput(); err != nil {
+		t.Fatalf("gen_shaders.sh: %v\n%s", err, out)
+	}
+	for _, src := range srcs {
+		spv := strings.TrimSuffix(src, ".comp") + ".spv"
+		want, err := os.ReadFile(filepath.Join(dir, spv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(spv)
+		if err != nil {
+			t.Fatalf("%s has no compiled %s: %v", src, spv, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is not what gen_shaders.sh makes of %s: run go generate ./gpu/vulkan/", spv, src)
+		}
 	}
 }

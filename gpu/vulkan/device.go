@@ -29,27 +29,52 @@ type Device struct {
 	memType   uint32 // where buffers live
 	stageType uint32 // host-visible, coherent: staging buffers (staging mode)
 	local     bool   // buffers are host-visible and device-local (integrated GPUs, CPUs, resizable BAR)
-	staging   bool   // buffers are device-local only; data moves through staging twins
-	maxRange  uint64 // maxStorageBufferRange
-	align     uint64 // minStorageBufferOffsetAlignment
+	staging   bool   // buffers are device-local only; data moves through staging buffers
+	// readMapped: the host reads buffers' mappings in place (the memory
+	// is host-cached); else results come back through staging buffers
+	readMapped bool
+	maxRange   uint64 // maxStorageBufferRange
+	align      uint64 // minStorageBufferOffsetAlignment
 
-	cmdPool  vkHandle
-	cmd      vkCommandBuffer
-	fence    vkHandle
-	descPool vkHandle
+	cmdPool vkHandle
+	cmd     vkCommandBuffer
+	fence   vkHandle
+	// descriptor pools: one more each time the last fills up within a
+	// command buffer, so a whole step records into one; descUsed of them
+	// (the last partly, sets of it) are in use until the wait.
+	descPools []vkHandle
+	descUsed  int
 
-	kernels map[string]*kernel
-	free    map[int][]*buffer // pooled buffers by size class (log2 of bytes)
+	kernels  map[string]*kernel
+	dummy    *buffer              // bound where an input is absent (see order)
+	free     map[uint64][]*buffer // pooled device buffers by size class (bytes)
+	freeHost map[uint64][]*buffer // pooled staging buffers (staging mode)
+	// limbo holds buffers released while commands are recorded: commands
+	// not yet run may still read them, and the host may write a pooled
+	// buffer at once, so they rejoin the pools after the wait.
+	limbo []*buffer
+
+	submits, waits int // queue submissions and fence waits since open
 
 	infos  []vkDescriptorBufferInfo // dispatch's scratch
 	writes []vkWriteDescriptorSet
 
 	instAPI  uint32   // the Vulkan version the instance was created for
+	sgArith  bool     // Vulkan 1.1 subgroup arithmetic in compute shaders (the *_sg kernels)
+	bind32   bool     // a kernel may bind 32 storage buffers (adamw_multi)
 	features Features // what the device offers (readFeatures)
 
 	recording bool
-	sets      int  // descriptor sets used in the open command buffer
-	written   bool // a dispatch since the last barrier
+	sets      int // descriptor sets used in the open command buffer
+	// What the commands since the last barrier read and write: a command
+	// that touches any of it as a hazard (reads what they write, writes
+	// what they read or write) gets a barrier first; one that does not
+	// runs alongside them (the updates of many tensors, say).
+	reads, written []binding
+	barriers       int // pipeline barriers recorded since open
+	commands       int // dispatches, copies and fills recorded since open
+	recorded       int // ... and into the open command buffer
+	maxRecorded    int // at most (maxRecorded; tests lower it)
 }
 
 // kernel is one compute pipeline: a shader with nbuf storage buffers at
@@ -63,27 +88,30 @@ type kernel struct {
 	module vkHandle
 }
 
-// buffer is a host-visible, persistently mapped storage buffer.
+// buffer is a storage buffer, persistently mapped when its memory is
+// host-visible.
 type buffer struct {
 	buf, mem vkHandle
-	size     uint64
-	class    int
+	size     uint64         // its size class (sizeClass)
+	host     bool           // a staging buffer (freeHost's pool)
 	ptr      unsafe.Pointer // the mapping; nil for device-only memory
-	stage    *buffer        // host-visible twin in staging mode
+	addr     uintptr        // its address as device memory (Backend.Alloc), once it has one
 }
 
 // binding is the part of a buffer a kernel sees at one binding point.
 type binding struct {
 	b         *buffer
 	off, size uint64
+	ro        bool // the command only reads it (an input)
 }
 
 // whole binds all of b.
-func whole(b *buffer) binding { return binding{b, 0, b.size} }
+func whole(b *buffer) binding { return binding{b: b, size: b.size} }
 
 const (
-	maxPush = 128 // bytes: the minimum every device supports
-	maxSets = 512 // descriptor sets per submission
+	maxPush     = 128 // bytes: the minimum every device supports
+	maxSets     = 512 // descriptor sets per descriptor pool
+	maxBindings = 32  // storage buffers a kernel binds, at most (adamw_multi)
 )
 
 // ErrUnavailable is returned (wrapped) when Vulkan cannot be used here.
@@ -97,7 +125,7 @@ func openDevice(forceStaging bool) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Device{a: a, kernels: map[string]*kernel{}, free: map[int][]*buffer{}}
+	d := &Device{a: a, kernels: map[string]*kernel{}, free: map[uint64][]*buffer{}, freeHost: map[uint64][]*buffer{}, maxRecorded: maxRecorded}
 	// Vulkan 1.1 where the loader has it: its properties query reports
 	// subgroup sizes. Nothing else here needs more than 1.0.
 	d.instAPI = apiVersion10
@@ -144,6 +172,7 @@ func openDevice(forceStaging bool) (*Device, error) {
 	d.name = string(bytes.TrimRight(props.deviceName[:], "\x00"))
 	d.kind = [...]string{"other", "integrated GPU", "discrete GPU", "virtual GPU", "CPU"}[min(props.deviceType, 4)]
 	d.maxRange = uint64(props.u32(limMaxStorageBufferRange))
+	d.bind32 = props.u32(limMaxPerStageStorageBuffers) >= 32 && props.u32(limMaxSetStorageBuffers) >= 32
 	d.align = max(props.u64(limMinStorageBufferOffsetAln), 4)
 	if props.u32(limMaxPushConstantsSize) < maxPush || props.u32(limMaxComputeWorkGroupInvocs) < 256 || props.u32(limMaxComputeSharedMemory) < 16384 {
 		d.Close()
@@ -181,9 +210,7 @@ func openDevice(forceStaging bool) (*Device, error) {
 		d.Close()
 		return nil, err
 	}
-	size := vkDescriptorPoolSize{typ: descriptorStorageBuffer, count: maxSets * 8}
-	dpi := vkDescriptorPoolCreateInfo{sType: sTypeDescriptorPoolCreateInfo, maxSets: maxSets, poolSizeCount: 1, pPoolSizes: &size}
-	if err := check("vkCreateDescriptorPool", a.createDescriptorPool(d.dev, &dpi, nil, &d.descPool)); err != nil {
+	if _, err := d.descPool(0); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -195,7 +222,7 @@ func openDevice(forceStaging bool) (*Device, error) {
 // integrated device; on a discrete GPU only a device-local one whose heap
 // is at least 1 GiB, i.e. resizable BAR, not the 256 MiB window): the host
 // maps every buffer. Otherwise staging: buffers in device-local memory,
-// each with a host-visible twin, and copy commands between them.
+// and copy commands to and from host-visible staging buffers.
 // forceStaging takes the staging path even where unified memory exists
 // (tests use it to run that path on lavapipe).
 func (d *Device) chooseMemory(forceStaging bool) error {
@@ -231,6 +258,12 @@ func (d *Device) chooseMemory(forceStaging bool) error {
 	default: // no device-local memory at all: kernels read host memory
 		d.memType = host
 	}
+	// The host reads mapped memory in place only when it is cached (a CPU
+	// device, most integrated GPUs); reads of a discrete GPU's mapped
+	// memory (resizable BAR) cross the bus uncached, far slower than a copy
+	// into cached host memory, so results come back through staging there.
+	d.stageType = host
+	d.readMapped = mp.memoryTypes[d.memType].propertyFlags&memHostCached != 0
 	return nil
 }
 
@@ -261,9 +294,9 @@ func (d *Device) Name() string {
 	mem := "host memory"
 	switch {
 	case d.local:
-		mem = "unified memory, no copies for arena tensors"
+		mem = "tensors in mapped device memory"
 	case d.staging:
-		mem = "device memory, staging copies"
+		mem = "tensors in device-local memory, staging copies"
 	}
 	return fmt.Sprintf("%s (%s, %s)", d.name, d.kind, mem)
 }
@@ -280,15 +313,21 @@ func (d *Device) Close() {
 			a.destroyShaderModule(d.dev, k.module, nil)
 		}
 		d.kernels = nil
-		for _, list := range d.free {
-			for _, b := range list {
-				d.destroy(b)
+		for _, pool := range []map[uint64][]*buffer{d.free, d.freeHost} {
+			for _, list := range pool {
+				for _, b := range list {
+					d.destroy(b)
+				}
 			}
 		}
-		d.free = nil
-		if d.descPool != 0 {
-			a.destroyDescriptorPool(d.dev, d.descPool, nil)
+		for _, b := range d.limbo {
+			d.destroy(b)
 		}
+		d.free, d.freeHost, d.limbo = nil, nil, nil
+		for _, p := range d.descPools {
+			a.destroyDescriptorPool(d.dev, p, nil)
+		}
+		d.descPools = nil
 		if d.fence != 0 {
 			a.destroyFence(d.dev, d.fence, nil)
 		}
@@ -304,39 +343,92 @@ func (d *Device) Close() {
 	}
 }
 
-// alloc returns a buffer of at least n bytes from the pool (sizes are
-// rounded up to a power of two, at least 256 bytes, so buffers are reused
-// across steps of different shapes).
+// sizeClass rounds n up to 256 bytes or to a quarter step of its power
+// of two (at most 25% slack), so buffers of nearby sizes are shared.
+func sizeClass(n uint64) uint64 {
+	if n <= 256 {
+		return 256
+	}
+	p := uint64(1) << (bits.Len64(n-1) - 1) // largest power of two < n
+	step := p / 4
+	return (n + step - 1) / step * step
+}
+
+// alloc returns a device buffer of at least n bytes from the pool, mapped
+// unless the device is in staging mode.
 func (d *Device) alloc(n uint64) (*buffer, error) {
-	class := max(8, bits.Len64(max(n, 1)-1))
-	if l := d.free[class]; len(l) > 0 {
+	return d.take(d.free, sizeClass(max(n, 4)), false)
+}
+
+// allocHost returns a mapped buffer of at least n bytes for data the host
+// writes: a staging buffer in staging mode, else a device buffer (which
+// is mapped then).
+func (d *Device) allocHost(n uint64) (*buffer, error) {
+	if !d.staging {
+		return d.alloc(n)
+	}
+	return d.take(d.freeHost, sizeClass(max(n, 4)), true)
+}
+
+// readable returns where the host reads src once the commands recorded
+// so far have run: src itself when its mapping is read in place
+// (readMapped), else a staging buffer in cached host memory that a
+// recorded copy fills (st, to release after the read).
+func (d *Device) readable(src binding) (at binding, st *buffer, err error) {
+	if src.b.ptr != nil && d.readMapped {
+		return src, nil, nil
+	}
+	if st, err = d.take(d.freeHost, sizeClass(max(src.size, 4)), true); err != nil {
+		return binding{}, nil, err
+	}
+	at = binding{b: st, size: src.size}
+	if err = d.copyBuffer(src, at, src.size); err != nil {
+		d.release(st)
+		return binding{}, nil, err
+	}
+	return at, st, nil
+}
+
+func (d *Device) take(pool map[uint64][]*buffer, size uint64, host bool) (*buffer, error) {
+	if l := pool[size]; len(l) > 0 {
 		b := l[len(l)-1]
-		d.free[class] = l[:len(l)-1]
+		pool[size] = l[:len(l)-1]
 		return b, nil
 	}
-	size := uint64(1) << class
-	if size > d.maxRange {
-		size = max(n, 4)
-		if size > d.maxRange {
-			return nil, fmt.Errorf("vulkan: a buffer of %d bytes exceeds the device's storage buffer limit of %d", n, d.maxRange)
-		}
-		class = -1 // not pooled by class
+	typ, mapped := d.memType, !d.staging
+	if host {
+		typ, mapped = d.stageType, true
 	}
-	b, err := d.newBuffer(size, class, d.memType, !d.staging)
-	if err != nil || !d.staging {
-		return b, err
+	b, err := d.newBuffer(size, typ, mapped)
+	if err != nil && (len(d.free) > 0 || len(d.freeHost) > 0) {
+		// Out of memory, perhaps: give the pooled buffers back and retry
+		// (none is in use: those released while recording are in limbo).
+		d.drain()
+		b, err = d.newBuffer(size, typ, mapped)
 	}
-	if b.stage, err = d.newBuffer(size, -1, d.stageType, true); err != nil {
-		d.destroy(b)
+	if err != nil {
 		return nil, err
 	}
+	b.host = host
 	return b, nil
 }
 
+// drain frees every pooled buffer.
+func (d *Device) drain() {
+	for _, pool := range []map[uint64][]*buffer{d.free, d.freeHost} {
+		for k, list := range pool {
+			for _, b := range list {
+				d.destroy(b)
+			}
+			delete(pool, k)
+		}
+	}
+}
+
 // newBuffer creates a buffer of size bytes in memory type typ, mapped
-// when mapped is set (class -1: not pooled).
-func (d *Device) newBuffer(size uint64, class int, typ uint32, mapped bool) (*buffer, error) {
-	b := &buffer{size: size, class: class}
+// when mapped is set.
+func (d *Device) newBuffer(size uint64, typ uint32, mapped bool) (*buffer, error) {
+	b := &buffer{size: size}
 	bci := vkBufferCreateInfo{sType: sTypeBufferCreateInfo, size: size, usage: bufferUsageStorage | bufferUsageTransferSrc | bufferUsageTransferDst}
 	if err := check("vkCreateBuffer", d.a.createBuffer(d.dev, &bci, nil, &b.buf)); err != nil {
 		return nil, err
@@ -348,7 +440,7 @@ func (d *Device) newBuffer(size uint64, class int, typ uint32, mapped bool) (*bu
 		return nil, fmt.Errorf("vulkan: storage buffers cannot live in memory type %d", typ)
 	}
 	mai := vkMemoryAllocateInfo{sType: sTypeMemoryAllocateInfo, allocationSize: req.size, memoryTypeIndex: typ}
-	if err := check("vkAllocateMemory", d.a.allocateMemory(d.dev, &mai, nil, &b.mem)); err != nil {
+	if err := check(fmt.Sprintf("vkAllocateMemory (%d bytes)", req.size), d.a.allocateMemory(d.dev, &mai, nil, &b.mem)); err != nil {
 		d.a.destroyBuffer(d.dev, b.buf, nil)
 		return nil, err
 	}
@@ -366,19 +458,25 @@ func (d *Device) newBuffer(size uint64, class int, typ uint32, mapped bool) (*bu
 	return b, nil
 }
 
-// release returns b to the pool.
+// release returns b to its pool; while commands are recorded, after the
+// wait (see limbo).
 func (d *Device) release(b *buffer) {
-	if b.class < 0 {
-		d.destroy(b)
+	if d.recording {
+		d.limbo = append(d.limbo, b)
 		return
 	}
-	d.free[b.class] = append(d.free[b.class], b)
+	d.pool(b)
+}
+
+func (d *Device) pool(b *buffer) {
+	if b.host {
+		d.freeHost[b.size] = append(d.freeHost[b.size], b)
+	} else {
+		d.free[b.size] = append(d.free[b.size], b)
+	}
 }
 
 func (d *Device) destroy(b *buffer) {
-	if b.stage != nil {
-		d.destroy(b.stage)
-	}
 	if b.ptr != nil {
 		d.a.unmapMemory(d.dev, b.mem)
 	}
@@ -386,54 +484,83 @@ func (d *Device) destroy(b *buffer) {
 	d.a.freeMemory(d.dev, b.mem, nil)
 }
 
-// host is the address the host writes b's contents to and reads them
-// from: b's own mapping, or its staging twin's.
-func (b *buffer) host() unsafe.Pointer {
-	if b.stage != nil {
-		return b.stage.ptr
-	}
-	return b.ptr
-}
-
-// upload makes the first n bytes written at b.host() visible to the
-// kernels recorded after it (a copy command in staging mode).
-func (d *Device) upload(b *buffer, n int) error {
-	if b.stage == nil || n == 0 {
+// copyBuffer records a copy of n bytes (after every earlier command).
+func (d *Device) copyBuffer(src, dst binding, n uint64) error {
+	if n == 0 {
 		return nil
 	}
-	return d.copyBuffer(b.stage, b, uint64(n))
-}
-
-// download records what makes the first n bytes of b readable at
-// b.host() once the command buffer has run.
-func (d *Device) download(b *buffer, n int) error {
-	if b.stage == nil || n == 0 {
-		return nil
-	}
-	return d.copyBuffer(b, b.stage, uint64(n))
-}
-
-func (d *Device) copyBuffer(src, dst *buffer, n uint64) error {
 	if err := d.begin(); err != nil {
 		return err
 	}
-	d.barrier()
-	r := vkBufferCopy{size: n}
-	d.a.cmdCopyBuffer(d.cmd, src.buf, dst.buf, 1, &r)
-	d.written = true
+	src.ro, dst.ro = true, false
+	d.order(src, binding{b: dst.b, off: dst.off, size: n})
+	r := vkBufferCopy{srcOffset: src.off, dstOffset: dst.off, size: n}
+	d.a.cmdCopyBuffer(d.cmd, src.b.buf, dst.b.buf, 1, &r)
 	return nil
 }
 
-// barrier orders the next command after every earlier one's writes.
-func (d *Device) barrier() {
-	if !d.written {
-		return
+// fill records setting every 32-bit word of a binding to bits.
+func (d *Device) fill(dst binding, bits uint32) error {
+	if dst.size == 0 {
+		return nil
 	}
+	if err := d.begin(); err != nil {
+		return err
+	}
+	dst.ro = false
+	d.order(dst)
+	d.a.cmdFillBuffer(d.cmd, dst.b.buf, dst.off, dst.size, bits)
+	return nil
+}
+
+// order records a barrier before a command that uses bds (ro: read only;
+// else read and written) when it conflicts with a command since the last
+// barrier, and notes what it uses. The dummy buffer, bound where an input
+// is absent, is never written and never conflicts.
+func (d *Device) order(bds ...binding) {
+	hazard := false
+	for _, x := range bds {
+		if x.b == d.dummy || x.size == 0 {
+			continue
+		}
+		for _, w := range d.written {
+			hazard = hazard || overlap(x, w)
+		}
+		if !x.ro {
+			for _, r := range d.reads {
+				hazard = hazard || overlap(x, r)
+			}
+		}
+	}
+	if hazard {
+		d.barrier()
+	}
+	d.commands++
+	for _, x := range bds {
+		if x.b == d.dummy || x.size == 0 {
+			continue
+		}
+		if x.ro {
+			d.reads = append(d.reads, x)
+		} else {
+			d.written = append(d.written, x)
+		}
+	}
+}
+
+func overlap(a, b binding) bool {
+	return a.b == b.b && a.off < b.off+b.size && b.off < a.off+a.size
+}
+
+// barrier makes every earlier command's writes visible to, and every
+// earlier command finish its reads before, the commands after it.
+func (d *Device) barrier() {
 	mb := vkMemoryBarrier{sType: sTypeMemoryBarrier, srcAccessMask: accessShaderWrite | accessTransferWrite,
 		dstAccessMask: accessShaderRead | accessShaderWrite | accessTransferRead | accessTransferWrite}
 	stages := uint32(pipelineStageCompute | pipelineStageTransfer)
 	d.a.cmdPipelineBarrier(d.cmd, stages, stages, 0, 1, &mb, 0, nil, 0, nil)
-	d.written = false
+	d.reads, d.written = d.reads[:0], d.written[:0]
+	d.barriers++
 }
 
 // kernel returns the named pipeline, creating it on first use from the
@@ -476,17 +603,46 @@ func (d *Device) kernel(name string, nbuf int) (*kernel, error) {
 	return k, nil
 }
 
+// maxRecorded bounds the commands of one command buffer: a caller that
+// records for long without reading anything (so nothing submits) gets a
+// submit and wait here, which keeps the descriptor pools and the buffers
+// in limbo from growing without end. A training step records a few
+// hundred commands per layer.
+const maxRecorded = 1 << 16
+
 // begin opens the command buffer if it is not open.
 func (d *Device) begin() error {
+	if d.recording && d.recorded >= d.maxRecorded {
+		if err := d.submit(); err != nil {
+			return err
+		}
+	}
 	if d.recording {
+		d.recorded++
 		return nil
 	}
 	bi := vkCommandBufferBeginInfo{sType: sTypeCommandBufferBeginInfo, flags: commandBufferOneTime}
 	if err := check("vkBeginCommandBuffer", d.a.beginCommandBuffer(d.cmd, &bi)); err != nil {
 		return err
 	}
-	d.recording, d.sets, d.written = true, 0, false
+	d.recording, d.sets, d.descUsed, d.recorded = true, 0, 0, 1
+	d.reads, d.written = d.reads[:0], d.written[:0]
 	return nil
+}
+
+// descPool returns descriptor pool i, creating it when there is none.
+func (d *Device) descPool(i int) (vkHandle, error) {
+	if i < len(d.descPools) {
+		return d.descPools[i], nil
+	}
+	var p vkHandle
+	size := vkDescriptorPoolSize{typ: descriptorStorageBuffer, count: maxSets * maxBindings}
+	dpi := vkDescriptorPoolCreateInfo{sType: sTypeDescriptorPoolCreateInfo, maxSets: maxSets, poolSizeCount: 1, pPoolSizes: &size}
+	if err := check("vkCreateDescriptorPool", d.a.createDescriptorPool(d.dev, &dpi, nil, &p)); err != nil {
+		return 0, err
+	}
+	d.descPools = append(d.descPools, p)
+	return p, nil
 }
 
 // dispatch records one run of k over groups workgroups, with push
@@ -499,16 +655,19 @@ func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...bind
 	if len(pc)*4 > maxPush {
 		return fmt.Errorf("vulkan: kernel %s: %d bytes of push constants (at most %d)", k.name, len(pc)*4, maxPush)
 	}
-	if d.recording && d.sets == maxSets {
-		if err := d.submit(); err != nil {
-			return err
-		}
-	}
 	if err := d.begin(); err != nil {
 		return err
 	}
+	if d.sets == maxSets {
+		d.descUsed++
+		d.sets = 0
+	}
+	pool, err := d.descPool(d.descUsed)
+	if err != nil {
+		return err
+	}
 	var set vkHandle
-	dsa := vkDescriptorSetAllocateInfo{sType: sTypeDescriptorSetAllocInfo, descriptorPool: d.descPool, descriptorSetCount: 1, pSetLayouts: &k.dsl}
+	dsa := vkDescriptorSetAllocateInfo{sType: sTypeDescriptorSetAllocInfo, descriptorPool: pool, descriptorSetCount: 1, pSetLayouts: &k.dsl}
 	if err := check("vkAllocateDescriptorSets", d.a.allocateDescriptorSets(d.dev, &dsa, &set)); err != nil {
 		return err
 	}
@@ -522,19 +681,19 @@ func (d *Device) dispatch(k *kernel, groups [3]uint32, pc []uint32, bufs ...bind
 			descriptorType: descriptorStorageBuffer, pBufferInfo: &infos[i]}
 	}
 	d.a.updateDescriptorSets(d.dev, uint32(len(writes)), &writes[0], 0, nil)
-	d.barrier()
+	d.order(bufs...)
 	d.a.cmdBindPipeline(d.cmd, bindPointCompute, k.pipe)
 	d.a.cmdBindDescriptorSets(d.cmd, bindPointCompute, k.layout, 0, 1, &set, 0, nil)
 	if len(pc) > 0 {
 		d.a.cmdPushConstants(d.cmd, k.layout, stageCompute, 0, uint32(len(pc)*4), unsafe.Pointer(&pc[0]))
 	}
 	d.a.cmdDispatch(d.cmd, max(groups[0], 1), max(groups[1], 1), max(groups[2], 1))
-	d.written = true
 	return nil
 }
 
-// submit ends the command buffer, runs it and waits for it; afterwards the
-// host sees every write.
+// submit ends the command buffer, runs it and waits for it (the one
+// place the host waits for the device); afterwards the host sees every
+// write, and the buffers released meanwhile rejoin the pools.
 func (d *Device) submit() error {
 	if !d.recording {
 		return nil
@@ -546,9 +705,11 @@ func (d *Device) submit() error {
 		return err
 	}
 	si := vkSubmitInfo{sType: sTypeSubmitInfo, commandBufferCount: 1, pCommandBuffers: &d.cmd}
+	d.submits++
 	if err := check("vkQueueSubmit", d.a.queueSubmit(d.queue, 1, &si, d.fence)); err != nil {
 		return err
 	}
+	d.waits++
 	if err := check("vkWaitForFences", d.a.waitForFences(d.dev, 1, &d.fence, 1, math.MaxUint64)); err != nil {
 		return err
 	}
@@ -558,7 +719,17 @@ func (d *Device) submit() error {
 	if err := check("vkResetCommandBuffer", d.a.resetCommandBuffer(d.cmd, 0)); err != nil {
 		return err
 	}
-	return check("vkResetDescriptorPool", d.a.resetDescriptorPool(d.dev, d.descPool, 0))
+	for _, b := range d.limbo {
+		d.pool(b)
+	}
+	clear(d.limbo)
+	d.limbo = d.limbo[:0]
+	for _, p := range d.descPools[:min(d.descUsed+1, len(d.descPools))] {
+		if err := check("vkResetDescriptorPool", d.a.resetDescriptorPool(d.dev, p, 0)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // groups1D spreads n invocations of a local size of local over a 2-D grid

@@ -10,7 +10,9 @@ import (
 // tiling and reductions without shared memory), matrix-multiply units
 // exposed as cooperative matrices (tensor cores, matrix cores), 16-bit and
 // 8-bit arithmetic and storage, and the device-local memory size. It is read once
-// when the device opens; nothing here changes how kernels run today.
+// when the device opens. Of these, subgroup arithmetic in compute shaders
+// chooses kernels today (SubgroupKernels: decoding's products); the rest
+// is reported for the kernels to come.
 type Features struct {
 	API          string   // the device's Vulkan version, "1.3"
 	SubgroupSize uint32   // 0: not reported (a Vulkan 1.0 device or loader)
@@ -21,6 +23,9 @@ type Features struct {
 	IntegerDot   bool     // VK_KHR_shader_integer_dot_product (core in 1.3)
 	SizeControl  bool     // VK_EXT_subgroup_size_control (core in 1.3)
 	DeviceMiB    uint64   // the largest device-local heap
+	// SubgroupKernels: the kernels with subgroup sums run (Vulkan 1.1,
+	// basic and arithmetic operations in compute shaders).
+	SubgroupKernels bool
 }
 
 // String is the one-line summary `llmlab devices` prints.
@@ -28,7 +33,11 @@ func (f Features) String() string {
 	var p []string
 	p = append(p, "Vulkan "+f.API)
 	if f.SubgroupSize > 0 {
-		p = append(p, fmt.Sprintf("subgroup %d (%s)", f.SubgroupSize, strings.Join(f.SubgroupOps, " ")))
+		sk := "subgroup kernels off"
+		if f.SubgroupKernels {
+			sk = "subgroup kernels on"
+		}
+		p = append(p, fmt.Sprintf("subgroup %d (%s; %s)", f.SubgroupSize, strings.Join(f.SubgroupOps, " "), sk))
 	} else {
 		p = append(p, "subgroup size not reported")
 	}

@@ -67,6 +67,11 @@ func (d *Device) readFeatures(props *physProps) Features {
 		p2 := vkPhysicalDeviceProperties2{sType: sTypePhysicalDeviceProperties2, pNext: unsafe.Pointer(&sg)}
 		a.getPhysicalDeviceProps2(d.pd, &p2)
 		f.SubgroupSize = sg.subgroupSize
+		// Kernels with subgroup sums (the *_sg shaders) need the basic and
+		// arithmetic operations in compute shaders.
+		const stageComputeBit, opsBasicArith = 0x20, 0x1 | 0x4
+		d.sgArith = sg.supportedStages&stageComputeBit != 0 && sg.supportedOperations&opsBasicArith == opsBasicArith
+		f.SubgroupKernels = d.sgArith
 		for i, name := range subgroupOpNames {
 			if sg.supportedOperations&(1<<i) != 0 {
 				f.SubgroupOps = append(f.SubgroupOps, name)

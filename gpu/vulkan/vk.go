@@ -333,6 +333,8 @@ type physProps struct {
 // Offsets into VkPhysicalDeviceLimits.
 const (
 	limMaxStorageBufferRange     = 28
+	limMaxPerStageStorageBuffers = 76
+	limMaxSetStorageBuffers      = 108
 	limMaxPushConstantsSize      = 32
 	limMaxComputeSharedMemory    = 216
 	limMaxComputeWorkGroupCount  = 220
@@ -393,6 +395,7 @@ type api struct {
 	cmdDispatch               func(c vkCommandBuffer, x, y, z uint32)
 	cmdPipelineBarrier        func(c vkCommandBuffer, src, dst, dep uint32, nm uint32, m *vkMemoryBarrier, nb uint32, b unsafe.Pointer, ni uint32, i unsafe.Pointer)
 	cmdCopyBuffer             func(c vkCommandBuffer, src, dst vkHandle, n uint32, r *vkBufferCopy)
+	cmdFillBuffer             func(c vkCommandBuffer, dst vkHandle, off, size uint64, data uint32)
 	queueSubmit               func(q vkQueue, n uint32, s *vkSubmitInfo, fence vkHandle) vkResult
 	createFence               func(d vkDevice, info *vkFenceCreateInfo, alloc unsafe.Pointer, out *vkHandle) vkResult
 	destroyFence              func(d vkDevice, f vkHandle, alloc unsafe.Pointer)
@@ -475,6 +478,7 @@ func loadAPI() (a *api, err error) {
 	bind(&a.cmdDispatch, "vkCmdDispatch")
 	bind(&a.cmdPipelineBarrier, "vkCmdPipelineBarrier")
 	bind(&a.cmdCopyBuffer, "vkCmdCopyBuffer")
+	bind(&a.cmdFillBuffer, "vkCmdFillBuffer")
 	bind(&a.queueSubmit, "vkQueueSubmit")
 	bind(&a.createFence, "vkCreateFence")
 	bind(&a.destroyFence, "vkDestroyFence")

@@ -1,6 +1,7 @@
-// Package spans maps host address ranges to what a backend keeps for
-// them: the memory a tensor.Allocator handed out, so an op can tell that
-// a tensor's data already lives on the device and where.
+// Package spans maps address ranges to what a backend keeps for them: the
+// Vulkan backend's device buffers by the addresses its tensor.Memory
+// hands out, so an op finds the buffer and offset of a device tensor (or
+// of a view into one).
 package spans
 
 import (

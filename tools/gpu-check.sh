@@ -145,8 +145,8 @@ echo "== 6. Vulkan beside CUDA"
 if "$bin" devices 2>/dev/null | grep -qE '^[ *] +vulkan +yes'; then
 	"$bin" devices 2>&1 | grep -E 'vulkan' | tee "$out/vulkan.txt"
 	for dev in cuda vulkan; do
-		for g in train generate; do
-			timeout 90 "$bin" bench --device $dev --only $g --presets gpt2-124m --json 2>/dev/null |
+		for g in generate train; do
+			timeout "${GPU_CHECK_VULKAN_TIMEOUT:-90}" "$bin" bench --device $dev --only $g --presets gpt2-124m --json 2>/dev/null |
 				grep '"tokens_per_s"' | sed "s/^/$dev $g /" >>"$out/vulkan.txt"
 		done
 	done

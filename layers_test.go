@@ -22,7 +22,7 @@ var layers = map[string][]string{
 	"core/tokenizer":     {"core/atomicfile", "core/checkpoint"}, // GGUF files carry tokenizers
 	"core":               {"core"},
 	"gpu":                {"core/tensor", "gpu"},
-	"gpu/gputest":        {"core", "gpu"}, // the conformance checks a backend's tests run
+	"gpu/gputest":        {"core", "gpu", "lora"}, // the conformance checks a backend's tests run (PEFT methods among them)
 	"lora":               {"core"},
 	"rlhf":               {"core", "lora"},
 	"wasm":               {"core", "lora"},

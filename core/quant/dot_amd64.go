@@ -35,6 +35,12 @@ func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *byte, bs *int32) (isum, msum int
 //go:noescape
 func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *int8, bs *int32) int32
 
+//go:noescape
+func dotQ4KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
+
+//go:noescape
+func dotQ6KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
+
 func hasAVX2() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C }
 
 func hasVNNI() bool { return hasAVX2() && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL }
@@ -103,6 +109,17 @@ func dotQ4_0Fast(w []byte, a *Act) float32 {
 // scales are widened from half precision inline.
 
 func dotQ4KFast(w []byte, a *Act) float32 {
+	if len(a.D) == 0 {
+		return 0
+	}
+	_ = w[144*len(a.D)-1]
+	_ = a.BSums[16*len(a.D)-1]
+	return dotQ4KRowAVX2(&w[0], &a.Q[0], &a.D[0], &a.BSums[0], len(a.D))
+}
+
+// dotQ4KBlocks is dotQ4KFast with the scales in Go, a block at a time
+// (tests check the whole-row kernel against it bit for bit).
+func dotQ4KBlocks(w []byte, a *Act) float32 {
 	var sum float32
 	for i := range a.D {
 		b := (*[144]byte)(w[144*i:])
@@ -123,6 +140,16 @@ func dotQ5KFast(w []byte, a *Act) float32 {
 }
 
 func dotQ6KFast(w []byte, a *Act) float32 {
+	if len(a.D) == 0 {
+		return 0
+	}
+	_ = w[210*len(a.D)-1]
+	_ = a.BSums[16*len(a.D)-1]
+	return dotQ6KRowAVX2(&w[0], &a.Q[0], &a.D[0], &a.BSums[0], len(a.D))
+}
+
+// dotQ6KBlocks is dotQ6KFast with the scales in Go, a block at a time.
+func dotQ6KBlocks(w []byte, a *Act) float32 {
 	var sum float32
 	for i := range a.D {
 		b := (*[210]byte)(w[210*i:])

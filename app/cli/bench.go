@@ -130,8 +130,8 @@ func runBench(e *Env) error {
 			}
 			if peak, ok := r["peak_rss_mb"]; ok {
 				fmt.Fprintf(e.Stdout, "\n         decoding in a child process: peak RSS %.1f MB, %.2fx the file", peak, r["rss_ratio"])
-				if base, ok := r["base_rss_mb"]; ok {
-					fmt.Fprintf(e.Stdout, " (a process with no model: %.1f MB; the model adds %.2fx the file, goal <= 1.2)", base, r["model_rss_ratio"])
+				if base, ok := r["tiny_peak_rss_mb"]; ok {
+					fmt.Fprintf(e.Stdout, "; a %.2f MB model %.1f MB: each byte of the file costs %.2f bytes (goal <= 1.2)", r["tiny_file_mb"], base, r["model_rss_ratio"])
 				}
 			}
 			if re, ok := r["ref_error"]; ok {

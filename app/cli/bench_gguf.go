@@ -27,7 +27,8 @@ import (
 // three times each, and the medians are compared (the host may be shared;
 // llama.cpp's threads spin while they wait, so on a busy machine compare
 // at --threads 1). Each file is also decoded by a child `llmlab generate`
-// whose peak resident memory is reported beside the file's size.
+// whose peak resident memory is reported beside the file's size, and
+// beside that of a tiny model of the same type.
 func benchGGUF(ctx context.Context, threads int, quick bool, emit func(benchResult) error) error {
 	cfg, err := model.ParseConfig([]byte(`{"model_type":"llama","vocab_size":2048,"hidden_size":768,"num_hidden_layers":6,"num_attention_heads":12,"num_key_value_heads":4,"intermediate_size":2048,"max_position_embeddings":1024,"tie_word_embeddings":false}`))
 	ntok, nprefill, rounds, types := 32, 512, 3, []model.GGUFQuant{model.QuantF16, model.QuantQ8_0, model.QuantQ6_K, model.QuantQ4_0, model.QuantQ4_K_M}
@@ -43,6 +44,14 @@ func benchGGUF(ctx context.Context, threads int, quick bool, emit func(benchResu
 		return err
 	}
 	voc := benchVocab(cfg.VocabSize)
+	tinyCfg, err := model.ParseConfig([]byte(`{"model_type":"llama","vocab_size":256,"hidden_size":256,"num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":256,"max_position_embeddings":128}`))
+	if err != nil {
+		return err
+	}
+	tiny, err := model.New(tinyCfg, 1)
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "llmlab-bench-gguf")
 	if err != nil {
 		return err
@@ -136,11 +145,25 @@ func benchGGUF(ctx context.Context, threads int, quick bool, emit func(benchResu
 		} else if refErr != nil {
 			r["ref_error"] = refErr.Error()
 		}
-		if peak, base := childDecodeRSS(ctx, path, threads, ntok); peak > 0 {
+		if peak := childDecodeRSS(ctx, path, threads, ntok); peak > 0 {
 			r["peak_rss_mb"], r["rss_ratio"] = float64(peak)/(1<<20), float64(peak)/float64(fi.Size())
-			if base > 0 {
-				// What the model adds to a process that loads none.
-				r["base_rss_mb"], r["model_rss_ratio"] = float64(base)/(1<<20), float64(peak-base)/float64(fi.Size())
+			// The same decode of a tiny model of the same type: the
+			// runtime, the code and the buffers every model needs. The
+			// difference over the difference in file sizes is what each
+			// byte of a model costs in memory, the figure that holds for
+			// a model of gigabytes.
+			tf, _, err := tiny.GGUFQuantized(benchVocab(tiny.Cfg.VocabSize), "bench", q)
+			if err != nil {
+				return err
+			}
+			tpath := filepath.Join(dir, "tiny-"+q.String()+".gguf")
+			if err := checkpoint.WriteGGUF(tpath, tf); err != nil {
+				return err
+			}
+			tfi, _ := os.Stat(tpath)
+			if base := childDecodeRSS(ctx, tpath, threads, ntok); base > 0 && fi.Size() > tfi.Size() {
+				r["tiny_peak_rss_mb"], r["tiny_file_mb"] = float64(base)/(1<<20), float64(tfi.Size())/(1<<20)
+				r["model_rss_ratio"] = float64(peak-base) / float64(fi.Size()-tfi.Size())
 			}
 		}
 		if err := emit(r); err != nil {
@@ -151,28 +174,19 @@ func benchGGUF(ctx context.Context, threads int, quick bool, emit func(benchResu
 }
 
 // childDecodeRSS runs `llmlab generate` on the file in a child process
-// and returns its peak resident memory, and that of a child that loads no
-// model (`llmlab version`: the runtime and the binary's pages), in bytes;
-// zeros where the executable or the measure is not available (under go
-// test).
-func childDecodeRSS(ctx context.Context, path string, threads, ntok int) (peak, base int64) {
+// and returns its peak resident memory in bytes; 0 where the executable or
+// the measure is not available (under go test).
+func childDecodeRSS(ctx context.Context, path string, threads, ntok int) int64 {
 	exe, err := os.Executable()
 	if err != nil || testing.Testing() { // a test binary is not llmlab: it would run the tests again
-		return 0, 0
+		return 0
 	}
-	run := func(args ...string) int64 {
-		peak, err := runPeakRSS(exec.CommandContext(ctx, exe, args...))
-		if err != nil {
-			return 0
-		}
-		return peak
+	peak, err := runPeakRSS(exec.CommandContext(ctx, exe, "generate", "--model", path, "--device", "cpu",
+		"--threads", fmt.Sprint(threads), "--prompt", "Once upon a time", "--max-tokens", fmt.Sprint(ntok), "--temperature", "0"))
+	if err != nil {
+		return 0
 	}
-	peak = run("generate", "--model", path, "--device", "cpu", "--threads", fmt.Sprint(threads),
-		"--prompt", "Once upon a time", "--max-tokens", fmt.Sprint(ntok), "--temperature", "0")
-	if peak == 0 {
-		return 0, 0
-	}
-	return peak, run("version")
+	return peak
 }
 
 // benchVocab is a byte-level vocabulary of n tokens: the 256 byte

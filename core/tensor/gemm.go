@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -104,7 +105,8 @@ type gemmStep struct {
 	tasks  int
 	act    *quant.Act // the quantized x of a GGML product (gemv.go)
 	next   atomic.Int64
-	wg     sync.WaitGroup
+	gen    atomic.Uint64 // gemmRun calls made on this step
+	active atomic.Int32  // helpers inside gemmWork
 }
 
 // gemm computes one slab with the packed algorithm.
@@ -135,32 +137,50 @@ func (c *CPU) gemm(sh *gemmShared) {
 			st.bp = sh.b[:kc*np*kern.nr]
 			// Phase 1: pack B panels. Phase 2: compute tiles.
 			st.tasks = np
-			gemmRun(st, min(threads, np), (*gemmStep).packTask)
+			c.gemmRun(st, min(threads, np), (*gemmStep).packTask)
 			st.tasks = ((st.mp + gm - 1) / gm) * ((np + gn - 1) / gn)
-			gemmRun(st, min(threads, st.tasks), (*gemmStep).computeTask)
+			c.gemmRun(st, min(threads, st.tasks), (*gemmStep).computeTask)
 		}
 	}
 	st.p, st.bp = nil, nil // let the pool drop the caller's data
 }
 
-// gemmRun runs fn over st's tasks on t goroutines (the caller is one),
-// each taking the next task from a shared counter. Only t > 1 allocates
-// (the goroutines' closures).
-func gemmRun(st *gemmStep, t int, fn func(st *gemmStep, s *gemmScratch, task int)) {
+// gemmRun runs fn over st's tasks on up to t threads: the caller and t-1
+// helpers from c's long-lived workers, each taking the next task from a
+// shared counter. Nothing is allocated and no goroutine is started (a
+// matrix-vector product of a decode step is tens of microseconds, where
+// starting goroutines showed). The caller never waits for a helper that
+// has not started: once the counter runs out it bumps st.gen, which turns
+// late helpers into no-ops, and waits only for those already working, so
+// a call made from inside another parallel loop cannot deadlock.
+func (c *CPU) gemmRun(st *gemmStep, t int, fn func(st *gemmStep, s *gemmScratch, task int)) {
 	st.next.Store(0)
-	if t <= 1 {
-		gemmWork(st, fn)
-		return
-	}
-	st.wg.Add(t - 1)
-	for range t - 1 {
-		go func() {
-			defer st.wg.Done()
-			gemmWork(st, fn)
-		}()
+	if t > 1 && c != nil {
+		c.once.Do(c.start)
+		gen := st.gen.Load()
+		for range t - 1 {
+			select {
+			case c.tasks <- task{step: st, stepFn: fn, gen: gen}:
+			default: // the queue is full: fewer helpers
+			}
+		}
 	}
 	gemmWork(st, fn)
-	st.wg.Wait()
+	st.gen.Add(1)
+	for st.active.Load() != 0 {
+		runtime.Gosched() // a helper finishing its last task
+	}
+}
+
+// help is a worker's share of a gemmRun call, if that call (gen) is still
+// running. The order of active.Add and gen.Load against gemmRun's gen.Add
+// and active.Load makes either the caller wait for it or it do nothing.
+func (st *gemmStep) help(fn func(st *gemmStep, s *gemmScratch, task int), gen uint64) {
+	st.active.Add(1)
+	if st.gen.Load() == gen {
+		gemmWork(st, fn)
+	}
+	st.active.Add(-1)
 }
 
 func gemmWork(st *gemmStep, fn func(st *gemmStep, s *gemmScratch, task int)) {

@@ -39,7 +39,7 @@ func (c *CPU) gemv(sh *gemmShared) {
 		st.act = &sh.act
 		st.gn = max(4, gemvBytesPerTask/p.k/4*4)
 		st.tasks = (p.n + st.gn - 1) / st.gn
-		gemmRun(st, min(c.threads(), st.tasks), (*gemmStep).dotBlocksTask)
+		c.gemmRun(st, min(c.threads(), st.tasks), (*gemmStep).dotBlocksTask)
 		st.p, st.act = nil, nil
 		return
 	}
@@ -55,7 +55,7 @@ func (c *CPU) gemv(sh *gemmShared) {
 		st.tasks = (p.n + st.gn - 1) / st.gn
 		fn = (*gemmStep).axpyTask
 	}
-	gemmRun(st, min(c.threads(), st.tasks), fn)
+	c.gemmRun(st, min(c.threads(), st.tasks), fn)
 	st.p = nil
 }
 

@@ -160,7 +160,6 @@ func (s *attnScratch) tileForward(kern *gemmKernel, out, lse, q *Tensor, o *Atte
 	clear(pp)
 	// The keys a row can see are the prefix and one run [xlo, xhi] of
 	// the packed keys; segment ids may also hide keys inside the run.
-	general := o.Softcap > 0 || o.QSeg != nil
 	for r := 0; r < mr; r++ {
 		s.cnt[r] = 0
 		if r >= rows {
@@ -174,17 +173,35 @@ func (s *attnScratch) tileForward(kern *gemmKernel, out, lse, q *Tensor, o *Atte
 		xhi = min(xhi, tk-1)
 		row := sc[r*tkp : r*tkp+tk]
 		li := (b*H+h)*T + i
-		if !general && P == 0 {
+		if o.Softcap == 0 && P == 0 {
+			// The common case: one run of keys, some hidden by segment
+			// ids (generation sets them for left padding).
 			if xhi < xlo {
 				lse.F32[li] = float32(math.Inf(-1))
 				continue
 			}
 			run := row[xlo : xhi+1]
+			var ks []int32
+			var qs int32
+			if o.QSeg != nil {
+				ks, qs = o.KSeg[b*stride+j0+xlo:][:len(run)], o.QSeg[b*T+i]
+				for x, k := range ks {
+					if k != qs {
+						run[x] = float32(math.Inf(-1))
+					}
+				}
+			}
 			m := maxF32(run)
+			if math.IsInf(float64(m), -1) {
+				lse.F32[li] = float32(math.Inf(-1))
+				continue
+			}
 			l := expStore(run, run, m)
 			inv := 1 / l
 			for x, e := range run {
-				pp[(xlo+x)*mr+r] = e * inv
+				if ks == nil || ks[x] == qs {
+					pp[(xlo+x)*mr+r] = e * inv
+				}
 			}
 			s.cnt[r] = 1
 			lse.F32[li] = m + float32(math.Log(float64(l)))

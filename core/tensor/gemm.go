@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -95,18 +94,20 @@ func grow(s []float32, n int) []float32 {
 
 // gemmStep is the state of one (jc, pc) block, read by all workers.
 type gemmStep struct {
-	p      *gemmProblem
-	kern   *gemmKernel
-	jc, nc int // columns [jc, jc+nc) of c
-	pc, kc int // reduction [pc, pc+kc)
-	bp     []float32
-	mp, np int // MR panels of c, NR panels of this block
-	gm, gn int // panels per task in each direction
-	tasks  int
-	act    *quant.Act // the quantized x of a GGML product (gemv.go)
-	next   atomic.Int64
-	gen    atomic.Uint64 // gemmRun calls made on this step
-	active atomic.Int32  // helpers inside gemmWork
+	p       *gemmProblem
+	kern    *gemmKernel
+	jc, nc  int // columns [jc, jc+nc) of c
+	pc, kc  int // reduction [pc, pc+kc)
+	bp      []float32
+	mp, np  int // MR panels of c, NR panels of this block
+	gm, gn  int // panels per task in each direction
+	tasks   int
+	act     *quant.Act // the quantized x of a GGML product (gemv.go)
+	next    atomic.Int64
+	gen     atomic.Uint64 // gemmRun calls made on this step
+	active  atomic.Int32  // helpers inside gemmWork
+	waiting atomic.Bool   // the caller sleeps on wake
+	wake    chan struct{} // (1) the last helper out wakes the caller
 }
 
 // gemm computes one slab with the packed algorithm.
@@ -167,9 +168,27 @@ func (c *CPU) gemmRun(st *gemmStep, t int, fn func(st *gemmStep, s *gemmScratch,
 	}
 	gemmWork(st, fn)
 	st.gen.Add(1)
-	for st.active.Load() != 0 {
-		runtime.Gosched() // a helper finishing its last task
+	// Wait for helpers finishing their last task: spin briefly (a decode
+	// step's tasks are microseconds), then sleep until the last one
+	// leaves (a prompt's tasks can be milliseconds: spinning would burn
+	// a core). A token left in wake by an earlier call is drained first.
+	for range 200 {
+		if st.active.Load() == 0 {
+			return
+		}
 	}
+	if st.wake == nil {
+		st.wake = make(chan struct{}, 1)
+	}
+	select {
+	case <-st.wake:
+	default:
+	}
+	st.waiting.Store(true)
+	for st.active.Load() != 0 {
+		<-st.wake
+	}
+	st.waiting.Store(false)
 }
 
 // help is a worker's share of a gemmRun call, if that call (gen) is still
@@ -180,7 +199,12 @@ func (st *gemmStep) help(fn func(st *gemmStep, s *gemmScratch, task int), gen ui
 	if st.gen.Load() == gen {
 		gemmWork(st, fn)
 	}
-	st.active.Add(-1)
+	if st.active.Add(-1) == 0 && st.waiting.Load() {
+		select {
+		case st.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func gemmWork(st *gemmStep, fn func(st *gemmStep, s *gemmScratch, task int)) {

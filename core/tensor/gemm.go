@@ -69,6 +69,7 @@ type gemmScratch struct {
 	rows [8][]float32 // widened rows of a transposed half-precision b
 	zero []float32    // padding, always zero
 	dots [4]float32   // results of a dot4 kernel
+	a16  []uint32     // (KC/2, MR) bf16 pairs (gemm_bf16.go)
 }
 
 // gemmShared is the state shared by the workers of one call: the packed
@@ -78,6 +79,7 @@ type gemmShared struct {
 	b    []float32
 	st   gemmStep
 	act  quant.Act // x quantized per block, for GGML weights (M = 1)
+	b16  []uint32  // packed B block as bf16 pairs (gemm_bf16.go)
 }
 
 var (
@@ -103,6 +105,8 @@ type gemmStep struct {
 	gm, gn  int // panels per task in each direction
 	tasks   int
 	act     *quant.Act // the quantized x of a GGML product (gemv.go)
+	b16     []uint32   // packed B block as bf16 pairs (gemm_bf16.go)
+	micro16 func(kc int, a, b, c *float32, ldc int, accum int)
 	next    atomic.Int64
 	gen     atomic.Uint64 // gemmRun calls made on this step
 	active  atomic.Int32  // helpers inside gemmWork

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"llmlab/core/checkpoint"
 	"llmlab/core/generate"
@@ -20,8 +21,8 @@ import (
 // benchGGUF measures decoding and prompt reading from GGUF files of each
 // --quant type: a random Llama model whose rows are whole 256-blocks (so
 // the K-quants apply), exported in process, loaded back with its weights
-// kept as blocks; greedy tokens after a 4-token prompt (decode), and one
-// prompt of 512 tokens (prefill). When node and tools/gguf-check
+// kept as blocks; greedy tokens after a 4-token prompt, timed after the
+// first (decode), and one prompt of 512 tokens (prefill). When node and tools/gguf-check
 // (node-llama-cpp) are installed, llama.cpp reads the same files with the
 // same threads and the ratios are reported: the two run alternately,
 // three times each, and the medians are compared (the host may be shared;
@@ -86,18 +87,19 @@ func benchGGUF(ctx context.Context, threads int, quick bool, emit func(benchResu
 		var refs []llamaCppSpeed
 		var refErr error
 		for range rounds {
-			c0 := cpuTime()
-			res, err := g.Generate(ctx, generate.Request{Prompts: [][]int32{prompt}, MaxTokens: ntok})
+			// Decode: ntok tokens timed after the first (which comes
+			// with the prompt), as bench.mjs times llama.cpp.
+			tps, cps, err := decodeSpeed(g, prompt, ntok)
 			if err != nil {
 				return err
 			}
-			ours = append(ours, res.TokensPerSecond())
-			if c := cpuTime() - c0; c > 0 {
-				oursCPU = append(oursCPU, float64(res.Tokens)/c.Seconds())
+			ours = append(ours, tps)
+			if cps > 0 {
+				oursCPU = append(oursCPU, cps)
 			}
 			// Prefill: the prompt's forward pass and the first token.
-			c0 = cpuTime()
-			res, err = g.Generate(ctx, generate.Request{Prompts: [][]int32{long}, MaxTokens: 1})
+			c0 := cpuTime()
+			res, err := g.Generate(ctx, generate.Request{Prompts: [][]int32{long}, MaxTokens: 1})
 			if err != nil {
 				return err
 			}
@@ -171,6 +173,35 @@ func benchGGUF(ctx context.Context, threads int, quick bool, emit func(benchResu
 		}
 	}
 	return nil
+}
+
+// decodeSpeed generates n+1 greedy tokens after prompt and returns the
+// tokens per second, of wall time and of processor time (0 where it is
+// not read), of the last n: the first comes with the prompt's pass.
+func decodeSpeed(g *generate.Generator, prompt []int32, n int) (tps, cpuTPS float64, err error) {
+	r, err := g.Begin(generate.Request{Prompts: [][]int32{prompt}, MaxTokens: n + 1})
+	if err != nil {
+		return 0, 0, err
+	}
+	done, err := r.Step()
+	if err != nil {
+		return 0, 0, err
+	}
+	t0, c0 := time.Now(), cpuTime()
+	for !done {
+		if done, err = r.Step(); err != nil {
+			return 0, 0, err
+		}
+	}
+	wall, cpu := time.Since(t0), cpuTime()-c0
+	res := r.Finish()
+	if res.Tokens != n+1 {
+		return 0, 0, fmt.Errorf("bench: %d tokens generated, want %d", res.Tokens, n+1)
+	}
+	if cpu > 0 {
+		cpuTPS = float64(n) / cpu.Seconds()
+	}
+	return float64(n) / wall.Seconds(), cpuTPS, nil
 }
 
 // childDecodeRSS runs `llmlab generate` on the file in a child process

@@ -118,7 +118,7 @@ func dotQ4KFast(w []byte, a *Act) float32 {
 }
 
 // dotQ4KBlocks is dotQ4KFast with the scales in Go, a block at a time
-// (tests check the whole-row kernel against it bit for bit).
+// (tests check the whole-row kernel against it).
 func dotQ4KBlocks(w []byte, a *Act) float32 {
 	var sum float32
 	for i := range a.D {

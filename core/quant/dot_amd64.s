@@ -500,9 +500,11 @@ q50done:
 	RET
 
 // func dotQ4KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
-// A whole Q4_K row of nb blocks: dotQ4KBlockAVX2 per block, then the
-// scales in float32 (F16C widens d and dmin) in the order the Go code
-// uses, sum += D[i]·(d·isum − dmin·msum), so the result is the same bits.
+// A whole Q4_K row of nb blocks: dotQ4KBlockAVX2's integer work per
+// block, left as 8 lanes (Σ scale·q·a and min·Σa), converted to float and
+// added into 8 float lanes with D[i]·d and D[i]·dmin (F16C widens d and
+// dmin); the lanes are summed once, at the end of the row. (Summing each
+// block to a scalar, as the Go code does, cost a fifth of the time.)
 TEXT ·dotQ4KRowAVX2(SB), NOSPLIT, $48-44
 	MOVQ w+0(FP), R8
 	MOVQ q+8(FP), DI
@@ -511,7 +513,7 @@ TEXT ·dotQ4KRowAVX2(SB), NOSPLIT, $48-44
 	MOVQ bs+24(FP), R9
 	MOVQ nb+32(FP), AX
 	MOVQ AX, 24(SP)
-	VXORPS X7, X7, X7
+	VXORPS Y7, Y7, Y7
 q4krow:
 	LEAQ 4(R8), R10             // scales
 	LEAQ 16(R8), SI             // codes
@@ -551,13 +553,7 @@ q4krow:
 	VMOVDQU 32(R9), Y4          // bsums 8-15
 	VPHADDD Y4, Y3, Y3          // pair sums, lanes out of order
 	VPERMQ $0xD8, Y3, Y3        // sums over sub-blocks 0..7
-	VPMULLD Y3, Y2, Y2
-	VEXTRACTI128 $1, Y2, X3
-	VPADDD X3, X2, X2
-	VPHADDD X2, X2, X2
-	VPHADDD X2, X2, X2
-	VMOVD X2, AX
-	MOVL AX, 32(SP)             // Σ min·Σa
+	VPMULLD Y3, Y2, Y9          // min·Σa per sub-block
 	MOVQ SP, DX
 	VPXOR Y0, Y0, Y0
 	MOVL $0x0f0f0f0f, AX
@@ -584,30 +580,29 @@ q4krowloop:
 	ADDQ $4, DX
 	DECQ CX
 	JNE q4krowloop
-	VEXTRACTI128 $1, Y0, X1
-	VPADDD X1, X0, X0
-	VPHADDD X0, X0, X0
-	VPHADDD X0, X0, X0
-	VMOVD X0, AX                // isum
 	MOVL (R8), BX
 	VMOVD BX, X1
 	VCVTPH2PS X1, X1            // d, dmin
-	VCVTSI2SSL AX, X2, X2
-	VMULSS X2, X1, X3           // d·isum
-	VMOVSHDUP X1, X4
-	MOVL 32(SP), BX
-	VCVTSI2SSL BX, X5, X5
-	VMULSS X5, X4, X4           // dmin·msum
-	VSUBSS X4, X3, X3
 	MOVQ 16(SP), DX
-	VMULSS (DX), X3, X3
-	VADDSS X3, X7, X7
+	VBROADCASTSS (DX), X5
+	VMULPS X5, X1, X1           // D[i]·d, D[i]·dmin
+	VBROADCASTSS X1, Y10
+	VMOVSHDUP X1, X1
+	VBROADCASTSS X1, Y11
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y10, Y0, Y7
+	VCVTDQ2PS Y9, Y9
+	VFNMADD231PS Y11, Y9, Y7
 	ADDQ $4, DX
 	MOVQ DX, 16(SP)
 	ADDQ $144, R8
 	ADDQ $64, R9
 	DECQ 24(SP)
 	JNE q4krow
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
 	VZEROUPPER
 	VMOVSS X7, ret+40(FP)
 	RET

@@ -148,7 +148,8 @@ func dotQ6KFast(w []byte, a *Act) float32 {
 	return dotQ6KRowAVX2(&w[0], &a.Q[0], &a.D[0], &a.BSums[0], len(a.D))
 }
 
-// dotQ6KBlocks is dotQ6KFast with the scales in Go, a block at a time.
+// dotQ6KBlocks is dotQ6KFast with the scales in Go, a block at a time
+// (tests check the whole-row kernel against it).
 func dotQ6KBlocks(w []byte, a *Act) float32 {
 	var sum float32
 	for i := range a.D {

@@ -608,8 +608,9 @@ q4krowloop:
 	RET
 
 // func dotQ6KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
-// A whole Q6_K row of nb blocks: dotQ6KBlockAVX2 per block, then
-// sum += D[i]·d·isum in float32 in the Go code's order (F16C widens d).
+// A whole Q6_K row of nb blocks: dotQ6KBlockAVX2's integer work per
+// block, left as 8 lanes, converted to float and added into 8 float lanes
+// with D[i]·d (F16C widens d); the lanes are summed once per row.
 TEXT ·dotQ6KRowAVX2(SB), NOSPLIT, $64-44
 	MOVQ w+0(FP), R8
 	MOVQ q+8(FP), DI
@@ -618,7 +619,7 @@ TEXT ·dotQ6KRowAVX2(SB), NOSPLIT, $64-44
 	MOVQ bs+24(FP), R9
 	MOVQ nb+32(FP), AX
 	MOVQ AX, 40(SP)
-	VXORPS X7, X7, X7
+	VXORPS Y7, Y7, Y7
 q6krow:
 	MOVQ R8, SI                 // ql
 	LEAQ 128(R8), BX            // qh
@@ -706,26 +707,24 @@ q6krowloop:
 	DECQ CX
 	JNE q6krowloop
 	VPSUBD Y15, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPADDD X1, X0, X0
-	VPHADDD X0, X0, X0
-	VPHADDD X0, X0, X0
-	VMOVD X0, AX                // isum
 	MOVWLZX 208(R8), BX
 	VMOVD BX, X1
 	VCVTPH2PS X1, X1            // d
 	MOVQ 32(SP), DX
-	VMOVSS (DX), X2
-	VMULSS X1, X2, X2           // D[i]·d
-	VCVTSI2SSL AX, X3, X3
-	VMULSS X3, X2, X2
-	VADDSS X2, X7, X7
+	VMULSS (DX), X1, X1         // D[i]·d
+	VBROADCASTSS X1, Y2
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y2, Y0, Y7
 	ADDQ $4, DX
 	MOVQ DX, 32(SP)
 	ADDQ $210, R8
 	ADDQ $64, R9
 	DECQ 40(SP)
 	JNE q6krow
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
 	VZEROUPPER
 	VMOVSS X7, ret+40(FP)
 	RET

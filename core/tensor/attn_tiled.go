@@ -45,10 +45,12 @@ func (c *CPU) attentionTiled(kern *gemmKernel, out, lse, q, k, v *Tensor, o *Att
 	g := H / KVH
 	mr, nr := kern.mr, kern.nr
 	tiles := (T + mr - 1) / mr
-	// Tasks: (sequence, head, run of query tiles). Runs are cut so the
-	// causal triangle's rows are spread over enough tasks; a tile's result
-	// does not depend on which task runs it.
-	runs := max(1, min(tiles, (4*c.threads()+B*H-1)/(B*H)))
+	// Tasks: (sequence, head, run of query tiles), at least 16 of them when
+	// there are enough tiles, so the causal triangle spreads over the
+	// threads. The cut depends on the shape only: with a window, a run's
+	// first key (j0) shifts where a row's scores sit in the lanes of its
+	// sums, so a cut made by thread count would change the last bits.
+	runs := max(1, min(tiles, (16+B*H-1)/(B*H)))
 	per := (tiles + runs - 1) / runs
 	runs = (tiles + per - 1) / per
 	c.parallel(B*H*runs, 1, func(lo, hi int) {

@@ -40,6 +40,11 @@ func TestAttentionTiledMatchesRows(t *testing.T) {
 					}
 					tensortest.Close(t, "out", got.F32, want.F32, 2e-6)
 					tensortest.Close(t, "lse", finite(gotL.F32), finite(wantL.F32), 2e-6)
+					one, oneL := New(cc.B, cc.T, cc.H, cc.D), New(cc.B, cc.H, cc.T)
+					(&CPU{Threads: 1}).attentionTiled(kern, one, oneL, d.q, d.k, d.v, &d.o)
+					if diff := attnCmpExact(one.F32, got.F32); diff != "" {
+						t.Errorf("Threads=1 vs 3: %s", diff)
+					}
 				})
 			}
 		}

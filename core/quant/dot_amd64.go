@@ -41,6 +41,12 @@ func dotQ4KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
 //go:noescape
 func dotQ6KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
 
+//go:noescape
+func dotQ4KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+
+//go:noescape
+func dotQ6KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+
 func hasAVX2() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C }
 
 func hasVNNI() bool { return hasAVX2() && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL }
@@ -101,6 +107,45 @@ func dotQ4_0Fast(w []byte, a *Act) float32 {
 	}
 	_ = w[18*len(a.D)-1]
 	return dotQ4_0AVX2(&w[0], &a.Q[0], &a.D[0], len(a.D))
+}
+
+// fastDotRows is the kernel this CPU runs for several consecutive rows of
+// type t at once (nil: one call per row).
+func fastDotRows(t Type) func(w []byte, rows int, a *Act, out []float32) {
+	if !hasAVX2() {
+		return nil
+	}
+	switch t {
+	case Q4_K:
+		return dotQ4KRows
+	case Q6_K:
+		return dotQ6KRows
+	}
+	return nil
+}
+
+func dotQ4KRows(w []byte, rows int, a *Act, out []float32) {
+	nb := len(a.D)
+	if rows == 0 || nb == 0 {
+		clear(out[:rows])
+		return
+	}
+	_ = w[144*nb*rows-1]
+	_ = out[rows-1]
+	_ = a.BSums[16*nb-1]
+	dotQ4KRowsAVX2(&w[0], 144*nb, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &out[0])
+}
+
+func dotQ6KRows(w []byte, rows int, a *Act, out []float32) {
+	nb := len(a.D)
+	if rows == 0 || nb == 0 {
+		clear(out[:rows])
+		return
+	}
+	_ = w[210*nb*rows-1]
+	_ = out[rows-1]
+	_ = a.BSums[16*nb-1]
+	dotQ6KRowsAVX2(&w[0], 210*nb, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &out[0])
 }
 
 // The Go side of the K-quant kernels runs once per 256 weights, so it is

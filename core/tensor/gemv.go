@@ -108,14 +108,16 @@ func (st *gemmStep) dotBlocksTask(s *gemmScratch, t int) {
 	qt, _ := p.b.DType.GGML()
 	rb := p.k / qt.Block() * qt.BlockBytes()
 	base := p.bOff / qt.Block() * qt.BlockBytes()
-	for j := t * st.gn; j < min((t+1)*st.gn, p.n); j++ {
-		o := base + j*rb
-		v := quant.Dot(qt, p.b.Q[o:o+rb], st.act)
-		if p.accumulate {
-			p.c[j] += v
-		} else {
-			p.c[j] = v
-		}
+	j0, j1 := t*st.gn, min((t+1)*st.gn, p.n)
+	w := p.b.Q[base+j0*rb : base+j1*rb]
+	if !p.accumulate {
+		quant.DotRows(qt, w, j1-j0, st.act, p.c[j0:j1])
+		return
+	}
+	s.row = grow(s.row, j1-j0)
+	quant.DotRows(qt, w, j1-j0, st.act, s.row)
+	for i, v := range s.row {
+		p.c[j0+i] += v
 	}
 }
 

@@ -121,6 +121,22 @@ func runBench(e *Env) error {
 			if cr, ok := r["cpu_ratio"]; ok {
 				fmt.Fprintf(e.Stdout, "   per CPU second %.1f vs %.1f, ratio %.2f", r["cpu_tokens_per_s"], r["ref_cpu_tokens_per_s"], cr)
 			}
+			fmt.Fprintf(e.Stdout, "\n         prefill of %v tokens %9.1f tokens/s", r["prefill_tokens"], r["prefill_tokens_per_s"])
+			if ratio, ok := r["prefill_ratio"]; ok {
+				fmt.Fprintf(e.Stdout, "   llama.cpp %7.1f tokens/s   ratio %.2f (goal >= 0.8)", r["ref_prefill_tokens_per_s"], ratio)
+			}
+			if cr, ok := r["prefill_cpu_ratio"]; ok {
+				fmt.Fprintf(e.Stdout, "   per CPU second %.1f vs %.1f, ratio %.2f", r["prefill_cpu_tokens_per_s"], r["ref_prefill_cpu_tokens_per_s"], cr)
+			}
+			if peak, ok := r["peak_rss_mb"]; ok {
+				fmt.Fprintf(e.Stdout, "\n         decoding in a child process: peak RSS %.1f MB, %.2fx the file", peak, r["rss_ratio"])
+				if base, ok := r["tiny_peak_rss_mb"]; ok {
+					fmt.Fprintf(e.Stdout, "; a %.2f MB model %.1f MB: each byte of the file costs %.2f bytes (goal <= 1.2)", r["tiny_file_mb"], base, r["model_rss_ratio"])
+				}
+			}
+			if re, ok := r["ref_error"]; ok {
+				fmt.Fprintf(e.Stdout, "\n         llama.cpp: %v", re)
+			}
 			fmt.Fprintln(e.Stdout)
 		}
 		return nil

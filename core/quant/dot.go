@@ -22,6 +22,7 @@ type Act struct {
 	S     []float32                      // (K/32) d·Σq per block, for Q4_1 and Q5_1
 	BSums []int32                        // (K/16) Σq per 16 elements, for the K-quants
 	dot   func(w []byte, a *Act) float32 // the kernel for typ on this CPU
+	rows  func(w []byte, rows int, a *Act, out []float32)
 }
 
 // ActBlock is the activation block size products with t use.
@@ -44,6 +45,7 @@ func (a *Act) Quantize(t Type, x []float32) {
 	if a.dot = fastDot(t, true); a.dot == nil {
 		a.dot = dotFuncs[t]
 	}
+	a.rows = fastDotRows(t)
 	a.Q = grow(a.Q, len(x))
 	a.D = grow(a.D, nb)
 	if bs == QK {
@@ -113,6 +115,27 @@ func Dot(t Type, w []byte, a *Act) float32 {
 		panic(fmt.Sprintf("quant.Dot: %v weights with an activation quantized for %v", t, a.typ))
 	}
 	return a.dot(w, a)
+}
+
+// DotRows sets out[r] to the product of row r of w (rows whole rows of
+// type t, one after another) with a, for r < rows: Dot per row, in one
+// call where the CPU has a kernel for it (the same arithmetic, so the
+// same bits).
+func DotRows(t Type, w []byte, rows int, a *Act, out []float32) {
+	if a.typ != t {
+		panic(fmt.Sprintf("quant.DotRows: %v weights with an activation quantized for %v", t, a.typ))
+	}
+	if f := a.rows; f != nil {
+		f(w, rows, a, out)
+		return
+	}
+	if rows == 0 {
+		return
+	}
+	rb := len(w) / rows
+	for r := range rows {
+		out[r] = a.dot(w[r*rb:(r+1)*rb], a)
+	}
 }
 
 var dotFuncs = map[Type]func(w []byte, a *Act) float32{

@@ -35,6 +35,18 @@ func dotQ5KBlockAVX2(qs, qh *byte, q *int8, sc *byte, bs *int32) (isum, msum int
 //go:noescape
 func dotQ6KBlockAVX2(ql, qh *byte, q *int8, sc *int8, bs *int32) int32
 
+//go:noescape
+func dotQ4KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
+
+//go:noescape
+func dotQ6KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
+
+//go:noescape
+func dotQ4KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+
+//go:noescape
+func dotQ6KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+
 func hasAVX2() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C }
 
 func hasVNNI() bool { return hasAVX2() && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL }
@@ -97,12 +109,62 @@ func dotQ4_0Fast(w []byte, a *Act) float32 {
 	return dotQ4_0AVX2(&w[0], &a.Q[0], &a.D[0], len(a.D))
 }
 
+// fastDotRows is the kernel this CPU runs for several consecutive rows of
+// type t at once (nil: one call per row).
+func fastDotRows(t Type) func(w []byte, rows int, a *Act, out []float32) {
+	if !hasAVX2() {
+		return nil
+	}
+	switch t {
+	case Q4_K:
+		return dotQ4KRows
+	case Q6_K:
+		return dotQ6KRows
+	}
+	return nil
+}
+
+func dotQ4KRows(w []byte, rows int, a *Act, out []float32) {
+	nb := len(a.D)
+	if rows == 0 || nb == 0 {
+		clear(out[:rows])
+		return
+	}
+	_ = w[144*nb*rows-1]
+	_ = out[rows-1]
+	_ = a.BSums[16*nb-1]
+	dotQ4KRowsAVX2(&w[0], 144*nb, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &out[0])
+}
+
+func dotQ6KRows(w []byte, rows int, a *Act, out []float32) {
+	nb := len(a.D)
+	if rows == 0 || nb == 0 {
+		clear(out[:rows])
+		return
+	}
+	_ = w[210*nb*rows-1]
+	_ = out[rows-1]
+	_ = a.BSums[16*nb-1]
+	dotQ6KRowsAVX2(&w[0], 210*nb, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &out[0])
+}
+
 // The Go side of the K-quant kernels runs once per 256 weights, so it is
 // kept to a few integer operations: the eight 6-bit scales and minimums
 // of Q4_K are unpacked four at a time from 32-bit words, and the block
 // scales are widened from half precision inline.
 
 func dotQ4KFast(w []byte, a *Act) float32 {
+	if len(a.D) == 0 {
+		return 0
+	}
+	_ = w[144*len(a.D)-1]
+	_ = a.BSums[16*len(a.D)-1]
+	return dotQ4KRowAVX2(&w[0], &a.Q[0], &a.D[0], &a.BSums[0], len(a.D))
+}
+
+// dotQ4KBlocks is dotQ4KFast with the scales in Go, a block at a time
+// (tests check the whole-row kernel against it).
+func dotQ4KBlocks(w []byte, a *Act) float32 {
 	var sum float32
 	for i := range a.D {
 		b := (*[144]byte)(w[144*i:])
@@ -123,6 +185,17 @@ func dotQ5KFast(w []byte, a *Act) float32 {
 }
 
 func dotQ6KFast(w []byte, a *Act) float32 {
+	if len(a.D) == 0 {
+		return 0
+	}
+	_ = w[210*len(a.D)-1]
+	_ = a.BSums[16*len(a.D)-1]
+	return dotQ6KRowAVX2(&w[0], &a.Q[0], &a.D[0], &a.BSums[0], len(a.D))
+}
+
+// dotQ6KBlocks is dotQ6KFast with the scales in Go, a block at a time
+// (tests check the whole-row kernel against it).
+func dotQ6KBlocks(w []byte, a *Act) float32 {
 	var sum float32
 	for i := range a.D {
 		b := (*[210]byte)(w[210*i:])

@@ -498,3 +498,495 @@ q50done:
 	VZEROUPPER
 	MOVSS X0, ret+32(FP)
 	RET
+
+// func dotQ4KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
+// A whole Q4_K row of nb blocks: dotQ4KBlockAVX2's integer work per
+// block, left as 8 lanes (Σ scale·q·a and min·Σa), converted to float and
+// added into 8 float lanes with D[i]·d and D[i]·dmin (F16C widens d and
+// dmin); the lanes are summed once, at the end of the row. (Summing each
+// block to a scalar, as the Go code does, cost a fifth of the time.)
+TEXT ·dotQ4KRowAVX2(SB), NOSPLIT, $48-44
+	MOVQ w+0(FP), R8
+	MOVQ q+8(FP), DI
+	MOVQ d+16(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ bs+24(FP), R9
+	MOVQ nb+32(FP), AX
+	MOVQ AX, 24(SP)
+	VXORPS Y7, Y7, Y7
+q4krow:
+	LEAQ 4(R8), R10             // scales
+	LEAQ 16(R8), SI             // codes
+	// the 6-bit scales and minimums, four at a time (llama.cpp's masks)
+	MOVL 0(R10), AX             // u0
+	MOVL 4(R10), BX             // u1
+	MOVL 8(R10), R11            // u2
+	MOVL AX, R12
+	ANDL $0x3f3f3f3f, R12       // scales 0-3
+	MOVL R11, R13
+	ANDL $0x0f0f0f0f, R13
+	MOVL AX, R14
+	SHRL $6, R14
+	ANDL $0x03030303, R14
+	SHLL $4, R14
+	ORL R14, R13                // scales 4-7
+	MOVL BX, R14
+	ANDL $0x3f3f3f3f, R14       // mins 0-3
+	MOVL R11, R15
+	SHRL $4, R15
+	ANDL $0x0f0f0f0f, R15
+	MOVL BX, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL AX, R15                 // mins 4-7
+	SHLQ $32, R13
+	ORQ R13, R12
+	MOVQ R12, X1
+	VPMOVZXBW X1, X1            // 8 scales as int16
+	VMOVDQU X1, 0(SP)
+	SHLQ $32, R15
+	ORQ R15, R14
+	MOVQ R14, X2
+	VPMOVZXBD X2, Y2            // 8 mins as int32
+	VMOVDQU (R9), Y3            // bsums 0-7
+	VMOVDQU 32(R9), Y4          // bsums 8-15
+	VPHADDD Y4, Y3, Y3          // pair sums, lanes out of order
+	VPERMQ $0xD8, Y3, Y3        // sums over sub-blocks 0..7
+	VPMULLD Y3, Y2, Y9          // min·Σa per sub-block
+	MOVQ SP, DX
+	VPXOR Y0, Y0, Y0
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVQ $4, CX
+q4krowloop:
+	VMOVDQU (SI), Y1            // 32 bytes: sub-block 2j low nibbles, 2j+1 high
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VMOVDQU (DI), Y3
+	VMOVDQU 32(DI), Y4
+	VPMADDUBSW Y3, Y1, Y1
+	VPMADDUBSW Y4, Y2, Y2
+	VPBROADCASTW (DX), Y5
+	VPBROADCASTW 2(DX), Y6
+	VPMADDWD Y5, Y1, Y1
+	VPMADDWD Y6, Y2, Y2
+	VPADDD Y1, Y0, Y0
+	VPADDD Y2, Y0, Y0
+	ADDQ $32, SI
+	ADDQ $64, DI
+	ADDQ $4, DX
+	DECQ CX
+	JNE q4krowloop
+	MOVL (R8), BX
+	VMOVD BX, X1
+	VCVTPH2PS X1, X1            // d, dmin
+	MOVQ 16(SP), DX
+	VBROADCASTSS (DX), X5
+	VMULPS X5, X1, X1           // D[i]·d, D[i]·dmin
+	VBROADCASTSS X1, Y10
+	VMOVSHDUP X1, X1
+	VBROADCASTSS X1, Y11
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y10, Y0, Y7
+	VCVTDQ2PS Y9, Y9
+	VFNMADD231PS Y11, Y9, Y7
+	ADDQ $4, DX
+	MOVQ DX, 16(SP)
+	ADDQ $144, R8
+	ADDQ $64, R9
+	DECQ 24(SP)
+	JNE q4krow
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
+	VZEROUPPER
+	VMOVSS X7, ret+40(FP)
+	RET
+
+// func dotQ6KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
+// A whole Q6_K row of nb blocks: dotQ6KBlockAVX2's integer work per
+// block, left as 8 lanes, converted to float and added into 8 float lanes
+// with D[i]·d (F16C widens d); the lanes are summed once per row.
+TEXT ·dotQ6KRowAVX2(SB), NOSPLIT, $64-44
+	MOVQ w+0(FP), R8
+	MOVQ q+8(FP), DI
+	MOVQ d+16(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bs+24(FP), R9
+	MOVQ nb+32(FP), AX
+	MOVQ AX, 40(SP)
+	VXORPS Y7, Y7, Y7
+q6krow:
+	MOVQ R8, SI                 // ql
+	LEAQ 128(R8), BX            // qh
+	LEAQ 192(R8), DX            // scales
+	VPMOVSXBD (DX), Y1          // 32·Σ sc·bs, the offset of the unsigned codes
+	VPMOVSXBD 8(DX), Y2
+	VPMULLD (R9), Y1, Y1
+	VPMULLD 32(R9), Y2, Y2
+	VPADDD Y2, Y1, Y1
+	VPSLLD $5, Y1, Y15
+	VPMOVSXBW (DX), Y1          // the scales as int16
+	VMOVDQU Y1, 0(SP)
+	MOVQ SP, DX
+	VPXOR Y0, Y0, Y0
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8         // 0x0f
+	MOVL $0x03030303, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9         // 0x03
+	MOVQ $2, CX
+q6krowloop:
+	VMOVDQU (SI), Y1            // ql[0:32]
+	VMOVDQU 32(SI), Y2          // ql[32:64]
+	VMOVDQU (BX), Y3            // qh[0:32]
+	// q1 = ql&15 | (qh&3)<<4       elements 0..31
+	VPAND Y8, Y1, Y10
+	VPAND Y9, Y3, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y10, Y10
+	// q2 = ql32&15 | (qh>>2&3)<<4  elements 32..63
+	VPAND Y8, Y2, Y12
+	VPSRLW $2, Y3, Y11
+	VPAND Y9, Y11, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y12, Y12
+	// q3 = ql>>4 | (qh>>4&3)<<4    elements 64..95
+	VPSRLW $4, Y1, Y13
+	VPAND Y8, Y13, Y13
+	VPSRLW $4, Y3, Y11
+	VPAND Y9, Y11, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y13, Y13
+	// q4 = ql32>>4 | (qh>>6&3)<<4  elements 96..127
+	VPSRLW $4, Y2, Y14
+	VPAND Y8, Y14, Y14
+	VPSRLW $6, Y3, Y11
+	VPAND Y9, Y11, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y14, Y14
+	// products with the activations, then the group scales: the low
+	// 16 bytes of each vector are one group, the high 16 the next.
+	VMOVDQU (DI), Y4
+	VPMADDUBSW Y4, Y10, Y10
+	VPBROADCASTW (DX), X5
+	VPBROADCASTW 2(DX), X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPMADDWD Y5, Y10, Y10
+	VPADDD Y10, Y0, Y0
+	VMOVDQU 32(DI), Y4
+	VPMADDUBSW Y4, Y12, Y12
+	VPBROADCASTW 4(DX), X5
+	VPBROADCASTW 6(DX), X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPMADDWD Y5, Y12, Y12
+	VPADDD Y12, Y0, Y0
+	VMOVDQU 64(DI), Y4
+	VPMADDUBSW Y4, Y13, Y13
+	VPBROADCASTW 8(DX), X5
+	VPBROADCASTW 10(DX), X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPMADDWD Y5, Y13, Y13
+	VPADDD Y13, Y0, Y0
+	VMOVDQU 96(DI), Y4
+	VPMADDUBSW Y4, Y14, Y14
+	VPBROADCASTW 12(DX), X5
+	VPBROADCASTW 14(DX), X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPMADDWD Y5, Y14, Y14
+	VPADDD Y14, Y0, Y0
+	ADDQ $64, SI
+	ADDQ $32, BX
+	ADDQ $128, DI
+	ADDQ $16, DX
+	DECQ CX
+	JNE q6krowloop
+	VPSUBD Y15, Y0, Y0
+	MOVWLZX 208(R8), BX
+	VMOVD BX, X1
+	VCVTPH2PS X1, X1            // d
+	MOVQ 32(SP), DX
+	VMULSS (DX), X1, X1         // D[i]·d
+	VBROADCASTSS X1, Y2
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y2, Y0, Y7
+	ADDQ $4, DX
+	MOVQ DX, 32(SP)
+	ADDQ $210, R8
+	ADDQ $64, R9
+	DECQ 40(SP)
+	JNE q6krow
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
+	VZEROUPPER
+	VMOVSS X7, ret+40(FP)
+	RET
+
+// func dotQ4KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+// out[r] = dotQ4KRowAVX2(w + r·stride, q, d, bs, nb) for r < rows: the same
+// arithmetic, without a call per row.
+TEXT ·dotQ4KRowsAVX2(SB), NOSPLIT, $72-64
+	MOVQ rows+16(FP), AX
+	TESTQ AX, AX
+	JEQ q4krows_done
+	MOVQ AX, 56(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, 48(SP)
+	MOVQ out+56(FP), AX
+	MOVQ AX, 64(SP)
+q4krows_row:
+	MOVQ 48(SP), R8
+	MOVQ q+24(FP), DI
+	MOVQ d+32(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ bs+40(FP), R9
+	MOVQ nb+48(FP), AX
+	MOVQ AX, 24(SP)
+	VXORPS Y7, Y7, Y7
+q4krows_blk:
+	LEAQ 4(R8), R10             // scales
+	LEAQ 16(R8), SI             // codes
+	// the 6-bit scales and minimums, four at a time (llama.cpp's masks)
+	MOVL 0(R10), AX             // u0
+	MOVL 4(R10), BX             // u1
+	MOVL 8(R10), R11            // u2
+	MOVL AX, R12
+	ANDL $0x3f3f3f3f, R12       // scales 0-3
+	MOVL R11, R13
+	ANDL $0x0f0f0f0f, R13
+	MOVL AX, R14
+	SHRL $6, R14
+	ANDL $0x03030303, R14
+	SHLL $4, R14
+	ORL R14, R13                // scales 4-7
+	MOVL BX, R14
+	ANDL $0x3f3f3f3f, R14       // mins 0-3
+	MOVL R11, R15
+	SHRL $4, R15
+	ANDL $0x0f0f0f0f, R15
+	MOVL BX, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL AX, R15                 // mins 4-7
+	SHLQ $32, R13
+	ORQ R13, R12
+	MOVQ R12, X1
+	VPMOVZXBW X1, X1            // 8 scales as int16
+	VMOVDQU X1, 0(SP)
+	SHLQ $32, R15
+	ORQ R15, R14
+	MOVQ R14, X2
+	VPMOVZXBD X2, Y2            // 8 mins as int32
+	VMOVDQU (R9), Y3            // bsums 0-7
+	VMOVDQU 32(R9), Y4          // bsums 8-15
+	VPHADDD Y4, Y3, Y3          // pair sums, lanes out of order
+	VPERMQ $0xD8, Y3, Y3        // sums over sub-blocks 0..7
+	VPMULLD Y3, Y2, Y9          // min·Σa per sub-block
+	MOVQ SP, DX
+	VPXOR Y0, Y0, Y0
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	MOVQ $4, CX
+q4krows_blkloop:
+	VMOVDQU (SI), Y1            // 32 bytes: sub-block 2j low nibbles, 2j+1 high
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VMOVDQU (DI), Y3
+	VMOVDQU 32(DI), Y4
+	VPMADDUBSW Y3, Y1, Y1
+	VPMADDUBSW Y4, Y2, Y2
+	VPBROADCASTW (DX), Y5
+	VPBROADCASTW 2(DX), Y6
+	VPMADDWD Y5, Y1, Y1
+	VPMADDWD Y6, Y2, Y2
+	VPADDD Y1, Y0, Y0
+	VPADDD Y2, Y0, Y0
+	ADDQ $32, SI
+	ADDQ $64, DI
+	ADDQ $4, DX
+	DECQ CX
+	JNE q4krows_blkloop
+	MOVL (R8), BX
+	VMOVD BX, X1
+	VCVTPH2PS X1, X1            // d, dmin
+	MOVQ 16(SP), DX
+	VBROADCASTSS (DX), X5
+	VMULPS X5, X1, X1           // D[i]·d, D[i]·dmin
+	VBROADCASTSS X1, Y10
+	VMOVSHDUP X1, X1
+	VBROADCASTSS X1, Y11
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y10, Y0, Y7
+	VCVTDQ2PS Y9, Y9
+	VFNMADD231PS Y11, Y9, Y7
+	ADDQ $4, DX
+	MOVQ DX, 16(SP)
+	ADDQ $144, R8
+	ADDQ $64, R9
+	DECQ 24(SP)
+	JNE q4krows_blk
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
+	MOVQ 64(SP), AX
+	VMOVSS X7, (AX)
+	ADDQ $4, AX
+	MOVQ AX, 64(SP)
+	MOVQ 48(SP), R8
+	ADDQ stride+8(FP), R8
+	MOVQ R8, 48(SP)
+	DECQ 56(SP)
+	JNE q4krows_row
+	VZEROUPPER
+q4krows_done:
+	RET
+
+// func dotQ6KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+// out[r] = dotQ6KRowAVX2(w + r·stride, q, d, bs, nb) for r < rows: the same
+// arithmetic, without a call per row.
+TEXT ·dotQ6KRowsAVX2(SB), NOSPLIT, $88-64
+	MOVQ rows+16(FP), AX
+	TESTQ AX, AX
+	JEQ q6krows_done
+	MOVQ AX, 72(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, 64(SP)
+	MOVQ out+56(FP), AX
+	MOVQ AX, 80(SP)
+q6krows_row:
+	MOVQ 64(SP), R8
+	MOVQ q+24(FP), DI
+	MOVQ d+32(FP), AX
+	MOVQ AX, 32(SP)
+	MOVQ bs+40(FP), R9
+	MOVQ nb+48(FP), AX
+	MOVQ AX, 40(SP)
+	VXORPS Y7, Y7, Y7
+q6krows_blk:
+	MOVQ R8, SI                 // ql
+	LEAQ 128(R8), BX            // qh
+	LEAQ 192(R8), DX            // scales
+	VPMOVSXBD (DX), Y1          // 32·Σ sc·bs, the offset of the unsigned codes
+	VPMOVSXBD 8(DX), Y2
+	VPMULLD (R9), Y1, Y1
+	VPMULLD 32(R9), Y2, Y2
+	VPADDD Y2, Y1, Y1
+	VPSLLD $5, Y1, Y15
+	VPMOVSXBW (DX), Y1          // the scales as int16
+	VMOVDQU Y1, 0(SP)
+	MOVQ SP, DX
+	VPXOR Y0, Y0, Y0
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8         // 0x0f
+	MOVL $0x03030303, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9         // 0x03
+	MOVQ $2, CX
+q6krows_blkloop:
+	VMOVDQU (SI), Y1            // ql[0:32]
+	VMOVDQU 32(SI), Y2          // ql[32:64]
+	VMOVDQU (BX), Y3            // qh[0:32]
+	// q1 = ql&15 | (qh&3)<<4       elements 0..31
+	VPAND Y8, Y1, Y10
+	VPAND Y9, Y3, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y10, Y10
+	// q2 = ql32&15 | (qh>>2&3)<<4  elements 32..63
+	VPAND Y8, Y2, Y12
+	VPSRLW $2, Y3, Y11
+	VPAND Y9, Y11, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y12, Y12
+	// q3 = ql>>4 | (qh>>4&3)<<4    elements 64..95
+	VPSRLW $4, Y1, Y13
+	VPAND Y8, Y13, Y13
+	VPSRLW $4, Y3, Y11
+	VPAND Y9, Y11, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y13, Y13
+	// q4 = ql32>>4 | (qh>>6&3)<<4  elements 96..127
+	VPSRLW $4, Y2, Y14
+	VPAND Y8, Y14, Y14
+	VPSRLW $6, Y3, Y11
+	VPAND Y9, Y11, Y11
+	VPSLLW $4, Y11, Y11
+	VPOR Y11, Y14, Y14
+	// products with the activations, then the group scales: the low
+	// 16 bytes of each vector are one group, the high 16 the next.
+	VMOVDQU (DI), Y4
+	VPMADDUBSW Y4, Y10, Y10
+	VPBROADCASTW (DX), X5
+	VPBROADCASTW 2(DX), X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPMADDWD Y5, Y10, Y10
+	VPADDD Y10, Y0, Y0
+	VMOVDQU 32(DI), Y4
+	VPMADDUBSW Y4, Y12, Y12
+	VPBROADCASTW 4(DX), X5
+	VPBROADCASTW 6(DX), X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPMADDWD Y5, Y12, Y12
+	VPADDD Y12, Y0, Y0
+	VMOVDQU 64(DI), Y4
+	VPMADDUBSW Y4, Y13, Y13
+	VPBROADCASTW 8(DX), X5
+	VPBROADCASTW 10(DX), X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPMADDWD Y5, Y13, Y13
+	VPADDD Y13, Y0, Y0
+	VMOVDQU 96(DI), Y4
+	VPMADDUBSW Y4, Y14, Y14
+	VPBROADCASTW 12(DX), X5
+	VPBROADCASTW 14(DX), X6
+	VINSERTI128 $1, X6, Y5, Y5
+	VPMADDWD Y5, Y14, Y14
+	VPADDD Y14, Y0, Y0
+	ADDQ $64, SI
+	ADDQ $32, BX
+	ADDQ $128, DI
+	ADDQ $16, DX
+	DECQ CX
+	JNE q6krows_blkloop
+	VPSUBD Y15, Y0, Y0
+	MOVWLZX 208(R8), BX
+	VMOVD BX, X1
+	VCVTPH2PS X1, X1            // d
+	MOVQ 32(SP), DX
+	VMULSS (DX), X1, X1         // D[i]·d
+	VBROADCASTSS X1, Y2
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y2, Y0, Y7
+	ADDQ $4, DX
+	MOVQ DX, 32(SP)
+	ADDQ $210, R8
+	ADDQ $64, R9
+	DECQ 40(SP)
+	JNE q6krows_blk
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
+	MOVQ 80(SP), AX
+	VMOVSS X7, (AX)
+	ADDQ $4, AX
+	MOVQ AX, 80(SP)
+	MOVQ 64(SP), R8
+	ADDQ stride+8(FP), R8
+	MOVQ R8, 64(SP)
+	DECQ 72(SP)
+	JNE q6krows_row
+	VZEROUPPER
+q6krows_done:
+	RET

@@ -145,12 +145,34 @@ func Dequantize(t Type, dst []float32, src []byte) {
 	if bs <= 1 || len(dst)%bs != 0 || len(src) != len(dst)/bs*bb {
 		panic(fmt.Sprintf("quant.Dequantize: %v: %d values from %d bytes", t, len(dst), len(src)))
 	}
-	f := dequantFuncs[t]
-	if f == nil {
-		panic(fmt.Sprintf("quant.Dequantize: %v is not read", t))
-	}
+	// Direct calls, not a table of functions: an indirect call would make
+	// dst escape, and the kernels widen blocks into buffers on the stack.
 	for i := 0; i < len(dst)/bs; i++ {
-		f(dst[i*bs:(i+1)*bs], src[i*bb:(i+1)*bb])
+		y, b := dst[i*bs:(i+1)*bs], src[i*bb:(i+1)*bb]
+		switch t {
+		case Q4_0:
+			dequantQ4_0(y, b)
+		case Q4_1:
+			dequantQ4_1(y, b)
+		case Q5_0:
+			dequantQ5_0(y, b)
+		case Q5_1:
+			dequantQ5_1(y, b)
+		case Q8_0:
+			dequantQ8_0(y, b)
+		case Q2_K:
+			dequantQ2K(y, b)
+		case Q3_K:
+			dequantQ3K(y, b)
+		case Q4_K:
+			dequantQ4K(y, b)
+		case Q5_K:
+			dequantQ5K(y, b)
+		case Q6_K:
+			dequantQ6K(y, b)
+		default:
+			panic(fmt.Sprintf("quant.Dequantize: %v is not read", t))
+		}
 	}
 }
 
@@ -168,11 +190,6 @@ func Quantize(t Type, dst []byte, src []float32) {
 	for i := 0; i < len(src)/bs; i++ {
 		f(dst[i*bb:(i+1)*bb], src[i*bs:(i+1)*bs])
 	}
-}
-
-var dequantFuncs = map[Type]func(y []float32, b []byte){
-	Q4_0: dequantQ4_0, Q4_1: dequantQ4_1, Q5_0: dequantQ5_0, Q5_1: dequantQ5_1, Q8_0: dequantQ8_0,
-	Q2_K: dequantQ2K, Q3_K: dequantQ3K, Q4_K: dequantQ4K, Q5_K: dequantQ5K, Q6_K: dequantQ6K,
 }
 
 var quantFuncs = map[Type]func(b []byte, x []float32){

@@ -240,3 +240,41 @@ func TestHalfToF32(t *testing.T) {
 		}
 	}
 }
+
+// DotRows gives, bit for bit, Dot of each row (the K-quants' several-row
+// kernels on AVX2, one call per row elsewhere).
+func TestDotRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const k, rows = 3 * QK, 5
+	w, x := make([]float32, rows*k), make([]float32, k)
+	for i := range w {
+		w[i] = float32(r.NormFloat64())
+	}
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	for _, typ := range goldenTypes {
+		n, _ := typ.RowBytes(k)
+		q := make([]byte, rows*n)
+		Quantize(typ, q, w)
+		var a Act
+		a.Quantize(typ, x)
+		for _, m := range []int{0, 1, rows} {
+			got := make([]float32, rows)
+			for i := range got {
+				got[i] = -1
+			}
+			DotRows(typ, q[:m*n], m, &a, got)
+			for i := range m {
+				if want := Dot(typ, q[i*n:(i+1)*n], &a); math.Float32bits(got[i]) != math.Float32bits(want) {
+					t.Errorf("%v, %d rows: row %d %g, Dot %g", typ, m, i, got[i], want)
+				}
+			}
+			for i := m; i < rows; i++ {
+				if got[i] != -1 {
+					t.Errorf("%v, %d rows: wrote out[%d]", typ, m, i)
+				}
+			}
+		}
+	}
+}

@@ -15,11 +15,16 @@ type CPU struct {
 	tasks chan task // served by Threads-1 long-lived workers
 }
 
-// task is one chunk of a parallel loop, sent by value (no allocation).
+// task is one chunk of a parallel loop, or a helper of a GEMM step
+// (step set), sent by value (no allocation).
 type task struct {
 	fn     func(lo, hi int)
 	lo, hi int
 	wg     *sync.WaitGroup
+
+	step   *gemmStep
+	stepFn func(st *gemmStep, s *gemmScratch, task int)
+	gen    uint64 // the step's call this helper was sent for
 }
 
 func (c *CPU) start() {
@@ -27,6 +32,10 @@ func (c *CPU) start() {
 	for range c.threads() - 1 {
 		go func() {
 			for t := range c.tasks {
+				if t.step != nil {
+					t.step.help(t.stepFn, t.gen)
+					continue
+				}
 				t.fn(t.lo, t.hi)
 				t.wg.Done()
 			}

@@ -116,9 +116,20 @@ func (o *AttentionOpts) keyRows(idx []int32, b, i, T, S, stride, P int) []int32 
 }
 
 // Attention computes, per (sequence, head, query), the scores against the
-// visible keys, a softmax and the weighted sum of values. Memory is one
-// score row per worker, O(S); nothing of size T×S is materialised.
+// visible keys, a softmax and the weighted sum of values: eight queries or
+// more in tiles on the GEMM's micro-kernel (attn_tiled.go), fewer one row
+// at a time. Nothing of size T×S is materialised.
 func (c *CPU) Attention(out, lse, q, k, v *Tensor, o *AttentionOpts) {
+	if o.Queries >= attnTiledMin {
+		c.attentionTiled(gemmKernels(), out, lse, q, k, v, o)
+		return
+	}
+	c.attentionRows(out, lse, q, k, v, o)
+}
+
+// attentionRows is Attention one query at a time: decoding, where K and V
+// stream from memory once per head.
+func (c *CPU) attentionRows(out, lse, q, k, v *Tensor, o *AttentionOpts) {
 	B, H, KVH, D, T, S, stride, P, scale := o.Dims()
 	g := H / KVH
 	c.parallel(B*H, 1, func(lo, hi int) {

@@ -240,12 +240,16 @@ func (c *CPU) GELUBackward(dx, dy, x *Tensor) {
 func (c *CPU) SwiGLU(dst, gate, up *Tensor) {
 	mustSame("SwiGLU", gate, up)
 	c.parallel(gate.Numel(), 4096, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g := gate.F32[i]
-			s := 1 / (1 + expf(-g))
-			dst.F32[i] = g * s * up.F32[i]
-		}
+		swiglu(dst.F32[lo:hi], gate.F32[lo:hi], up.F32[lo:hi])
 	})
+}
+
+// swigluGo is the reference SwiGLU the vector kernel is tested against.
+func swigluGo(dst, gate, up []float32) {
+	for i, g := range gate[:len(dst)] {
+		s := 1 / (1 + expf(-g))
+		dst[i] = g * s * up[i]
+	}
 }
 
 func (c *CPU) SwiGLUBackward(dgate, dup, dy, gate, up *Tensor) {

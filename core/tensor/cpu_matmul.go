@@ -40,6 +40,8 @@ func (c *CPU) matMul(kern *gemmKernel, dst, a, b *Tensor, o MatMulOpts) {
 			}
 		case g.m == 1 || (g.m <= gemvMaxRows && g.transB && !g.transA):
 			c.gemv(sh)
+		case useBF16(kern, p):
+			c.gemmBF16(sh)
 		default:
 			c.gemm(sh)
 		}

@@ -53,3 +53,16 @@ func softmaxGrad(d, x []float32, l, g float32) {
 		d[i] += g * expf(x[i]-l)
 	}
 }
+
+//go:noescape
+func swigluAVX2(dst, gate, up *float32, n int)
+
+// swiglu sets dst[i] = g·σ(g)·up[i] for g = gate[i].
+func swiglu(dst, gate, up []float32) {
+	n8 := 0
+	if hasDotAsm() && len(dst) >= 8 {
+		n8 = len(dst) &^ 7
+		swigluAVX2(&dst[0], &gate[0], &up[0], n8)
+	}
+	swigluGo(dst[n8:], gate[n8:len(dst)], up[n8:len(dst)])
+}

@@ -129,3 +129,38 @@ sgloop:
 sgdone:
 	VZEROUPPER
 	RET
+
+// func swigluAVX2(dst, gate, up *float32, n int)
+// dst[i] = g·σ(g)·up[i], g = gate[i], over the first n&^7 elements. The
+// exponential only sees -|g| (no overflow): e = exp(-|g|), σ(g) = 1/(1+e)
+// for g >= 0 and e/(1+e) below.
+TEXT ·swigluAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ n+24(FP), CX
+	LOADCONST
+	MOVL $0x80000000, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12       // sign bit
+swloop:
+	CMPQ CX, $8
+	JLT swdone
+	VMOVUPS (SI), Y0            // g
+	VORPS Y12, Y0, Y1           // -|g|
+	EXP8                        // Y3 = e
+	VADDPS Y11, Y3, Y2          // 1+e (Y11 holds 1)
+	VDIVPS Y2, Y11, Y1          // 1/(1+e)
+	VMULPS Y3, Y1, Y2           // e/(1+e)
+	VBLENDVPS Y0, Y2, Y1, Y3    // σ(g): e/(1+e) where g's sign is set
+	VMULPS Y0, Y3, Y3
+	VMULPS (DX), Y3, Y3
+	VMOVUPS Y3, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP swloop
+swdone:
+	VZEROUPPER
+	RET

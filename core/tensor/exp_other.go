@@ -24,3 +24,6 @@ func softmaxGrad(d, x []float32, l, g float32) {
 		d[i] += g * expf(v-l)
 	}
 }
+
+// swiglu sets dst[i] = g·σ(g)·up[i] for g = gate[i].
+func swiglu(dst, gate, up []float32) { swigluGo(dst, gate, up[:len(dst)]) }

@@ -69,6 +69,7 @@ type gemmScratch struct {
 	rows [8][]float32 // widened rows of a transposed half-precision b
 	zero []float32    // padding, always zero
 	dots [4]float32   // results of a dot4 kernel
+	a16  []uint32     // (KC/2, MR) bf16 pairs (gemm_bf16.go)
 }
 
 // gemmShared is the state shared by the workers of one call: the packed
@@ -78,6 +79,7 @@ type gemmShared struct {
 	b    []float32
 	st   gemmStep
 	act  quant.Act // x quantized per block, for GGML weights (M = 1)
+	b16  []uint32  // packed B block as bf16 pairs (gemm_bf16.go)
 }
 
 var (
@@ -94,17 +96,22 @@ func grow(s []float32, n int) []float32 {
 
 // gemmStep is the state of one (jc, pc) block, read by all workers.
 type gemmStep struct {
-	p      *gemmProblem
-	kern   *gemmKernel
-	jc, nc int // columns [jc, jc+nc) of c
-	pc, kc int // reduction [pc, pc+kc)
-	bp     []float32
-	mp, np int // MR panels of c, NR panels of this block
-	gm, gn int // panels per task in each direction
-	tasks  int
-	act    *quant.Act // the quantized x of a GGML product (gemv.go)
-	next   atomic.Int64
-	wg     sync.WaitGroup
+	p       *gemmProblem
+	kern    *gemmKernel
+	jc, nc  int // columns [jc, jc+nc) of c
+	pc, kc  int // reduction [pc, pc+kc)
+	bp      []float32
+	mp, np  int // MR panels of c, NR panels of this block
+	gm, gn  int // panels per task in each direction
+	tasks   int
+	act     *quant.Act // the quantized x of a GGML product (gemv.go)
+	b16     []uint32   // packed B block as bf16 pairs (gemm_bf16.go)
+	micro16 func(kc int, a, b, c *float32, ldc int, accum int)
+	next    atomic.Int64
+	gen     atomic.Uint64 // gemmRun calls made on this step
+	active  atomic.Int32  // helpers inside gemmWork
+	waiting atomic.Bool   // the caller sleeps on wake
+	wake    chan struct{} // (1) the last helper out wakes the caller
 }
 
 // gemm computes one slab with the packed algorithm.
@@ -135,32 +142,73 @@ func (c *CPU) gemm(sh *gemmShared) {
 			st.bp = sh.b[:kc*np*kern.nr]
 			// Phase 1: pack B panels. Phase 2: compute tiles.
 			st.tasks = np
-			gemmRun(st, min(threads, np), (*gemmStep).packTask)
+			c.gemmRun(st, min(threads, np), (*gemmStep).packTask)
 			st.tasks = ((st.mp + gm - 1) / gm) * ((np + gn - 1) / gn)
-			gemmRun(st, min(threads, st.tasks), (*gemmStep).computeTask)
+			c.gemmRun(st, min(threads, st.tasks), (*gemmStep).computeTask)
 		}
 	}
 	st.p, st.bp = nil, nil // let the pool drop the caller's data
 }
 
-// gemmRun runs fn over st's tasks on t goroutines (the caller is one),
-// each taking the next task from a shared counter. Only t > 1 allocates
-// (the goroutines' closures).
-func gemmRun(st *gemmStep, t int, fn func(st *gemmStep, s *gemmScratch, task int)) {
+// gemmRun runs fn over st's tasks on up to t threads: the caller and t-1
+// helpers from c's long-lived workers, each taking the next task from a
+// shared counter. Nothing is allocated and no goroutine is started (a
+// matrix-vector product of a decode step is tens of microseconds, where
+// starting goroutines showed). The caller never waits for a helper that
+// has not started: once the counter runs out it bumps st.gen, which turns
+// late helpers into no-ops, and waits only for those already working, so
+// a call made from inside another parallel loop cannot deadlock.
+func (c *CPU) gemmRun(st *gemmStep, t int, fn func(st *gemmStep, s *gemmScratch, task int)) {
 	st.next.Store(0)
-	if t <= 1 {
-		gemmWork(st, fn)
-		return
-	}
-	st.wg.Add(t - 1)
-	for range t - 1 {
-		go func() {
-			defer st.wg.Done()
-			gemmWork(st, fn)
-		}()
+	if t > 1 && c != nil {
+		c.once.Do(c.start)
+		gen := st.gen.Load()
+		for range t - 1 {
+			select {
+			case c.tasks <- task{step: st, stepFn: fn, gen: gen}:
+			default: // the queue is full: fewer helpers
+			}
+		}
 	}
 	gemmWork(st, fn)
-	st.wg.Wait()
+	st.gen.Add(1)
+	// Wait for helpers finishing their last task: spin briefly (a decode
+	// step's tasks are microseconds), then sleep until the last one
+	// leaves (a prompt's tasks can be milliseconds: spinning would burn
+	// a core). A token left in wake by an earlier call is drained first.
+	for range 200 {
+		if st.active.Load() == 0 {
+			return
+		}
+	}
+	if st.wake == nil {
+		st.wake = make(chan struct{}, 1)
+	}
+	select {
+	case <-st.wake:
+	default:
+	}
+	st.waiting.Store(true)
+	for st.active.Load() != 0 {
+		<-st.wake
+	}
+	st.waiting.Store(false)
+}
+
+// help is a worker's share of a gemmRun call, if that call (gen) is still
+// running. The order of active.Add and gen.Load against gemmRun's gen.Add
+// and active.Load makes either the caller wait for it or it do nothing.
+func (st *gemmStep) help(fn func(st *gemmStep, s *gemmScratch, task int), gen uint64) {
+	st.active.Add(1)
+	if st.gen.Load() == gen {
+		gemmWork(st, fn)
+	}
+	if st.active.Add(-1) == 0 && st.waiting.Load() {
+		select {
+		case st.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func gemmWork(st *gemmStep, fn func(st *gemmStep, s *gemmScratch, task int)) {

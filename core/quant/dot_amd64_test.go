@@ -1,0 +1,106 @@
+//go:build amd64 && !purego && !noasm
+
+package quant
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// The whole-row K-quant kernels (scales in assembly) against the block
+// kernels with the scales in Go, on rows of 1 to 9 blocks with tiny
+// (subnormal half) and saturating weights. They sum 8 float lanes per row
+// instead of a scalar per block, so they agree to float32 rounding.
+func TestDotRowKernelsMatchBlocks(t *testing.T) {
+	if !hasAVX2() {
+		t.Skip("no AVX2+FMA+F16C on this CPU")
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, tc := range []struct {
+		typ         Type
+		row, blocks func([]byte, *Act) float32
+	}{
+		{Q4_K, dotQ4KFast, dotQ4KBlocks},
+		{Q6_K, dotQ6KFast, dotQ6KBlocks},
+	} {
+		for nb := 1; nb <= 9; nb++ {
+			k := nb * QK
+			w, x := make([]float32, k), make([]float32, k)
+			for i := range w {
+				w[i] = float32(r.NormFloat64())
+				x[i] = float32(r.NormFloat64())
+				switch {
+				case i/QK == 1:
+					w[i] *= 1e-7 // subnormal half scales
+				case i%97 == 0:
+					w[i], x[i] = 40, -30
+				}
+			}
+			n, _ := tc.typ.RowBytes(k)
+			q := make([]byte, n)
+			Quantize(tc.typ, q, w)
+			var a Act
+			a.Quantize(tc.typ, x)
+			want, got := tc.blocks(q, &a), tc.row(q, &a)
+			var norm float64 // Σ|terms| bounds the rounding of any order
+			for i := range a.D {
+				norm += math.Abs(float64(tc.blocks(q[i*n/nb:(i+1)*n/nb], blockAct(&a, i))))
+			}
+			if math.Abs(float64(got-want)) > 1e-6*norm+1e-30 {
+				t.Errorf("%v, %d blocks: row kernel %g, block kernel %g", tc.typ, nb, got, want)
+			}
+			if g := dotFuncs[tc.typ](q, &a); math.Abs(float64(got-g)) > 1e-4*math.Abs(float64(g))+1e-3 {
+				t.Errorf("%v, %d blocks: row kernel %g, Go %g", tc.typ, nb, got, g)
+			}
+		}
+	}
+}
+
+// blockAct is block i of a as an activation of its own.
+func blockAct(a *Act, i int) *Act {
+	return &Act{typ: a.typ, Q: a.Q[QK*i : QK*(i+1)], D: a.D[i : i+1], BSums: a.BSums[16*i : 16*(i+1)], dot: a.dot}
+}
+
+// BenchmarkDotKQuantRows: rows of 768 and 2048 weights (3 and 8 blocks,
+// a small model's shapes, where the per-block work outside the integer
+// loop counts), whole-row kernels against scales in Go.
+func BenchmarkDotKQuantRows(b *testing.B) {
+	if !hasAVX2() {
+		b.Skip("no AVX2+FMA+F16C on this CPU")
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, k := range []int{768, 2048} {
+		const rows = 256
+		w, x := make([]float32, rows*k), make([]float32, k)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+		}
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		for _, tc := range []struct {
+			typ         Type
+			row, blocks func([]byte, *Act) float32
+		}{
+			{Q4_K, dotQ4KFast, dotQ4KBlocks},
+			{Q6_K, dotQ6KFast, dotQ6KBlocks},
+		} {
+			n, _ := tc.typ.RowBytes(k)
+			q := make([]byte, rows*n)
+			Quantize(tc.typ, q, w)
+			var a Act
+			a.Quantize(tc.typ, x)
+			for name, f := range map[string]func([]byte, *Act) float32{"row": tc.row, "blocks": tc.blocks} {
+				b.Run(tc.typ.String()+"/"+name+"/"+string(rune('0'+k/256)), func(b *testing.B) {
+					b.SetBytes(int64(rows * n))
+					for b.Loop() {
+						for r := 0; r < rows; r++ {
+							f(q[r*n:(r+1)*n], &a)
+						}
+					}
+				})
+			}
+		}
+	}
+}

@@ -34,6 +34,7 @@ type IA3Linear struct {
 	L           *autograd.Param // (out) or (in) for feed-forward modules
 	FeedForward bool
 	enabled     *bool
+	zeros       []int32 // scaleCols' row ids, kept between steps
 }
 
 var _ model.Projection = (*IA3Linear)(nil)
@@ -47,53 +48,39 @@ func (l *IA3Linear) Forward(t *autograd.Tape, x *autograd.Var) *autograd.Var {
 		return l.Base.Forward(t, x)
 	}
 	if l.FeedForward {
-		return l.Base.Forward(t, scaleCols(t, x, t.Param(l.L)))
+		return l.Base.Forward(t, scaleCols(t, x, t.Param(l.L), &l.zeros))
 	}
-	return scaleCols(t, l.Base.Forward(t, x), t.Param(l.L))
+	return scaleCols(t, l.Base.Forward(t, x), t.Param(l.L), &l.zeros)
 }
 
-// scaleCols multiplies each row of x (N, C) by s (C).
-func scaleCols(t *autograd.Tape, x, s *autograd.Var) *autograd.Var {
+// scaleCols multiplies each row of x (N, C) by s (C), with backend ops
+// only (so device tensors stay on the device): s is gathered into every
+// row (an embedding lookup of row 0), multiplied in, and its gradient is
+// the column sums of dy∘x. zeros holds the N zero row ids, grown as
+// needed.
+func scaleCols(t *autograd.Tape, x, s *autograd.Var, zeros *[]int32) *autograd.Var {
 	N, C := x.Value.Rows(), x.Value.Cols()
+	if len(*zeros) < N {
+		*zeros = make([]int32, N)
+	}
+	ids := (*zeros)[:N]
+	rows := t.Alloc(N, C) // s in every row
+	t.B.Embedding(rows, ids, s.Value)
 	out := t.Alloc(N, C)
-	// Host loops: on a device backend OnHost copies the tensors down and
-	// the results back (correct, slow).
-	tensor.OnHost(func() {
-		for r := 0; r < N; r++ {
-			xr, or := x.Value.F32[r*C:(r+1)*C], out.F32[r*C:(r+1)*C]
-			for i, v := range xr {
-				or[i] = v * s.Value.F32[i]
-			}
-		}
-	}, out, x.Value, s.Value)
+	t.B.Mul(out, x.Value, rows)
 	var o *autograd.Var
 	o = t.Custom(out, func() {
-		var gx, gs *tensor.Tensor
 		if x.NeedsGrad() {
-			gx = t.GradOf(x)
+			tmp := t.Alloc(N, C)
+			t.B.Mul(tmp, o.Grad, rows)
+			gx := t.GradOf(x)
+			t.B.Add(gx, gx, tmp)
 		}
 		if s.NeedsGrad() {
-			gs = t.GradOf(s)
+			tmp := t.Alloc(N, C)
+			t.B.Mul(tmp, o.Grad, x.Value)
+			t.B.SumRows(t.GradOf(s), tmp)
 		}
-		tensor.OnHost(func() {
-			dy := o.Grad.F32
-			if gx != nil {
-				dx := gx.F32
-				for r := 0; r < N; r++ {
-					for i := 0; i < C; i++ {
-						dx[r*C+i] += dy[r*C+i] * s.Value.F32[i]
-					}
-				}
-			}
-			if gs != nil {
-				ds := gs.F32
-				for r := 0; r < N; r++ {
-					for i := 0; i < C; i++ {
-						ds[i] += dy[r*C+i] * x.Value.F32[r*C+i]
-					}
-				}
-			}
-		}, o.Grad, gx, gs, x.Value, s.Value)
 	}, x, s)
 	return o
 }

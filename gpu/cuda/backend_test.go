@@ -286,7 +286,7 @@ func TestEmulated(t *testing.T) {
 	if out, err := exec.Command("sh", "testdata/emu/build.sh", dir).CombinedOutput(); err != nil {
 		t.Fatalf("building the emulator: %v\n%s", err, out)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32|TestBF16|TestGenerateMatchesCPU|TestAdamWAll|TestGGMLWeights)$", "-test.v")
+	cmd := exec.Command(os.Args[0], "-test.run=^(TestBackendOps|TestTrainingMatchesCPU|TestTF32|TestBF16|TestGenerateMatchesCPU|TestPEFTMatchesCPU|TestAdamWAll|TestGGMLWeights)$", "-test.v")
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+dir, "LLMLAB_CUDA_EMULATED=1", "XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
 	out, err := cmd.CombinedOutput()
 	s := string(out)
@@ -302,6 +302,16 @@ func TestEmulated(t *testing.T) {
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
+// TestPEFTMatchesCPU trains every PEFT method on CUDA device tensors: the
+// losses must match the CPU's.
+func TestPEFTMatchesCPU(t *testing.T) {
+	b := openOrSkip(t)
+	gputest.PEFTMatchesCPU(t, b)
+	if err := b.Err(); err != nil {
+		t.Fatalf("a device error sent ops to the CPU: %v", err)
+	}
 }
 
 // TestGenerateMatchesCPU: greedy decoding, with the KV cache in managed

@@ -210,63 +210,43 @@ func (a *PrefixAdapter) compute(t *autograd.Tape) error {
 }
 
 // headsFirst returns y (KVH, P, D) with y[h][p][d] = x[p·stride + off +
-// h·D + d]: one layer's keys or values taken out of a (P, ·) matrix.
+// h·D + d]: one layer's keys or values taken out of a (P, ·) matrix. Backend
+// ops only (a column split whose parts are y's head blocks, between two
+// scratch parts; the backward a column concatenation), so device tensors
+// stay on the device.
 func headsFirst(t *autograd.Tape, x *autograd.Var, off, P, KVH, D, stride int) *autograd.Var {
 	out := t.Alloc(KVH, P, D)
-	// Host loops: on a device backend OnHost copies the tensors down and
-	// the results back (correct, slow).
-	tensor.OnHost(func() {
-		xf := x.Value.F32
-		for h := 0; h < KVH; h++ {
-			for p := 0; p < P; p++ {
-				copy(out.F32[(h*P+p)*D:(h*P+p+1)*D], xf[p*stride+off+h*D:p*stride+off+(h+1)*D])
-			}
+	rest := stride - off - KVH*D
+	parts := func(heads *tensor.Tensor, edge func(int) *tensor.Tensor) []*tensor.Tensor {
+		ps := make([]*tensor.Tensor, 0, KVH+2)
+		if off > 0 {
+			ps = append(ps, edge(off))
 		}
-	}, out, x.Value)
+		for h := 0; h < KVH; h++ {
+			ps = append(ps, heads.Offset(h*P*D, P, D))
+		}
+		if rest > 0 {
+			ps = append(ps, edge(rest))
+		}
+		return ps
+	}
+	// x as (P, stride) whatever its shape (prompt tuning's is (1, P, KVH, D)).
+	t.B.SplitCols(parts(out, func(w int) *tensor.Tensor { return t.Alloc(P, w) }), x.Value.Offset(0, P, stride))
 	var y *autograd.Var
 	y = t.Custom(out, func() {
 		if !x.NeedsGrad() {
 			return
 		}
-		gx := t.GradOf(x)
-		tensor.OnHost(func() {
-			dx, dy := gx.F32, y.Grad.F32
-			for h := 0; h < KVH; h++ {
-				for p := 0; p < P; p++ {
-					dst := dx[p*stride+off+h*D : p*stride+off+(h+1)*D]
-					for d, g := range dy[(h*P+p)*D : (h*P+p+1)*D] {
-						dst[d] += g
-					}
-				}
-			}
-		}, gx, y.Grad)
+		tmp := t.Alloc(P, stride)
+		t.B.ConcatCols(tmp, parts(y.Grad, func(w int) *tensor.Tensor { return t.AllocZero(P, w) }))
+		gx := t.GradOf(x).Offset(0, P, stride)
+		t.B.Add(gx, gx, tmp)
 	}, x)
 	return y
 }
 
-// tanh is the elementwise hyperbolic tangent.
-func tanh(t *autograd.Tape, x *autograd.Var) *autograd.Var {
-	out := t.Alloc(x.Value.Shape...)
-	tensor.OnHost(func() {
-		for i, v := range x.Value.F32 {
-			out.F32[i] = float32(math.Tanh(float64(v)))
-		}
-	}, out, x.Value)
-	var y *autograd.Var
-	y = t.Custom(out, func() {
-		if !x.NeedsGrad() {
-			return
-		}
-		gx := t.GradOf(x)
-		tensor.OnHost(func() {
-			for i, g := range y.Grad.F32 {
-				o := out.F32[i]
-				gx.F32[i] += g * (1 - o*o)
-			}
-		}, gx, y.Grad, out)
-	}, x)
-	return y
-}
+// tanh is the elementwise hyperbolic tangent: a softcap of 1.
+func tanh(t *autograd.Tape, x *autograd.Var) *autograd.Var { return t.Softcap(x, 1) }
 
 // Params returns the trainable tensors.
 func (a *PrefixAdapter) Params() []*autograd.Param {

@@ -88,41 +88,16 @@ func (l *BottleneckLinear) Forward(t *autograd.Tape, x *autograd.Var) *autograd.
 
 // activation applies relu, gelu (tanh approximation) or silu.
 func activation(t *autograd.Tape, x *autograd.Var, name string) *autograd.Var {
-	if name == "gelu" {
+	switch name {
+	case "gelu":
 		return t.GELU(x)
+	case "silu":
+		// silu(x) = SwiGLU's gate with an up of ones.
+		ones := t.Alloc(x.Value.Shape...)
+		tensor.Fill(ones, 1)
+		return t.SwiGLU(x, t.Const(ones))
 	}
-	out := t.Alloc(x.Value.Shape...)
-	// Host loops: on a device backend OnHost copies the tensors down and
-	// the results back (correct, slow).
-	tensor.OnHost(func() {
-		for i, v := range x.Value.F32 {
-			if name == "silu" {
-				out.F32[i] = v / (1 + float32(math.Exp(float64(-v))))
-			} else {
-				out.F32[i] = max(v, 0)
-			}
-		}
-	}, out, x.Value)
-	var y *autograd.Var
-	y = t.Custom(out, func() {
-		if !x.NeedsGrad() {
-			return
-		}
-		gx := t.GradOf(x)
-		tensor.OnHost(func() {
-			dx, xv := gx.F32, x.Value.F32
-			for i, g := range y.Grad.F32 {
-				v := xv[i]
-				if name == "silu" {
-					s := 1 / (1 + float32(math.Exp(float64(-v))))
-					dx[i] += g * s * (1 + v*(1-s))
-				} else if v > 0 {
-					dx[i] += g
-				}
-			}
-		}, gx, x.Value, y.Grad)
-	}, x)
-	return y
+	return t.ReLU(x)
 }
 
 // DefaultBottleneckTargets are the attention and MLP output projections.

@@ -373,6 +373,18 @@ func softcapBack(t *Tape, n *Node) {
 	t.B.SoftcapBackward(t.GradOf(n.In[0]), n.Out.Grad, n.Out.Value, n.F)
 }
 
+// ReLU returns max(x, 0) elementwise.
+func (t *Tape) ReLU(x *Var) *Var {
+	y := t.arena.Alloc(x.Value.Shape...)
+	t.B.ReLU(y, x.Value)
+	o, _ := t.record(y, reluBack, x)
+	return o
+}
+
+func reluBack(t *Tape, n *Node) {
+	t.B.ReLUBackward(t.GradOf(n.In[0]), n.Out.Grad, n.Out.Value)
+}
+
 // ConcatCols joins column blocks xs[i] (N, Ci) into (N, ΣCi); at most 4
 // parts (the inverse of SplitCols).
 func (t *Tape) ConcatCols(xs ...*Var) *Var {

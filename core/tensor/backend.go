@@ -47,6 +47,10 @@ type Backend interface {
 	// backward reads the forward's output y: dx += dy * (1 - (y/c)²).
 	Softcap(dst, x *Tensor, c float32)
 	SoftcapBackward(dx, dy, y *Tensor, c float32)
+	// ReLU: dst = max(x, 0). The backward reads the output y: dx += dy
+	// where y > 0.
+	ReLU(dst, x *Tensor)
+	ReLUBackward(dx, dy, y *Tensor)
 
 	// RoPE, HF's rotate-half convention, on x (N, H, D) where row n of x is
 	// at position pos[n] (len(pos) == N). dst may equal x.

@@ -425,6 +425,26 @@ func (c *CPU) Softcap(dst, x *Tensor, cp float32) {
 	})
 }
 
+func (c *CPU) ReLU(dst, x *Tensor) {
+	mustSame("ReLU", dst, x)
+	c.parallel(x.Numel(), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dst.F32[i] = max(x.F32[i], 0)
+		}
+	})
+}
+
+func (c *CPU) ReLUBackward(dx, dy, y *Tensor) {
+	mustSame("ReLUBackward", dx, y)
+	c.parallel(y.Numel(), 4096, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if y.F32[i] > 0 {
+				dx.F32[i] += dy.F32[i]
+			}
+		}
+	})
+}
+
 func (c *CPU) SoftcapBackward(dx, dy, y *Tensor, cp float32) {
 	mustSame("SoftcapBackward", dx, y)
 	c.parallel(y.Numel(), 4096, func(lo, hi int) {

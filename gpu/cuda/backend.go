@@ -384,6 +384,7 @@ type kernels struct {
 	rmsNormFwd, rmsNormBwdDx, rmsNormBwdDw, sumRows uintptr
 	geluFwd, geluBwd, swigluFwd, swigluBwd, rope    uintptr
 	gegluFwd, gegluBwd, softcapFwd, softcapBwd      uintptr
+	reluFwd, reluBwd                                uintptr
 	ceFwd, ceBwd                                    uintptr
 	add, mul, addScaled, addBias, copyCols, adamw   uintptr
 	sumSquares, clipNorm, scaleBy, argmaxRows       uintptr
@@ -404,6 +405,7 @@ func (k *kernels) names() map[string]*uintptr {
 		"sum_rows": &k.sumRows, "gelu_fwd": &k.geluFwd, "gelu_bwd": &k.geluBwd,
 		"swiglu_fwd": &k.swigluFwd, "swiglu_bwd": &k.swigluBwd, "rope": &k.rope,
 		"geglu_fwd": &k.gegluFwd, "geglu_bwd": &k.gegluBwd, "softcap_fwd": &k.softcapFwd, "softcap_bwd": &k.softcapBwd,
+		"relu_fwd": &k.reluFwd, "relu_bwd": &k.reluBwd,
 		"ce_fwd": &k.ceFwd, "ce_bwd": &k.ceBwd,
 		"add": &k.add, "mul": &k.mul, "add_scaled": &k.addScaled, "add_bias": &k.addBias,
 		"copy_cols": &k.copyCols, "adamw": &k.adamw, "sum_squares": &k.sumSquares,

@@ -305,6 +305,14 @@ extern "C" __global__ void geglu_bwd(float* dgate, float* dup, const float* dy, 
 
 // softcap: out = c * tanh(x / c); the backward reads the output y:
 // dx += dy * (1 - (y/c)^2).
+// relu: out = max(x, 0); the backward reads the output y.
+extern "C" __global__ void relu_fwd(float* out, const float* x, i64 n) {
+  GRID_STRIDE(i, n) out[i] = fmaxf(x[i], 0.f);
+}
+extern "C" __global__ void relu_bwd(float* dx, const float* dy, const float* y, i64 n) {
+  GRID_STRIDE(i, n) if (y[i] > 0.f) dx[i] += dy[i];
+}
+
 extern "C" __global__ void softcap_fwd(float* out, const float* x, float c, i64 n) {
   GRID_STRIDE(i, n) { out[i] = c * tanhf(x[i] / c); }
 }

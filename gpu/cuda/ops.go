@@ -304,6 +304,24 @@ func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
 	}
 }
 
+// ReLU is max(x, 0).
+func (b *Backend) ReLU(dst, x *tensor.Tensor) {
+	mustSame("ReLU", dst, x)
+	n := x.Numel()
+	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.reluFwd, n, o.out(dst), o.f32(x), int64(n)) }) {
+		b.host(func() { b.cpu.ReLU(dst, x) }, dst, x)
+	}
+}
+
+func (b *Backend) ReLUBackward(dx, dy, y *tensor.Tensor) {
+	mustSame("ReLUBackward", dx, y)
+	mustSame("ReLUBackward", dy, y)
+	n := y.Numel()
+	if n == 0 || !b.run(func(o *op) { o.launch1(b.k.reluBwd, n, o.inout(dx), o.f32(dy), o.f32(y), int64(n)) }) {
+		b.host(func() { b.cpu.ReLUBackward(dx, dy, y) }, dx, dy, y)
+	}
+}
+
 func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
 	mustSame("SoftcapBackward", dx, y)
 	mustSame("SoftcapBackward", dy, y)

@@ -14,10 +14,7 @@ import (
 
 // PEFTMatchesCPU trains each PEFT method for three steps of the tiny Llama
 // preset on b and on the CPU backend: the losses must agree to 1e-3
-// (relative). LoRA, QLoRA, DoRA, IA3 and prefix and prompt tuning run on
-// backend ops alone; bottleneck adapters' activations are written for host
-// data and go through tensor.OnHost, whose copies a device backend must
-// order with the work it has queued.
+// (relative). Every method runs on backend ops alone.
 func PEFTMatchesCPU(t *testing.T, b tensor.Backend) {
 	cfg, err := model.Preset(model.Llama, "tiny")
 	if err != nil {

@@ -723,6 +723,26 @@ func (b *Backend) Softcap(dst, x *tensor.Tensor, c float32) {
 	b.finish()
 }
 
+func (b *Backend) ReLU(dst, x *tensor.Tensor) {
+	n := x.Numel()
+	if !b.fits(x) {
+		b.onCPU(func() { b.cpu.ReLU(dst, x) }, dst, x)
+		return
+	}
+	b.run("relu", groups1D(n, 256), []uint32{u(n)}, b.out(dst, false), b.in(x))
+	b.finish()
+}
+
+func (b *Backend) ReLUBackward(dx, dy, y *tensor.Tensor) {
+	n := y.Numel()
+	if !b.fits(y) {
+		b.onCPU(func() { b.cpu.ReLUBackward(dx, dy, y) }, dx, dy, y)
+		return
+	}
+	b.run("relu_bwd", groups1D(n, 256), []uint32{u(n)}, b.out(dx, true), b.in(dy), b.in(y))
+	b.finish()
+}
+
 func (b *Backend) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
 	n := y.Numel()
 	if !b.fits(y) {

@@ -45,6 +45,7 @@ func run(t *testing.T, b tensor.Backend) {
 	t.Run("SwiGLU", c.swiglu)
 	t.Run("GeGLU", c.geglu)
 	t.Run("Softcap", c.softcap)
+	t.Run("ReLU", c.relu)
 	t.Run("RoPE", c.rope)
 	t.Run("Attention", c.attention)
 	t.Run("CrossEntropy", c.crossEntropy)
@@ -303,6 +304,20 @@ func (c *checker) softcap(t *testing.T) {
 	c.b.SoftcapBackward(dg, dy, want, 30)
 	c.ref.SoftcapBackward(dw, dy, want, 30)
 	same(t, "dx", dg, dw, Tol)
+}
+
+func (c *checker) relu(t *testing.T) {
+	const N, C = 13, 301
+	x := c.rand(2, N, C)
+	got, want := tensor.New(N, C), tensor.New(N, C)
+	c.b.ReLU(got, x)
+	c.ref.ReLU(want, x)
+	same(t, "dst", got, want, 0)
+	dy := c.rand(1, N, C)
+	dg, dw := c.pair(1, N, C)
+	c.b.ReLUBackward(dg, dy, want)
+	c.ref.ReLUBackward(dw, dy, want)
+	same(t, "dx", dg, dw, 0)
 }
 
 func (c *checker) rope(t *testing.T) {

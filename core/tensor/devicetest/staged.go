@@ -159,6 +159,16 @@ func (s Staged) Softcap(dst, x *tensor.Tensor, c float32) {
 	s.Inner.Softcap(dst, x, c)
 }
 
+func (s Staged) ReLU(dst, x *tensor.Tensor) {
+	defer s.Stage(dst, x)()
+	s.Inner.ReLU(dst, x)
+}
+
+func (s Staged) ReLUBackward(dx, dy, y *tensor.Tensor) {
+	defer s.Stage(dx, dy, y)()
+	s.Inner.ReLUBackward(dx, dy, y)
+}
+
 func (s Staged) SoftcapBackward(dx, dy, y *tensor.Tensor, c float32) {
 	defer s.Stage(dx, dy, y)()
 	s.Inner.SoftcapBackward(dx, dy, y, c)

@@ -251,7 +251,7 @@ static std::map<std::string, Kernel> kernelTable() {
   K(layernorm_fwd); K(layernorm_bwd_dx); K(layernorm_bwd_dwdb);
   K(rmsnorm_fwd); K(rmsnorm_bwd_dx); K(rmsnorm_bwd_dw); K(sum_rows);
   K(gelu_fwd); K(gelu_bwd); K(swiglu_fwd); K(swiglu_bwd); K(rope);
-  K(geglu_fwd); K(geglu_bwd); K(softcap_fwd); K(softcap_bwd);
+  K(geglu_fwd); K(geglu_bwd); K(softcap_fwd); K(softcap_bwd); K(relu_fwd); K(relu_bwd);
   K(ce_fwd); K(ce_bwd);
   K(add); K(mul); K(add_scaled); K(add_bias); K(copy_cols); K(adamw); K(sum_squares);
   K(clip_norm); K(scale_by); K(argmax_rows); K(adamw_multi);

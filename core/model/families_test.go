@@ -12,6 +12,7 @@ import (
 	"llmlab/core/autograd"
 	"llmlab/core/checkpoint"
 	"llmlab/core/tensor"
+	"llmlab/core/tensor/devicetest"
 	"llmlab/core/tensor/tensortest"
 )
 
@@ -324,6 +325,41 @@ func TestWindowedCache(t *testing.T) {
 			}
 			V := m.Cfg.VocabSize
 			tensortest.Close(t, "last logits", last.Value.F32[len(last.Value.F32)-V:], full.Value.F32[len(full.Value.F32)-V:], 1e-5)
+
+			// The same chunks on device tensors (the cache and the step's
+			// tensors in a backend's own memory, the ring moved by strided
+			// device copies): the CPU's logits, bit for bit.
+			md, err := Load(filepath.Join("testdata/golden/families", name), LoadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev := devicetest.New(1)
+			kd := md.NewCache(1, len(seq)+1)
+			kd.ToDevice(dev)
+			td := autograd.NewTape(dev)
+			td.NoGrad = true
+			for _, part := range [][]int32{seq[:6], seq[6:11], seq[11:]} {
+				td.Reset()
+				if last, err = md.Forward(td, Inputs{B: 1, T: len(part), IDs: part, Cache: kd}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gotLogits := last.Value.Host().F32
+			tp2 := autograd.NewTape(tensor.NewCPU(1))
+			tp2.NoGrad = true
+			kc2 := m.NewCache(1, len(seq)+1)
+			for _, part := range [][]int32{seq[:6], seq[6:11], seq[11:]} {
+				tp2.Reset()
+				if last, err = m.Forward(tp2, Inputs{B: 1, T: len(part), IDs: part, Cache: kc2}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !slices.Equal(gotLogits, last.Value.F32) {
+				t.Errorf("chunked logits on device tensors differ from the CPU's")
+			}
+			if st := dev.Stats(); st.HostArgs != 0 {
+				t.Errorf("%d host tensors given to device ops", st.HostArgs)
+			}
 		})
 	}
 }

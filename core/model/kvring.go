@@ -72,9 +72,39 @@ func (kc *Cache) ringKV(t *autograd.Tape, l int, k, v *tensor.Tensor, in Inputs,
 	n := min(past, W-1)
 	S := n + T
 	tk, tv := t.Alloc(B, S, kr.Shape[2], kr.Shape[3]), t.Alloc(B, S, vr.Shape[2], vr.Shape[3])
-	// Row copies on the host: on a device backend OnHost copies the
-	// tensors down and back (correct, slow; a prefill of a windowed layer
-	// only, decode steps take storeRows above).
+	if sameMemory(tk, tv, kr, vr, k, v) {
+		// Strided copies, all rows of the batch at once, wherever the
+		// tensors live: the last n ring slots (oldest first, in at most
+		// two runs around the ring's end), then the chunk; then the
+		// chunk's last keys into their slots.
+		for _, p := range [2][3]*tensor.Tensor{{tk, kr, k}, {tv, vr, v}} {
+			dst, ring, src := p[0].Reshape(B, S*w), p[1].Reshape(B, W*w), p[2].Reshape(B, T*w)
+			if n > 0 {
+				first := ((past-n)%W + W) % W
+				run := min(n, W-first)
+				tensor.CopyCols(dst, 0, ring, first*w, run*w)
+				if run < n {
+					tensor.CopyCols(dst, run*w, ring, 0, (n-run)*w)
+				}
+			}
+			tensor.CopyCols(dst, n*w, src, 0, T*w)
+			i0 := max(0, T-W)
+			slot := (past + i0) % W
+			run := min(T-i0, W-slot)
+			tensor.CopyCols(ring, slot*w, src, i0*w, run*w)
+			if i0+run < T {
+				tensor.CopyCols(ring, 0, src, (i0+run)*w, (T-i0-run)*w)
+			}
+		}
+		opts.Keys, opts.KStride, opts.Offset, opts.Window = S, S, n, W
+		if kseg != nil {
+			opts.QSeg, opts.KSeg = in.Seg, kseg
+		}
+		return tk, tv
+	}
+	// Row copies on the host, for a cache the device could not hold while
+	// the step's tensors are there: OnHost copies the tensors down and
+	// back (correct, slow; a prefill of a windowed layer only).
 	tensor.OnHost(func() {
 		for b := 0; b < B; b++ {
 			for j := 0; j < n; j++ {
@@ -97,4 +127,15 @@ func (kc *Cache) ringKV(t *autograd.Tape, l int, k, v *tensor.Tensor, in Inputs,
 		opts.QSeg, opts.KSeg = in.Seg, kseg
 	}
 	return tk, tv
+}
+
+// sameMemory reports whether every tensor lives in the same place: all on
+// the host or all in one device memory.
+func sameMemory(ts ...*tensor.Tensor) bool {
+	for _, x := range ts[1:] {
+		if x.Dev.Mem != ts[0].Dev.Mem {
+			return false
+		}
+	}
+	return true
 }

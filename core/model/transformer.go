@@ -543,7 +543,13 @@ func (m *Transformer) norm(t *autograd.Tape, n Norm, x *autograd.Var) *autograd.
 		return t.LayerNorm(x, t.Param(n.W), t.Param(n.B), eps)
 	case normRMSOffset:
 		w := t.Param(n.W)
-		return t.RMSNorm(x, t.Add(w, t.Const(m.ones[w.Value.Numel()])), eps)
+		one := m.ones[w.Value.Numel()]
+		if mem := tensor.MemoryOf(t.B); mem != nil && !one.OnDevice() {
+			// Once, like the parameters: the constant then stays where
+			// the weights are, not copied in by every norm.
+			tensor.ToDevice(mem, one)
+		}
+		return t.RMSNorm(x, t.Add(w, t.Const(one)), eps)
 	}
 	return t.RMSNorm(x, t.Param(n.W), eps)
 }

@@ -543,11 +543,14 @@ func (m *Transformer) norm(t *autograd.Tape, n Norm, x *autograd.Var) *autograd.
 		return t.LayerNorm(x, t.Param(n.W), t.Param(n.B), eps)
 	case normRMSOffset:
 		w := t.Param(n.W)
+		// The constant goes where the weights are, once, and comes back
+		// like them when the model is used on the host again.
 		one := m.ones[w.Value.Numel()]
-		if mem := tensor.MemoryOf(t.B); mem != nil && !one.OnDevice() {
-			// Once, like the parameters: the constant then stays where
-			// the weights are, not copied in by every norm.
+		switch mem := tensor.MemoryOf(t.B); {
+		case mem != nil && !one.OnDevice():
 			tensor.ToDevice(mem, one)
+		case mem == nil && one.OnDevice():
+			tensor.ToHost(one)
 		}
 		return t.RMSNorm(x, t.Add(w, t.Const(one)), eps)
 	}

@@ -11,10 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"llmlab/core/autograd"
 	"llmlab/core/generate"
 	"llmlab/core/model"
-	"llmlab/core/optim"
 	"llmlab/core/tensor"
 	"llmlab/core/tensor/backendtest"
 	"llmlab/gpu/gputest"
@@ -137,8 +135,8 @@ func TestBF16(t *testing.T) {
 	if os.Getenv("LLMLAB_CUDA_EMULATED") != "" {
 		steps, B, T = 2, 1, 16
 	}
-	got := trainLosses(t, b, steps, B, T, nil)
-	want := trainLosses(t, cpu, steps, B, T, nil)
+	got := gputest.StepLosses(t, b, steps, B, T, nil)
+	want := gputest.StepLosses(t, cpu, steps, B, T, nil)
 	t.Logf("bf16 %v\nf32  %v", got, want)
 	for i := range want {
 		if d := math.Abs(float64(got[i] - want[i])); d > 2e-2*math.Max(1, math.Abs(float64(want[i]))) {
@@ -150,51 +148,6 @@ func TestBF16(t *testing.T) {
 	}
 }
 
-// trainLosses runs steps AdamW steps of the tiny Llama preset on b and
-// returns each step's loss; after(i), when set, runs after step i. The
-// loss is the one value a step reads; the gradient norm stays where the
-// backend computed it (optim.Clipper).
-func trainLosses(t *testing.T, b tensor.Backend, steps, B, T int, after func(step int)) []float32 {
-	t.Helper()
-	cfg, err := model.Preset(model.Llama, "tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.New(cfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, targets := make([]int32, B*T), make([]int32, B*T)
-	for i := range ids {
-		ids[i] = int32((i*7919 + 13) % cfg.VocabSize)
-		targets[i] = int32((i*104729 + 7) % cfg.VocabSize)
-	}
-	targets[5] = -1 // an ignored position
-	opt := optim.NewAdamW(optim.AdamWConfig{LR: 1e-3, Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}, m.ParamList())
-	tp := autograd.NewTape(b)
-	var clip optim.Clipper
-	defer clip.Free()
-	var losses []float32
-	for i := range steps {
-		tp.Reset()
-		loss, _, err := m.Loss(tp, model.Inputs{B: B, T: T, IDs: ids}, targets)
-		if err != nil {
-			t.Fatal(err)
-		}
-		losses = append(losses, loss.Value.At(0))
-		if err := tp.Backward(loss); err != nil {
-			t.Fatal(err)
-		}
-		clip.Clip(b, m.ParamList(), 1)
-		opt.Update(b, 1e-3)
-		opt.ZeroGrad()
-		if after != nil {
-			after(i)
-		}
-	}
-	return losses
-}
-
 // TestTrainingMatchesCPU runs a few training steps of the tiny preset on
 // the device and on the CPU and compares the losses.
 func TestTrainingMatchesCPU(t *testing.T) {
@@ -204,8 +157,8 @@ func TestTrainingMatchesCPU(t *testing.T) {
 		steps, B, T = 2, 1, 16 // the emulator runs one CUDA thread at a time
 	}
 	var perStep []Stats
-	got := trainLosses(t, b, steps, B, T, func(int) { perStep = append(perStep, b.Stats()) })
-	want := trainLosses(t, tensor.NewCPU(0), steps, B, T, nil)
+	got := gputest.StepLosses(t, b, steps, B, T, func(int) { perStep = append(perStep, b.Stats()) })
+	want := gputest.StepLosses(t, tensor.NewCPU(0), steps, B, T, nil)
 	t.Logf("cuda %v\ncpu  %v", got, want)
 	for i := range want {
 		if d := math.Abs(float64(got[i] - want[i])); d > 2e-3*math.Max(1, math.Abs(float64(want[i]))) {
@@ -241,7 +194,7 @@ func TestTrainingMatchesCPU(t *testing.T) {
 	b.SetResident(false)
 	defer b.SetResident(true)
 	before := b.Stats()
-	host := trainLosses(t, b, steps, B, T, nil)
+	host := gputest.StepLosses(t, b, steps, B, T, nil)
 	st := b.Stats()
 	t.Logf("resident off: %v, %d copies, %d bytes", host, st.Copies()-before.Copies(), st.CopiedBytes()-before.CopiedBytes())
 	for i := range want {

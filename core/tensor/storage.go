@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Device is where a tensor's storage lives when it is not on the host:
@@ -198,6 +199,35 @@ func (t *Tensor) Offset(off int, shape ...int) *Tensor {
 		return &Tensor{Shape: s, DType: F32, Dev: Device{Mem: t.Dev.Mem, Ptr: t.Dev.Ptr + uintptr(4*off)}}
 	}
 	return &Tensor{Shape: s, DType: F32, F32: t.F32[off : off+n : off+n]}
+}
+
+// OnHostArgs is OnHost for an op's argument list, as a device backend's
+// CPU fallback has it: the device tensors among args (tensors, slices of
+// tensors, and an AttentionOpts' prefixes and their gradients; anything
+// else is ignored) get host storage for f.
+func OnHostArgs(f func(), args ...any) {
+	var ts []*Tensor
+	add := func(t *Tensor) {
+		if t != nil && t.OnDevice() && !slices.Contains(ts, t) {
+			ts = append(ts, t)
+		}
+	}
+	for _, a := range args {
+		switch v := a.(type) {
+		case *Tensor:
+			add(v)
+		case []*Tensor:
+			for _, t := range v {
+				add(t)
+			}
+		case *AttentionOpts:
+			add(v.PrefixK)
+			add(v.PrefixV)
+			add(v.DPrefixK)
+			add(v.DPrefixV)
+		}
+	}
+	OnHost(f, ts...)
 }
 
 // OnHost runs f with the data of every tensor in ts on the host: each

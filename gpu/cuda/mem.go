@@ -691,28 +691,7 @@ func (b *Backend) host(f func(), args ...any) {
 	b.mu.Lock()
 	b.stats.CPUOps++
 	b.mu.Unlock()
-	var ts []*tensor.Tensor
-	add := func(t *tensor.Tensor) {
-		if t != nil && t.OnDevice() && !slices.Contains(ts, t) {
-			ts = append(ts, t)
-		}
-	}
-	for _, a := range args {
-		switch v := a.(type) {
-		case *tensor.Tensor:
-			add(v)
-		case []*tensor.Tensor:
-			for _, t := range v {
-				add(t)
-			}
-		case *tensor.AttentionOpts:
-			add(v.PrefixK)
-			add(v.PrefixV)
-			add(v.DPrefixK)
-			add(v.DPrefixV)
-		}
-	}
-	tensor.OnHost(f, ts...)
+	tensor.OnHostArgs(f, args...)
 }
 
 // ---- tensor.Memory ----

@@ -503,28 +503,7 @@ func (b *Backend) finish() {
 // the kernels do not take.
 func (b *Backend) onCPU(f func(), args ...any) {
 	b.stats.CPUOps++
-	var ts []*tensor.Tensor
-	add := func(t *tensor.Tensor) {
-		if t != nil && t.OnDevice() && !slices.Contains(ts, t) {
-			ts = append(ts, t)
-		}
-	}
-	for _, a := range args {
-		switch v := a.(type) {
-		case *tensor.Tensor:
-			add(v)
-		case []*tensor.Tensor:
-			for _, t := range v {
-				add(t)
-			}
-		case *tensor.AttentionOpts:
-			add(v.PrefixK)
-			add(v.PrefixV)
-			add(v.DPrefixK)
-			add(v.DPrefixV)
-		}
-	}
-	tensor.OnHost(f, ts...)
+	tensor.OnHostArgs(f, args...)
 }
 
 func f32(x float32) uint32 { return math.Float32bits(x) }

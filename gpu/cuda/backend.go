@@ -86,8 +86,11 @@ type Stats struct {
 	// CPUOps counts ops that ran on the CPU backend instead: shapes the
 	// kernels decline, or every op after a device error.
 	CPUOps int
-	// LiveBytes is the device memory held by device tensors now (size
-	// classes, so up to 25% above what was asked), PeakBytes its maximum.
+	// LiveBytes is the device memory held now by device tensors, the
+	// device copies of storage-only weights and the running op's scratch
+	// (size classes, so up to 25% above what was asked), PeakBytes its
+	// maximum. The pool's idle buffers and cuBLAS's workspace are not in
+	// it.
 	LiveBytes, PeakBytes int64
 }
 

@@ -202,10 +202,10 @@ func TestDeviceFigures(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := m.NumParams()
-		// peak reports the device memory device tensors held at most
-		// since the last call: the weights, gradients, moments, arena
-		// and KV cache of the figure just measured (not cuBLAS's
-		// workspace or the op's scratch buffers).
+		// peak reports the device memory held at most since the last
+		// call: the weights, gradients, moments, arena, KV cache and each
+		// op's scratch of the figure just measured (not cuBLAS's
+		// workspace or the pool's idle buffers).
 		b.ResetPeak()
 		// Device memory still held from earlier presets is not this
 		// preset's: peaks are counted above it.

@@ -163,6 +163,7 @@ func (o *op) reset(b *Backend) {
 func (o *op) release() {
 	for i, p := range o.bufs {
 		o.b.put(p, o.sizes[i])
+		o.b.stats.LiveBytes -= int64(o.sizes[i])
 	}
 	o.bufs, o.sizes = o.bufs[:0], o.sizes[:0]
 }
@@ -185,6 +186,11 @@ func (o *op) tmp(n uintptr) devptr {
 	}
 	o.bufs = append(o.bufs, p)
 	o.sizes = append(o.sizes, s)
+	// An op's scratch counts as live device memory while the op holds
+	// it, so peaks include it (dense attention's score buffers, bf16
+	// copies of the operands).
+	o.b.stats.LiveBytes += int64(s)
+	o.b.stats.PeakBytes = max(o.b.stats.PeakBytes, o.b.stats.LiveBytes)
 	return p
 }
 

@@ -84,55 +84,6 @@ q8vdone:
 	MOVSS X0, ret+32(FP)
 	RET
 
-// func dotQ4_0AVX2(w *byte, q *int8, d *float32, nb int) float32
-TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-36
-	MOVQ w+0(FP), SI
-	MOVQ q+8(FP), DI
-	MOVQ d+16(FP), DX
-	MOVQ nb+24(FP), CX
-	VXORPS Y0, Y0, Y0
-	VPCMPEQW Y7, Y7, Y7
-	VPSRLW $15, Y7, Y7          // int16 ones
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X8
-	VPBROADCASTD X8, Y8         // 0x0f bytes
-	MOVL $0x08080808, AX
-	VMOVD AX, X9
-	VPBROADCASTD X9, Y9         // 8s
-	TESTQ CX, CX
-	JE q4done
-q4loop:
-	VMOVDQU 2(SI), X1           // 16 bytes: elements j (low nibble), j+16 (high)
-	VPSRLW $4, X1, X2
-	VINSERTI128 $1, X2, Y1, Y1
-	VPAND Y8, Y1, Y1
-	VPSUBB Y9, Y1, Y1           // q - 8 in [-8, 7]
-	VMOVDQU (DI), Y2
-	VPSIGNB Y1, Y1, Y3
-	VPSIGNB Y1, Y2, Y4
-	VPMADDUBSW Y4, Y3, Y5
-	VPMADDWD Y7, Y5, Y5
-	VCVTDQ2PS Y5, Y5
-	MOVWLZX (SI), AX
-	VMOVD AX, X6
-	VCVTPH2PS X6, X6
-	VMULSS (DX), X6, X6
-	VBROADCASTSS X6, Y6
-	VFMADD231PS Y6, Y5, Y0
-	ADDQ $18, SI
-	ADDQ $32, DI
-	ADDQ $4, DX
-	DECQ CX
-	JNE q4loop
-q4done:
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VZEROUPPER
-	MOVSS X0, ret+32(FP)
-	RET
-
 // func dotQ4KBlockAVX2(qs *byte, q *int8, sc *byte, bs *int32) (isum, msum int32)
 // For one Q4_K super-block: isum = Σ_j scale_j·Σ_{32 elements of
 // sub-block j} code·a (codes 0..15, unsigned: no sign trick needed) and
@@ -989,4 +940,110 @@ q6krows_blkloop:
 	JNE q6krows_row
 	VZEROUPPER
 q6krows_done:
+	RET
+
+// func dotQ4_0RowsAVX2(w *byte, stride, rows int, q *int8, d *float32, nb int, out *float32)
+// out[r] = the product of the Q4_0 row at w + r·stride (nb blocks) with
+// the Q8_0 activation (q, d), for r < rows. Two blocks per iteration
+// into two accumulators (even and odd blocks), so consecutive blocks'
+// multiply-adds do not wait on each other; the activation is read from
+// L1 for every row.
+TEXT ·dotQ4_0RowsAVX2(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), R8
+	MOVQ stride+8(FP), R10
+	MOVQ rows+16(FP), R11
+	MOVQ out+48(FP), R12
+	TESTQ R11, R11
+	JEQ q40rows_done
+	VPCMPEQW Y7, Y7, Y7
+	VPSRLW $15, Y7, Y7          // int16 ones
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8         // 0x0f bytes
+	MOVL $0x08080808, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9         // 8s
+q40rows_row:
+	MOVQ R8, SI
+	MOVQ q+24(FP), DI
+	MOVQ d+32(FP), DX
+	MOVQ nb+40(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y10, Y10, Y10
+	CMPQ CX, $2
+	JLT q40rows_tail
+q40rows_pair:
+	VMOVDQU 2(SI), X1           // block 2i: 16 bytes, elements j (low nibble), j+16 (high)
+	VMOVDQU 20(SI), X11         // block 2i+1
+	VPSRLW $4, X1, X2
+	VPSRLW $4, X11, X12
+	VINSERTI128 $1, X2, Y1, Y1
+	VINSERTI128 $1, X12, Y11, Y11
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y11, Y11
+	VPSUBB Y9, Y1, Y1           // q - 8 in [-8, 7]
+	VPSUBB Y9, Y11, Y11
+	VMOVDQU (DI), Y2
+	VMOVDQU 32(DI), Y12
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y11, Y11, Y13
+	VPSIGNB Y1, Y2, Y4
+	VPSIGNB Y11, Y12, Y14
+	VPMADDUBSW Y4, Y3, Y5
+	VPMADDUBSW Y14, Y13, Y15
+	VPMADDWD Y7, Y5, Y5
+	VPMADDWD Y7, Y15, Y15
+	VCVTDQ2PS Y5, Y5
+	VCVTDQ2PS Y15, Y15
+	MOVWLZX (SI), AX
+	MOVWLZX 18(SI), BX
+	VMOVD AX, X6
+	VMOVD BX, X3
+	VCVTPH2PS X6, X6
+	VCVTPH2PS X3, X3
+	VMULSS (DX), X6, X6
+	VMULSS 4(DX), X3, X3
+	VBROADCASTSS X6, Y6
+	VBROADCASTSS X3, Y3
+	VFMADD231PS Y6, Y5, Y0
+	VFMADD231PS Y3, Y15, Y10
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE q40rows_pair
+q40rows_tail:
+	TESTQ CX, CX
+	JEQ q40rows_sum
+	VMOVDQU 2(SI), X1
+	VPSRLW $4, X1, X2
+	VINSERTI128 $1, X2, Y1, Y1
+	VPAND Y8, Y1, Y1
+	VPSUBB Y9, Y1, Y1
+	VMOVDQU (DI), Y2
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y5
+	VPMADDWD Y7, Y5, Y5
+	VCVTDQ2PS Y5, Y5
+	MOVWLZX (SI), AX
+	VMOVD AX, X6
+	VCVTPH2PS X6, X6
+	VMULSS (DX), X6, X6
+	VBROADCASTSS X6, Y6
+	VFMADD231PS Y6, Y5, Y0
+q40rows_sum:
+	VADDPS Y10, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (R12)
+	ADDQ $4, R12
+	ADDQ R10, R8
+	DECQ R11
+	JNE q40rows_row
+	VZEROUPPER
+q40rows_done:
 	RET

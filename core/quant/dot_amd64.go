@@ -42,6 +42,9 @@ func dotQ6KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
 func dotQ4KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
 
 //go:noescape
+func dotQ4KRowsVNNI(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+
+//go:noescape
 func dotQ4_0RowsAVX2(w *byte, stride, rows int, q *int8, d *float32, nb int, out *float32)
 
 //go:noescape
@@ -146,6 +149,10 @@ func dotQ4KRows(w []byte, rows int, a *Act, out []float32) {
 	_ = w[144*nb*rows-1]
 	_ = out[rows-1]
 	_ = a.BSums[16*nb-1]
+	if hasVNNI() {
+		dotQ4KRowsVNNI(&w[0], 144*nb, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &out[0])
+		return
+	}
 	dotQ4KRowsAVX2(&w[0], 144*nb, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &out[0])
 }
 

@@ -803,6 +803,153 @@ q4krows_blkloop:
 q4krows_done:
 	RET
 
+// func dotQ4KRowsVNNI(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+// dotQ4KRowsAVX2 with AVX-512 VNNI: each sub-block's scale multiply-add
+// (VPDPWSSD) in one instruction, into two accumulators, the four steps
+// of a super-block unrolled. The integer sums are exact either way, so
+// the result has the same bits as dotQ4KRowsAVX2.
+TEXT ·dotQ4KRowsVNNI(SB), NOSPLIT, $72-64
+	MOVQ rows+16(FP), AX
+	TESTQ AX, AX
+	JEQ q4kvrows_done
+	MOVQ AX, 56(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, 48(SP)
+	MOVQ out+56(FP), AX
+	MOVQ AX, 64(SP)
+q4kvrows_row:
+	MOVQ 48(SP), R8
+	MOVQ q+24(FP), DI
+	MOVQ d+32(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ bs+40(FP), R9
+	MOVQ nb+48(FP), AX
+	MOVQ AX, 24(SP)
+	VXORPS Y7, Y7, Y7
+q4kvrows_blk:
+	LEAQ 4(R8), R10             // scales
+	LEAQ 16(R8), SI             // codes
+	// the 6-bit scales and minimums, four at a time (llama.cpp's masks)
+	MOVL 0(R10), AX             // u0
+	MOVL 4(R10), BX             // u1
+	MOVL 8(R10), R11            // u2
+	MOVL AX, R12
+	ANDL $0x3f3f3f3f, R12       // scales 0-3
+	MOVL R11, R13
+	ANDL $0x0f0f0f0f, R13
+	MOVL AX, R14
+	SHRL $6, R14
+	ANDL $0x03030303, R14
+	SHLL $4, R14
+	ORL R14, R13                // scales 4-7
+	MOVL BX, R14
+	ANDL $0x3f3f3f3f, R14       // mins 0-3
+	MOVL R11, R15
+	SHRL $4, R15
+	ANDL $0x0f0f0f0f, R15
+	MOVL BX, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL AX, R15                 // mins 4-7
+	SHLQ $32, R13
+	ORQ R13, R12
+	MOVQ R12, X1
+	VPMOVZXBW X1, X1            // 8 scales as int16
+	VMOVDQU X1, 0(SP)
+	SHLQ $32, R15
+	ORQ R15, R14
+	MOVQ R14, X2
+	VPMOVZXBD X2, Y2            // 8 mins as int32
+	VMOVDQU (R9), Y3            // bsums 0-7
+	VMOVDQU 32(R9), Y4          // bsums 8-15
+	VPHADDD Y4, Y3, Y3          // pair sums, lanes out of order
+	VPERMQ $0xD8, Y3, Y3        // sums over sub-blocks 0..7
+	VPMULLD Y3, Y2, Y9          // min·Σa per sub-block
+	VPXOR Y0, Y0, Y0
+	VPXOR Y12, Y12, Y12
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	VMOVDQU 0(SI), Y1            // sub-blocks 0 (low nibbles) and 1 (high)
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VPMADDUBSW 0(DI), Y1, Y1
+	VPMADDUBSW 32(DI), Y2, Y2
+	VPBROADCASTW 0(SP), Y5
+	VPBROADCASTW 2(SP), Y6
+	VPDPWSSD Y5, Y1, Y0
+	VPDPWSSD Y6, Y2, Y12
+	VMOVDQU 32(SI), Y1            // sub-blocks 2 (low nibbles) and 3 (high)
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VPMADDUBSW 64(DI), Y1, Y1
+	VPMADDUBSW 96(DI), Y2, Y2
+	VPBROADCASTW 4(SP), Y5
+	VPBROADCASTW 6(SP), Y6
+	VPDPWSSD Y5, Y1, Y0
+	VPDPWSSD Y6, Y2, Y12
+	VMOVDQU 64(SI), Y1            // sub-blocks 4 (low nibbles) and 5 (high)
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VPMADDUBSW 128(DI), Y1, Y1
+	VPMADDUBSW 160(DI), Y2, Y2
+	VPBROADCASTW 8(SP), Y5
+	VPBROADCASTW 10(SP), Y6
+	VPDPWSSD Y5, Y1, Y0
+	VPDPWSSD Y6, Y2, Y12
+	VMOVDQU 96(SI), Y1            // sub-blocks 6 (low nibbles) and 7 (high)
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VPMADDUBSW 192(DI), Y1, Y1
+	VPMADDUBSW 224(DI), Y2, Y2
+	VPBROADCASTW 12(SP), Y5
+	VPBROADCASTW 14(SP), Y6
+	VPDPWSSD Y5, Y1, Y0
+	VPDPWSSD Y6, Y2, Y12
+	VPADDD Y12, Y0, Y0
+	ADDQ $128, SI
+	ADDQ $256, DI
+	MOVL (R8), BX
+	VMOVD BX, X1
+	VCVTPH2PS X1, X1            // d, dmin
+	MOVQ 16(SP), DX
+	VBROADCASTSS (DX), X5
+	VMULPS X5, X1, X1           // D[i]·d, D[i]·dmin
+	VBROADCASTSS X1, Y10
+	VMOVSHDUP X1, X1
+	VBROADCASTSS X1, Y11
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y10, Y0, Y7
+	VCVTDQ2PS Y9, Y9
+	VFNMADD231PS Y11, Y9, Y7
+	ADDQ $4, DX
+	MOVQ DX, 16(SP)
+	ADDQ $144, R8
+	ADDQ $64, R9
+	DECQ 24(SP)
+	JNE q4kvrows_blk
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
+	MOVQ 64(SP), AX
+	VMOVSS X7, (AX)
+	ADDQ $4, AX
+	MOVQ AX, 64(SP)
+	MOVQ 48(SP), R8
+	ADDQ stride+8(FP), R8
+	MOVQ R8, 48(SP)
+	DECQ 56(SP)
+	JNE q4kvrows_row
+	VZEROUPPER
+q4kvrows_done:
+	RET
+
 // func dotQ6KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
 // out[r] = dotQ6KRowAVX2(w + r·stride, q, d, bs, nb) for r < rows: the same
 // arithmetic, without a call per row.

@@ -151,3 +151,48 @@ func TestDotQ4_0RowsKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestDotQ4KRowsVNNI: the AVX-512 VNNI Q4_K rows kernel gives the bits
+// of the AVX2 one (exact integer sums, the same float steps), on rows of
+// 1 to 5 super-blocks with subnormal-scale and saturating blocks.
+func TestDotQ4KRowsVNNI(t *testing.T) {
+	if !hasVNNI() {
+		t.Skip("no AVX-512 VNNI on this CPU")
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	for nb := 1; nb <= 5; nb++ {
+		const rows = 3
+		k := nb * QK
+		w, x := make([]float32, rows*k), make([]float32, k)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+			switch {
+			case i/QK == 1:
+				w[i] *= 1e-7
+			case i%97 == 0:
+				w[i] = 40
+			}
+		}
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+			if i%89 == 0 {
+				x[i] = -30
+			}
+		}
+		n, _ := Q4_K.RowBytes(k)
+		q := make([]byte, rows*n)
+		for i := range rows {
+			Quantize(Q4_K, q[i*n:(i+1)*n], w[i*k:(i+1)*k])
+		}
+		var a Act
+		a.Quantize(Q4_K, x)
+		avx2, vnni := make([]float32, rows), make([]float32, rows)
+		dotQ4KRowsAVX2(&q[0], n, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &avx2[0])
+		dotQ4KRowsVNNI(&q[0], n, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &vnni[0])
+		for i := range rows {
+			if math.Float32bits(avx2[i]) != math.Float32bits(vnni[i]) {
+				t.Errorf("%d blocks, row %d: VNNI %g, AVX2 %g", nb, i, vnni[i], avx2[i])
+			}
+		}
+	}
+}

@@ -20,6 +20,15 @@ type Arena struct {
 	off   int
 	extra int // floats requested beyond the slab this round
 	spill [][]float32
+	// peak is the most floats the round held at once before a rewind
+	// (see Mark), and grow whether it spilled past the slab: Reset sizes
+	// the next slab from them.
+	peak int
+	grow bool
+	// reuse holds, by length, host spill buffers a rewind let go: the
+	// next layer's spills take them, so a round that outgrows the slab
+	// holds one layer's spills, not every layer's.
+	reuse map[int][][]float32
 
 	pool []*tensor.Tensor
 	used int
@@ -59,6 +68,7 @@ func (a *Arena) bump(n int) span {
 			return s
 		}
 		a.extra += n + tensor.AllocAlign
+		a.grow = true
 		if p, err := a.mem.Alloc(4 * max(n, 1)); err == nil {
 			a.memSpill = append(a.memSpill, p)
 			return span{dev: p}
@@ -74,8 +84,16 @@ func (a *Arena) bump(n int) span {
 		}
 		return span{host: data}
 	}
-	data := make([]float32, n)
+	var data []float32
+	if l := a.reuse[n]; len(l) > 0 {
+		data = l[len(l)-1]
+		l[len(l)-1] = nil
+		a.reuse[n] = l[:len(l)-1]
+	} else {
+		data = make([]float32, n)
+	}
 	a.spill = append(a.spill, data)
+	a.grow = true
 	if a.mem == nil {
 		a.extra += n
 		if a.dev != nil {
@@ -169,8 +187,8 @@ func (a *Arena) Reset() {
 		a.mem.Free(p)
 	}
 	a.memSpill = a.memSpill[:0]
-	if a.extra > 0 {
-		n := a.off + a.extra
+	if a.grow {
+		n := max(a.peak, a.off+a.extra)
 		// Let the old slab and the spilled tensors go before the new slab
 		// is made: a step's activations are most of a run's memory, and
 		// the collector would otherwise keep both until its next cycle, and
@@ -181,6 +199,7 @@ func (a *Arena) Reset() {
 		a.slab, a.devSlab = nil, false
 		clear(a.spill)
 		a.spill = a.spill[:0]
+		clear(a.reuse)
 		for _, t := range a.pool {
 			t.F32, t.Dev = nil, tensor.Device{}
 		}
@@ -204,12 +223,47 @@ func (a *Arena) Reset() {
 		}
 		a.extra = 0
 	}
-	a.off = 0
+	a.off, a.peak, a.grow = 0, 0, false
 	a.used = 0
 	for n, l := range a.free {
 		clear(l)
 		a.free[n] = l[:0]
 	}
+}
+
+// Mark is a position in a host arena's round (see Tape.Mark).
+type Mark struct {
+	off, extra, spill, used int
+}
+
+// mark returns the arena's position; ok is false where the arena cannot
+// be rewound: one in device memory, where a queued op may still read
+// what a rewind would hand out again.
+func (a *Arena) mark() (m Mark, ok bool) {
+	if a.mem != nil || a.dev != nil {
+		return Mark{}, false
+	}
+	return Mark{off: a.off, extra: a.extra, spill: len(a.spill), used: a.used}, true
+}
+
+// rewind makes the floats handed out since m reusable. The headers
+// handed out since m are emptied, not reused (a stale pointer to one sees
+// no data rather than another tensor's), so the spill buffers made since
+// m can be collected; the round's peak is kept for Reset.
+func (a *Arena) rewind(m Mark) {
+	a.peak = max(a.peak, a.off+a.extra)
+	a.off, a.extra = m.off, m.extra
+	for _, t := range a.pool[m.used:a.used] {
+		t.F32, t.Half, t.Q, t.Scale = nil, nil, nil, nil
+	}
+	for i, b := range a.spill[m.spill:] {
+		if a.reuse == nil {
+			a.reuse = map[int][][]float32{}
+		}
+		a.reuse[len(b)] = append(a.reuse[len(b)], b)
+		a.spill[m.spill+i] = nil
+	}
+	a.spill = a.spill[:m.spill]
 }
 
 // freeSlab frees the slab (device memory back to its Memory or Allocator)

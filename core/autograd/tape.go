@@ -96,6 +96,22 @@ func (t *Tape) ArenaFloats() int {
 	return n
 }
 
+// Mark returns the arena's position for Rewind; ok is false where the
+// tape records ops (their inputs are kept for backward) or its arena is
+// in device memory.
+func (t *Tape) Mark() (m Mark, ok bool) {
+	if !t.NoGrad {
+		return Mark{}, false
+	}
+	return t.arena.mark()
+}
+
+// Rewind makes the step memory handed out since m reusable: every tensor
+// allocated since then is invalid. Inference runs a model one layer at a
+// time this way, so its activations take one layer's memory, not all of
+// them (the next Reset sizes the arena to that peak).
+func (t *Tape) Rewind(m Mark) { t.arena.rewind(m) }
+
 // Alloc returns a step tensor with unspecified contents.
 func (t *Tape) Alloc(shape ...int) *tensor.Tensor { return t.arena.Alloc(shape...) }
 

@@ -382,7 +382,7 @@ func FromGGUF(f *checkpoint.GGUFFile) (*Transformer, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := newShell(c)
+	m := newShell(c, false)
 	for _, p := range m.params {
 		gn, _ := ggufName(c, p.Name)
 		t, ok := byName[gn]

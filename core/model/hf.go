@@ -84,7 +84,7 @@ func FromBytes(configJSON, safetensors []byte, o LoadOptions) (*Transformer, err
 }
 
 func fromTensors(cfg Config, set TensorSource, dir string, o LoadOptions) (*Transformer, error) {
-	m := newShell(cfg)
+	m := newShell(cfg, false)
 	// Map stored names to ours. GPT-2 files come with or without the
 	// "transformer." prefix.
 	stored := map[string]string{} // our name -> stored name

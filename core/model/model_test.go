@@ -419,3 +419,48 @@ func TestCheckpointBlocks(t *testing.T) {
 		})
 	}
 }
+
+// TestInferenceArenaRewinds checks that an inference forward, which keeps
+// one layer's activations (Tape.Rewind), gives the logits of a recording
+// forward bit for bit, on its first pass (spilling past the arena) and on
+// the next (in the arena sized by the first), and with a cache; and that
+// its arena is smaller.
+func TestInferenceArenaRewinds(t *testing.T) {
+	for _, arch := range []Arch{Llama, GPT2} {
+		t.Run(arch.String(), func(t *testing.T) {
+			cfg := smallConfig(arch)
+			cfg.Layers = 4
+			m, err := New(cfg, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := tensor.NewCPU(1)
+			ids := []int32{5, 17, 99, 3, 42, 7, 250, 11, 1, 2}
+			rec := autograd.NewTape(b)
+			want, err := m.Forward(rec, Inputs{B: 2, T: 5, IDs: ids})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inf := autograd.NewTape(b)
+			inf.NoGrad = true
+			for pass := range 3 {
+				inf.Reset()
+				var cache *Cache
+				if pass == 2 {
+					cache = m.NewCache(2, 8)
+				}
+				got, err := m.Forward(inf, Inputs{B: 2, T: 5, IDs: ids, Cache: cache})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got.Value.F32, want.Value.F32) {
+					d, i := tensortest.MaxDiff(got.Value.F32, want.Value.F32)
+					t.Fatalf("pass %d: logits differ by %g at %d", pass, d, i)
+				}
+			}
+			if a, r := inf.ArenaFloats(), rec.ArenaFloats(); a*2 >= r {
+				t.Errorf("inference arena %d floats, recording %d: want less than half", a, r)
+			}
+		})
+	}
+}

@@ -112,7 +112,7 @@ func New(c Config, seed uint64) (*Transformer, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	m := newShell(c)
+	m := newShell(c, true)
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	resid := 0.02 / math.Sqrt(2*float64(c.Layers))
 	for _, p := range m.params {
@@ -140,8 +140,13 @@ func New(c Config, seed uint64) (*Transformer, error) {
 	return m, nil
 }
 
-// newShell allocates every parameter (zeroed, F32) with its HF name.
-func newShell(c Config) *Transformer {
+// newShell makes every parameter with its HF name: zeroed F32 storage
+// with alloc, else the shape alone (a float32 tensor with no data) for a
+// loader that replaces each value with the tensor it reads. A GGUF model's
+// weights stay in its mapping, so storage allocated here would only be
+// garbage (as large as the model in float32) that sets the collector's
+// first goal.
+func newShell(c Config, alloc bool) *Transformer {
 	f := familyOf(c.ModelType)
 	if c.Arch == GPT2 || f == nil {
 		f = &gpt2Family
@@ -153,7 +158,11 @@ func newShell(c Config) *Transformer {
 	pre := c.prefix()
 	C, V, D, I := c.Hidden, c.VocabSize, c.HeadDim, c.Intermediate
 	param := func(name string, shape ...int) *autograd.Param {
-		p := &autograd.Param{Name: name, Value: tensor.New(shape...)}
+		v := &tensor.Tensor{Shape: tensor.Shape(shape), DType: tensor.F32}
+		if alloc {
+			v = tensor.New(shape...)
+		}
+		p := &autograd.Param{Name: name, Value: v}
 		m.params = append(m.params, p)
 		return p
 	}
@@ -522,10 +531,33 @@ func (m *Transformer) Hidden(t *autograd.Tape, in Inputs) (*autograd.Var, error)
 		bs.ringSeg = in.Cache.ringSegments(in)
 	}
 	checkpoint := m.CheckpointBlocks && in.Cache == nil && in.KV == nil && prefix == nil && !t.NoGrad
+	// Inference keeps one layer's activations: each block's output is
+	// copied into carry and the arena rewound to before the block (not
+	// when in.KV takes the layers' keys and values out of the pass).
+	var carry *tensor.Tensor
+	var mark autograd.Mark
+	rewind := false
+	if !checkpoint && in.KV == nil && len(m.Blocks) > 1 && !x.Value.OnDevice() {
+		if _, rewind = t.Mark(); rewind {
+			carry = t.Alloc(x.Value.Shape...)
+			mark, _ = t.Mark()
+		}
+	}
 	for l := range m.Blocks {
-		if checkpoint {
+		switch {
+		case checkpoint:
 			x = t.Checkpoint(x, func(t *autograd.Tape, x *autograd.Var) *autograd.Var { return m.block(t, l, x, &bs) })
-		} else {
+		case rewind:
+			y := m.block(t, l, x, &bs)
+			if y.Value.OnDevice() || y.Value.DType != tensor.F32 || len(y.Value.F32) != len(carry.F32) {
+				rewind = false // not a host float32 (N, C): keep it as it is
+				x = y
+				continue
+			}
+			copy(carry.F32, y.Value.F32)
+			t.Rewind(mark)
+			x = t.Const(carry)
+		default:
 			x = m.block(t, l, x, &bs)
 		}
 	}

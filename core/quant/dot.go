@@ -78,6 +78,25 @@ func (a *Act) Quantize(t Type, x []float32) {
 	}
 }
 
+// Retype makes a, quantized for one weight type, serve products with
+// weights of type t, and reports whether it can: the codes are the same
+// for every type with the same activation block (Q8_K for the K-quants,
+// Q8_0 with its sums for the others), so one quantized row serves, say,
+// a Q4_K and a Q6_K matrix.
+func (a *Act) Retype(t Type) bool {
+	if a.dot == nil || ActBlock(t) != ActBlock(a.typ) {
+		return false
+	}
+	if a.typ != t {
+		a.typ = t
+		if a.dot = fastDot(t, true); a.dot == nil {
+			a.dot = dotFuncs[t]
+		}
+		a.rows = fastDotRows(t)
+	}
+	return true
+}
+
 // quantQ8K is llama.cpp's quantize_row_q8_K for one block of 256.
 func quantQ8K(q []int8, d *float32, bsums []int32, x []float32) {
 	mx := absMaxSigned(x)

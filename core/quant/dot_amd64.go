@@ -21,9 +21,6 @@ func dotQ8_0AVX2(w *byte, q *int8, d *float32, nb int) float32
 func dotQ8_0VNNI(w *byte, q *int8, d *float32, nb int) float32
 
 //go:noescape
-func dotQ4_0AVX2(w *byte, q *int8, d *float32, nb int) float32
-
-//go:noescape
 func dotQ5_0AVX2(w *byte, q *int8, d *float32, nb int) float32
 
 //go:noescape
@@ -43,6 +40,12 @@ func dotQ6KRowAVX2(w *byte, q *int8, d *float32, bs *int32, nb int) float32
 
 //go:noescape
 func dotQ4KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+
+//go:noescape
+func dotQ4KRowsVNNI(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0RowsAVX2(w *byte, stride, rows int, q *int8, d *float32, nb int, out *float32)
 
 //go:noescape
 func dotQ6KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
@@ -101,12 +104,23 @@ func dotQ5_0Fast(w []byte, a *Act) float32 {
 	return dotQ5_0AVX2(&w[0], &a.Q[0], &a.D[0], len(a.D))
 }
 
+// dotQ4_0Fast is dotQ4_0Rows on one row (the same bits as a row of it).
 func dotQ4_0Fast(w []byte, a *Act) float32 {
-	if len(a.D) == 0 {
-		return 0
+	var out [1]float32
+	dotQ4_0Rows(w, 1, a, out[:])
+	return out[0]
+}
+
+func dotQ4_0Rows(w []byte, rows int, a *Act, out []float32) {
+	nb := len(a.D)
+	if rows == 0 || nb == 0 {
+		clear(out[:rows])
+		return
 	}
-	_ = w[18*len(a.D)-1]
-	return dotQ4_0AVX2(&w[0], &a.Q[0], &a.D[0], len(a.D))
+	_ = w[18*nb*rows-1]
+	_ = out[rows-1]
+	_ = a.Q[32*nb-1]
+	dotQ4_0RowsAVX2(&w[0], 18*nb, rows, &a.Q[0], &a.D[0], nb, &out[0])
 }
 
 // fastDotRows is the kernel this CPU runs for several consecutive rows of
@@ -116,6 +130,8 @@ func fastDotRows(t Type) func(w []byte, rows int, a *Act, out []float32) {
 		return nil
 	}
 	switch t {
+	case Q4_0:
+		return dotQ4_0Rows
 	case Q4_K:
 		return dotQ4KRows
 	case Q6_K:
@@ -133,6 +149,10 @@ func dotQ4KRows(w []byte, rows int, a *Act, out []float32) {
 	_ = w[144*nb*rows-1]
 	_ = out[rows-1]
 	_ = a.BSums[16*nb-1]
+	if hasVNNI() {
+		dotQ4KRowsVNNI(&w[0], 144*nb, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &out[0])
+		return
+	}
 	dotQ4KRowsAVX2(&w[0], 144*nb, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &out[0])
 }
 

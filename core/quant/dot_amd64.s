@@ -84,55 +84,6 @@ q8vdone:
 	MOVSS X0, ret+32(FP)
 	RET
 
-// func dotQ4_0AVX2(w *byte, q *int8, d *float32, nb int) float32
-TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-36
-	MOVQ w+0(FP), SI
-	MOVQ q+8(FP), DI
-	MOVQ d+16(FP), DX
-	MOVQ nb+24(FP), CX
-	VXORPS Y0, Y0, Y0
-	VPCMPEQW Y7, Y7, Y7
-	VPSRLW $15, Y7, Y7          // int16 ones
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X8
-	VPBROADCASTD X8, Y8         // 0x0f bytes
-	MOVL $0x08080808, AX
-	VMOVD AX, X9
-	VPBROADCASTD X9, Y9         // 8s
-	TESTQ CX, CX
-	JE q4done
-q4loop:
-	VMOVDQU 2(SI), X1           // 16 bytes: elements j (low nibble), j+16 (high)
-	VPSRLW $4, X1, X2
-	VINSERTI128 $1, X2, Y1, Y1
-	VPAND Y8, Y1, Y1
-	VPSUBB Y9, Y1, Y1           // q - 8 in [-8, 7]
-	VMOVDQU (DI), Y2
-	VPSIGNB Y1, Y1, Y3
-	VPSIGNB Y1, Y2, Y4
-	VPMADDUBSW Y4, Y3, Y5
-	VPMADDWD Y7, Y5, Y5
-	VCVTDQ2PS Y5, Y5
-	MOVWLZX (SI), AX
-	VMOVD AX, X6
-	VCVTPH2PS X6, X6
-	VMULSS (DX), X6, X6
-	VBROADCASTSS X6, Y6
-	VFMADD231PS Y6, Y5, Y0
-	ADDQ $18, SI
-	ADDQ $32, DI
-	ADDQ $4, DX
-	DECQ CX
-	JNE q4loop
-q4done:
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VZEROUPPER
-	MOVSS X0, ret+32(FP)
-	RET
-
 // func dotQ4KBlockAVX2(qs *byte, q *int8, sc *byte, bs *int32) (isum, msum int32)
 // For one Q4_K super-block: isum = Σ_j scale_j·Σ_{32 elements of
 // sub-block j} code·a (codes 0..15, unsigned: no sign trick needed) and
@@ -852,6 +803,153 @@ q4krows_blkloop:
 q4krows_done:
 	RET
 
+// func dotQ4KRowsVNNI(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
+// dotQ4KRowsAVX2 with AVX-512 VNNI: each sub-block's scale multiply-add
+// (VPDPWSSD) in one instruction, into two accumulators, the four steps
+// of a super-block unrolled. The integer sums are exact either way, so
+// the result has the same bits as dotQ4KRowsAVX2.
+TEXT ·dotQ4KRowsVNNI(SB), NOSPLIT, $72-64
+	MOVQ rows+16(FP), AX
+	TESTQ AX, AX
+	JEQ q4kvrows_done
+	MOVQ AX, 56(SP)
+	MOVQ w+0(FP), AX
+	MOVQ AX, 48(SP)
+	MOVQ out+56(FP), AX
+	MOVQ AX, 64(SP)
+q4kvrows_row:
+	MOVQ 48(SP), R8
+	MOVQ q+24(FP), DI
+	MOVQ d+32(FP), AX
+	MOVQ AX, 16(SP)
+	MOVQ bs+40(FP), R9
+	MOVQ nb+48(FP), AX
+	MOVQ AX, 24(SP)
+	VXORPS Y7, Y7, Y7
+q4kvrows_blk:
+	LEAQ 4(R8), R10             // scales
+	LEAQ 16(R8), SI             // codes
+	// the 6-bit scales and minimums, four at a time (llama.cpp's masks)
+	MOVL 0(R10), AX             // u0
+	MOVL 4(R10), BX             // u1
+	MOVL 8(R10), R11            // u2
+	MOVL AX, R12
+	ANDL $0x3f3f3f3f, R12       // scales 0-3
+	MOVL R11, R13
+	ANDL $0x0f0f0f0f, R13
+	MOVL AX, R14
+	SHRL $6, R14
+	ANDL $0x03030303, R14
+	SHLL $4, R14
+	ORL R14, R13                // scales 4-7
+	MOVL BX, R14
+	ANDL $0x3f3f3f3f, R14       // mins 0-3
+	MOVL R11, R15
+	SHRL $4, R15
+	ANDL $0x0f0f0f0f, R15
+	MOVL BX, AX
+	SHRL $6, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL AX, R15                 // mins 4-7
+	SHLQ $32, R13
+	ORQ R13, R12
+	MOVQ R12, X1
+	VPMOVZXBW X1, X1            // 8 scales as int16
+	VMOVDQU X1, 0(SP)
+	SHLQ $32, R15
+	ORQ R15, R14
+	MOVQ R14, X2
+	VPMOVZXBD X2, Y2            // 8 mins as int32
+	VMOVDQU (R9), Y3            // bsums 0-7
+	VMOVDQU 32(R9), Y4          // bsums 8-15
+	VPHADDD Y4, Y3, Y3          // pair sums, lanes out of order
+	VPERMQ $0xD8, Y3, Y3        // sums over sub-blocks 0..7
+	VPMULLD Y3, Y2, Y9          // min·Σa per sub-block
+	VPXOR Y0, Y0, Y0
+	VPXOR Y12, Y12, Y12
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8
+	VMOVDQU 0(SI), Y1            // sub-blocks 0 (low nibbles) and 1 (high)
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VPMADDUBSW 0(DI), Y1, Y1
+	VPMADDUBSW 32(DI), Y2, Y2
+	VPBROADCASTW 0(SP), Y5
+	VPBROADCASTW 2(SP), Y6
+	VPDPWSSD Y5, Y1, Y0
+	VPDPWSSD Y6, Y2, Y12
+	VMOVDQU 32(SI), Y1            // sub-blocks 2 (low nibbles) and 3 (high)
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VPMADDUBSW 64(DI), Y1, Y1
+	VPMADDUBSW 96(DI), Y2, Y2
+	VPBROADCASTW 4(SP), Y5
+	VPBROADCASTW 6(SP), Y6
+	VPDPWSSD Y5, Y1, Y0
+	VPDPWSSD Y6, Y2, Y12
+	VMOVDQU 64(SI), Y1            // sub-blocks 4 (low nibbles) and 5 (high)
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VPMADDUBSW 128(DI), Y1, Y1
+	VPMADDUBSW 160(DI), Y2, Y2
+	VPBROADCASTW 8(SP), Y5
+	VPBROADCASTW 10(SP), Y6
+	VPDPWSSD Y5, Y1, Y0
+	VPDPWSSD Y6, Y2, Y12
+	VMOVDQU 96(SI), Y1            // sub-blocks 6 (low nibbles) and 7 (high)
+	VPSRLW $4, Y1, Y2
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y2, Y2
+	VPMADDUBSW 192(DI), Y1, Y1
+	VPMADDUBSW 224(DI), Y2, Y2
+	VPBROADCASTW 12(SP), Y5
+	VPBROADCASTW 14(SP), Y6
+	VPDPWSSD Y5, Y1, Y0
+	VPDPWSSD Y6, Y2, Y12
+	VPADDD Y12, Y0, Y0
+	ADDQ $128, SI
+	ADDQ $256, DI
+	MOVL (R8), BX
+	VMOVD BX, X1
+	VCVTPH2PS X1, X1            // d, dmin
+	MOVQ 16(SP), DX
+	VBROADCASTSS (DX), X5
+	VMULPS X5, X1, X1           // D[i]·d, D[i]·dmin
+	VBROADCASTSS X1, Y10
+	VMOVSHDUP X1, X1
+	VBROADCASTSS X1, Y11
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y10, Y0, Y7
+	VCVTDQ2PS Y9, Y9
+	VFNMADD231PS Y11, Y9, Y7
+	ADDQ $4, DX
+	MOVQ DX, 16(SP)
+	ADDQ $144, R8
+	ADDQ $64, R9
+	DECQ 24(SP)
+	JNE q4kvrows_blk
+	VEXTRACTF128 $1, Y7, X1
+	VADDPS X1, X7, X7
+	VHADDPS X7, X7, X7
+	VHADDPS X7, X7, X7
+	MOVQ 64(SP), AX
+	VMOVSS X7, (AX)
+	ADDQ $4, AX
+	MOVQ AX, 64(SP)
+	MOVQ 48(SP), R8
+	ADDQ stride+8(FP), R8
+	MOVQ R8, 48(SP)
+	DECQ 56(SP)
+	JNE q4kvrows_row
+	VZEROUPPER
+q4kvrows_done:
+	RET
+
 // func dotQ6KRowsAVX2(w *byte, stride, rows int, q *int8, d *float32, bs *int32, nb int, out *float32)
 // out[r] = dotQ6KRowAVX2(w + r·stride, q, d, bs, nb) for r < rows: the same
 // arithmetic, without a call per row.
@@ -989,4 +1087,110 @@ q6krows_blkloop:
 	JNE q6krows_row
 	VZEROUPPER
 q6krows_done:
+	RET
+
+// func dotQ4_0RowsAVX2(w *byte, stride, rows int, q *int8, d *float32, nb int, out *float32)
+// out[r] = the product of the Q4_0 row at w + r·stride (nb blocks) with
+// the Q8_0 activation (q, d), for r < rows. Two blocks per iteration
+// into two accumulators (even and odd blocks), so consecutive blocks'
+// multiply-adds do not wait on each other; the activation is read from
+// L1 for every row.
+TEXT ·dotQ4_0RowsAVX2(SB), NOSPLIT, $0-56
+	MOVQ w+0(FP), R8
+	MOVQ stride+8(FP), R10
+	MOVQ rows+16(FP), R11
+	MOVQ out+48(FP), R12
+	TESTQ R11, R11
+	JEQ q40rows_done
+	VPCMPEQW Y7, Y7, Y7
+	VPSRLW $15, Y7, Y7          // int16 ones
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X8
+	VPBROADCASTD X8, Y8         // 0x0f bytes
+	MOVL $0x08080808, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9         // 8s
+q40rows_row:
+	MOVQ R8, SI
+	MOVQ q+24(FP), DI
+	MOVQ d+32(FP), DX
+	MOVQ nb+40(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y10, Y10, Y10
+	CMPQ CX, $2
+	JLT q40rows_tail
+q40rows_pair:
+	VMOVDQU 2(SI), X1           // block 2i: 16 bytes, elements j (low nibble), j+16 (high)
+	VMOVDQU 20(SI), X11         // block 2i+1
+	VPSRLW $4, X1, X2
+	VPSRLW $4, X11, X12
+	VINSERTI128 $1, X2, Y1, Y1
+	VINSERTI128 $1, X12, Y11, Y11
+	VPAND Y8, Y1, Y1
+	VPAND Y8, Y11, Y11
+	VPSUBB Y9, Y1, Y1           // q - 8 in [-8, 7]
+	VPSUBB Y9, Y11, Y11
+	VMOVDQU (DI), Y2
+	VMOVDQU 32(DI), Y12
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y11, Y11, Y13
+	VPSIGNB Y1, Y2, Y4
+	VPSIGNB Y11, Y12, Y14
+	VPMADDUBSW Y4, Y3, Y5
+	VPMADDUBSW Y14, Y13, Y15
+	VPMADDWD Y7, Y5, Y5
+	VPMADDWD Y7, Y15, Y15
+	VCVTDQ2PS Y5, Y5
+	VCVTDQ2PS Y15, Y15
+	MOVWLZX (SI), AX
+	MOVWLZX 18(SI), BX
+	VMOVD AX, X6
+	VMOVD BX, X3
+	VCVTPH2PS X6, X6
+	VCVTPH2PS X3, X3
+	VMULSS (DX), X6, X6
+	VMULSS 4(DX), X3, X3
+	VBROADCASTSS X6, Y6
+	VBROADCASTSS X3, Y3
+	VFMADD231PS Y6, Y5, Y0
+	VFMADD231PS Y3, Y15, Y10
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE q40rows_pair
+q40rows_tail:
+	TESTQ CX, CX
+	JEQ q40rows_sum
+	VMOVDQU 2(SI), X1
+	VPSRLW $4, X1, X2
+	VINSERTI128 $1, X2, Y1, Y1
+	VPAND Y8, Y1, Y1
+	VPSUBB Y9, Y1, Y1
+	VMOVDQU (DI), Y2
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y5
+	VPMADDWD Y7, Y5, Y5
+	VCVTDQ2PS Y5, Y5
+	MOVWLZX (SI), AX
+	VMOVD AX, X6
+	VCVTPH2PS X6, X6
+	VMULSS (DX), X6, X6
+	VBROADCASTSS X6, Y6
+	VFMADD231PS Y6, Y5, Y0
+q40rows_sum:
+	VADDPS Y10, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (R12)
+	ADDQ $4, R12
+	ADDQ R10, R8
+	DECQ R11
+	JNE q40rows_row
+	VZEROUPPER
+q40rows_done:
 	RET

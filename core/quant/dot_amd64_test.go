@@ -104,3 +104,95 @@ func BenchmarkDotKQuantRows(b *testing.B) {
 		}
 	}
 }
+
+// TestDotQ4_0RowsKernel: the Q4_0 rows kernel (two blocks per step, an
+// odd block last) against the Go code on rows of 1 to 9 blocks, one to
+// three rows at a time, with saturating weights and activations; and a
+// row of it alone gives the same bits as within several.
+func TestDotQ4_0RowsKernel(t *testing.T) {
+	if !hasAVX2() {
+		t.Skip("no AVX2+FMA+F16C on this CPU")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	for nb := 1; nb <= 9; nb++ {
+		for rows := 1; rows <= 3; rows++ {
+			k := nb * 32
+			w, x := make([]float32, rows*k), make([]float32, k)
+			for i := range w {
+				w[i] = float32(r.NormFloat64())
+				if i%37 == 0 {
+					w[i] = 40
+				}
+			}
+			for i := range x {
+				x[i] = float32(r.NormFloat64())
+				if i%41 == 0 {
+					x[i] = -30
+				}
+			}
+			n, _ := Q4_0.RowBytes(k)
+			q := make([]byte, rows*n)
+			for i := range rows {
+				Quantize(Q4_0, q[i*n:(i+1)*n], w[i*k:(i+1)*k])
+			}
+			var a Act
+			a.Quantize(Q4_0, x)
+			got := make([]float32, rows)
+			dotQ4_0Rows(q, rows, &a, got)
+			for i := range rows {
+				row := q[i*n : (i+1)*n]
+				if want := dotQ4_0(row, &a); math.Abs(float64(got[i]-want)) > 1e-5*math.Abs(float64(want))+1e-4 {
+					t.Errorf("%d blocks, row %d of %d: kernel %g, Go %g", nb, i, rows, got[i], want)
+				}
+				if one := dotQ4_0Fast(row, &a); math.Float32bits(one) != math.Float32bits(got[i]) {
+					t.Errorf("%d blocks, row %d of %d: %g alone, %g among %d rows", nb, i, rows, one, got[i], rows)
+				}
+			}
+		}
+	}
+}
+
+// TestDotQ4KRowsVNNI: the AVX-512 VNNI Q4_K rows kernel gives the bits
+// of the AVX2 one (exact integer sums, the same float steps), on rows of
+// 1 to 5 super-blocks with subnormal-scale and saturating blocks.
+func TestDotQ4KRowsVNNI(t *testing.T) {
+	if !hasVNNI() {
+		t.Skip("no AVX-512 VNNI on this CPU")
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	for nb := 1; nb <= 5; nb++ {
+		const rows = 3
+		k := nb * QK
+		w, x := make([]float32, rows*k), make([]float32, k)
+		for i := range w {
+			w[i] = float32(r.NormFloat64())
+			switch {
+			case i/QK == 1:
+				w[i] *= 1e-7
+			case i%97 == 0:
+				w[i] = 40
+			}
+		}
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+			if i%89 == 0 {
+				x[i] = -30
+			}
+		}
+		n, _ := Q4_K.RowBytes(k)
+		q := make([]byte, rows*n)
+		for i := range rows {
+			Quantize(Q4_K, q[i*n:(i+1)*n], w[i*k:(i+1)*k])
+		}
+		var a Act
+		a.Quantize(Q4_K, x)
+		avx2, vnni := make([]float32, rows), make([]float32, rows)
+		dotQ4KRowsAVX2(&q[0], n, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &avx2[0])
+		dotQ4KRowsVNNI(&q[0], n, rows, &a.Q[0], &a.D[0], &a.BSums[0], nb, &vnni[0])
+		for i := range rows {
+			if math.Float32bits(avx2[i]) != math.Float32bits(vnni[i]) {
+				t.Errorf("%d blocks, row %d: VNNI %g, AVX2 %g", nb, i, vnni[i], avx2[i])
+			}
+		}
+	}
+}

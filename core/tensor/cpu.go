@@ -13,6 +13,8 @@ type CPU struct {
 
 	once  sync.Once
 	tasks chan task // served by Threads-1 long-lived workers
+
+	act lastAct // the last activation row quantized for GGML weights (gemv.go)
 }
 
 // task is one chunk of a parallel loop, or a helper of a GEMM step

@@ -1,6 +1,11 @@
 package tensor
 
-import "llmlab/core/quant"
+import (
+	"slices"
+	"sync"
+
+	"llmlab/core/quant"
+)
 
 // The M = 1 path: one row of a times op(b). It is memory-bound (each
 // element of b is used once), so it skips packing, reads b (F32, F16 or
@@ -21,6 +26,31 @@ const (
 	gemvMaxRows      = 16       // rows of a (with TransB) that take this path
 )
 
+// lastAct keeps the last activation row quantized for GGML weights, and
+// the row it came from: the products that read one input (a layer's
+// query, key and value, or gate and up projections) quantize it once.
+// The row is compared by value, since step buffers are reused.
+type lastAct struct {
+	mu  sync.Mutex
+	x   []float32 // the row act holds, quantized
+	act quant.Act
+}
+
+// quantize returns x quantized for weights of type qt: l's act, reused
+// when it holds x already, with held true (the caller unlocks l.mu after
+// the product); or, when another product holds l, own filled in.
+func (l *lastAct) quantize(qt quant.Type, x []float32, own *quant.Act) (a *quant.Act, held bool) {
+	if !l.mu.TryLock() {
+		own.Quantize(qt, x)
+		return own, false
+	}
+	if !slices.Equal(l.x, x) || !l.act.Retype(qt) {
+		l.x = append(l.x[:0], x...)
+		l.act.Quantize(qt, x)
+	}
+	return &l.act, true
+}
+
 // gemv computes p.c (M, N) [+]= a (M, K) · op(b) where M is 1, or M is
 // at most gemvMaxRows and b is transposed ((1, K) and (K, 1) are the same
 // vector).
@@ -35,12 +65,15 @@ func (c *CPU) gemv(sh *gemmShared) {
 		// (dotBlocksTask), as llama.cpp runs its matrix-vector products.
 		// (Several rows of a take dotTask, which widens each row of b
 		// once for all of them.)
-		sh.act.Quantize(qt, p.a)
-		st.act = &sh.act
+		var held bool
+		st.act, held = c.act.quantize(qt, p.a, &sh.act)
 		st.gn = max(4, gemvBytesPerTask/p.k/4*4)
 		st.tasks = (p.n + st.gn - 1) / st.gn
 		c.gemmRun(st, min(c.threads(), st.tasks), (*gemmStep).dotBlocksTask)
 		st.p, st.act = nil, nil
+		if held {
+			c.act.mu.Unlock()
+		}
 		return
 	}
 	if p.transB {

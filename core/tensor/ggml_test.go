@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"llmlab/core/tensor/tensortest"
 )
 
@@ -87,4 +89,40 @@ func bf16Tol() float64 {
 		return 2e-2
 	}
 	return 1e-5
+}
+
+// TestGGMLSharedActivation: the M = 1 products keep the last quantized
+// input and reuse it for the next product with the same input (a Q4_K
+// and a Q6_K matrix share Q8_K codes; Q4_0 and Q8_0 share Q8_0 ones).
+// Each result must equal that of a fresh backend, which quantizes anew,
+// including after the input changes in place (step buffers are reused)
+// and after a product whose weights need the other activation format.
+func TestGGMLSharedActivation(t *testing.T) {
+	const k = 512
+	x := FromF32(tensortest.Rand(3, k, 1), 1, k)
+	weights := map[DType]*Tensor{}
+	for i, dt := range []DType{Q4_K, Q6_K, Q4_0, Q8_0} {
+		w, err := Quantize(FromF32(tensortest.Rand(uint64(10+i), 40*k, 1), 40, k), dt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		weights[dt] = w
+	}
+	shared := &CPU{Threads: 2}
+	opts := MatMulOpts{TransB: true}
+	for i, step := range []struct {
+		dt     DType
+		change bool // x changes in place before this product
+	}{{Q4_K, false}, {Q6_K, false}, {Q4_K, false}, {Q4_0, false}, {Q8_0, false}, {Q6_K, false},
+		{Q6_K, true}, {Q4_K, false}, {Q8_0, true}, {Q4_0, false}} {
+		if step.change {
+			x.F32[7] += 0.25
+		}
+		got, want := New(1, 40), New(1, 40)
+		shared.MatMul(got, x, weights[step.dt], opts)
+		(&CPU{Threads: 2}).MatMul(want, x, weights[step.dt], opts)
+		if diff := cmp.Diff(want.F32, got.F32); diff != "" {
+			t.Errorf("product %d (%v): shared activation differs from a fresh one (-want +got):\n%s", i, step.dt, diff)
+		}
+	}
 }
